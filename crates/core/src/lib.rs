@@ -1,0 +1,21 @@
+//! Domain core of chime-identity-sync.
+//!
+//! Keeps Amazon Chime SDK AppInstanceUsers in step with identity sources:
+//! validated identities ([`identity`], [`profile`]), the ports the handlers
+//! talk through ([`directory::Directory`], [`queue::Queue`]) with in-memory
+//! implementations ([`memory`]), the IdP message schema ([`schema`]) and the
+//! three Lambda handlers ([`handlers`]) as plain async functions over ports.
+//! No AWS SDK dependency: the real adapters live in `chime-sync-aws`.
+
+pub mod directory;
+pub mod error;
+pub mod identity;
+pub mod memory;
+pub mod profile;
+pub mod queue;
+
+pub use directory::{Applied, Directory, DirectoryPage, DirectoryUser};
+pub use error::{DirectoryError, ErrorClass, InputError, QueueError, SyncError};
+pub use identity::{AppInstanceArn, UserId};
+pub use profile::{DisplayName, DisplayNamePolicy, Metadata, UserProfile};
+pub use queue::{OutgoingMessage, Queue};

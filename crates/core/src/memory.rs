@@ -1,0 +1,336 @@
+//! In-memory adapters for both ports: the embedded directory the CLI replays
+//! against, and the test double every handler test uses. They can inject
+//! failures and latency so the unhappy paths are testable without a network.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::directory::{Directory, DirectoryPage, DirectoryUser};
+use crate::error::{DirectoryError, QueueError};
+use crate::identity::{AppInstanceArn, UserId};
+use crate::profile::UserProfile;
+use crate::queue::{OutgoingMessage, Queue};
+
+/// Page size of [`InMemoryDirectory::list`], Chime's maximum.
+const PAGE_SIZE: usize = 50;
+
+#[derive(Default)]
+struct DirectoryState {
+    users: BTreeMap<UserId, DirectoryUser>,
+    injected: VecDeque<DirectoryError>,
+    calls: usize,
+}
+
+/// A directory held in memory, keyed by user id.
+pub struct InMemoryDirectory {
+    app_instance: AppInstanceArn,
+    latency: Mutex<Duration>,
+    state: Mutex<DirectoryState>,
+}
+
+impl InMemoryDirectory {
+    pub fn new(app_instance: AppInstanceArn) -> Self {
+        Self {
+            app_instance,
+            latency: Mutex::new(Duration::ZERO),
+            state: Mutex::new(DirectoryState::default()),
+        }
+    }
+
+    /// The next calls fail with these errors, one each, before calls work again.
+    pub fn fail_next(&self, errors: impl IntoIterator<Item = DirectoryError>) {
+        self.lock().injected.extend(errors);
+    }
+
+    /// Every call waits this long first (to exceed budgets in tests).
+    pub fn set_latency(&self, latency: Duration) {
+        *self.latency.lock().unwrap_or_else(|p| p.into_inner()) = latency;
+    }
+
+    /// All users, ordered by id.
+    pub fn users(&self) -> Vec<DirectoryUser> {
+        self.lock().users.values().cloned().collect()
+    }
+
+    /// How many calls were made (including failed ones).
+    pub fn calls(&self) -> usize {
+        self.lock().calls
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, DirectoryState> {
+        // A panicking test thread must not poison the directory for the others.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Common prologue of every call: latency, counting, injected failure.
+    async fn enter(&self) -> Result<(), DirectoryError> {
+        let latency = *self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        let mut state = self.lock();
+        state.calls += 1;
+        match state.injected.pop_front() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Directory for InMemoryDirectory {
+    fn app_instance_arn(&self) -> &AppInstanceArn {
+        &self.app_instance
+    }
+
+    async fn create(&self, user: &UserProfile) -> Result<(), DirectoryError> {
+        self.enter().await?;
+        let mut state = self.lock();
+        if state.users.contains_key(&user.id) {
+            return Err(DirectoryError::AlreadyExists);
+        }
+        let record = DirectoryUser {
+            id: user.id.clone(),
+            arn: self.app_instance.user_arn(&user.id),
+            name: user.name.as_str().to_owned(),
+            metadata: user
+                .metadata
+                .as_ref()
+                .map(|m| m.as_str().to_owned())
+                .unwrap_or_default(),
+        };
+        state.users.insert(user.id.clone(), record);
+        Ok(())
+    }
+
+    async fn describe(&self, id: &UserId) -> Result<Option<DirectoryUser>, DirectoryError> {
+        self.enter().await?;
+        Ok(self.lock().users.get(id).cloned())
+    }
+
+    async fn update(&self, id: &UserId, name: &str, metadata: &str) -> Result<(), DirectoryError> {
+        self.enter().await?;
+        let mut state = self.lock();
+        let user = state.users.get_mut(id).ok_or(DirectoryError::NotFound)?;
+        name.clone_into(&mut user.name);
+        metadata.clone_into(&mut user.metadata);
+        Ok(())
+    }
+
+    async fn delete(&self, id: &UserId) -> Result<(), DirectoryError> {
+        self.enter().await?;
+        self.lock()
+            .users
+            .remove(id)
+            .map(|_| ())
+            .ok_or(DirectoryError::NotFound)
+    }
+
+    async fn list(&self, next_token: Option<String>) -> Result<DirectoryPage, DirectoryError> {
+        self.enter().await?;
+        let state = self.lock();
+        let after = next_token.as_deref().unwrap_or("");
+        let mut users: Vec<DirectoryUser> = state
+            .users
+            .values()
+            .filter(|u| u.id.as_str() > after)
+            .take(PAGE_SIZE + 1)
+            .cloned()
+            .collect();
+        let next_token = if users.len() > PAGE_SIZE {
+            users.truncate(PAGE_SIZE);
+            users.last().map(|u| u.id.to_string())
+        } else {
+            None
+        };
+        Ok(DirectoryPage { users, next_token })
+    }
+}
+
+/// A queue held in memory: records what was sent, can be told to fail.
+#[derive(Default)]
+pub struct InMemoryQueue {
+    sent: Mutex<Vec<OutgoingMessage>>,
+    failing: Mutex<Option<QueueError>>,
+}
+
+impl InMemoryQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every send fails with this error until cleared with `None`.
+    pub fn set_failing(&self, error: Option<QueueError>) {
+        *self.failing.lock().unwrap_or_else(|p| p.into_inner()) = error;
+    }
+
+    pub fn sent(&self) -> Vec<OutgoingMessage> {
+        self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Queue for InMemoryQueue {
+    async fn send(&self, message: OutgoingMessage) -> Result<(), QueueError> {
+        if let Some(e) = self
+            .failing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Err(e);
+        }
+        self.sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(message);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::Applied;
+    use crate::profile::{DisplayName, Metadata};
+
+    fn directory() -> InMemoryDirectory {
+        InMemoryDirectory::new(
+            AppInstanceArn::parse("arn:aws:chime:us-east-1:123456789012:app-instance/test")
+                .unwrap(),
+        )
+    }
+
+    fn profile(n: u32, name: &str, metadata: Option<&str>) -> UserProfile {
+        UserProfile {
+            id: UserId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap(),
+            name: DisplayName::parse(name).unwrap(),
+            metadata: metadata.map(|m| Metadata::parse(m).unwrap()),
+        }
+    }
+
+    #[tokio::test]
+    async fn create_or_resolve_is_idempotent_and_renames() {
+        let d = directory();
+        let ada = profile(1, "Ada", None);
+        assert_eq!(d.create_or_resolve(&ada).await, Ok(Applied::Created));
+        assert_eq!(
+            d.create_or_resolve(&ada).await,
+            Ok(Applied::AlreadyProvisioned)
+        );
+        let renamed = profile(1, "Ada Lovelace", None);
+        assert_eq!(d.create_or_resolve(&renamed).await, Ok(Applied::Updated));
+        let users = d.users();
+        assert_eq!(users.len(), 1);
+        assert_eq!(users[0].name, "Ada Lovelace");
+        assert_eq!(
+            users[0].arn,
+            "arn:aws:chime:us-east-1:123456789012:app-instance/test/user/00000000-0000-4000-8000-000000000001"
+        );
+    }
+
+    #[tokio::test]
+    async fn absent_metadata_keeps_existing_metadata() {
+        let d = directory();
+        d.create_or_resolve(&profile(1, "Ada", Some("{\"d\":1}")))
+            .await
+            .unwrap();
+        assert_eq!(
+            d.upsert(&profile(1, "Ada L", None)).await,
+            Ok(Applied::Updated)
+        );
+        assert_eq!(d.users()[0].metadata, "{\"d\":1}");
+        assert_eq!(
+            d.upsert(&profile(1, "Ada L", Some(""))).await,
+            Ok(Applied::Updated)
+        );
+        assert_eq!(d.users()[0].metadata, "");
+        assert_eq!(
+            d.upsert(&profile(1, "Ada L", Some(""))).await,
+            Ok(Applied::AlreadyProvisioned)
+        );
+    }
+
+    #[tokio::test]
+    async fn upsert_creates_missing_users() {
+        let d = directory();
+        assert_eq!(
+            d.upsert(&profile(2, "Bob", None)).await,
+            Ok(Applied::Created)
+        );
+        assert_eq!(d.users().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn delete_of_a_missing_user_is_success() {
+        let d = directory();
+        let bob = profile(2, "Bob", None);
+        d.create_or_resolve(&bob).await.unwrap();
+        assert_eq!(d.delete_if_present(&bob.id).await, Ok(Applied::Deleted));
+        assert_eq!(d.delete_if_present(&bob.id).await, Ok(Applied::AlreadyGone));
+        assert!(d.users().is_empty());
+    }
+
+    #[tokio::test]
+    async fn ensure_exists_never_touches_an_existing_user() {
+        let d = directory();
+        d.create_or_resolve(&profile(3, "Cy", None)).await.unwrap();
+        assert_eq!(
+            d.ensure_exists(&profile(3, "Other", None)).await,
+            Ok(Applied::AlreadyProvisioned)
+        );
+        assert_eq!(d.users()[0].name, "Cy");
+        assert_eq!(
+            d.ensure_exists(&profile(4, "Di", None)).await,
+            Ok(Applied::Created)
+        );
+    }
+
+    #[tokio::test]
+    async fn injected_failures_surface_then_clear() {
+        let d = directory();
+        d.fail_next([DirectoryError::Throttled("429".into())]);
+        let ada = profile(1, "Ada", None);
+        assert_eq!(
+            d.create_or_resolve(&ada).await,
+            Err(DirectoryError::Throttled("429".into()))
+        );
+        assert_eq!(d.create_or_resolve(&ada).await, Ok(Applied::Created));
+        assert_eq!(d.calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn list_pages_through_all_users_in_id_order() {
+        let d = directory();
+        for n in 0..120 {
+            d.create(&profile(n, "U", None)).await.unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut token = None;
+        loop {
+            let page = d.list(token).await.unwrap();
+            assert!(page.users.len() <= PAGE_SIZE);
+            seen.extend(page.users.into_iter().map(|u| u.id));
+            token = page.next_token;
+            if token.is_none() {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 120);
+        assert!(seen.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[tokio::test]
+    async fn queue_records_sends_and_fails_on_demand() {
+        let q = InMemoryQueue::new();
+        let msg = OutgoingMessage {
+            body: "{}".into(),
+            group_id: "g".into(),
+            deduplication_id: "d".into(),
+            attributes: BTreeMap::new(),
+        };
+        q.send(msg.clone()).await.unwrap();
+        q.set_failing(Some(QueueError::retryable("down")));
+        assert!(q.send(msg.clone()).await.is_err());
+        assert_eq!(q.sent(), vec![msg]);
+    }
+}

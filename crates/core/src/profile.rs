@@ -1,0 +1,275 @@
+//! What a Chime user looks like: [`DisplayName`], [`Metadata`], [`UserProfile`],
+//! and the [`DisplayNamePolicy`] that derives a name from Cognito attributes.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::error::InputError;
+use crate::identity::UserId;
+
+/// Chime's limit for `Name`, counted in UTF-16 code units as the service
+/// (Java) counts string length; a cut that satisfies that also satisfies a
+/// count in characters.
+pub const MAX_NAME_UNITS: usize = 100;
+/// Chime's limit for `Metadata`.
+pub const MAX_METADATA_UNITS: usize = 1024;
+
+/// A Chime display name: whitespace runs folded to one space, control
+/// characters dropped, trimmed, cut to 100 units on a character boundary, and
+/// never blank (Chime requires a non-space character).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub fn parse(raw: &str) -> Result<Self, InputError> {
+        let cleaned: String = raw
+            .split(|c: char| c.is_whitespace() || c.is_control())
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut units = 0;
+        let mut cut = String::with_capacity(cleaned.len().min(4 * MAX_NAME_UNITS));
+        for c in cleaned.chars() {
+            units += c.len_utf16();
+            if units > MAX_NAME_UNITS {
+                break;
+            }
+            cut.push(c);
+        }
+        let trimmed = cut.trim_end();
+        if trimmed.is_empty() {
+            return Err(InputError::InvalidDisplayName(
+                "it is blank; Chime needs at least one visible character",
+            ));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DisplayName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Chime `Metadata` (at most 1024 characters). Empty means none.
+///
+/// Cognito-sourced users get no metadata: it would be visible to every chat
+/// participant, so nothing personal goes there by default.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Metadata(String);
+
+impl Metadata {
+    pub fn parse(raw: &str) -> Result<Self, InputError> {
+        let units = raw.encode_utf16().count();
+        if units > MAX_METADATA_UNITS {
+            return Err(InputError::MetadataTooLong(units));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// Metadata from a JSON value: strings as they are, anything else as compact JSON.
+    pub fn from_json(value: &Value) -> Result<Self, InputError> {
+        match value {
+            Value::Null => Ok(Self::default()),
+            Value::String(s) => Self::parse(s),
+            other => Self::parse(&other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The desired state of one Chime user.
+///
+/// `metadata: None` means "leave whatever metadata the user has"; it is what
+/// the Cognito triggers send. `Some` replaces it (an empty one clears it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserProfile {
+    pub id: UserId,
+    pub name: DisplayName,
+    pub metadata: Option<Metadata>,
+}
+
+/// Where a display name comes from, tried in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum NameSource {
+    /// One or more attributes joined by a space (`given_name family_name`);
+    /// yields a value when at least one of them is present and not blank.
+    Attributes(Vec<String>),
+    /// The part of `email` before the `@`.
+    EmailLocalPart,
+}
+
+/// The configurable order of Cognito attributes a display name is taken from
+/// (`DISPLAY_NAME_ATTRIBUTES`).
+///
+/// Syntax: comma-separated entries; an entry is attribute names separated by
+/// spaces, or `email:local`. Default:
+/// `preferred_username,name,given_name family_name,email:local`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayNamePolicy {
+    sources: Vec<NameSource>,
+}
+
+impl Default for DisplayNamePolicy {
+    fn default() -> Self {
+        Self::parse(Self::DEFAULT).unwrap_or(Self {
+            sources: vec![NameSource::EmailLocalPart],
+        })
+    }
+}
+
+/// A `DISPLAY_NAME_ATTRIBUTES` value that lists no attribute.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "DISPLAY_NAME_ATTRIBUTES lists no attribute (example: `{}`)",
+    DisplayNamePolicy::DEFAULT
+)]
+pub struct EmptyNamePolicy;
+
+impl DisplayNamePolicy {
+    pub const DEFAULT: &'static str = "preferred_username,name,given_name family_name,email:local";
+
+    pub fn parse(spec: &str) -> Result<Self, EmptyNamePolicy> {
+        let sources: Vec<NameSource> = spec
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|entry| match entry {
+                "email:local" => NameSource::EmailLocalPart,
+                attrs => {
+                    NameSource::Attributes(attrs.split_whitespace().map(str::to_owned).collect())
+                }
+            })
+            .collect();
+        if sources.is_empty() {
+            return Err(EmptyNamePolicy);
+        }
+        Ok(Self { sources })
+    }
+
+    /// The first source that yields a valid display name, or `None`.
+    pub fn derive(&self, attributes: &Map<String, Value>) -> Option<DisplayName> {
+        let get = |name: &str| attributes.get(name).and_then(Value::as_str);
+        self.sources.iter().find_map(|source| {
+            let raw = match source {
+                NameSource::Attributes(names) => names
+                    .iter()
+                    .filter_map(|n| get(n))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                NameSource::EmailLocalPart => get("email")
+                    .and_then(|e| e.split_once('@'))
+                    .map(|(local, _)| local.to_owned())
+                    .unwrap_or_default(),
+            };
+            DisplayName::parse(&raw).ok()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn attrs(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn display_name_is_trimmed_and_whitespace_folded() {
+        let n = DisplayName::parse("  Ada \n\t Lovelace\u{7}  ").unwrap();
+        assert_eq!(n.as_str(), "Ada Lovelace");
+    }
+
+    #[test]
+    fn blank_display_names_are_rejected() {
+        for raw in ["", "   ", "\n\t", "\u{0}\u{1}"] {
+            assert!(matches!(
+                DisplayName::parse(raw),
+                Err(InputError::InvalidDisplayName(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn long_names_are_cut_to_100_on_a_char_boundary() {
+        let n = DisplayName::parse(&"é".repeat(150)).unwrap();
+        assert_eq!(n.as_str().chars().count(), 100);
+        // Astral characters count two units each, as Chime counts them.
+        let n = DisplayName::parse(&"😀".repeat(80)).unwrap();
+        assert_eq!(n.as_str().chars().count(), 50);
+        assert_eq!(n.as_str().encode_utf16().count(), 100);
+        // A cut that ends on a space leaves no trailing space.
+        let n = DisplayName::parse(&format!("{} b", "a".repeat(99))).unwrap();
+        assert_eq!(n.as_str(), "a".repeat(99));
+    }
+
+    #[test]
+    fn metadata_limit_is_1024() {
+        assert!(Metadata::parse(&"m".repeat(1024)).is_ok());
+        assert_eq!(
+            Metadata::parse(&"m".repeat(1025)),
+            Err(InputError::MetadataTooLong(1025))
+        );
+        assert_eq!(
+            Metadata::from_json(&json!({"department": "R&D"}))
+                .unwrap()
+                .as_str(),
+            r#"{"department":"R&D"}"#
+        );
+        assert!(Metadata::from_json(&Value::Null).unwrap().is_empty());
+    }
+
+    #[test]
+    fn default_policy_prefers_preferred_username_then_name_then_given_family() {
+        let p = DisplayNamePolicy::default();
+        let all = attrs(
+            json!({"preferred_username": "ada", "name": "Ada L", "given_name": "Ada",
+            "family_name": "Lovelace", "email": "ada@example.com"}),
+        );
+        assert_eq!(p.derive(&all).unwrap().as_str(), "ada");
+        let no_pref = attrs(json!({"name": " ", "given_name": "Ada", "family_name": "Lovelace"}));
+        assert_eq!(p.derive(&no_pref).unwrap().as_str(), "Ada Lovelace");
+        let given_only = attrs(json!({"given_name": "Ada"}));
+        assert_eq!(p.derive(&given_only).unwrap().as_str(), "Ada");
+        let email_only = attrs(json!({"email": "ada.l@example.com"}));
+        assert_eq!(p.derive(&email_only).unwrap().as_str(), "ada.l");
+        assert_eq!(
+            p.derive(&attrs(json!({"phone_number": "+15555550100"}))),
+            None
+        );
+    }
+
+    #[test]
+    fn policy_is_configurable_and_never_empty() {
+        let p = DisplayNamePolicy::parse(" custom:display , email:local ").unwrap();
+        let a = attrs(json!({"custom:display": "Countess", "email": "ada@example.com"}));
+        assert_eq!(p.derive(&a).unwrap().as_str(), "Countess");
+        assert_eq!(DisplayNamePolicy::parse(" , ,"), Err(EmptyNamePolicy));
+    }
+
+    #[test]
+    fn non_string_attributes_are_ignored() {
+        let p = DisplayNamePolicy::parse("name,email:local").unwrap();
+        let a = attrs(json!({"name": 42, "email": "x@y"}));
+        assert_eq!(p.derive(&a).unwrap().as_str(), "x");
+    }
+}

@@ -1,0 +1,14 @@
+//! Test harness shared by the end-to-end tests in `tests/`: where the
+//! workspace, its sample events and its compiled binaries are.
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root (where `events/` and `template.yaml` live).
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The `events/` folder the replay tests and the CLI read.
+pub fn events_dir() -> PathBuf {
+    workspace_root().join("events")
+}
