@@ -9,10 +9,12 @@
 
 pub mod directory;
 pub mod error;
+pub mod handlers;
 pub mod identity;
 pub mod memory;
 pub mod profile;
 pub mod queue;
+pub mod schema;
 
 pub use directory::{Applied, Directory, DirectoryPage, DirectoryUser};
 pub use error::{DirectoryError, ErrorClass, InputError, QueueError, SyncError};

@@ -160,6 +160,22 @@ impl DisplayNamePolicy {
         Ok(Self { sources })
     }
 
+    /// The sources in words, for the message a rejected sign-up sees.
+    pub fn describe(&self) -> String {
+        let names: Vec<String> = self
+            .sources
+            .iter()
+            .map(|s| match s {
+                NameSource::Attributes(names) => names.join(" + "),
+                NameSource::EmailLocalPart => "an email address".to_owned(),
+            })
+            .collect();
+        match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => names.concat(),
+        }
+    }
+
     /// The first source that yields a valid display name, or `None`.
     pub fn derive(&self, attributes: &Map<String, Value>) -> Option<DisplayName> {
         let get = |name: &str| attributes.get(name).and_then(Value::as_str);
@@ -264,6 +280,11 @@ mod tests {
         let a = attrs(json!({"custom:display": "Countess", "email": "ada@example.com"}));
         assert_eq!(p.derive(&a).unwrap().as_str(), "Countess");
         assert_eq!(DisplayNamePolicy::parse(" , ,"), Err(EmptyNamePolicy));
+        assert_eq!(
+            DisplayNamePolicy::default().describe(),
+            "preferred_username, name, given_name + family_name or an email address"
+        );
+        assert_eq!(DisplayNamePolicy::parse("name").unwrap().describe(), "name");
     }
 
     #[test]

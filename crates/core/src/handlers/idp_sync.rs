@@ -1,0 +1,575 @@
+//! The idp-sync SQS consumer: applies schema-v1 user events from the IdP
+//! queue and answers with a partial batch response.
+//!
+//! Batch bookkeeping (grouping, ordering, failure reporting) is kept apart
+//! from the per-message work. Rules:
+//! - Messages of one group run in batch order; once one fails with a
+//!   retryable error it and every later message of its group are reported
+//!   failed, so SQS redelivers them in order. The group is the FIFO
+//!   `MessageGroupId`; on a standard queue it is the sub (or the message id
+//!   for unparseable messages), so one user's events in a batch still apply
+//!   in order.
+//! - Different groups run concurrently, at most `max_concurrent_groups` at once.
+//! - Permanent failures (the message itself is bad) are sent to the DLQ with
+//!   the reason and reported handled, so they neither block their group nor
+//!   come back; if that send fails they are reported failed.
+//! - Work that cannot finish before the Lambda deadline is reported failed
+//!   instead of being cut off with the whole batch.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures_util::StreamExt;
+use futures_util::stream;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::directory::{Applied, Directory};
+use crate::error::{DirectoryError, ErrorClass, SyncError};
+use crate::identity::UserId;
+use crate::queue::{OutgoingMessage, Queue, sqs_id};
+use crate::schema::{Envelope, IdentityEvent, IdpMessage, parse_body};
+
+const SOURCE: &str = "idp-sync";
+/// DLQ message attributes, so an operator sees why without reading logs.
+pub const REASON_ATTRIBUTE: &str = "FailureReason";
+pub const CODE_ATTRIBUTE: &str = "ErrorCode";
+pub const SOURCE_MESSAGE_ATTRIBUTE: &str = "SourceMessageId";
+/// SQS allows 256 KiB per attribute; a reason never needs more than this.
+const MAX_REASON_CHARS: usize = 1000;
+
+/// What the consumer needs: the directory, the DLQ and its limits.
+pub struct IdpSync<D, Q> {
+    pub directory: D,
+    pub dlq: Q,
+    pub max_concurrent_groups: usize,
+    /// Time kept back before the Lambda deadline to send the response.
+    pub deadline_margin: Duration,
+}
+
+impl<D, Q> IdpSync<D, Q> {
+    pub fn new(directory: D, dlq: Q) -> Self {
+        Self {
+            directory,
+            dlq,
+            max_concurrent_groups: 10,
+            deadline_margin: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What happened to one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageOutcome {
+    Applied(Applied),
+    /// Permanently bad: sent to the DLQ with this reason code, reported handled.
+    DeadLettered {
+        code: &'static str,
+    },
+    /// Retryable failure: reported failed, SQS redelivers it.
+    Failed {
+        code: &'static str,
+    },
+    /// Not attempted because an earlier message of its group failed.
+    Blocked,
+}
+
+impl MessageOutcome {
+    /// Whether SQS must deliver this message again.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Self::Failed { .. } | Self::Blocked)
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            Self::Applied(a) => a.as_str().to_owned(),
+            Self::DeadLettered { code } => format!("dead-lettered ({code})"),
+            Self::Failed { code } => format!("failed, will retry ({code})"),
+            Self::Blocked => "blocked behind its group".to_owned(),
+        }
+    }
+}
+
+/// One message's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageReport {
+    pub message_id: String,
+    pub sub: Option<UserId>,
+    pub event_type: Option<&'static str>,
+    pub envelope: Option<Envelope>,
+    pub outcome: MessageOutcome,
+}
+
+/// The results of one batch, in batch order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BatchReport {
+    pub messages: Vec<MessageReport>,
+}
+
+impl BatchReport {
+    /// The partial batch response Lambda hands back to SQS.
+    pub fn response(&self) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = self
+            .messages
+            .iter()
+            .filter(|m| m.outcome.is_failure())
+            .map(|m| {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = m.message_id.clone();
+                failure
+            })
+            .collect();
+        response
+    }
+}
+
+/// Apply one identity event to the directory.
+pub async fn apply<D: Directory>(
+    directory: &D,
+    event: &IdentityEvent,
+) -> Result<Applied, DirectoryError> {
+    match event {
+        IdentityEvent::Provision(profile) => directory.create_or_resolve(profile).await,
+        IdentityEvent::Update(profile) => directory.upsert(profile).await,
+        IdentityEvent::Deprovision(id) => directory.delete_if_present(id).await,
+    }
+}
+
+/// Handle one SQS batch.
+pub async fn handle<D: Directory, Q: Queue>(
+    event: &SqsEvent,
+    deps: &IdpSync<D, Q>,
+    deadline: Option<Instant>,
+) -> BatchReport {
+    let parsed: Vec<Parsed<'_>> = event
+        .records
+        .iter()
+        .enumerate()
+        .map(|(index, record)| Parsed::new(index, record))
+        .collect();
+    let work_deadline = deadline.map(|d| d.checked_sub(deps.deadline_margin).unwrap_or(d));
+    let results: Vec<Vec<(usize, MessageReport)>> = stream::iter(groups(&parsed))
+        .map(|group| run_group(group, deps, work_deadline))
+        .buffer_unordered(deps.max_concurrent_groups.max(1))
+        .collect()
+        .await;
+    let mut reports: Vec<(usize, MessageReport)> = results.into_iter().flatten().collect();
+    reports.sort_by_key(|(index, _)| *index);
+    BatchReport {
+        messages: reports.into_iter().map(|(_, r)| r).collect(),
+    }
+}
+
+/// One record with its parse result and group key.
+struct Parsed<'a> {
+    index: usize,
+    record: &'a SqsMessage,
+    message_id: String,
+    group: String,
+    message: Result<IdpMessage, crate::error::InputError>,
+}
+
+impl<'a> Parsed<'a> {
+    fn new(index: usize, record: &'a SqsMessage) -> Self {
+        let message_id = record.message_id.clone().unwrap_or_else(|| {
+            warn!(
+                source = SOURCE,
+                index, "record without messageId; it cannot be reported individually"
+            );
+            format!("missing-message-id-{index}")
+        });
+        let message = parse_body(record.body.as_deref().unwrap_or(""));
+        let group = record
+            .attributes
+            .get("MessageGroupId")
+            .cloned()
+            .or_else(|| message.as_ref().ok().map(|m| m.event.user_id().to_string()))
+            .unwrap_or_else(|| message_id.clone());
+        Self {
+            index,
+            record,
+            message_id,
+            group,
+            message,
+        }
+    }
+}
+
+/// Records grouped by key, groups in order of first appearance, records in batch order.
+fn groups<'p, 'a>(parsed: &'p [Parsed<'a>]) -> Vec<Vec<&'p Parsed<'a>>> {
+    let mut position: HashMap<&str, usize> = HashMap::new();
+    let mut groups: Vec<Vec<&Parsed<'a>>> = Vec::new();
+    for p in parsed {
+        let at = *position.entry(p.group.as_str()).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[at].push(p);
+    }
+    groups
+}
+
+async fn run_group<D: Directory, Q: Queue>(
+    group: Vec<&Parsed<'_>>,
+    deps: &IdpSync<D, Q>,
+    deadline: Option<Instant>,
+) -> Vec<(usize, MessageReport)> {
+    let mut blocked = false;
+    let mut out = Vec::with_capacity(group.len());
+    for p in group {
+        let outcome = if blocked {
+            MessageOutcome::Blocked
+        } else {
+            run_message(p, deps, deadline).await
+        };
+        blocked = outcome.is_failure();
+        let (sub, event_type, envelope) = match &p.message {
+            Ok(m) => (
+                Some(m.event.user_id().clone()),
+                Some(m.event.type_name()),
+                Some(m.envelope),
+            ),
+            Err(_) => (None, None, None),
+        };
+        let level_warn = !matches!(outcome, MessageOutcome::Applied(_));
+        let sub_text = sub.as_ref().map(UserId::as_str).unwrap_or("-");
+        let label = outcome.label();
+        if level_warn {
+            warn!(source = SOURCE, sub = sub_text, message_id = %p.message_id, event_type = event_type.unwrap_or("-"),
+                  envelope = envelope.map(Envelope::as_str).unwrap_or("-"), outcome = %label);
+        } else {
+            info!(source = SOURCE, sub = sub_text, message_id = %p.message_id, event_type = event_type.unwrap_or("-"),
+                  envelope = envelope.map(Envelope::as_str).unwrap_or("-"), outcome = %label);
+        }
+        out.push((
+            p.index,
+            MessageReport {
+                message_id: p.message_id.clone(),
+                sub,
+                event_type,
+                envelope,
+                outcome,
+            },
+        ));
+    }
+    out
+}
+
+async fn run_message<D: Directory, Q: Queue>(
+    p: &Parsed<'_>,
+    deps: &IdpSync<D, Q>,
+    deadline: Option<Instant>,
+) -> MessageOutcome {
+    let message = match &p.message {
+        Ok(m) => m,
+        Err(e) => return dead_letter(p, deps, &SyncError::from(e.clone())).await,
+    };
+    let applied = match deadline {
+        Some(d) if Instant::now() >= d => Err(DirectoryError::Timeout),
+        Some(d) => tokio::time::timeout_at(d, apply(&deps.directory, &message.event))
+            .await
+            .unwrap_or(Err(DirectoryError::Timeout)),
+        None => apply(&deps.directory, &message.event).await,
+    };
+    match applied {
+        Ok(a) => MessageOutcome::Applied(a),
+        Err(e) => match e.class() {
+            ErrorClass::Retryable => MessageOutcome::Failed { code: e.code() },
+            ErrorClass::Permanent => dead_letter(p, deps, &SyncError::from(e)).await,
+        },
+    }
+}
+
+/// Send a permanently failed message to the DLQ with its reason.
+async fn dead_letter<D, Q: Queue>(
+    p: &Parsed<'_>,
+    deps: &IdpSync<D, Q>,
+    error: &SyncError,
+) -> MessageOutcome {
+    let reason: String = error.to_string().chars().take(MAX_REASON_CHARS).collect();
+    let mut attributes = std::collections::BTreeMap::from([
+        (REASON_ATTRIBUTE.to_owned(), reason),
+        (CODE_ATTRIBUTE.to_owned(), error.code().to_owned()),
+        (SOURCE_MESSAGE_ATTRIBUTE.to_owned(), p.message_id.clone()),
+    ]);
+    if let Some(arn) = &p.record.event_source_arn {
+        attributes.insert("SourceQueueArn".to_owned(), arn.clone());
+    }
+    let message = OutgoingMessage {
+        body: p.record.body.clone().unwrap_or_default(),
+        group_id: sqs_id(&p.group),
+        // The SQS message id survives redelivery, so a re-run forwards once.
+        deduplication_id: sqs_id(&p.message_id),
+        attributes,
+    };
+    match deps.dlq.send(message).await {
+        Ok(()) => MessageOutcome::DeadLettered { code: error.code() },
+        Err(e) => {
+            warn!(source = SOURCE, message_id = %p.message_id, outcome = "dlq-send-failed", error = %e.message);
+            MessageOutcome::Failed {
+                code: "DlqSendFailed",
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::error::QueueError;
+    use crate::identity::AppInstanceArn;
+    use crate::memory::{InMemoryDirectory, InMemoryQueue};
+
+    fn sub(n: u32) -> String {
+        format!("00000000-0000-4000-8000-{n:012}")
+    }
+
+    fn deps() -> IdpSync<InMemoryDirectory, InMemoryQueue> {
+        let arn =
+            AppInstanceArn::parse("arn:aws:chime:us-east-1:123456789012:app-instance/t").unwrap();
+        IdpSync::new(InMemoryDirectory::new(arn), InMemoryQueue::new())
+    }
+
+    fn body(kind: &str, n: u32, name: &str) -> String {
+        json!({"version": 1, "type": kind, "eventId": format!("e-{n}-{kind}"),
+               "user": {"sub": sub(n), "displayName": name}})
+        .to_string()
+    }
+
+    /// An SQS event; `fifo` adds MessageGroupId = the given group.
+    fn batch(messages: &[(&str, String, Option<String>)]) -> SqsEvent {
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|(id, body, group)| {
+                let mut attributes = json!({"ApproximateReceiveCount": "1", "SentTimestamp": "1",
+                    "SenderId": "x", "ApproximateFirstReceiveTimestamp": "1"});
+                if let Some(g) = group {
+                    attributes["MessageGroupId"] = json!(g);
+                    attributes["MessageDeduplicationId"] = json!(id);
+                }
+                json!({"messageId": id, "receiptHandle": "r", "body": body, "attributes": attributes,
+                       "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+                       "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:sync.fifo", "awsRegion": "us-east-1"})
+            })
+            .collect();
+        serde_json::from_value(json!({ "Records": records })).unwrap()
+    }
+
+    fn failed_ids(report: &BatchReport) -> Vec<String> {
+        report
+            .response()
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn applies_created_updated_deleted() {
+        let d = deps();
+        let event = batch(&[
+            ("m1", body("user.created", 1, "Ada"), None),
+            ("m2", body("user.created", 2, "Bob"), None),
+            ("m3", body("user.updated", 1, "Ada Lovelace"), None),
+            ("m4", body("user.deleted", 2, ""), None),
+        ]);
+        let report = handle(&event, &d, None).await;
+        let outcomes: Vec<_> = report.messages.iter().map(|m| m.outcome.clone()).collect();
+        assert_eq!(
+            outcomes,
+            vec![
+                MessageOutcome::Applied(Applied::Created),
+                MessageOutcome::Applied(Applied::Created),
+                MessageOutcome::Applied(Applied::Updated),
+                MessageOutcome::Applied(Applied::Deleted),
+            ]
+        );
+        assert!(failed_ids(&report).is_empty());
+        let users = d.directory.users();
+        assert_eq!(users.len(), 1);
+        assert_eq!(
+            (users[0].id.to_string(), users[0].name.as_str()),
+            (sub(1), "Ada Lovelace")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failure_blocks_the_rest_of_its_fifo_group_only() {
+        let d = deps();
+        // Group A: m1 fails (throttled), m2 and m3 must not run. Group B runs.
+        d.directory
+            .fail_next([DirectoryError::Throttled("429".into())]);
+        let event = batch(&[
+            ("m1", body("user.created", 1, "Ada"), Some(sub(1))),
+            ("m2", body("user.updated", 1, "Ada L"), Some(sub(1))),
+            ("m3", body("user.deleted", 1, ""), Some(sub(1))),
+            ("m4", body("user.created", 2, "Bob"), Some(sub(2))),
+        ]);
+        let mut d = d;
+        d.max_concurrent_groups = 1; // deterministic: group A first takes the injected failure
+        let report = handle(&event, &d, None).await;
+        assert_eq!(failed_ids(&report), vec!["m1", "m2", "m3"]);
+        assert_eq!(report.messages[1].outcome, MessageOutcome::Blocked);
+        assert_eq!(
+            report.messages[3].outcome,
+            MessageOutcome::Applied(Applied::Created)
+        );
+        let users = d.directory.users();
+        assert_eq!(users.len(), 1);
+        assert_eq!(users[0].id.to_string(), sub(2));
+    }
+
+    #[tokio::test]
+    async fn poison_messages_go_to_the_dlq_with_a_reason_and_do_not_block() {
+        let d = deps();
+        let event = batch(&[
+            ("p1", "{not json".to_owned(), Some(sub(1))),
+            ("m2", body("user.created", 1, "Ada"), Some(sub(1))),
+            ("p3", json!({"version": 1, "type": "user.frozen", "user": {"sub": sub(2)}}).to_string(), Some(sub(2))),
+            ("p4", json!({"version": 1, "type": "user.created", "user": {"sub": "bad", "displayName": "X"}}).to_string(), Some("g".into())),
+        ]);
+        let report = handle(&event, &d, None).await;
+        assert!(failed_ids(&report).is_empty());
+        assert_eq!(
+            report.messages[0].outcome,
+            MessageOutcome::DeadLettered {
+                code: "InvalidJson"
+            }
+        );
+        assert_eq!(
+            report.messages[1].outcome,
+            MessageOutcome::Applied(Applied::Created)
+        );
+        assert_eq!(
+            report.messages[2].outcome,
+            MessageOutcome::DeadLettered {
+                code: "UnknownType"
+            }
+        );
+        assert_eq!(
+            report.messages[3].outcome,
+            MessageOutcome::DeadLettered {
+                code: "InvalidUserId"
+            }
+        );
+        let sent = d.dlq.sent();
+        assert_eq!(sent.len(), 3);
+        assert_eq!(sent[0].body, "{not json");
+        assert_eq!(sent[0].deduplication_id, "p1");
+        assert_eq!(sent[0].group_id, sub(1));
+        assert!(sent[0].attributes[REASON_ATTRIBUTE].starts_with("invalid JSON"));
+        assert_eq!(sent[1].attributes[CODE_ATTRIBUTE], "UnknownType");
+        assert_eq!(sent[2].attributes[SOURCE_MESSAGE_ATTRIBUTE], "p4");
+        assert_eq!(
+            sent[2].attributes["SourceQueueArn"],
+            "arn:aws:sqs:us-east-1:123456789012:sync.fifo"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_dlq_send_reports_the_message_failed() {
+        let d = deps();
+        d.dlq.set_failing(Some(QueueError::retryable("503")));
+        let event = batch(&[
+            ("p1", "[]".to_owned(), Some("g".into())),
+            ("m2", body("user.created", 1, "Ada"), Some("g".into())),
+            ("m3", body("user.created", 2, "Bob"), Some("h".into())),
+        ]);
+        let report = handle(&event, &d, None).await;
+        assert_eq!(failed_ids(&report), vec!["p1", "m2"]);
+        assert_eq!(
+            report.messages[2].outcome,
+            MessageOutcome::Applied(Applied::Created)
+        );
+    }
+
+    #[tokio::test]
+    async fn permanent_directory_errors_are_dead_lettered() {
+        let d = deps();
+        d.directory
+            .fail_next([DirectoryError::LimitExceeded("100000 users".into())]);
+        let event = batch(&[("m1", body("user.created", 1, "Ada"), None)]);
+        let report = handle(&event, &d, None).await;
+        assert_eq!(
+            report.messages[0].outcome,
+            MessageOutcome::DeadLettered {
+                code: "LimitExceeded"
+            }
+        );
+        assert!(failed_ids(&report).is_empty());
+        assert_eq!(d.dlq.sent().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn standard_queue_messages_of_one_user_still_apply_in_order() {
+        let d = deps();
+        let event = batch(&[
+            ("m1", body("user.created", 1, "Ada"), None),
+            ("m2", body("user.deleted", 1, ""), None),
+            ("m3", body("user.created", 1, "Ada again"), None),
+        ]);
+        let report = handle(&event, &d, None).await;
+        assert!(failed_ids(&report).is_empty());
+        assert_eq!(d.directory.users()[0].name, "Ada again");
+    }
+
+    #[tokio::test]
+    async fn an_empty_batch_is_fine() {
+        let report = handle(&SqsEvent::default(), &deps(), None).await;
+        assert!(report.messages.is_empty());
+        assert!(report.response().batch_item_failures.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn groups_run_concurrently_within_the_bound() {
+        let d = deps();
+        d.directory.set_latency(Duration::from_millis(50));
+        let messages: Vec<_> = (0..10)
+            .map(|n| (format!("m{n}"), body("user.created", n, "U"), Some(sub(n))))
+            .collect();
+        let refs: Vec<(&str, String, Option<String>)> = messages
+            .iter()
+            .map(|(a, b, c)| (a.as_str(), b.clone(), c.clone()))
+            .collect();
+        let started = Instant::now();
+        handle(&batch(&refs), &d, None).await;
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(50),
+            "ten groups, one round trip"
+        );
+        let mut d = deps();
+        d.max_concurrent_groups = 5;
+        d.directory.set_latency(Duration::from_millis(50));
+        let started = Instant::now();
+        handle(&batch(&refs), &d, None).await;
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(100),
+            "bound of five: two waves"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn work_past_the_deadline_is_reported_failed_not_lost() {
+        let mut d = deps();
+        d.deadline_margin = Duration::from_millis(100);
+        d.directory.set_latency(Duration::from_secs(2));
+        let event = batch(&[
+            ("m1", body("user.created", 1, "Ada"), Some("g".into())),
+            ("m2", body("user.created", 2, "Bob"), Some("g".into())),
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let report = handle(&event, &d, Some(deadline)).await;
+        assert_eq!(
+            report.messages[0].outcome,
+            MessageOutcome::Failed { code: "Timeout" }
+        );
+        assert_eq!(failed_ids(&report), vec!["m1", "m2"]);
+        assert!(Instant::now() <= deadline);
+    }
+}

@@ -1,0 +1,359 @@
+//! The Cognito PreSignUp trigger: the gatekeeper.
+//!
+//! It rejects sign-ups that could never become a valid Chime user (no usable
+//! display name) or that policy forbids (email domain), with a message the
+//! client sees inside `UserLambdaValidationException`, and applies the
+//! optional auto-confirm / auto-verify policy. It calls no AWS API: the sub
+//! does not exist yet at this point.
+
+use serde_json::{Map, Value};
+use thiserror::Error;
+use tracing::{info, warn};
+
+use super::cognito::{attribute, trigger_source, user_attributes};
+use crate::profile::DisplayNamePolicy;
+
+const SOURCE: &str = "pre-signup";
+
+/// Sign-up policy, from environment (`ALLOWED_EMAIL_DOMAINS`, `AUTO_CONFIRM`,
+/// `AUTO_VERIFY_EMAIL`, `DISPLAY_NAME_ATTRIBUTES`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignUpPolicy {
+    pub names: DisplayNamePolicy,
+    /// Lower-case domains; empty allows any. Matched exactly: list
+    /// sub-domains explicitly, so `example.com` never admits `evil-example.com`
+    /// or `x.example.com` by accident.
+    pub allowed_email_domains: Vec<String>,
+    pub auto_confirm: bool,
+    pub auto_verify_email: bool,
+}
+
+impl SignUpPolicy {
+    /// Parse a comma-separated domain list (`ALLOWED_EMAIL_DOMAINS`).
+    pub fn parse_domains(raw: &str) -> Vec<String> {
+        raw.split(',')
+            .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+            .filter(|d| !d.is_empty())
+            .collect()
+    }
+}
+
+/// The PreSignUp trigger sources Cognito documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreSignUpSource {
+    SignUp,
+    AdminCreateUser,
+    ExternalProvider,
+}
+
+impl PreSignUpSource {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "PreSignUp_SignUp" => Some(Self::SignUp),
+            "PreSignUp_AdminCreateUser" => Some(Self::AdminCreateUser),
+            "PreSignUp_ExternalProvider" => Some(Self::ExternalProvider),
+            _ => None,
+        }
+    }
+}
+
+/// What the trigger decided (for logs, the CLI and tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignUpDecision {
+    Allowed {
+        auto_confirmed: bool,
+        email_verified: bool,
+    },
+    /// A trigger source we do not know: returned unchanged.
+    PassedThrough,
+}
+
+/// Why a sign-up was refused. The text is what the user sees (Cognito shows
+/// `PreSignUp failed with error <text>.`), so it says what to fix and nothing
+/// about our internals.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SignUpRejected {
+    #[error("We need a name to show in chat. Please provide {0}.")]
+    NoDisplayName(String),
+    #[error("An email address is required to sign up.")]
+    EmailRequired,
+    #[error("Sign-ups with this email domain are not allowed.")]
+    EmailDomainNotAllowed,
+    #[error("The sign-up request could not be read: {0}.")]
+    InvalidEvent(&'static str),
+}
+
+impl SignUpRejected {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NoDisplayName(_) => "NoDisplayName",
+            Self::EmailRequired => "EmailRequired",
+            Self::EmailDomainNotAllowed => "EmailDomainNotAllowed",
+            Self::InvalidEvent(_) => "InvalidEvent",
+        }
+    }
+}
+
+/// Handle one PreSignUp event: the event back with `response` set, or a rejection.
+pub fn handle(
+    mut event: Value,
+    policy: &SignUpPolicy,
+) -> Result<(Value, SignUpDecision), SignUpRejected> {
+    if !event.is_object() {
+        warn!(
+            source = SOURCE,
+            outcome = "rejected",
+            reason = "InvalidEvent"
+        );
+        return Err(SignUpRejected::InvalidEvent("it is not a JSON object"));
+    }
+    let Some(source) = trigger_source(&event).and_then(PreSignUpSource::parse) else {
+        warn!(
+            source = SOURCE,
+            trigger = trigger_source(&event).unwrap_or("<missing>"),
+            outcome = "passed-through",
+            "unknown trigger source; event returned unchanged"
+        );
+        return Ok((event, SignUpDecision::PassedThrough));
+    };
+    let trigger = trigger_source(&event).unwrap_or_default().to_owned();
+    let attributes = user_attributes(&event);
+    if let Err(rejection) = check(attributes, policy) {
+        info!(
+            source = SOURCE,
+            trigger,
+            outcome = "rejected",
+            reason = rejection.code()
+        );
+        return Err(rejection);
+    }
+    let has_email = attribute(attributes, "email").is_some();
+    // Cognito ignores these flags for AdminCreateUser; leave them alone there.
+    let decides = source != PreSignUpSource::AdminCreateUser;
+    let auto_confirmed = decides && policy.auto_confirm;
+    let email_verified = decides && policy.auto_verify_email && has_email;
+    if let Value::Object(obj) = &mut event {
+        set_response(obj, auto_confirmed, email_verified);
+    }
+    info!(
+        source = SOURCE,
+        trigger,
+        outcome = "allowed",
+        auto_confirmed,
+        email_verified
+    );
+    Ok((
+        event,
+        SignUpDecision::Allowed {
+            auto_confirmed,
+            email_verified,
+        },
+    ))
+}
+
+fn check(attributes: &Map<String, Value>, policy: &SignUpPolicy) -> Result<(), SignUpRejected> {
+    if !policy.allowed_email_domains.is_empty() {
+        let email = attribute(attributes, "email").ok_or(SignUpRejected::EmailRequired)?;
+        let domain = email
+            .rsplit_once('@')
+            .map(|(_, d)| d.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        if !policy.allowed_email_domains.contains(&domain) {
+            return Err(SignUpRejected::EmailDomainNotAllowed);
+        }
+    }
+    if policy.names.derive(attributes).is_none() {
+        return Err(SignUpRejected::NoDisplayName(policy.names.describe()));
+    }
+    Ok(())
+}
+
+/// Write `response` with its three booleans present and boolean (missing or
+/// null read as false), so Cognito always gets a well-formed answer; policy
+/// only ever turns a flag on.
+fn set_response(event: &mut Map<String, Value>, auto_confirm: bool, verify_email: bool) {
+    let mut response = match event.remove("response") {
+        Some(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    for key in ["autoConfirmUser", "autoVerifyEmail", "autoVerifyPhone"] {
+        let value = response.get(key).and_then(Value::as_bool).unwrap_or(false);
+        response.insert(key.to_owned(), Value::Bool(value));
+    }
+    if auto_confirm {
+        response.insert("autoConfirmUser".into(), Value::Bool(true));
+    }
+    if verify_email {
+        response.insert("autoVerifyEmail".into(), Value::Bool(true));
+    }
+    event.insert("response".into(), Value::Object(response));
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn event(source: &str, attrs: Value) -> Value {
+        json!({
+            "version": "1", "region": "us-east-1", "userPoolId": "us-east-1_Ab12Cd34E",
+            "userName": "ada", "triggerSource": source,
+            "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": "client"},
+            "request": {"userAttributes": attrs, "validationData": null},
+            "response": {"autoConfirmUser": false, "autoVerifyEmail": false, "autoVerifyPhone": false}
+        })
+    }
+
+    fn policy() -> SignUpPolicy {
+        SignUpPolicy {
+            auto_confirm: true,
+            auto_verify_email: true,
+            allowed_email_domains: SignUpPolicy::parse_domains("example.com, @Example.org"),
+            ..SignUpPolicy::default()
+        }
+    }
+
+    #[test]
+    fn allows_and_applies_policy_for_self_sign_up() {
+        let e = event(
+            "PreSignUp_SignUp",
+            json!({"email": "ada@EXAMPLE.com", "name": "Ada"}),
+        );
+        let (out, decision) = handle(e.clone(), &policy()).unwrap();
+        assert_eq!(
+            decision,
+            SignUpDecision::Allowed {
+                auto_confirmed: true,
+                email_verified: true
+            }
+        );
+        assert_eq!(
+            out["response"],
+            json!({"autoConfirmUser": true, "autoVerifyEmail": true, "autoVerifyPhone": false})
+        );
+        // Everything else comes back untouched.
+        assert_eq!(out["request"], e["request"]);
+        assert_eq!(out["callerContext"], e["callerContext"]);
+    }
+
+    #[test]
+    fn admin_create_user_gets_no_flags() {
+        let e = event(
+            "PreSignUp_AdminCreateUser",
+            json!({"email": "ada@example.com"}),
+        );
+        let (out, decision) = handle(e, &policy()).unwrap();
+        assert_eq!(
+            decision,
+            SignUpDecision::Allowed {
+                auto_confirmed: false,
+                email_verified: false
+            }
+        );
+        assert_eq!(out["response"]["autoConfirmUser"], json!(false));
+    }
+
+    #[test]
+    fn external_provider_is_checked_like_sign_up() {
+        let e = event(
+            "PreSignUp_ExternalProvider",
+            json!({"email": "ada@example.org"}),
+        );
+        assert!(handle(e, &policy()).is_ok());
+        let e = event(
+            "PreSignUp_ExternalProvider",
+            json!({"email": "ada@other.org"}),
+        );
+        assert_eq!(
+            handle(e, &policy()).unwrap_err(),
+            SignUpRejected::EmailDomainNotAllowed
+        );
+    }
+
+    #[test]
+    fn verify_email_only_when_there_is_one() {
+        let p = SignUpPolicy {
+            auto_verify_email: true,
+            ..SignUpPolicy::default()
+        };
+        let e = event(
+            "PreSignUp_SignUp",
+            json!({"phone_number": "+15555550100", "name": "Ada"}),
+        );
+        let (out, _) = handle(e, &p).unwrap();
+        assert_eq!(out["response"]["autoVerifyEmail"], json!(false));
+    }
+
+    #[test]
+    fn rejections_say_what_to_fix() {
+        let p = policy();
+        let cases = [
+            (json!({"name": "Ada"}), SignUpRejected::EmailRequired),
+            (
+                json!({"email": "ada@evil-example.com"}),
+                SignUpRejected::EmailDomainNotAllowed,
+            ),
+            (
+                json!({"email": "ada@sub.example.com"}),
+                SignUpRejected::EmailDomainNotAllowed,
+            ),
+            (
+                json!({"email": "@example.com"}),
+                SignUpRejected::NoDisplayName(p.names.describe()),
+            ),
+        ];
+        for (attrs, want) in cases {
+            let got = handle(event("PreSignUp_SignUp", attrs.clone()), &p).unwrap_err();
+            assert_eq!(got, want, "{attrs}");
+        }
+        let no_name = SignUpRejected::NoDisplayName(p.names.describe()).to_string();
+        assert!(no_name.contains("preferred_username"), "{no_name}");
+        // No policy on domains: a phone-only sign-up without a name has no display name.
+        let e = event("PreSignUp_SignUp", json!({"phone_number": "+15555550100"}));
+        assert!(matches!(
+            handle(e, &SignUpPolicy::default()),
+            Err(SignUpRejected::NoDisplayName(_))
+        ));
+    }
+
+    #[test]
+    fn tolerates_empty_or_null_response_fields() {
+        for response in [
+            json!({}),
+            json!(null),
+            json!({"autoConfirmUser": null}),
+            json!("x"),
+        ] {
+            let mut e = event("PreSignUp_SignUp", json!({"name": "Ada"}));
+            e["response"] = response.clone();
+            let (out, _) = handle(e, &SignUpPolicy::default()).unwrap();
+            assert_eq!(
+                out["response"],
+                json!({"autoConfirmUser": false, "autoVerifyEmail": false, "autoVerifyPhone": false}),
+                "{response}"
+            );
+        }
+        let mut e = event("PreSignUp_SignUp", json!({"name": "Ada"}));
+        e.as_object_mut().unwrap().remove("response");
+        assert!(handle(e, &SignUpPolicy::default()).is_ok());
+    }
+
+    #[test]
+    fn unknown_trigger_sources_pass_through_unchanged() {
+        let e = event("PreSignUp_SomethingNew", json!({}));
+        let (out, decision) = handle(e.clone(), &policy()).unwrap();
+        assert_eq!(decision, SignUpDecision::PassedThrough);
+        assert_eq!(out, e);
+    }
+
+    #[test]
+    fn non_objects_are_a_clear_error() {
+        for bad in [json!(null), json!([1]), json!("x")] {
+            assert!(matches!(
+                handle(bad, &policy()),
+                Err(SignUpRejected::InvalidEvent(_))
+            ));
+        }
+    }
+}

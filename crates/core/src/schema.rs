@@ -1,0 +1,333 @@
+//! The IdP message schema, version 1, and the envelopes it may arrive in.
+//!
+//! ```json
+//! {"version": 1, "type": "user.created", "eventId": "8d0c…", "occurredAt": "2026-11-20T10:00:00Z",
+//!  "user": {"sub": "6f1c…", "displayName": "Ada Lovelace", "metadata": {"department": "R&D"}}}
+//! ```
+//! Bodies arrive raw, inside an SNS notification (`Type: Notification`,
+//! `Message` a JSON string) or inside an EventBridge event (`detail`).
+//! `version` is read first so a future version is refused as such, not as a
+//! pile of missing fields. Unknown extra fields are ignored (forward-compatible).
+
+use serde_json::{Map, Value, json};
+
+use crate::error::InputError;
+use crate::identity::UserId;
+use crate::profile::{DisplayName, Metadata, UserProfile};
+
+/// The only schema version this consumer understands.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// What an identity event asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityEvent {
+    /// `user.created`: create, or heal a user that exists already.
+    Provision(UserProfile),
+    /// `user.updated`: create if missing, else update name and metadata.
+    Update(UserProfile),
+    /// `user.deleted`: delete; gone already is a success.
+    Deprovision(UserId),
+}
+
+impl IdentityEvent {
+    pub fn user_id(&self) -> &UserId {
+        match self {
+            Self::Provision(p) | Self::Update(p) => &p.id,
+            Self::Deprovision(id) => id,
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Provision(_) => "user.created",
+            Self::Update(_) => "user.updated",
+            Self::Deprovision(_) => "user.deleted",
+        }
+    }
+}
+
+/// How the message reached us; logged with every decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Envelope {
+    Raw,
+    Sns,
+    EventBridge,
+}
+
+impl Envelope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Sns => "sns",
+            Self::EventBridge => "eventbridge",
+        }
+    }
+}
+
+/// A parsed, validated message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdpMessage {
+    pub event: IdentityEvent,
+    pub event_id: Option<String>,
+    pub envelope: Envelope,
+}
+
+/// Parse an SQS message body into a validated identity event.
+pub fn parse_body(body: &str) -> Result<IdpMessage, InputError> {
+    let outer: Value =
+        serde_json::from_str(body).map_err(|e| InputError::InvalidJson(e.to_string()))?;
+    let (envelope, message) = unwrap_envelope(outer)?;
+    let (event, event_id) = parse_message(&message)?;
+    Ok(IdpMessage {
+        event,
+        event_id,
+        envelope,
+    })
+}
+
+fn unwrap_envelope(outer: Value) -> Result<(Envelope, Value), InputError> {
+    let Value::Object(mut obj) = outer else {
+        return Err(InputError::WrongType {
+            field: "body",
+            expected: "a JSON object",
+        });
+    };
+    if obj.get("Type").and_then(Value::as_str) == Some("Notification")
+        && obj.contains_key("Message")
+    {
+        let inner = match obj.remove("Message") {
+            Some(Value::String(s)) => s,
+            _ => {
+                return Err(InputError::WrongType {
+                    field: "Message",
+                    expected: "a string holding the JSON message",
+                });
+            }
+        };
+        let value = serde_json::from_str(&inner)
+            .map_err(|e| InputError::InvalidJson(format!("in SNS Message: {e}")))?;
+        return Ok((Envelope::Sns, value));
+    }
+    if obj.contains_key("detail-type") && obj.contains_key("detail") {
+        let detail = obj.remove("detail").unwrap_or(Value::Null);
+        // EventBridge keeps `detail` an object; a string detail is a JSON text.
+        let detail = match detail {
+            Value::String(s) => serde_json::from_str(&s)
+                .map_err(|e| InputError::InvalidJson(format!("in EventBridge detail: {e}")))?,
+            other => other,
+        };
+        return Ok((Envelope::EventBridge, detail));
+    }
+    Ok((Envelope::Raw, Value::Object(obj)))
+}
+
+fn parse_message(message: &Value) -> Result<(IdentityEvent, Option<String>), InputError> {
+    let obj = message.as_object().ok_or(InputError::WrongType {
+        field: "message",
+        expected: "a JSON object",
+    })?;
+    match obj.get("version") {
+        None => return Err(InputError::MissingField("version")),
+        Some(v) if v.as_u64() == Some(SCHEMA_VERSION) => {}
+        Some(v) => return Err(InputError::UnsupportedVersion(v.to_string())),
+    }
+    let kind = required_str(obj, "type", "type")?;
+    let event_id = optional_str(obj, "eventId")?;
+    optional_str(obj, "occurredAt")?;
+    let user = match obj.get("user") {
+        None | Some(Value::Null) => return Err(InputError::MissingField("user")),
+        Some(Value::Object(u)) => u,
+        Some(_) => {
+            return Err(InputError::WrongType {
+                field: "user",
+                expected: "an object",
+            });
+        }
+    };
+    let id = UserId::parse(required_str(user, "sub", "user.sub")?)?;
+    let profile = |id: UserId| -> Result<UserProfile, InputError> {
+        let name = DisplayName::parse(required_str(user, "displayName", "user.displayName")?)?;
+        let metadata = user.get("metadata").map(Metadata::from_json).transpose()?;
+        Ok(UserProfile { id, name, metadata })
+    };
+    let event = match kind {
+        "user.created" => IdentityEvent::Provision(profile(id)?),
+        "user.updated" => IdentityEvent::Update(profile(id)?),
+        "user.deleted" => IdentityEvent::Deprovision(id),
+        other => return Err(InputError::UnknownType(other.chars().take(64).collect())),
+    };
+    Ok((event, event_id.map(str::to_owned)))
+}
+
+fn required_str<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    field: &'static str,
+) -> Result<&'a str, InputError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Err(InputError::MissingField(field)),
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(InputError::WrongType {
+            field,
+            expected: "a string",
+        }),
+    }
+}
+
+fn optional_str<'a>(
+    obj: &'a Map<String, Value>,
+    key: &'static str,
+) -> Result<Option<&'a str>, InputError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(InputError::WrongType {
+            field: key,
+            expected: "a string",
+        }),
+    }
+}
+
+/// The schema-v1 `user.created` message post-confirmation hands to the sync
+/// queue when Chime is down or slow. Metadata is left out: absent metadata
+/// means "keep what the user has".
+pub fn provision_message(
+    profile: &UserProfile,
+    event_id: &str,
+    occurred_at: std::time::SystemTime,
+) -> String {
+    json!({
+        "version": SCHEMA_VERSION,
+        "type": "user.created",
+        "eventId": event_id,
+        "occurredAt": humantime::format_rfc3339_seconds(occurred_at).to_string(),
+        "user": {"sub": profile.id.as_str(), "displayName": profile.name.as_str()},
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SUB: &str = "6f1c2d3e-0b4a-4c5d-8e9f-a0b1c2d3e4f5";
+
+    fn body(kind: &str) -> Value {
+        json!({"version": 1, "type": kind, "eventId": "e-1", "occurredAt": "2026-11-20T10:00:00Z",
+               "user": {"sub": SUB, "displayName": "Ada Lovelace", "metadata": {"department": "R&D"}}})
+    }
+
+    #[test]
+    fn parses_each_type_raw() {
+        let m = parse_body(&body("user.created").to_string()).unwrap();
+        assert_eq!(m.envelope, Envelope::Raw);
+        assert_eq!(m.event_id.as_deref(), Some("e-1"));
+        let IdentityEvent::Provision(p) = m.event else {
+            panic!("{m:?}")
+        };
+        assert_eq!(p.id.as_str(), SUB);
+        assert_eq!(p.name.as_str(), "Ada Lovelace");
+        assert_eq!(p.metadata.unwrap().as_str(), r#"{"department":"R&D"}"#);
+        assert!(matches!(
+            parse_body(&body("user.updated").to_string()).unwrap().event,
+            IdentityEvent::Update(_)
+        ));
+        let deleted = json!({"version": 1, "type": "user.deleted", "user": {"sub": SUB}});
+        assert_eq!(
+            parse_body(&deleted.to_string()).unwrap().event,
+            IdentityEvent::Deprovision(UserId::parse(SUB).unwrap())
+        );
+    }
+
+    #[test]
+    fn unwraps_sns_and_eventbridge() {
+        let inner = body("user.updated").to_string();
+        let sns = json!({"Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:us-east-1:123456789012:t", "Message": inner});
+        let m = parse_body(&sns.to_string()).unwrap();
+        assert_eq!(m.envelope, Envelope::Sns);
+        assert!(matches!(m.event, IdentityEvent::Update(_)));
+        let eb = json!({"version": "0", "id": "x", "detail-type": "user.updated", "source": "hr",
+                        "detail": body("user.updated")});
+        let m = parse_body(&eb.to_string()).unwrap();
+        assert_eq!(m.envelope, Envelope::EventBridge);
+        assert!(matches!(m.event, IdentityEvent::Update(_)));
+    }
+
+    #[test]
+    fn each_malformed_input_names_what_is_wrong() {
+        let mut no_sub = body("user.created");
+        no_sub["user"].as_object_mut().unwrap().remove("sub");
+        let mut bad_sub = body("user.created");
+        bad_sub["user"]["sub"] = json!("not-a-uuid");
+        let mut blank_name = body("user.updated");
+        blank_name["user"]["displayName"] = json!("   ");
+        let mut long_meta = body("user.created");
+        long_meta["user"]["metadata"] = json!("m".repeat(1100));
+        let cases: Vec<(String, &str)> = vec![
+            ("{not json".into(), "InvalidJson"),
+            ("[1,2]".into(), "WrongType"),
+            (json!({"type": "user.created"}).to_string(), "MissingField"),
+            (
+                json!({"version": 2, "type": "user.created"}).to_string(),
+                "UnsupportedVersion",
+            ),
+            (
+                json!({"version": "1", "type": "user.created"}).to_string(),
+                "UnsupportedVersion",
+            ),
+            (body("user.frozen").to_string(), "UnknownType"),
+            (
+                json!({"version": 1, "type": "user.created"}).to_string(),
+                "MissingField",
+            ),
+            (
+                json!({"version": 1, "type": "user.created", "user": "x"}).to_string(),
+                "WrongType",
+            ),
+            (
+                json!({"version": 1, "type": 7, "user": {}}).to_string(),
+                "WrongType",
+            ),
+            (no_sub.to_string(), "MissingField"),
+            (bad_sub.to_string(), "InvalidUserId"),
+            (blank_name.to_string(), "InvalidDisplayName"),
+            (long_meta.to_string(), "MetadataTooLong"),
+            (
+                json!({"Type": "Notification", "Message": "{oops"}).to_string(),
+                "InvalidJson",
+            ),
+            (
+                json!({"Type": "Notification", "Message": 5}).to_string(),
+                "WrongType",
+            ),
+        ];
+        for (input, code) in cases {
+            let err = parse_body(&input).expect_err(&input);
+            assert_eq!(err.code(), code, "{input}: {err}");
+            assert!(!err.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn missing_display_name_is_named() {
+        let m = json!({"version": 1, "type": "user.created", "user": {"sub": SUB}});
+        assert_eq!(
+            parse_body(&m.to_string()),
+            Err(InputError::MissingField("user.displayName"))
+        );
+    }
+
+    #[test]
+    fn hand_off_message_round_trips_through_the_parser() {
+        let profile = UserProfile {
+            id: UserId::parse(SUB).unwrap(),
+            name: DisplayName::parse("Ada").unwrap(),
+            metadata: None,
+        };
+        let text = provision_message(&profile, "signup-x", std::time::UNIX_EPOCH);
+        let m = parse_body(&text).unwrap();
+        assert_eq!(m.event, IdentityEvent::Provision(profile));
+        assert_eq!(m.event_id.as_deref(), Some("signup-x"));
+        assert!(text.contains("\"occurredAt\":\"1970-01-01T00:00:00Z\""));
+    }
+}
