@@ -149,6 +149,69 @@ pub trait Directory: Send + Sync {
     }
 }
 
+/// Handlers share one directory (the CLI replays all three against one), so a
+/// reference or an `Arc` to a directory is a directory too.
+macro_rules! forward_directory {
+    ($wrapper:ty) => {
+        impl<T: Directory + ?Sized> Directory for $wrapper {
+            fn app_instance_arn(&self) -> &AppInstanceArn {
+                (**self).app_instance_arn()
+            }
+            fn create(
+                &self,
+                user: &UserProfile,
+            ) -> impl Future<Output = Result<(), DirectoryError>> + Send {
+                (**self).create(user)
+            }
+            fn describe(
+                &self,
+                id: &UserId,
+            ) -> impl Future<Output = Result<Option<DirectoryUser>, DirectoryError>> + Send {
+                (**self).describe(id)
+            }
+            fn update(
+                &self,
+                id: &UserId,
+                name: &str,
+                metadata: &str,
+            ) -> impl Future<Output = Result<(), DirectoryError>> + Send {
+                (**self).update(id, name, metadata)
+            }
+            fn delete(
+                &self,
+                id: &UserId,
+            ) -> impl Future<Output = Result<(), DirectoryError>> + Send {
+                (**self).delete(id)
+            }
+            fn list(
+                &self,
+                next_token: Option<String>,
+            ) -> impl Future<Output = Result<DirectoryPage, DirectoryError>> + Send {
+                (**self).list(next_token)
+            }
+        }
+    };
+}
+
+forward_directory!(&T);
+forward_directory!(std::sync::Arc<T>);
+
+/// Every user of a directory, following `list` pages to the end.
+pub async fn list_all<D: Directory + ?Sized>(
+    directory: &D,
+) -> Result<Vec<DirectoryUser>, DirectoryError> {
+    let mut users = Vec::new();
+    let mut token = None;
+    loop {
+        let page = directory.list(token).await?;
+        users.extend(page.users);
+        match page.next_token {
+            Some(next) => token = Some(next),
+            None => return Ok(users),
+        }
+    }
+}
+
 /// Bring an existing user in line with the desired profile.
 async fn reconcile<D: Directory + ?Sized>(
     directory: &D,

@@ -19,6 +19,8 @@ const PAGE_SIZE: usize = 50;
 struct DirectoryState {
     users: BTreeMap<UserId, DirectoryUser>,
     injected: VecDeque<DirectoryError>,
+    /// Users whose every call fails (a simulated per-user outage).
+    failing_users: BTreeMap<UserId, DirectoryError>,
     calls: usize,
 }
 
@@ -43,6 +45,12 @@ impl InMemoryDirectory {
         self.lock().injected.extend(errors);
     }
 
+    /// Every call about this user fails with this error, for good: the
+    /// replay uses it to show a Chime outage without a network.
+    pub fn fail_always_for(&self, id: UserId, error: DirectoryError) {
+        self.lock().failing_users.insert(id, error);
+    }
+
     /// Every call waits this long first (to exceed budgets in tests).
     pub fn set_latency(&self, latency: Duration) {
         *self.latency.lock().unwrap_or_else(|p| p.into_inner()) = latency;
@@ -64,6 +72,14 @@ impl InMemoryDirectory {
     }
 
     /// Common prologue of every call: latency, counting, injected failure.
+    async fn enter_for(&self, id: &UserId) -> Result<(), DirectoryError> {
+        self.enter().await?;
+        match self.lock().failing_users.get(id) {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
     async fn enter(&self) -> Result<(), DirectoryError> {
         let latency = *self.latency.lock().unwrap_or_else(|p| p.into_inner());
         if !latency.is_zero() {
@@ -84,7 +100,7 @@ impl Directory for InMemoryDirectory {
     }
 
     async fn create(&self, user: &UserProfile) -> Result<(), DirectoryError> {
-        self.enter().await?;
+        self.enter_for(&user.id).await?;
         let mut state = self.lock();
         if state.users.contains_key(&user.id) {
             return Err(DirectoryError::AlreadyExists);
@@ -104,12 +120,12 @@ impl Directory for InMemoryDirectory {
     }
 
     async fn describe(&self, id: &UserId) -> Result<Option<DirectoryUser>, DirectoryError> {
-        self.enter().await?;
+        self.enter_for(id).await?;
         Ok(self.lock().users.get(id).cloned())
     }
 
     async fn update(&self, id: &UserId, name: &str, metadata: &str) -> Result<(), DirectoryError> {
-        self.enter().await?;
+        self.enter_for(id).await?;
         let mut state = self.lock();
         let user = state.users.get_mut(id).ok_or(DirectoryError::NotFound)?;
         name.clone_into(&mut user.name);
@@ -118,7 +134,7 @@ impl Directory for InMemoryDirectory {
     }
 
     async fn delete(&self, id: &UserId) -> Result<(), DirectoryError> {
-        self.enter().await?;
+        self.enter_for(id).await?;
         self.lock()
             .users
             .remove(id)
@@ -296,6 +312,27 @@ mod tests {
         );
         assert_eq!(d.create_or_resolve(&ada).await, Ok(Applied::Created));
         assert_eq!(d.calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failing_user_fails_every_call_and_others_do_not() {
+        let d = directory();
+        let down = profile(9, "Down", None);
+        d.fail_always_for(down.id.clone(), DirectoryError::Unavailable("503".into()));
+        for _ in 0..2 {
+            assert_eq!(
+                d.create_or_resolve(&down).await,
+                Err(DirectoryError::Unavailable("503".into()))
+            );
+            assert_eq!(
+                d.delete_if_present(&down.id).await,
+                Err(DirectoryError::Unavailable("503".into()))
+            );
+        }
+        assert_eq!(
+            d.create_or_resolve(&profile(1, "Ada", None)).await,
+            Ok(Applied::Created)
+        );
     }
 
     #[tokio::test]

@@ -26,6 +26,24 @@ pub trait Queue: Send + Sync {
     -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
+impl<T: Queue + ?Sized> Queue for &T {
+    fn send(
+        &self,
+        message: OutgoingMessage,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send {
+        (**self).send(message)
+    }
+}
+
+impl<T: Queue + ?Sized> Queue for std::sync::Arc<T> {
+    fn send(
+        &self,
+        message: OutgoingMessage,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send {
+        (**self).send(message)
+    }
+}
+
 /// SQS limits a deduplication or group id to 128 characters of
 /// alphanumerics and punctuation; anything else becomes `_`.
 pub fn sqs_id(raw: &str) -> String {

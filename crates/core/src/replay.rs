@@ -1,0 +1,372 @@
+//! Replaying sample events (`events/`) through the real handlers.
+//!
+//! One engine serves the CLI (`chime-sync replay`) and the replay tests, so
+//! what a newcomer sees is exactly what the tests assert. The function an
+//! event is for is read from its shape (`Records` → idp-sync, `triggerSource`
+//! prefix → the Cognito triggers), so any AWS-shaped file can be replayed.
+//!
+//! The embedded setup ([`Replay::embedded`]) uses an in-memory directory in
+//! which one well-known sub ([`OUTAGE_SUB`]) always gets `ServiceUnavailable`,
+//! so the samples can show the hand-off and the blocked-group paths without
+//! a network.
+
+use std::path::{Path, PathBuf};
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::directory::Directory;
+use crate::error::DirectoryError;
+use crate::handlers::cognito::{trigger_source, user_attributes};
+use crate::handlers::idp_sync::{self, IdpSync};
+use crate::handlers::post_confirmation::{self, ConfirmationOutcome, PostConfirmation};
+use crate::handlers::pre_signup::{self, SignUpDecision, SignUpPolicy};
+use crate::identity::{AppInstanceArn, UserId};
+use crate::memory::{InMemoryDirectory, InMemoryQueue};
+use crate::profile::DisplayNamePolicy;
+
+/// The AppInstance of the embedded directory.
+pub const DEMO_APP_INSTANCE_ARN: &str =
+    "arn:aws:chime:us-east-1:123456789012:app-instance/demo-app-instance";
+/// The sub whose Chime calls always fail with ServiceUnavailable in the embedded directory.
+pub const OUTAGE_SUB: &str = "0000dead-0000-4000-8000-000000000503";
+/// The sign-up policy of the replay: `ALLOWED_EMAIL_DOMAINS=example.com,example.org`,
+/// `AUTO_VERIFY_EMAIL=true`, `AUTO_CONFIRM=false`.
+pub const DEMO_ALLOWED_DOMAINS: &str = "example.com,example.org";
+
+/// Which Lambda function an event is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    PreSignUp,
+    PostConfirmation,
+    IdpSync,
+}
+
+impl Function {
+    /// Tell the function from the event's shape.
+    pub fn detect(event: &Value) -> Option<Self> {
+        if event.get("Records").is_some_and(Value::is_array) {
+            return Some(Self::IdpSync);
+        }
+        let source = trigger_source(event)?;
+        if source.starts_with("PreSignUp_") {
+            Some(Self::PreSignUp)
+        } else if source.starts_with("PostConfirmation_") {
+            Some(Self::PostConfirmation)
+        } else {
+            None
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PreSignUp => "pre-signup",
+            Self::PostConfirmation => "post-confirmation",
+            Self::IdpSync => "idp-sync",
+        }
+    }
+}
+
+/// One line of the replay table: an event (or one SQS record) and its fate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub event: String,
+    pub source: String,
+    pub outcome: String,
+    pub user: Option<String>,
+}
+
+/// The result of replaying one event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replayed {
+    pub function: Function,
+    /// What the function answered: the response payload, or the error message
+    /// Lambda would report.
+    pub response: Result<Value, String>,
+    pub rows: Vec<Row>,
+}
+
+/// Why an event could not be replayed at all.
+#[derive(Debug, Error)]
+pub enum ReplayError {
+    #[error("{path}: cannot read: {error}")]
+    Io { path: String, error: std::io::Error },
+    #[error("{path}: not valid JSON: {error}")]
+    InvalidJson {
+        path: String,
+        error: serde_json::Error,
+    },
+    #[error(
+        "{path}: cannot tell which function this event is for (no Records, no known triggerSource prefix)"
+    )]
+    UnknownFunction { path: String },
+    #[error("{path}: not an SQS event: {error}")]
+    InvalidSqsEvent {
+        path: String,
+        error: serde_json::Error,
+    },
+}
+
+/// The three handlers wired to one directory and two recording queues.
+pub struct Replay<D> {
+    pub directory: D,
+    pub sync_queue: InMemoryQueue,
+    pub dlq: InMemoryQueue,
+    pub sign_up: SignUpPolicy,
+    pub names: DisplayNamePolicy,
+}
+
+impl Replay<InMemoryDirectory> {
+    /// The embedded in-memory setup of the CLI's default run and the tests.
+    pub fn embedded() -> Result<Self, crate::error::InputError> {
+        let directory = InMemoryDirectory::new(AppInstanceArn::parse(DEMO_APP_INSTANCE_ARN)?);
+        directory.fail_always_for(
+            UserId::parse(OUTAGE_SUB)?,
+            DirectoryError::Unavailable("simulated Chime outage for this user".into()),
+        );
+        Ok(Self::new(directory))
+    }
+}
+
+impl<D: Directory> Replay<D> {
+    pub fn new(directory: D) -> Self {
+        Self {
+            directory,
+            sync_queue: InMemoryQueue::new(),
+            dlq: InMemoryQueue::new(),
+            sign_up: SignUpPolicy {
+                allowed_email_domains: SignUpPolicy::parse_domains(DEMO_ALLOWED_DOMAINS),
+                auto_verify_email: true,
+                ..SignUpPolicy::default()
+            },
+            names: DisplayNamePolicy::default(),
+        }
+    }
+
+    /// Replay one file.
+    pub async fn file(&self, path: &Path) -> Result<Replayed, ReplayError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|error| ReplayError::Io {
+            path: shown.clone(),
+            error,
+        })?;
+        let event: Value =
+            serde_json::from_str(&text).map_err(|error| ReplayError::InvalidJson {
+                path: shown.clone(),
+                error,
+            })?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or(shown);
+        self.event(&name, event).await
+    }
+
+    /// Replay one event, named `name` in the rows.
+    pub async fn event(&self, name: &str, event: Value) -> Result<Replayed, ReplayError> {
+        let function = Function::detect(&event).ok_or_else(|| ReplayError::UnknownFunction {
+            path: name.to_owned(),
+        })?;
+        let source = trigger_source(&event).unwrap_or("-").to_owned();
+        let row = |outcome: String, user: Option<String>| Row {
+            event: name.to_owned(),
+            source: source.clone(),
+            outcome,
+            user,
+        };
+        Ok(match function {
+            Function::PreSignUp => {
+                let (response, outcome) = match pre_signup::handle(event, &self.sign_up) {
+                    Ok((
+                        out,
+                        SignUpDecision::Allowed {
+                            auto_confirmed,
+                            email_verified,
+                        },
+                    )) => (
+                        Ok(out),
+                        format!(
+                            "allowed (auto-confirm {auto_confirmed}, email verified {email_verified})"
+                        ),
+                    ),
+                    Ok((out, SignUpDecision::PassedThrough)) => {
+                        (Ok(out), "passed through (unknown source)".into())
+                    }
+                    Err(e) => (Err(e.to_string()), format!("rejected: {e}")),
+                };
+                Replayed {
+                    function,
+                    response,
+                    rows: vec![row(outcome, None)],
+                }
+            }
+            Function::PostConfirmation => {
+                let user = user_attributes(&event)
+                    .get("sub")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                let deps = PostConfirmation {
+                    names: self.names.clone(),
+                    ..PostConfirmation::new(&self.directory, &self.sync_queue)
+                };
+                let (response, outcome) = match post_confirmation::handle(event, &deps, None).await
+                {
+                    Ok((out, ConfirmationOutcome::Provisioned(applied))) => {
+                        (Ok(out), applied.as_str().to_owned())
+                    }
+                    Ok((out, ConfirmationOutcome::HandedOff { chime_error })) => (
+                        Ok(out),
+                        format!("handed off to the sync queue ({chime_error})"),
+                    ),
+                    Ok((out, ConfirmationOutcome::PassedThrough)) => {
+                        (Ok(out), "passed through (unknown source)".into())
+                    }
+                    Err(e) => (Err(e.to_string()), format!("error: {e}")),
+                };
+                Replayed {
+                    function,
+                    response,
+                    rows: vec![row(outcome, user)],
+                }
+            }
+            Function::IdpSync => {
+                let sqs: SqsEvent = serde_json::from_value(event).map_err(|error| {
+                    ReplayError::InvalidSqsEvent {
+                        path: name.to_owned(),
+                        error,
+                    }
+                })?;
+                let deps = IdpSync::new(&self.directory, &self.dlq);
+                let report = idp_sync::handle(&sqs, &deps, None).await;
+                let rows = report
+                    .messages
+                    .iter()
+                    .map(|m| Row {
+                        event: format!("{name}#{}", m.message_id),
+                        source: match (m.envelope, m.event_type) {
+                            (Some(env), Some(kind)) => format!("sqs/{} {kind}", env.as_str()),
+                            _ => "sqs".to_owned(),
+                        },
+                        outcome: m.outcome.label(),
+                        user: m.sub.as_ref().map(UserId::to_string),
+                    })
+                    .collect();
+                Replayed {
+                    function,
+                    response: serde_json::to_value(report.response()).map_err(|e| e.to_string()),
+                    rows,
+                }
+            }
+        })
+    }
+}
+
+/// The `.json` files named by `paths` (folders searched recursively), sorted
+/// so that a replay is always in the same order.
+pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReplayError> {
+    let mut files = Vec::new();
+    for path in paths {
+        collect_into(path, &mut files)?;
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+fn collect_into(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), ReplayError> {
+    let io = |error| ReplayError::Io {
+        path: path.display().to_string(),
+        error,
+    };
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).map_err(io)? {
+            collect_into(&entry.map_err(io)?.path(), files)?;
+        }
+    } else if path.is_file() {
+        if path.extension().is_some_and(|e| e == "json") {
+            files.push(path.to_owned());
+        }
+    } else {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no such file or folder",
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn detects_functions_by_shape() {
+        assert_eq!(
+            Function::detect(&json!({"Records": []})),
+            Some(Function::IdpSync)
+        );
+        assert_eq!(
+            Function::detect(&json!({"triggerSource": "PreSignUp_New"})),
+            Some(Function::PreSignUp)
+        );
+        assert_eq!(
+            Function::detect(&json!({"triggerSource": "PostConfirmation_ConfirmSignUp"})),
+            Some(Function::PostConfirmation)
+        );
+        assert_eq!(
+            Function::detect(&json!({"triggerSource": "CustomMessage_SignUp"})),
+            None
+        );
+        assert_eq!(Function::detect(&json!([1])), None);
+    }
+
+    #[tokio::test]
+    async fn the_outage_sub_hands_off_and_others_provision() {
+        let replay = Replay::embedded().unwrap();
+        let confirm = |sub: &str| {
+            json!({"triggerSource": "PostConfirmation_ConfirmSignUp", "userPoolId": "p", "userName": "u",
+                   "request": {"userAttributes": {"sub": sub, "name": "N"}}, "response": {}})
+        };
+        let down = replay.event("down", confirm(OUTAGE_SUB)).await.unwrap();
+        assert!(
+            down.rows[0].outcome.starts_with("handed off"),
+            "{:?}",
+            down.rows
+        );
+        let up = replay
+            .event("up", confirm("6f1c2d3e-0b4a-4c5d-8e9f-a0b1c2d3e4f5"))
+            .await
+            .unwrap();
+        assert_eq!(up.rows[0].outcome, "created");
+        assert_eq!(replay.sync_queue.sent().len(), 1);
+        assert_eq!(replay.directory.users().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn unknown_shapes_are_a_clear_error() {
+        let replay = Replay::embedded().unwrap();
+        let err = replay
+            .event("x.json", json!({"hello": 1}))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("x.json: cannot tell which function"),
+            "{err}"
+        );
+        let err = replay
+            .event("y.json", json!({"Records": [{"messageId": 5}]}))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ReplayError::InvalidSqsEvent { .. }), "{err}");
+    }
+
+    #[test]
+    fn missing_paths_are_named() {
+        let err = collect_files(&[PathBuf::from("/no/such/events")]).unwrap_err();
+        assert!(err.to_string().contains("/no/such/events"), "{err}");
+    }
+}
