@@ -1,0 +1,75 @@
+//! Start-up configuration of the fake.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use crate::faults::FaultConfig;
+use crate::model::MissingUserError;
+
+/// Default per-AppInstance user limit. The real quota is an account setting; this is high
+/// enough never to bite by accident and low enough to test with a smaller override.
+pub const DEFAULT_USER_LIMIT: usize = 100_000;
+
+/// How to start a fake: where to listen, the service's limits and the initial faults.
+///
+/// The default listens on `127.0.0.1:0` (an ephemeral port, so parallel tests never collide),
+/// allows [`DEFAULT_USER_LIMIT`] users per AppInstance, answers missing users with
+/// [`MissingUserError::NotFound`] and injects no faults.
+#[derive(Debug, Clone)]
+pub struct FakeConfig {
+    /// Listening address; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// Users allowed per AppInstance before `ResourceLimitExceededException`.
+    pub user_limit_per_app_instance: usize,
+    /// The error for Describe/Update/Delete of a user that does not exist.
+    pub missing_user: MissingUserError,
+    /// Faults active from the first request.
+    pub faults: FaultConfig,
+}
+
+impl Default for FakeConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            user_limit_per_app_instance: DEFAULT_USER_LIMIT,
+            missing_user: MissingUserError::default(),
+            faults: FaultConfig::none(),
+        }
+    }
+}
+
+impl FakeConfig {
+    /// The defaults described on the type.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Listens on `port` (keeping the IP).
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.bind.set_port(port);
+        self
+    }
+
+    /// Listens on `bind` (e.g. `0.0.0.0:4566` inside a container).
+    pub fn with_bind(mut self, bind: SocketAddr) -> Self {
+        self.bind = bind;
+        self
+    }
+
+    /// Sets the per-AppInstance user limit.
+    pub fn with_user_limit(mut self, limit: usize) -> Self {
+        self.user_limit_per_app_instance = limit;
+        self
+    }
+
+    /// Chooses the answer for missing users.
+    pub fn with_missing_user(mut self, missing: MissingUserError) -> Self {
+        self.missing_user = missing;
+        self
+    }
+
+    /// Sets the faults active from the start.
+    pub fn with_faults(mut self, faults: FaultConfig) -> Self {
+        self.faults = faults;
+        self
+    }
+}

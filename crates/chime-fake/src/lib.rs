@@ -1,0 +1,55 @@
+//! A local, wire-level fake of the Amazon Chime SDK Identity API (restJson1), for testing real
+//! clients such as `aws-sdk-chimesdkidentity` without AWS.
+//!
+//! No emulator (moto, LocalStack) serves Chime SDK Identity, and in-memory test doubles cannot
+//! show that SDK calls, error shapes and retries work on the wire. This crate serves the
+//! AppInstanceUser operations on the real paths, with the real status codes, JSON bodies and
+//! `X-Amzn-Errortype` headers, enforces the model's input constraints with
+//! `BadRequestException`, and injects faults (latency, a TPS quota answered with
+//! `ThrottledClientException`, 500/503 rates, dropped connections, scripted bursts).
+//!
+//! | operation | request | success |
+//! |---|---|---|
+//! | CreateAppInstanceUser | `POST /app-instance-users` | 201 `{"AppInstanceUserArn"}` |
+//! | DescribeAppInstanceUser | `GET /app-instance-users/{arn}` | 200 `{"AppInstanceUser": {...}}` |
+//! | UpdateAppInstanceUser | `PUT /app-instance-users/{arn}` | 200 `{"AppInstanceUserArn"}` |
+//! | DeleteAppInstanceUser | `DELETE /app-instance-users/{arn}` | 204 |
+//! | ListAppInstanceUsers | `GET /app-instance-users?app-instance-arn=&max-results=&next-token=` | 200 |
+//!
+//! Requests may be SigV4-signed; signatures are not checked and `Authorization` is ignored.
+//! AppInstances exist implicitly (see [`model`]); a missing user answers
+//! [`MissingUserError::NotFound`] by default, an assumption documented there. Control endpoints
+//! live under `/_fake/` (see [`control`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), chime_identity_fake::FakeError> {
+//! use chime_identity_fake::{FakeChime, FakeConfig, FaultConfig, ScriptedFault};
+//!
+//! let fake = FakeChime::start(FakeConfig::new()).await?;
+//! // Point the SDK at fake.endpoint_url(); then, e.g., throttle the next two requests:
+//! fake.set_faults(FaultConfig::none().with_script([ScriptedFault::Throttle, ScriptedFault::Throttle]))?;
+//! # fake.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+pub mod control;
+mod counters;
+mod error;
+mod faults;
+mod middleware;
+pub mod model;
+mod routes;
+mod server;
+mod state;
+pub mod validate;
+
+pub use config::{DEFAULT_USER_LIMIT, FakeConfig};
+pub use control::{CONTROL_PREFIX, StateSnapshot};
+pub use counters::{Counters, InjectedCounts, Operation, OperationCounts};
+pub use error::{ApiError, ERROR_TYPE_HEADER, ErrorKind, FakeError, REQUEST_ID_HEADER};
+pub use faults::{FaultConfig, LatencyMs, ScriptedFault};
+pub use model::{Expiration, MissingUserError, Tag, UserRecord};
+pub use routes::DEFAULT_MAX_RESULTS;
+pub use server::{FakeChime, FakeChimeHandle, serve, serve_until};

@@ -1,0 +1,504 @@
+//! The fake's state: AppInstanceUsers and the semantics of the five operations on them.
+//!
+//! Inputs reaching this module are already validated (see [`crate::validate`]); what is decided
+//! here is existence, idempotency, conflicts, limits and pagination.
+//!
+//! AppInstances are implicit: any well-formed `AppInstanceArn` names an AppInstance that exists,
+//! created on first use, with no users. This keeps the fake configuration-free for callers who
+//! only care about users; the price is that it cannot reproduce the real service's answer for an
+//! AppInstance that was never created.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ErrorKind};
+use crate::validate::{UserArn, user_arn};
+
+/// What Describe, Update and Delete answer for a user that does not exist.
+///
+/// The Smithy model lists no `NotFoundException` for these operations (only
+/// `DescribeAppInstanceBot` has one), and AWS does not document the answer. The default,
+/// [`MissingUserError::NotFound`] (HTTP 404, `X-Amzn-Errortype: NotFoundException`), follows
+/// operators' reports that `aws chime-sdk-identity describe-app-instance-user` on a missing user
+/// fails with `NotFoundException`; it is an assumption, not a verified fact, so the other
+/// plausible answers are selectable to test that a client copes with each. Because the error is
+/// not modelled, the Rust SDK surfaces it as the operation error's `Unhandled` variant whose
+/// `code()` is `"NotFoundException"` and whose raw response status is 404.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MissingUserError {
+    /// 404 `NotFoundException` (default; see the type's documentation for why).
+    #[default]
+    NotFound,
+    /// 403 `ForbiddenException`, as some Chime messaging APIs answer for unknown users.
+    Forbidden,
+    /// 400 `BadRequestException`.
+    BadRequest,
+}
+
+impl MissingUserError {
+    fn error(self, arn: &str) -> ApiError {
+        let kind = match self {
+            Self::NotFound => ErrorKind::NotFound,
+            Self::Forbidden => ErrorKind::Forbidden,
+            Self::BadRequest => ErrorKind::BadRequest,
+        };
+        ApiError::new(kind, format!("AppInstanceUser {arn} does not exist"))
+    }
+}
+
+/// A tag as sent in `CreateAppInstanceUser`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tag {
+    /// Tag key.
+    pub key: String,
+    /// Tag value.
+    pub value: String,
+}
+
+/// A user's `ExpirationSettings`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Expiration {
+    /// `ExpirationDays` (1–5475).
+    pub days: i64,
+    /// `ExpirationCriterion` (only `CREATED_TIMESTAMP` exists).
+    pub criterion: String,
+}
+
+/// One stored AppInstanceUser, as tests and the control endpoint see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRecord {
+    /// `{AppInstanceArn}/user/{AppInstanceUserId}`.
+    pub app_instance_user_arn: String,
+    /// The AppInstance the user belongs to.
+    pub app_instance_arn: String,
+    /// The id given at creation.
+    pub app_instance_user_id: String,
+    /// Display name.
+    pub name: String,
+    /// Metadata, if any was given.
+    pub metadata: Option<String>,
+    /// The `ClientRequestToken` of the create that made this user; a repeated create with the
+    /// same token is an idempotent replay.
+    pub client_request_token: String,
+    /// Tags given at creation.
+    pub tags: Vec<Tag>,
+    /// Expiration settings given at creation (stored, never acted on).
+    pub expiration: Option<Expiration>,
+    /// Creation time, epoch seconds with millisecond precision.
+    pub created_timestamp: f64,
+    /// Last update time, epoch seconds with millisecond precision.
+    pub last_updated_timestamp: f64,
+}
+
+/// A validated `CreateAppInstanceUser` request.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Target AppInstance.
+    pub app_instance_arn: String,
+    /// Requested id.
+    pub user_id: String,
+    /// Display name.
+    pub name: String,
+    /// Optional metadata.
+    pub metadata: Option<String>,
+    /// Idempotency token.
+    pub client_request_token: String,
+    /// Tags.
+    pub tags: Vec<Tag>,
+    /// Expiration.
+    pub expiration: Option<Expiration>,
+}
+
+/// One page of `ListAppInstanceUsers`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// Users on this page, ordered by id (byte order).
+    pub users: Vec<UserRecord>,
+    /// Token for the next page, absent on the last one.
+    pub next_token: Option<String>,
+}
+
+/// The in-memory directory of AppInstanceUsers.
+#[derive(Debug)]
+pub struct Directory {
+    users: BTreeMap<(String, String), UserRecord>,
+    per_instance: HashMap<String, usize>,
+    user_limit: usize,
+    missing: MissingUserError,
+}
+
+/// Prefix of the opaque `NextToken`, so a token from another source is recognisably foreign.
+const TOKEN_PREFIX: &str = "fake1.";
+
+impl Directory {
+    /// An empty directory allowing `user_limit` users per AppInstance.
+    pub fn new(user_limit: usize, missing: MissingUserError) -> Self {
+        Self {
+            users: BTreeMap::new(),
+            per_instance: HashMap::new(),
+            user_limit,
+            missing,
+        }
+    }
+
+    /// Forgets every user.
+    pub fn clear(&mut self) {
+        self.users.clear();
+        self.per_instance.clear();
+    }
+
+    /// Every user, ordered by AppInstance then id.
+    pub fn all(&self) -> Vec<UserRecord> {
+        self.users.values().cloned().collect()
+    }
+
+    /// `CreateAppInstanceUser`: the new user's ARN.
+    ///
+    /// An existing id with the same `ClientRequestToken` is a replay and returns the original ARN
+    /// without changing the user (even if the name differs); with another token it is a
+    /// `ConflictException`. The token binds only while the user exists: after a delete, a create
+    /// with the old token makes a new user.
+    pub fn create(&mut self, new: NewUser, now: f64) -> Result<String, ApiError> {
+        let key = (new.app_instance_arn.clone(), new.user_id.clone());
+        if let Some(existing) = self.users.get(&key) {
+            return if existing.client_request_token == new.client_request_token {
+                Ok(existing.app_instance_user_arn.clone())
+            } else {
+                Err(ApiError::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "AppInstanceUser {} already exists",
+                        existing.app_instance_user_arn
+                    ),
+                ))
+            };
+        }
+        let count = self
+            .per_instance
+            .entry(new.app_instance_arn.clone())
+            .or_default();
+        if *count >= self.user_limit {
+            return Err(ApiError::new(
+                ErrorKind::ResourceLimitExceeded,
+                format!(
+                    "The AppInstance {} already has the maximum of {} users",
+                    new.app_instance_arn, self.user_limit
+                ),
+            ));
+        }
+        *count += 1;
+        let arn = user_arn(&new.app_instance_arn, &new.user_id);
+        let record = UserRecord {
+            app_instance_user_arn: arn.clone(),
+            app_instance_arn: new.app_instance_arn,
+            app_instance_user_id: new.user_id,
+            name: new.name,
+            metadata: new.metadata,
+            client_request_token: new.client_request_token,
+            tags: new.tags,
+            expiration: new.expiration,
+            created_timestamp: now,
+            last_updated_timestamp: now,
+        };
+        self.users.insert(key, record);
+        Ok(arn)
+    }
+
+    /// `DescribeAppInstanceUser`.
+    pub fn describe(&self, arn: &UserArn) -> Result<UserRecord, ApiError> {
+        self.users
+            .get(&key(arn))
+            .cloned()
+            .ok_or_else(|| self.missing.error(&arn.to_arn()))
+    }
+
+    /// `UpdateAppInstanceUser`: replaces name and metadata, returns the ARN.
+    pub fn update(
+        &mut self,
+        arn: &UserArn,
+        name: String,
+        metadata: String,
+        now: f64,
+    ) -> Result<String, ApiError> {
+        let missing = self.missing;
+        let record = self
+            .users
+            .get_mut(&key(arn))
+            .ok_or_else(|| missing.error(&arn.to_arn()))?;
+        record.name = name;
+        record.metadata = Some(metadata);
+        record.last_updated_timestamp = now.max(record.created_timestamp);
+        Ok(record.app_instance_user_arn.clone())
+    }
+
+    /// `DeleteAppInstanceUser`.
+    pub fn delete(&mut self, arn: &UserArn) -> Result<(), ApiError> {
+        if self.users.remove(&key(arn)).is_none() {
+            return Err(self.missing.error(&arn.to_arn()));
+        }
+        if let Some(count) = self.per_instance.get_mut(&arn.app_instance_arn) {
+            *count = count.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    /// `ListAppInstanceUsers`: up to `max` users with ids after the one `next_token` points at.
+    ///
+    /// The token encodes the AppInstance and the last id returned, so pages stay consistent
+    /// while users are added or deleted between calls; a token from another AppInstance or not
+    /// made by this fake is a `BadRequestException`.
+    pub fn list(
+        &self,
+        app_instance_arn: &str,
+        max: usize,
+        next_token: Option<&str>,
+    ) -> Result<Page, ApiError> {
+        let after = match next_token {
+            None => None,
+            Some(token) => Some(decode_token(token, app_instance_arn)?),
+        };
+        let start = (app_instance_arn.to_owned(), String::new());
+        let mut users: Vec<UserRecord> = self
+            .users
+            .range(start..)
+            .take_while(|((instance, _), _)| instance == app_instance_arn)
+            .filter(|((_, id), _)| after.as_deref().is_none_or(|after| id.as_str() > after))
+            .take(max.saturating_add(1))
+            .map(|(_, record)| record.clone())
+            .collect();
+        let next_token = if users.len() > max {
+            users.truncate(max);
+            users
+                .last()
+                .map(|last| encode_token(app_instance_arn, &last.app_instance_user_id))
+        } else {
+            None
+        };
+        Ok(Page { users, next_token })
+    }
+}
+
+fn key(arn: &UserArn) -> (String, String) {
+    (arn.app_instance_arn.clone(), arn.user_id.clone())
+}
+
+fn encode_token(app_instance_arn: &str, last_id: &str) -> String {
+    let mut token = String::from(TOKEN_PREFIX);
+    for byte in format!("{app_instance_arn}\n{last_id}").bytes() {
+        token.push_str(&format!("{byte:02x}"));
+    }
+    token
+}
+
+fn decode_token(token: &str, app_instance_arn: &str) -> Result<String, ApiError> {
+    let invalid = || {
+        ApiError::bad_request("next-token (NextToken) is invalid or belongs to another AppInstance")
+    };
+    let hex = token.strip_prefix(TOKEN_PREFIX).ok_or_else(invalid)?;
+    if hex.len() % 2 != 0 {
+        return Err(invalid());
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(invalid)?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    match text.split_once('\n') {
+        Some((instance, last_id)) if instance == app_instance_arn => Ok(last_id.to_owned()),
+        _ => Err(invalid()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const APP: &str = "arn:aws:chime:us-east-1:123456789012:app-instance/app";
+    const OTHER: &str = "arn:aws:chime:us-east-1:123456789012:app-instance/other";
+
+    fn new_user(app: &str, id: &str, token: &str) -> NewUser {
+        NewUser {
+            app_instance_arn: app.to_owned(),
+            user_id: id.to_owned(),
+            name: format!("name of {id}"),
+            metadata: None,
+            client_request_token: token.to_owned(),
+            tags: Vec::new(),
+            expiration: None,
+        }
+    }
+
+    fn arn(app: &str, id: &str) -> UserArn {
+        UserArn {
+            app_instance_arn: app.to_owned(),
+            user_id: id.to_owned(),
+        }
+    }
+
+    #[test]
+    fn create_replay_conflict_and_recreate_after_delete() {
+        let mut dir = Directory::new(10, MissingUserError::NotFound);
+        let created = dir.create(new_user(APP, "u1", "tok-1"), 1.0).unwrap();
+        assert_eq!(created, format!("{APP}/user/u1"));
+
+        let mut renamed = new_user(APP, "u1", "tok-1");
+        renamed.name = "changed".into();
+        assert_eq!(
+            dir.create(renamed, 2.0).unwrap(),
+            created,
+            "same token replays"
+        );
+        assert_eq!(
+            dir.describe(&arn(APP, "u1")).unwrap().name,
+            "name of u1",
+            "a replay changes nothing"
+        );
+
+        let conflict = dir.create(new_user(APP, "u1", "tok-2"), 3.0).unwrap_err();
+        assert_eq!(conflict.kind, ErrorKind::Conflict);
+
+        dir.delete(&arn(APP, "u1")).unwrap();
+        assert_eq!(
+            dir.create(new_user(APP, "u1", "tok-2"), 4.0).unwrap(),
+            created
+        );
+        assert_eq!(
+            dir.describe(&arn(APP, "u1")).unwrap().created_timestamp,
+            4.0
+        );
+    }
+
+    #[test]
+    fn missing_user_answers_with_the_configured_error() {
+        for (missing, kind) in [
+            (MissingUserError::NotFound, ErrorKind::NotFound),
+            (MissingUserError::Forbidden, ErrorKind::Forbidden),
+            (MissingUserError::BadRequest, ErrorKind::BadRequest),
+        ] {
+            let mut dir = Directory::new(10, missing);
+            assert_eq!(dir.describe(&arn(APP, "nope")).unwrap_err().kind, kind);
+            assert_eq!(
+                dir.update(&arn(APP, "nope"), "n".into(), "m".into(), 1.0)
+                    .unwrap_err()
+                    .kind,
+                kind
+            );
+            assert_eq!(dir.delete(&arn(APP, "nope")).unwrap_err().kind, kind);
+        }
+    }
+
+    #[test]
+    fn update_replaces_name_and_metadata() {
+        let mut dir = Directory::new(10, MissingUserError::NotFound);
+        dir.create(new_user(APP, "u1", "tok-1"), 10.0).unwrap();
+        dir.update(&arn(APP, "u1"), "New".into(), "{\"a\":1}".into(), 20.0)
+            .unwrap();
+        let user = dir.describe(&arn(APP, "u1")).unwrap();
+        assert_eq!(
+            (user.name.as_str(), user.metadata.as_deref()),
+            ("New", Some("{\"a\":1}"))
+        );
+        assert_eq!(
+            (user.created_timestamp, user.last_updated_timestamp),
+            (10.0, 20.0)
+        );
+    }
+
+    #[test]
+    fn limit_is_per_app_instance_and_freed_by_delete() {
+        let mut dir = Directory::new(2, MissingUserError::NotFound);
+        dir.create(new_user(APP, "a", "tok"), 1.0).unwrap();
+        dir.create(new_user(APP, "b", "tok"), 1.0).unwrap();
+        assert_eq!(
+            dir.create(new_user(APP, "c", "tok"), 1.0).unwrap_err().kind,
+            ErrorKind::ResourceLimitExceeded
+        );
+        assert!(
+            dir.create(new_user(APP, "a", "tok"), 1.0).is_ok(),
+            "a replay is not a new user"
+        );
+        assert!(dir.create(new_user(OTHER, "c", "tok"), 1.0).is_ok());
+        dir.delete(&arn(APP, "a")).unwrap();
+        assert!(dir.create(new_user(APP, "c", "tok"), 1.0).is_ok());
+    }
+
+    #[test]
+    fn list_pages_in_id_order_within_one_app_instance() {
+        let mut dir = Directory::new(100, MissingUserError::NotFound);
+        for id in ["c", "a", "e", "b", "d"] {
+            dir.create(new_user(APP, id, "tok"), 1.0).unwrap();
+        }
+        dir.create(new_user(OTHER, "zzz", "tok"), 1.0).unwrap();
+
+        let mut seen = Vec::new();
+        let mut token: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let page = dir.list(APP, 2, token.as_deref()).unwrap();
+            pages += 1;
+            seen.extend(page.users.iter().map(|u| u.app_instance_user_id.clone()));
+            match page.next_token {
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ["a", "b", "c", "d", "e"]);
+        assert_eq!(pages, 3);
+
+        let exact = dir.list(APP, 5, None).unwrap();
+        assert_eq!(
+            (exact.users.len(), exact.next_token),
+            (5, None),
+            "no empty trailing page"
+        );
+        assert!(
+            dir.list(
+                "arn:aws:chime:us-east-1:123456789012:app-instance/none",
+                5,
+                None
+            )
+            .unwrap()
+            .users
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn list_tokens_are_checked() {
+        let mut dir = Directory::new(100, MissingUserError::NotFound);
+        for id in ["a", "b"] {
+            dir.create(new_user(APP, id, "tok"), 1.0).unwrap();
+        }
+        let token = dir.list(APP, 1, None).unwrap().next_token.unwrap();
+        assert_eq!(
+            dir.list(OTHER, 1, Some(&token)).unwrap_err().kind,
+            ErrorKind::BadRequest
+        );
+        for bad in ["", "garbage", "fake1.zz", "fake1.6"] {
+            assert_eq!(
+                dir.list(APP, 1, Some(bad)).unwrap_err().kind,
+                ErrorKind::BadRequest,
+                "{bad}"
+            );
+        }
+        // A deleted anchor still works: the token holds the id, not a position.
+        dir.delete(&arn(APP, "a")).unwrap();
+        let rest = dir.list(APP, 1, Some(&token)).unwrap();
+        assert_eq!(
+            rest.users
+                .iter()
+                .map(|u| u.app_instance_user_id.as_str())
+                .collect::<Vec<_>>(),
+            ["b"]
+        );
+    }
+}

@@ -1,0 +1,1045 @@
+//! Wire tests: the real `aws-sdk-chimesdkidentity` client against the fake, plus raw HTTP for
+//! what the SDK never sends. No AWS credentials, no internet, ephemeral ports, bounded time.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_chimesdkidentity::Client;
+use aws_sdk_chimesdkidentity::config::retry::RetryConfig;
+use aws_sdk_chimesdkidentity::config::timeout::TimeoutConfig;
+use aws_sdk_chimesdkidentity::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_chimesdkidentity::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_chimesdkidentity::types::{ExpirationCriterion, ExpirationSettings, Tag};
+use chime_identity_fake::{
+    FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, MissingUserError, Operation,
+    ScriptedFault, StateSnapshot,
+};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const APP: &str =
+    "arn:aws:chime:us-east-1:123456789012:app-instance/0a1b2c3d-4e5f-6789-abcd-ef0123456789";
+
+/// Every test body runs under this bound so a regression fails instead of hanging CI.
+async fn within<F: Future>(test: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(60), test)
+        .await
+        .expect("test exceeded 60 s")
+}
+
+async fn start(config: FakeConfig) -> FakeChimeHandle {
+    FakeChime::start(config)
+        .await
+        .expect("fake starts on an ephemeral port")
+}
+
+/// A real SDK client pointed at the fake. `max_attempts == 1` disables retries.
+fn client(fake: &FakeChimeHandle, max_attempts: u32) -> Client {
+    let retry = if max_attempts <= 1 {
+        RetryConfig::disabled()
+    } else {
+        RetryConfig::standard()
+            .with_max_attempts(max_attempts)
+            .with_initial_backoff(Duration::from_millis(5))
+            .with_max_backoff(Duration::from_millis(20))
+    };
+    let config = aws_sdk_chimesdkidentity::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .endpoint_url(fake.endpoint_url())
+        .retry_config(retry)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_timeout(Duration::from_secs(20))
+                .build(),
+        )
+        .build();
+    Client::from_conf(config)
+}
+
+fn user_arn(id: &str) -> String {
+    format!("{APP}/user/{id}")
+}
+
+async fn create(client: &Client, id: &str, token: &str) -> Result<String, String> {
+    client
+        .create_app_instance_user()
+        .app_instance_arn(APP)
+        .app_instance_user_id(id)
+        .name(format!("User {id}"))
+        .client_request_token(token)
+        .send()
+        .await
+        .map(|out| out.app_instance_user_arn().unwrap_or_default().to_owned())
+        .map_err(|err| format!("{:?}", err.into_service_error()))
+}
+
+fn status_of<E>(err: &SdkError<E>) -> Option<u16> {
+    err.raw_response()
+        .map(|response| response.status().as_u16())
+}
+
+/// A response read off a raw socket.
+struct Raw {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Raw {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|err| panic!("not JSON ({err}): {}", self.body))
+    }
+
+    /// Asserts a Chime `BadRequestException` whose message names `field`.
+    fn assert_bad_request(&self, field: &str) {
+        assert_eq!(self.status, 400, "{}", self.body);
+        assert_eq!(self.header("x-amzn-errortype"), Some("BadRequestException"));
+        let body = self.json();
+        assert_eq!(body["Code"], "BadRequest");
+        let message = body["Message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(field),
+            "message {message:?} should name {field}"
+        );
+    }
+}
+
+/// Sends one HTTP/1.1 request with `Connection: close` and reads the whole answer; `None` if the
+/// server closed the connection without answering.
+async fn raw(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> Option<Raw> {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let body = body.unwrap_or("");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=garbage\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut bytes = Vec::new();
+    // A reset connection is as much "no answer" as a clean close.
+    let _ = stream.read_to_end(&mut bytes).await;
+    if bytes.is_empty() {
+        return None;
+    }
+    let text = String::from_utf8(bytes).expect("UTF-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("header/body separator");
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Some(Raw {
+        status,
+        headers,
+        body: body.to_owned(),
+    })
+}
+
+fn encoded(arn: &str) -> String {
+    arn.replace(':', "%3A")
+        .replace('/', "%2F")
+        .replace('@', "%40")
+}
+
+#[tokio::test]
+async fn create_returns_201_with_the_user_arn() {
+    within(async {
+        let fake = start(FakeConfig::new()).await;
+        let client = client(&fake, 1);
+        assert_eq!(create(&client, "u-1", "token-1").await.unwrap(), user_arn("u-1"));
+
+        let raw = raw(
+            fake.addr(),
+            "POST",
+            "/app-instance-users",
+            Some(&json!({"AppInstanceArn": APP, "AppInstanceUserId": "u-2", "Name": "Two", "ClientRequestToken": "tok-2"}).to_string()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(raw.status, 201);
+        assert_eq!(raw.json(), json!({"AppInstanceUserArn": user_arn("u-2")}));
+        assert!(raw.header("x-amzn-requestid").is_some_and(|id| id.starts_with("fake-chime-")));
+
+        let users = fake.users();
+        assert_eq!(users.iter().map(|u| u.app_instance_user_id.as_str()).collect::<Vec<_>>(), ["u-1", "u-2"]);
+        assert_eq!(users[0].client_request_token, "token-1");
+        assert_eq!(fake.counters().get(Operation::CreateAppInstanceUser).succeeded, 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn same_token_replays_and_other_token_conflicts() {
+    within(async {
+        let fake = start(FakeConfig::new()).await;
+        let client = client(&fake, 3);
+        let arn = create(&client, "sub-1", "idem-1").await.unwrap();
+        assert_eq!(
+            create(&client, "sub-1", "idem-1").await.unwrap(),
+            arn,
+            "a replay returns the original ARN"
+        );
+
+        let err = client
+            .create_app_instance_user()
+            .app_instance_arn(APP)
+            .app_instance_user_id("sub-1")
+            .name("Other")
+            .client_request_token("idem-2")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status_of(&err), Some(409));
+        let service = err.into_service_error();
+        assert!(service.is_conflict_exception(), "{service:?}");
+        assert_eq!(service.code(), Some("ConflictException"));
+        assert!(service.message().is_some_and(|m| m.contains("sub-1")));
+
+        let counts = fake.counters().get(Operation::CreateAppInstanceUser);
+        assert_eq!(counts.attempts, 3, "a conflict is not retried");
+        assert_eq!(counts.errors.get("ConflictException"), Some(&1));
+        assert_eq!(fake.users().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn describe_update_delete_round_trip() {
+    within(async {
+        let fake = start(FakeConfig::new()).await;
+        let client = client(&fake, 1);
+        let id = "ada@example.com:x_y.z";
+        let arn = client
+            .create_app_instance_user()
+            .app_instance_arn(APP)
+            .app_instance_user_id(id)
+            .name("Ada")
+            .metadata("{\"dept\":\"R&D\"}")
+            .client_request_token("tok-ada")
+            .expiration_settings(
+                ExpirationSettings::builder()
+                    .expiration_days(30)
+                    .expiration_criterion(ExpirationCriterion::CreatedTimestamp)
+                    .build()
+                    .unwrap(),
+            )
+            .tags(Tag::builder().key("team").value("chat").build().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .app_instance_user_arn
+            .unwrap();
+        assert_eq!(arn, user_arn(id));
+
+        let described = client
+            .describe_app_instance_user()
+            .app_instance_user_arn(&arn)
+            .send()
+            .await
+            .unwrap();
+        let user = described.app_instance_user().unwrap();
+        assert_eq!(user.app_instance_user_arn(), Some(arn.as_str()));
+        assert_eq!(user.name(), Some("Ada"));
+        assert_eq!(user.metadata(), Some("{\"dept\":\"R&D\"}"));
+        let expiration = user.expiration_settings().unwrap();
+        assert_eq!(
+            (
+                expiration.expiration_days(),
+                expiration.expiration_criterion()
+            ),
+            (30, &ExpirationCriterion::CreatedTimestamp)
+        );
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let created = user.created_timestamp().unwrap().secs();
+        assert!((now - created).abs() < 60, "created {created} vs now {now}");
+
+        let updated = client
+            .update_app_instance_user()
+            .app_instance_user_arn(&arn)
+            .name("Ada Lovelace")
+            .metadata("")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(updated.app_instance_user_arn(), Some(arn.as_str()));
+        let user = client
+            .describe_app_instance_user()
+            .app_instance_user_arn(&arn)
+            .send()
+            .await
+            .unwrap();
+        let user = user.app_instance_user().unwrap();
+        assert_eq!(
+            (user.name(), user.metadata()),
+            (Some("Ada Lovelace"), Some(""))
+        );
+        assert!(user.last_updated_timestamp().unwrap() >= user.created_timestamp().unwrap());
+
+        client
+            .delete_app_instance_user()
+            .app_instance_user_arn(&arn)
+            .send()
+            .await
+            .unwrap();
+        assert!(fake.users().is_empty());
+
+        let raw_delete = raw(
+            fake.addr(),
+            "DELETE",
+            &format!("/app-instance-users/{}", encoded(&arn)),
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(raw_delete.status, 404, "the user is gone");
+        create(&client, "gone", "tok-g").await.unwrap();
+        let raw_delete = raw(
+            fake.addr(),
+            "DELETE",
+            &format!("/app-instance-users/{}", encoded(&user_arn("gone"))),
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!((raw_delete.status, raw_delete.body.as_str()), (204, ""));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn missing_users_answer_not_found_which_the_sdk_leaves_unmodelled() {
+    within(async {
+        let fake = start(FakeConfig::new()).await;
+        let client = client(&fake, 3);
+        let arn = user_arn("nobody");
+
+        let err = client
+            .describe_app_instance_user()
+            .app_instance_user_arn(&arn)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status_of(&err), Some(404));
+        let service = err.into_service_error();
+        assert_eq!(service.code(), Some("NotFoundException"));
+        assert!(!service.is_bad_request_exception() && !service.is_forbidden_exception());
+
+        let err = client
+            .delete_app_instance_user()
+            .app_instance_user_arn(&arn)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status_of(&err), Some(404));
+        assert_eq!(err.into_service_error().code(), Some("NotFoundException"));
+
+        let err = client
+            .update_app_instance_user()
+            .app_instance_user_arn(&arn)
+            .name("n")
+            .metadata("m")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err.into_service_error().code(), Some("NotFoundException"));
+
+        let counters = fake.counters();
+        for op in [
+            Operation::DescribeAppInstanceUser,
+            Operation::DeleteAppInstanceUser,
+            Operation::UpdateAppInstanceUser,
+        ] {
+            assert_eq!(counters.attempts(op), 1, "{op:?}: a 404 is not retried");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn missing_user_error_is_configurable() {
+    within(async {
+        let fake = start(FakeConfig::new().with_missing_user(MissingUserError::Forbidden)).await;
+        let client = client(&fake, 1);
+        let err = client
+            .describe_app_instance_user()
+            .app_instance_user_arn(user_arn("x"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status_of(&err), Some(403));
+        assert!(err.into_service_error().is_forbidden_exception());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn list_pages_through_users_in_id_order() {
+    within(async {
+        let fake = start(FakeConfig::new()).await;
+        let client = client(&fake, 1);
+        for id in ["g", "c", "a", "e", "b", "f", "d"] {
+            create(&client, id, "tok").await.unwrap();
+        }
+        let other = "arn:aws:chime:us-east-1:123456789012:app-instance/other";
+        client
+            .create_app_instance_user()
+            .app_instance_arn(other)
+            .app_instance_user_id("zz")
+            .name("Z")
+            .client_request_token("tok")
+            .send()
+            .await
+            .unwrap();
+
+        let mut pages = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = client
+                .list_app_instance_users()
+                .app_instance_arn(APP)
+                .max_results(3)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(page.app_instance_arn(), Some(APP));
+            pages.push(
+                page.app_instance_users()
+                    .iter()
+                    .filter_map(|u| u.name().map(str::to_owned))
+                    .collect::<Vec<_>>(),
+            );
+            match page.next_token() {
+                Some(next) => token = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(
+            pages,
+            [
+                vec!["User a", "User b", "User c"],
+                vec!["User d", "User e", "User f"],
+                vec!["User g"]
+            ]
+        );
+
+        let all: Vec<String> = client
+            .list_app_instance_users()
+            .app_instance_arn(APP)
+            .max_results(2)
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .unwrap()
+            .into_iter()
+            .flat_map(|page| page.app_instance_users.unwrap_or_default())
+            .filter_map(|u| u.app_instance_user_arn)
+            .collect();
+        assert_eq!(all, ["a", "b", "c", "d", "e", "f", "g"].map(user_arn));
+        assert_eq!(
+            fake.counters().attempts(Operation::ListAppInstanceUsers),
+            3 + 4
+        );
+
+        for bad in [0, 51] {
+            let err = client
+                .list_app_instance_users()
+                .app_instance_arn(APP)
+                .max_results(bad)
+                .send()
+                .await
+                .unwrap_err();
+            let service = err.into_service_error();
+            assert!(
+                service.is_bad_request_exception(),
+                "max-results {bad}: {service:?}"
+            );
+            assert!(
+                service
+                    .message()
+                    .unwrap_or_default()
+                    .contains("max-results")
+            );
+        }
+        let err = client
+            .list_app_instance_users()
+            .app_instance_arn(APP)
+            .next_token("forged")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(err.into_service_error().is_bad_request_exception());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_create_constraint_is_a_bad_request_naming_the_field() {
+    within(async {
+        let fake = start(FakeConfig::new()).await;
+        let client = client(&fake, 3);
+        type Tweak = fn(
+            aws_sdk_chimesdkidentity::operation::create_app_instance_user::builders::CreateAppInstanceUserFluentBuilder,
+        ) -> aws_sdk_chimesdkidentity::operation::create_app_instance_user::builders::CreateAppInstanceUserFluentBuilder;
+        let cases: [(&str, Tweak); 14] = [
+            ("AppInstanceUserId", |b| b.app_instance_user_id("-leading-dash")),
+            ("AppInstanceUserId", |b| b.app_instance_user_id("x".repeat(65))),
+            ("AppInstanceUserId", |b| b.app_instance_user_id("has space")),
+            ("Name", |b| b.name("")),
+            ("Name", |b| b.name("   ")),
+            ("Name", |b| b.name("n".repeat(101))),
+            ("Metadata", |b| b.metadata("m".repeat(1025))),
+            ("ClientRequestToken", |b| b.client_request_token("a")),
+            ("ClientRequestToken", |b| b.client_request_token("has.dot")),
+            ("ClientRequestToken", |b| b.client_request_token("t".repeat(65))),
+            ("AppInstanceArn", |b| b.app_instance_arn("arn:aws:chime:us-east-1:123:app-instance/x")),
+            ("AppInstanceArn", |b| b.app_instance_arn("not-an-arn")),
+            ("ExpirationDays", |b| {
+                b.expiration_settings(
+                    ExpirationSettings::builder()
+                        .expiration_days(0)
+                        .expiration_criterion(ExpirationCriterion::CreatedTimestamp)
+                        .build()
+                        .unwrap(),
+                )
+            }),
+            ("Tags.Key", |b| b.tags(Tag::builder().key("").value("v").build().unwrap())),
+        ];
+        for (field, tweak) in cases {
+            let builder = client
+                .create_app_instance_user()
+                .app_instance_arn(APP)
+                .app_instance_user_id("valid-id")
+                .name("Valid")
+                .client_request_token("valid-token");
+            let err = tweak(builder).send().await.unwrap_err();
+            assert_eq!(status_of(&err), Some(400), "{field}");
+            let service = err.into_service_error();
+            assert!(service.is_bad_request_exception(), "{field}: {service:?}");
+            let message = service.message().unwrap_or_default();
+            assert!(message.contains(field), "{field}: {message}");
+        }
+        assert!(fake.users().is_empty());
+        assert_eq!(fake.counters().attempts(Operation::CreateAppInstanceUser), 14, "a 400 is never retried");
+
+        create(&client, "valid-id", "tok").await.unwrap();
+        for (name, metadata, field) in [(Some(""), Some("m"), "Name"), (Some("n"), None, "Metadata"), (None, Some("m"), "Name")] {
+            let err = client
+                .update_app_instance_user()
+                .app_instance_user_arn(user_arn("valid-id"))
+                .set_name(name.map(str::to_owned))
+                .set_metadata(metadata.map(str::to_owned))
+                .send()
+                .await
+                .unwrap_err();
+            let service = err.into_service_error();
+            assert!(service.is_bad_request_exception(), "{field}: {service:?}");
+            assert!(service.message().unwrap_or_default().contains(field));
+        }
+        let err = client.describe_app_instance_user().app_instance_user_arn(format!("{APP}/bot/x")).send().await.unwrap_err();
+        assert!(err.into_service_error().is_bad_request_exception());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn server_rejects_what_the_sdk_never_sends() {
+    within(async {
+        let fake = start(FakeConfig::new()).await;
+        let addr = fake.addr();
+        let body = |value: Value| Some(value.to_string());
+
+        raw(addr, "POST", "/app-instance-users", Some("{not json")).await.unwrap().assert_bad_request("body");
+        raw(addr, "POST", "/app-instance-users", Some("[]")).await.unwrap().assert_bad_request("body");
+        raw(addr, "POST", "/app-instance-users", None).await.unwrap().assert_bad_request("AppInstanceArn");
+        let no_token = json!({"AppInstanceArn": APP, "AppInstanceUserId": "u", "Name": "N"});
+        raw(addr, "POST", "/app-instance-users", body(no_token).as_deref()).await.unwrap().assert_bad_request("ClientRequestToken");
+        let no_id = json!({"AppInstanceArn": APP, "Name": "N", "ClientRequestToken": "tok"});
+        raw(addr, "POST", "/app-instance-users", body(no_id).as_deref()).await.unwrap().assert_bad_request("AppInstanceUserId");
+        let wrong_type = json!({"AppInstanceArn": APP, "AppInstanceUserId": 5, "Name": "N", "ClientRequestToken": "tok"});
+        raw(addr, "POST", "/app-instance-users", body(wrong_type).as_deref()).await.unwrap().assert_bad_request("body");
+        raw(addr, "GET", "/app-instance-users", None).await.unwrap().assert_bad_request("app-instance-arn");
+        raw(addr, "GET", &format!("/app-instance-users?app-instance-arn={}&max-results=ten", encoded(APP)), None)
+            .await
+            .unwrap()
+            .assert_bad_request("max-results");
+        raw(addr, "GET", "/app-instance-users/not-an-arn", None).await.unwrap().assert_bad_request("AppInstanceUserArn");
+        raw(addr, "PUT", &format!("/app-instance-users/{}", encoded(&user_arn("u"))), Some("{"))
+            .await
+            .unwrap()
+            .assert_bad_request("body");
+
+        let unknown = raw(addr, "GET", "/app-instances", None).await.unwrap();
+        assert_eq!((unknown.status, unknown.header("x-amzn-errortype")), (404, Some("UnknownOperationException")));
+
+        // An unencoded ARN in the path is accepted too, and signatures are never checked.
+        let created = json!({"AppInstanceArn": APP, "AppInstanceUserId": "plain", "Name": "P", "ClientRequestToken": "tok"});
+        assert_eq!(raw(addr, "POST", "/app-instance-users", body(created).as_deref()).await.unwrap().status, 201);
+        let described = raw(addr, "GET", &format!("/app-instance-users/{}", user_arn("plain")), None).await.unwrap();
+        assert_eq!(described.status, 200);
+        assert_eq!(described.json()["AppInstanceUser"]["Name"], "P");
+        assert!(described.json()["AppInstanceUser"]["CreatedTimestamp"].is_f64());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn user_limit_gives_resource_limit_exceeded() {
+    within(async {
+        let fake = start(FakeConfig::new().with_user_limit(2)).await;
+        let client = client(&fake, 3);
+        create(&client, "a", "tok").await.unwrap();
+        create(&client, "b", "tok").await.unwrap();
+        let err = client
+            .create_app_instance_user()
+            .app_instance_arn(APP)
+            .app_instance_user_id("c")
+            .name("C")
+            .client_request_token("tok")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status_of(&err), Some(400));
+        assert!(
+            err.into_service_error()
+                .is_resource_limit_exceeded_exception()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn throttling_is_a_typed_429_the_default_retry_does_not_retry() {
+    within(async {
+        let fake =
+            start(FakeConfig::new().with_faults(FaultConfig::none().with_tps_limit(0.0))).await;
+        let client = client(&fake, 3);
+        let err = client
+            .create_app_instance_user()
+            .app_instance_arn(APP)
+            .app_instance_user_id("t")
+            .name("T")
+            .client_request_token("tok")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status_of(&err), Some(429));
+        let service = err.into_service_error();
+        assert!(service.is_throttled_client_exception(), "{service:?}");
+        let counts = fake.counters().get(Operation::CreateAppInstanceUser);
+        // DESIGN.md §3: ThrottledClientException is not retryable for the SDK's standard retry.
+        assert_eq!((counts.attempts, counts.injected.throttled), (1, 1));
+        assert!(fake.users().is_empty(), "a throttled request does nothing");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tps_quota_admits_the_burst_then_throttles() {
+    within(async {
+        let fake = start(
+            FakeConfig::new().with_faults(FaultConfig::none().with_tps_limit(0.001).with_burst(3)),
+        )
+        .await;
+        let client = client(&fake, 1);
+        let mut outcomes = Vec::new();
+        for i in 0..5 {
+            outcomes.push(create(&client, &format!("u{i}"), "tok").await.is_ok());
+        }
+        assert_eq!(outcomes, [true, true, true, false, false]);
+        assert_eq!(
+            fake.counters()
+                .get(Operation::CreateAppInstanceUser)
+                .errors
+                .get("ThrottledClientException"),
+            Some(&2)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_503_burst_is_retried_and_counted() {
+    within(async {
+        let fake = start(FakeConfig::new()).await;
+        fake.set_faults(FaultConfig::none().with_script([
+            ScriptedFault::ServiceUnavailable,
+            ScriptedFault::ServiceUnavailable,
+        ]))
+        .unwrap();
+        let client = client(&fake, 3);
+        assert_eq!(create(&client, "r", "tok").await.unwrap(), user_arn("r"));
+        let counts = fake.counters().get(Operation::CreateAppInstanceUser);
+        assert_eq!(
+            (
+                counts.attempts,
+                counts.succeeded,
+                counts.injected.service_unavailable
+            ),
+            (3, 1, 2)
+        );
+        assert_eq!(counts.errors.get("ServiceUnavailableException"), Some(&2));
+        assert!(fake.faults().script.is_empty(), "the script is consumed");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn injected_500_and_503_are_typed() {
+    within(async {
+        let fake = start(
+            FakeConfig::new().with_faults(FaultConfig::none().with_service_unavailable_rate(1.0)),
+        )
+        .await;
+        let client = client(&fake, 1);
+        let err = client
+            .describe_app_instance_user()
+            .app_instance_user_arn(user_arn("x"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status_of(&err), Some(503));
+        assert!(err.into_service_error().is_service_unavailable_exception());
+
+        fake.set_faults(FaultConfig::none().with_service_failure_rate(1.0))
+            .unwrap();
+        let err = client
+            .list_app_instance_users()
+            .app_instance_arn(APP)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status_of(&err), Some(500));
+        assert!(err.into_service_error().is_service_failure_exception());
+
+        // With retries on, a persistent 5xx uses every attempt.
+        let retrying = self::client(&fake, 3);
+        assert!(
+            retrying
+                .list_app_instance_users()
+                .app_instance_arn(APP)
+                .send()
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            fake.counters().attempts(Operation::ListAppInstanceUsers),
+            1 + 3
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dropped_connections_surface_as_dispatch_failures() {
+    within(async {
+        let fake =
+            start(FakeConfig::new().with_faults(FaultConfig::none().with_drop_rate(1.0))).await;
+        let client = client(&fake, 1);
+        let err = client
+            .create_app_instance_user()
+            .app_instance_arn(APP)
+            .app_instance_user_id("d")
+            .name("D")
+            .client_request_token("tok")
+            .send()
+            .await
+            .unwrap_err();
+        match &err {
+            // hyper reports IncompleteMessage; the SDK files it as a transient connector error.
+            SdkError::DispatchFailure(failure) => {
+                assert_eq!(
+                    format!("{:?}", failure.as_other()),
+                    "Some(TransientError)",
+                    "{failure:?}"
+                );
+            }
+            other => panic!("expected a dispatch failure, got {other:?}"),
+        }
+        assert!(
+            raw(
+                fake.addr(),
+                "GET",
+                &format!("/app-instance-users/{}", encoded(&user_arn("d"))),
+                None
+            )
+            .await
+            .is_none()
+        );
+        let counts = fake.counters().get(Operation::CreateAppInstanceUser);
+        assert_eq!(
+            (counts.attempts, counts.injected.dropped, counts.succeeded),
+            (1, 1, 0)
+        );
+        assert!(
+            fake.users().is_empty(),
+            "the fake drops before handling, so nothing was created"
+        );
+
+        // The SDK treats a dropped connection as transient: one drop then success.
+        fake.set_faults(FaultConfig::none().with_script([ScriptedFault::Drop]))
+            .unwrap();
+        assert!(create(&self::client(&fake, 3), "d", "tok").await.is_ok());
+        assert_eq!(
+            fake.counters().attempts(Operation::CreateAppInstanceUser),
+            1 + 2
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn latency_delays_only_the_targeted_operations() {
+    within(async {
+        let faults = FaultConfig::none()
+            .with_latency(300, 300)
+            .only_for([Operation::DescribeAppInstanceUser]);
+        let fake = start(FakeConfig::new().with_faults(faults)).await;
+        let client = client(&fake, 1);
+        let started = Instant::now();
+        create(&client, "l", "tok").await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(300),
+            "create is not delayed"
+        );
+        let started = Instant::now();
+        client
+            .describe_app_instance_user()
+            .app_instance_user_arn(user_arn("l"))
+            .send()
+            .await
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        let counters = fake.counters();
+        assert_eq!(
+            counters
+                .get(Operation::DescribeAppInstanceUser)
+                .injected
+                .delayed,
+            1
+        );
+        assert_eq!(
+            counters
+                .get(Operation::CreateAppInstanceUser)
+                .injected
+                .delayed,
+            0
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn control_endpoints_read_reset_and_set_faults() {
+    within(async {
+        let fake = start(FakeConfig::new()).await;
+        let addr = fake.addr();
+        let client = client(&fake, 1);
+        create(&client, "s1", "tok").await.unwrap();
+        let _ = client
+            .describe_app_instance_user()
+            .app_instance_user_arn(user_arn("missing"))
+            .send()
+            .await;
+
+        assert_eq!(
+            raw(addr, "GET", "/_fake/health", None).await.unwrap().body,
+            "ok"
+        );
+        let state = raw(addr, "GET", "/_fake/state", None).await.unwrap();
+        assert_eq!(state.status, 200);
+        let snapshot: StateSnapshot = serde_json::from_str(&state.body).unwrap();
+        assert_eq!(snapshot.users.len(), 1);
+        assert_eq!(snapshot.users[0].app_instance_user_arn, user_arn("s1"));
+        assert_eq!(
+            snapshot.counters.attempts(Operation::CreateAppInstanceUser),
+            1
+        );
+        assert_eq!(
+            snapshot
+                .counters
+                .get(Operation::DescribeAppInstanceUser)
+                .errors
+                .get("NotFoundException"),
+            Some(&1)
+        );
+        let json = state.json();
+        assert_eq!(json["counters"]["CreateAppInstanceUser"]["succeeded"], 1);
+        assert!(json["faultSeed"].is_u64());
+        assert_eq!(
+            snapshot.counters.total_attempts(),
+            2,
+            "control requests are not counted"
+        );
+
+        let put = raw(
+            addr,
+            "PUT",
+            "/_fake/faults",
+            Some(r#"{"script":["throttle"],"seed":9}"#),
+        )
+        .await
+        .unwrap();
+        assert_eq!(put.status, 200);
+        assert_eq!(put.json()["script"], json!(["throttle"]));
+        let err = client
+            .list_app_instance_users()
+            .app_instance_arn(APP)
+            .send()
+            .await
+            .unwrap_err();
+        assert!(err.into_service_error().is_throttled_client_exception());
+        assert_eq!(
+            raw(addr, "GET", "/_fake/faults", None)
+                .await
+                .unwrap()
+                .json()["script"],
+            json!([])
+        );
+
+        let bad = raw(addr, "PUT", "/_fake/faults", Some(r#"{"dropRate":2}"#))
+            .await
+            .unwrap();
+        assert_eq!(bad.status, 400);
+        assert!(
+            bad.json()["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("dropRate")
+        );
+        let typo = raw(addr, "PUT", "/_fake/faults", Some(r#"{"dropRatio":0.5}"#))
+            .await
+            .unwrap();
+        assert_eq!(typo.status, 400);
+
+        assert_eq!(
+            raw(addr, "DELETE", "/_fake/state", None)
+                .await
+                .unwrap()
+                .status,
+            204
+        );
+        assert!(fake.users().is_empty());
+        assert_eq!(fake.counters().total_attempts(), 0);
+        fake.set_faults(FaultConfig::none().with_service_failure_rate(1.0))
+            .unwrap();
+        assert_eq!(
+            raw(addr, "DELETE", "/_fake/faults", None)
+                .await
+                .unwrap()
+                .status,
+            204
+        );
+        assert_eq!(fake.faults(), FaultConfig::none());
+        create(&client, "after-reset", "tok").await.unwrap();
+
+        fake.reset();
+        assert!(fake.users().is_empty());
+        assert!(
+            fake.set_faults(FaultConfig::none().with_latency(5, 1))
+                .is_err()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn seeded_random_faults_replay_identically() {
+    within(async {
+        async fn run(seed: u64) -> Vec<bool> {
+            let faults = FaultConfig::none()
+                .with_service_failure_rate(0.5)
+                .with_seed(seed);
+            let fake = start(FakeConfig::new().with_faults(faults)).await;
+            let client = client(&fake, 1);
+            let mut outcomes = Vec::new();
+            for _ in 0..20 {
+                outcomes.push(
+                    client
+                        .list_app_instance_users()
+                        .app_instance_arn(APP)
+                        .send()
+                        .await
+                        .is_ok(),
+                );
+            }
+            outcomes
+        }
+        let first = run(1234).await;
+        assert_eq!(first, run(1234).await);
+        assert!(first.contains(&true) && first.contains(&false), "{first:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn shutdown_stops_the_server_and_frees_the_port() {
+    within(async {
+        let fake = start(FakeConfig::new()).await;
+        let addr = fake.addr();
+        assert!(raw(addr, "GET", "/_fake/health", None).await.is_some());
+        // An idle keep-alive connection must not hold shutdown up.
+        let _idle = TcpStream::connect(addr).await.unwrap();
+        fake.shutdown().await;
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "nothing listens any more"
+        );
+
+        let again = start(FakeConfig::new().with_port(addr.port())).await;
+        assert_eq!(again.addr(), addr, "the port is free again");
+        drop(again);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "dropping the handle stops the server too"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn parallel_clients_all_land() {
+    within(async {
+        let fake = start(FakeConfig::new()).await;
+        let client = client(&fake, 1);
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let client = client.clone();
+                tokio::spawn(async move { create(&client, &format!("p{i:02}"), "tok").await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(fake.users().len(), 50);
+        assert_eq!(
+            fake.counters()
+                .get(Operation::CreateAppInstanceUser)
+                .succeeded,
+            50
+        );
+    })
+    .await;
+}
