@@ -1,0 +1,915 @@
+//! Static checks of the SAM template (`template.yaml`): least-privilege IAM per
+//! function, the queue / dead-letter-queue relations, event source settings,
+//! timeouts, Cognito wiring, and that every function's binary exists in the
+//! workspace. `cfn-lint` (run by `scripts/test.sh`) checks the template against
+//! the CloudFormation schemas; this file checks what the schemas cannot know.
+//!
+//! The template is read with its CloudFormation short-form tags (`!Ref`,
+//! `!GetAtt`, `!Sub`, `!If`, ...), turned into the long form, and then
+//! evaluated symbolically for a *scenario* (a set of parameter values): `Fn::If`
+//! follows the template's own `Conditions`, a parameter `Ref` becomes its value,
+//! and a resource `Ref` / `Fn::GetAtt` becomes the text `${Name}` /
+//! `${Name.Attribute}`. So `!Sub ["${A}/user/*", {A: !If [CreateAppInstance,
+//! !GetAtt AppInstance.AppInstanceArn, !Ref ExistingAppInstanceArn]}]` reads
+//! `${AppInstance.AppInstanceArn}/user/*` when the stack creates the AppInstance
+//! and `arn:aws:chime:...:app-instance/.../user/*` when it is given one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value as Json, json};
+
+// ---------------------------------------------------------------------------
+// Loading: YAML with short-form tags -> long-form JSON
+// ---------------------------------------------------------------------------
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn load_template() -> Json {
+    let path = root().join("template.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let yaml: serde_yaml::Value =
+        serde_yaml::from_str(&text).expect("template.yaml is not valid YAML");
+    long_form(&yaml)
+}
+
+/// `!Ref X` -> `{"Ref": X}`, `!GetAtt A.B` -> `{"Fn::GetAtt": ["A", "B"]}`,
+/// `!Condition C` -> `{"Condition": C}`, any other `!Fn` -> `{"Fn::Fn": ...}`.
+fn long_form(v: &serde_yaml::Value) -> Json {
+    use serde_yaml::Value as Y;
+    match v {
+        Y::Null => Json::Null,
+        Y::Bool(b) => Json::Bool(*b),
+        Y::Number(n) => serde_json::to_value(n).expect("number"),
+        Y::String(s) => Json::String(s.clone()),
+        Y::Sequence(items) => Json::Array(items.iter().map(long_form).collect()),
+        Y::Mapping(m) => {
+            let mut out = Map::new();
+            for (k, v) in m {
+                let key = match k {
+                    Y::String(s) => s.clone(),
+                    other => serde_yaml::to_string(other).expect("key").trim().to_owned(),
+                };
+                out.insert(key, long_form(v));
+            }
+            Json::Object(out)
+        }
+        Y::Tagged(t) => {
+            let tag = t.tag.to_string();
+            let tag = tag.trim_start_matches('!');
+            let inner = long_form(&t.value);
+            match tag {
+                "Ref" | "Condition" => json!({ tag: inner }),
+                "GetAtt" => {
+                    let inner = match inner {
+                        Json::String(s) => {
+                            let (res, att) = s
+                                .split_once('.')
+                                .unwrap_or_else(|| panic!("!GetAtt {s} has no attribute"));
+                            json!([res, att])
+                        }
+                        other => other,
+                    };
+                    json!({ "Fn::GetAtt": inner })
+                }
+                other => json!({ format!("Fn::{other}"): inner }),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Symbolic evaluation for one scenario
+// ---------------------------------------------------------------------------
+
+struct Eval<'a> {
+    t: &'a Json,
+    params: BTreeMap<&'static str, &'static str>,
+}
+
+impl<'a> Eval<'a> {
+    fn new(t: &'a Json, params: &[(&'static str, &'static str)]) -> Self {
+        let params = params.iter().copied().collect::<BTreeMap<_, _>>();
+        let declared = t["Parameters"].as_object().expect("Parameters");
+        for name in params.keys() {
+            assert!(
+                declared.contains_key(*name),
+                "scenario sets unknown parameter {name}"
+            );
+        }
+        Eval { t, params }
+    }
+
+    fn param(&self, name: &str) -> Option<String> {
+        let decl = self.t["Parameters"].get(name)?;
+        if let Some(v) = self.params.get(name) {
+            return Some((*v).to_owned());
+        }
+        match decl.get("Default") {
+            Some(Json::String(s)) => Some(s.clone()),
+            Some(Json::Number(n)) => Some(n.to_string()),
+            Some(other) => panic!("parameter {name}: unexpected Default {other}"),
+            None => panic!("parameter {name} has no Default; give it a value in the scenario"),
+        }
+    }
+
+    fn condition(&self, name: &str) -> bool {
+        let c = self.t["Conditions"]
+            .get(name)
+            .unwrap_or_else(|| panic!("unknown condition {name}"));
+        self.truth(c)
+    }
+
+    fn truth(&self, c: &Json) -> bool {
+        let (f, args) = single_key(c).unwrap_or_else(|| panic!("not a condition function: {c}"));
+        match f {
+            "Condition" => self.condition(args.as_str().expect("condition name")),
+            "Fn::Equals" => {
+                let a = args.as_array().expect("Fn::Equals args");
+                self.eval(&a[0]) == self.eval(&a[1])
+            }
+            "Fn::Not" => !self.truth(&args[0]),
+            "Fn::And" => args
+                .as_array()
+                .expect("Fn::And")
+                .iter()
+                .all(|a| self.truth(a)),
+            "Fn::Or" => args
+                .as_array()
+                .expect("Fn::Or")
+                .iter()
+                .any(|a| self.truth(a)),
+            other => panic!("unsupported condition function {other}"),
+        }
+    }
+
+    fn is_resource(&self, name: &str) -> bool {
+        self.t["Resources"].get(name).is_some()
+    }
+
+    /// Resolves intrinsics; `None` is `AWS::NoValue` (dropped from lists and maps).
+    fn eval(&self, v: &Json) -> Option<Json> {
+        if let Some((f, args)) = single_key(v)
+            && (f == "Ref" || f.starts_with("Fn::"))
+        {
+            return self.intrinsic(f, args);
+        }
+        Some(match v {
+            Json::Array(items) => Json::Array(items.iter().filter_map(|i| self.eval(i)).collect()),
+            Json::Object(m) => Json::Object(
+                m.iter()
+                    .filter_map(|(k, v)| self.eval(v).map(|v| (k.clone(), v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        })
+    }
+
+    fn intrinsic(&self, f: &str, args: &Json) -> Option<Json> {
+        match f {
+            "Ref" => {
+                let name = args.as_str().expect("Ref name");
+                if name == "AWS::NoValue" {
+                    None
+                } else if let Some(v) = self.param(name) {
+                    Some(Json::String(v))
+                } else {
+                    assert!(
+                        self.is_resource(name) || name.starts_with("AWS::"),
+                        "Ref to unknown name {name}"
+                    );
+                    Some(Json::String(format!("${{{name}}}")))
+                }
+            }
+            "Fn::GetAtt" => {
+                let a = args.as_array().expect("GetAtt args");
+                let (res, att) = (a[0].as_str().expect("res"), a[1].as_str().expect("att"));
+                assert!(self.is_resource(res), "GetAtt of unknown resource {res}");
+                Some(Json::String(format!("${{{res}.{att}}}")))
+            }
+            "Fn::If" => {
+                let a = args.as_array().expect("If args");
+                let cond = a[0].as_str().expect("If condition");
+                self.eval(if self.condition(cond) { &a[1] } else { &a[2] })
+            }
+            "Fn::Sub" => {
+                let (text, vars) = match args {
+                    Json::String(s) => (s.as_str(), Map::new()),
+                    Json::Array(a) => (
+                        a[0].as_str().expect("Sub template"),
+                        a[1].as_object().expect("Sub vars").clone(),
+                    ),
+                    other => panic!("bad Fn::Sub {other}"),
+                };
+                Some(Json::String(self.sub(text, &vars)))
+            }
+            "Fn::Join" => {
+                let a = args.as_array().expect("Join args");
+                let sep = a[0].as_str().expect("Join separator");
+                let parts = self.eval(&a[1]).expect("Join list");
+                let parts = parts.as_array().expect("Join list").iter();
+                Some(Json::String(
+                    parts
+                        .map(|p| p.as_str().expect("Join item").to_owned())
+                        .collect::<Vec<_>>()
+                        .join(sep),
+                ))
+            }
+            other => panic!("unsupported intrinsic {other} in {args}"),
+        }
+    }
+
+    fn sub(&self, text: &str, vars: &Map<String, Json>) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let end = rest[start..].find('}').expect("unclosed ${ in Fn::Sub") + start;
+            let name = &rest[start + 2..end];
+            if let Some(literal) = name.strip_prefix('!') {
+                out.push_str("${");
+                out.push_str(literal);
+                out.push('}');
+            } else if let Some(v) = vars.get(name) {
+                let v = self.eval(v).expect("Sub variable is NoValue");
+                out.push_str(v.as_str().expect("Sub variable is not a string"));
+            } else if let Some(p) = self.param(name) {
+                out.push_str(&p);
+            } else {
+                let (res, _) = name.split_once('.').unwrap_or((name, ""));
+                assert!(
+                    self.is_resource(res) || name.starts_with("AWS::"),
+                    "Fn::Sub names unknown {name}"
+                );
+                out.push_str(&format!("${{{name}}}"));
+            }
+            rest = &rest[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+fn single_key(v: &Json) -> Option<(&str, &Json)> {
+    let m = v.as_object()?;
+    if m.len() != 1 {
+        return None;
+    }
+    m.iter().next().map(|(k, v)| (k.as_str(), v))
+}
+
+fn strings(v: &Json) -> Vec<String> {
+    match v {
+        Json::String(s) => vec![s.clone()],
+        Json::Array(a) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .unwrap_or_else(|| panic!("expected a string, got {x}"))
+                    .to_owned()
+            })
+            .collect(),
+        other => panic!("expected a string or a list of strings, got {other}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The template model the tests work on
+// ---------------------------------------------------------------------------
+
+const PRE_SIGNUP: &str = "pre-signup";
+const POST_CONFIRMATION: &str = "post-confirmation";
+const IDP_SYNC: &str = "idp-sync";
+const BINARIES: [&str; 3] = [PRE_SIGNUP, POST_CONFIRMATION, IDP_SYNC];
+
+const EXISTING_APP_INSTANCE: &str =
+    "arn:aws:chime:us-east-1:111122223333:app-instance/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b";
+const EXISTING_POOL: &str = "us-east-1_AbCdEf123";
+
+/// Parameter values of a scenario.
+type Params = Vec<(&'static str, &'static str)>;
+
+/// (name, parameter values, AppInstance ARN the functions must be scoped to)
+fn scenarios() -> Vec<(&'static str, Params, String)> {
+    vec![
+        (
+            "stack creates AppInstance and pool",
+            vec![],
+            "${AppInstance.AppInstanceArn}".to_owned(),
+        ),
+        (
+            "existing AppInstance and pool",
+            vec![
+                ("ExistingAppInstanceArn", EXISTING_APP_INSTANCE),
+                ("ExistingUserPoolId", EXISTING_POOL),
+            ],
+            EXISTING_APP_INSTANCE.to_owned(),
+        ),
+    ]
+}
+
+fn resources(t: &Json) -> &Map<String, Json> {
+    t["Resources"].as_object().expect("Resources")
+}
+
+fn of_type<'t>(t: &'t Json, ty: &str) -> Vec<(&'t String, &'t Json)> {
+    resources(t)
+        .iter()
+        .filter(|(_, r)| r["Type"] == ty)
+        .collect()
+}
+
+/// Logical id of the function whose `BuildProperties.Binary` is `binary`.
+fn function_id<'t>(t: &'t Json, binary: &str) -> &'t String {
+    let found: Vec<_> = of_type(t, "AWS::Serverless::Function")
+        .into_iter()
+        .filter(|(_, r)| r["Metadata"]["BuildProperties"]["Binary"] == binary)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "exactly one function must build binary {binary}"
+    );
+    found[0].0
+}
+
+fn function<'t>(t: &'t Json, binary: &str) -> &'t Json {
+    &resources(t)[function_id(t, binary)]
+}
+
+/// Function property, falling back to `Globals.Function`.
+fn fn_prop<'t>(t: &'t Json, binary: &str, prop: &str) -> &'t Json {
+    let own = &function(t, binary)["Properties"][prop];
+    if own.is_null() {
+        &t["Globals"]["Function"][prop]
+    } else {
+        own
+    }
+}
+
+fn as_u64(v: &Json, what: &str) -> u64 {
+    v.as_u64()
+        .unwrap_or_else(|| panic!("{what} must be a literal integer, got {v}"))
+}
+
+/// Action -> resources granted, for one function in one scenario.
+fn grants(t: &Json, ev: &Eval, binary: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let f = function(t, binary);
+    let props = &f["Properties"];
+    assert!(
+        props.get("Role").is_none(),
+        "{binary}: a Role property hides the policies from this test"
+    );
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let policies = match props.get("Policies") {
+        None => return out,
+        Some(p) => p
+            .as_array()
+            .unwrap_or_else(|| panic!("{binary}: Policies must be a list")),
+    };
+    for policy in policies {
+        let doc = policy.as_object().unwrap_or_else(|| {
+            panic!("{binary}: managed policy {policy} (only inline statements can be checked)")
+        });
+        assert!(
+            doc.contains_key("Statement"),
+            "{binary}: SAM policy template {policy} (grants are not visible here; write the statement)"
+        );
+        let stmts = ev.eval(&doc["Statement"]).expect("Statement");
+        let stmts = match stmts {
+            Json::Array(a) => a,
+            one => vec![one],
+        };
+        for s in stmts {
+            assert_eq!(
+                s["Effect"], "Allow",
+                "{binary}: only Allow statements expected: {s}"
+            );
+            assert!(
+                s.get("NotAction").is_none() && s.get("NotResource").is_none(),
+                "{binary}: {s}"
+            );
+            assert!(
+                s.get("Condition").is_none(),
+                "{binary}: conditions are not modelled here: {s}"
+            );
+            let resources = strings(&s["Resource"]);
+            for action in strings(&s["Action"]) {
+                let service = action
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                assert!(!action.contains('*'), "{binary}: wildcard action {action}");
+                if service == "chime" || service == "sqs" {
+                    for r in &resources {
+                        assert!(r != "*" && !r.ends_with(":*"), "{binary}: {action} on {r}");
+                    }
+                }
+                out.entry(action)
+                    .or_default()
+                    .extend(resources.iter().cloned());
+            }
+        }
+    }
+    out
+}
+
+fn expect(pairs: &[(&[&str], &[&str])]) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (actions, res) in pairs {
+        for a in *actions {
+            out.entry((*a).to_owned())
+                .or_default()
+                .extend(res.iter().map(|r| (*r).to_owned()));
+        }
+    }
+    out
+}
+
+/// The one event source mapping feeding `binary`; SAM `Events` of type SQS are refused
+/// (SAM attaches AWSLambdaSQSQueueExecutionRole to them, whose SQS actions are on "*").
+fn mapping<'t>(t: &'t Json, ev: &Eval, binary: &str) -> &'t Json {
+    let id = function_id(t, binary);
+    if let Some(events) = function(t, binary)["Properties"]
+        .get("Events")
+        .and_then(Json::as_object)
+    {
+        for (name, e) in events {
+            assert_ne!(
+                e["Type"], "SQS",
+                "{binary}: SAM SQS event {name} grants SQS on \"*\""
+            );
+        }
+    }
+    let maps: Vec<_> = of_type(t, "AWS::Lambda::EventSourceMapping")
+        .into_iter()
+        .filter(|(_, m)| {
+            ev.eval(&m["Properties"]["FunctionName"]) == Some(json!(format!("${{{id}}}")))
+        })
+        .collect();
+    assert_eq!(
+        maps.len(),
+        1,
+        "{binary} must have exactly one event source mapping"
+    );
+    &maps[0].1["Properties"]
+}
+
+/// `${Name.Arn}` or `${Name}` -> `Name`.
+fn resource_name(symbol: &str) -> &str {
+    let inner = symbol
+        .strip_prefix("${")
+        .and_then(|s| s.strip_suffix('}'))
+        .expect("symbolic reference");
+    inner.split('.').next().expect("name")
+}
+
+fn env(t: &Json, ev: &Eval, binary: &str) -> Map<String, Json> {
+    let vars = &function(t, binary)["Properties"]["Environment"]["Variables"];
+    ev.eval(vars)
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+#[test]
+fn each_function_gets_exactly_the_actions_it_calls_on_its_own_resources() {
+    let t = load_template();
+    for (scenario, params, app) in scenarios() {
+        let ev = Eval::new(&t, &params);
+        let users = format!("{app}/user/*");
+        let (app, users) = (app.as_str(), users.as_str());
+
+        assert_eq!(
+            grants(&t, &ev, PRE_SIGNUP),
+            expect(&[]),
+            "[{scenario}] pre-signup calls no AWS API"
+        );
+
+        assert_eq!(
+            grants(&t, &ev, POST_CONFIRMATION),
+            expect(&[
+                (&["chime:CreateAppInstanceUser"], &[app, users]),
+                (
+                    &[
+                        "chime:DescribeAppInstanceUser",
+                        "chime:UpdateAppInstanceUser"
+                    ],
+                    &[users]
+                ),
+                (&["sqs:SendMessage"], &["${SyncQueue.Arn}"]),
+            ]),
+            "[{scenario}] post-confirmation"
+        );
+
+        assert_eq!(
+            grants(&t, &ev, IDP_SYNC),
+            expect(&[
+                (&["chime:CreateAppInstanceUser"], &[app, users]),
+                (
+                    &[
+                        "chime:DescribeAppInstanceUser",
+                        "chime:UpdateAppInstanceUser",
+                        "chime:DeleteAppInstanceUser"
+                    ],
+                    &[users],
+                ),
+                (&["sqs:SendMessage"], &["${DeadLetterQueue.Arn}"]),
+                (
+                    &[
+                        "sqs:ReceiveMessage",
+                        "sqs:DeleteMessage",
+                        "sqs:GetQueueAttributes",
+                        "sqs:ChangeMessageVisibility"
+                    ],
+                    &["${SyncQueue.Arn}"],
+                ),
+            ]),
+            "[{scenario}] idp-sync"
+        );
+    }
+}
+
+#[test]
+fn functions_are_configured_by_the_environment_contract() {
+    let t = load_template();
+    for (scenario, params, app) in scenarios() {
+        let ev = Eval::new(&t, &params);
+        let names = |binary| {
+            env(&t, &ev, binary)
+                .keys()
+                .cloned()
+                .collect::<BTreeSet<_>>()
+        };
+        let set = |names: &[&str]| {
+            names
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect::<BTreeSet<_>>()
+        };
+
+        assert_eq!(
+            names(PRE_SIGNUP),
+            set(&[
+                "ALLOWED_EMAIL_DOMAINS",
+                "AUTO_CONFIRM",
+                "AUTO_VERIFY_EMAIL",
+                "DISPLAY_NAME_ATTRIBUTES",
+                "RUST_LOG"
+            ]),
+            "[{scenario}]"
+        );
+        assert_eq!(
+            names(POST_CONFIRMATION),
+            set(&[
+                "APP_INSTANCE_ARN",
+                "SYNC_QUEUE_URL",
+                "CHIME_BUDGET_MS",
+                "DISPLAY_NAME_ATTRIBUTES",
+                "RUST_LOG"
+            ]),
+            "[{scenario}]"
+        );
+        assert_eq!(
+            names(IDP_SYNC),
+            set(&[
+                "APP_INSTANCE_ARN",
+                "DLQ_URL",
+                "MAX_CONCURRENT_GROUPS",
+                "RUST_LOG"
+            ]),
+            "[{scenario}]"
+        );
+
+        let post = env(&t, &ev, POST_CONFIRMATION);
+        let sync = env(&t, &ev, IDP_SYNC);
+        assert_eq!(post["APP_INSTANCE_ARN"], json!(app), "[{scenario}]");
+        assert_eq!(sync["APP_INSTANCE_ARN"], json!(app), "[{scenario}]");
+        // The hand-off goes to the queue idp-sync reads; idp-sync forwards poison to that
+        // queue's own dead-letter queue.
+        assert_eq!(
+            post["SYNC_QUEUE_URL"],
+            json!("${SyncQueue}"),
+            "[{scenario}]"
+        );
+        assert_eq!(sync["DLQ_URL"], json!("${DeadLetterQueue}"), "[{scenario}]");
+
+        for binary in BINARIES {
+            let logging = &function(&t, binary)["Properties"]["LoggingConfig"];
+            assert_eq!(
+                logging["LogFormat"], "JSON",
+                "{binary}: JSON logs (AWS_LAMBDA_LOG_FORMAT=JSON)"
+            );
+            let group = ev.eval(&logging["LogGroup"]).expect("LogGroup");
+            let group = &resources(&t)[resource_name(group.as_str().expect("LogGroup ref"))];
+            assert_eq!(
+                group["Type"], "AWS::Logs::LogGroup",
+                "{binary}: explicit log group"
+            );
+            assert!(
+                group["Properties"].get("RetentionInDays").is_some(),
+                "{binary}: log retention"
+            );
+        }
+    }
+}
+
+#[test]
+fn sync_queue_feeds_idp_sync_with_a_fifo_dead_letter_queue() {
+    let t = load_template();
+    let ev = Eval::new(&t, &[]);
+    let m = mapping(&t, &ev, IDP_SYNC);
+
+    assert_eq!(
+        m["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+    let batch = as_u64(&m["BatchSize"], "BatchSize");
+    assert!(
+        (1..=10).contains(&batch),
+        "BatchSize {batch} must be 1..=10 (FIFO maximum)"
+    );
+    assert!(
+        m["ScalingConfig"].get("MaximumConcurrency").is_some(),
+        "set a maximum concurrency"
+    );
+
+    let source = ev.eval(&m["EventSourceArn"]).expect("EventSourceArn");
+    let queue_id = resource_name(source.as_str().expect("queue ARN"));
+    assert_eq!(source, json!(format!("${{{queue_id}.Arn}}")));
+    let queue = &resources(&t)[queue_id];
+    assert_eq!(queue["Type"], "AWS::SQS::Queue");
+    let q = &queue["Properties"];
+    assert_eq!(
+        q["FifoQueue"], true,
+        "sync queue must be FIFO (per-sub ordering)"
+    );
+    assert_eq!(
+        q["ContentBasedDeduplication"], false,
+        "producers set deduplication ids"
+    );
+    assert_eq!(
+        queue_id, "SyncQueue",
+        "post-confirmation and the policies name SyncQueue"
+    );
+
+    let timeout = as_u64(
+        &function(&t, IDP_SYNC)["Properties"]["Timeout"],
+        "idp-sync Timeout",
+    );
+    let visibility = as_u64(&q["VisibilityTimeout"], "VisibilityTimeout");
+    assert!(
+        visibility >= 6 * timeout,
+        "visibility timeout {visibility} s < 6 x idp-sync timeout {timeout} s"
+    );
+
+    let redrive = &q["RedrivePolicy"];
+    let dlq = ev
+        .eval(&redrive["deadLetterTargetArn"])
+        .expect("deadLetterTargetArn");
+    let dlq_id = resource_name(dlq.as_str().expect("DLQ ARN"));
+    assert_eq!(dlq, json!(format!("${{{dlq_id}.Arn}}")));
+    let dlq_res = &resources(&t)[dlq_id];
+    assert_eq!(dlq_res["Type"], "AWS::SQS::Queue");
+    assert_eq!(
+        dlq_res["Properties"]["FifoQueue"], true,
+        "a FIFO queue needs a FIFO dead-letter queue"
+    );
+    assert_eq!(dlq_id, "DeadLetterQueue");
+
+    // maxReceiveCount >= 5: a literal, or a parameter whose Default and MinValue are >= 5.
+    match (
+        &redrive["maxReceiveCount"],
+        single_key(&redrive["maxReceiveCount"]),
+    ) {
+        (_, Some(("Ref", name))) => {
+            let p = &t["Parameters"][name.as_str().expect("param")];
+            assert!(
+                as_u64(&p["Default"], "maxReceiveCount default") >= 5,
+                "default maxReceiveCount < 5"
+            );
+            assert!(
+                as_u64(&p["MinValue"], "maxReceiveCount MinValue") >= 5,
+                "maxReceiveCount may be set < 5"
+            );
+        }
+        (literal, _) => assert!(
+            as_u64(literal, "maxReceiveCount") >= 5,
+            "maxReceiveCount < 5"
+        ),
+    }
+
+    for id in [queue_id, dlq_id] {
+        let p = &resources(&t)[id]["Properties"];
+        assert!(
+            p["SqsManagedSseEnabled"] == true || p.get("KmsMasterKeyId").is_some(),
+            "{id}: server-side encryption"
+        );
+    }
+
+    let alarmed = of_type(&t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .any(|(_, a)| {
+            let p = ev.eval(&a["Properties"]).expect("alarm");
+            p["Namespace"] == "AWS/SQS"
+                && p["MetricName"] == "ApproximateNumberOfMessagesVisible"
+                && p["Dimensions"].as_array().is_some_and(|d| {
+                    d.iter()
+                        .any(|d| d["Value"] == json!(format!("${{{dlq_id}.QueueName}}")))
+                })
+        });
+    assert!(alarmed, "an alarm on the dead-letter queue's depth");
+}
+
+#[test]
+fn cognito_triggers_answer_well_within_cognitos_five_seconds() {
+    let t = load_template();
+    for binary in [PRE_SIGNUP, POST_CONFIRMATION] {
+        let timeout = as_u64(fn_prop(&t, binary, "Timeout"), "Timeout");
+        assert!(
+            timeout <= 4,
+            "{binary}: Timeout {timeout} s; Cognito gives up after 5 s"
+        );
+    }
+    // post-confirmation must have time left for the queue hand-off after its Chime budget.
+    let timeout_ms = 1000 * as_u64(fn_prop(&t, POST_CONFIRMATION, "Timeout"), "Timeout");
+    let budget = &function(&t, POST_CONFIRMATION)["Properties"]["Environment"]["Variables"]["CHIME_BUDGET_MS"];
+    let max_budget = match single_key(budget) {
+        Some(("Ref", name)) => as_u64(
+            &t["Parameters"][name.as_str().expect("param")]["MaxValue"],
+            "MaxValue",
+        ),
+        _ => budget
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("CHIME_BUDGET_MS literal"),
+    };
+    assert!(
+        max_budget + 1000 <= timeout_ms,
+        "CHIME_BUDGET_MS may reach {max_budget} ms with a {timeout_ms} ms timeout: keep 1 s for the hand-off"
+    );
+}
+
+#[test]
+fn cognito_may_invoke_the_triggers_only_from_one_user_pool() {
+    let t = load_template();
+    for (scenario, params, _) in scenarios() {
+        let ev = Eval::new(&t, &params);
+        let pool = if params.is_empty() {
+            "${UserPool.Arn}".to_owned()
+        } else {
+            format!(
+                "arn:${{AWS::Partition}}:cognito-idp:${{AWS::Region}}:${{AWS::AccountId}}:userpool/{EXISTING_POOL}"
+            )
+        };
+        for binary in [PRE_SIGNUP, POST_CONFIRMATION] {
+            let id = function_id(&t, binary);
+            let perms: Vec<_> = of_type(&t, "AWS::Lambda::Permission")
+                .into_iter()
+                .map(|(_, p)| ev.eval(&p["Properties"]).expect("permission"))
+                .filter(|p| {
+                    p["FunctionName"] == json!(format!("${{{id}.Arn}}"))
+                        || p["FunctionName"] == json!(format!("${{{id}}}"))
+                })
+                .collect();
+            assert_eq!(
+                perms.len(),
+                1,
+                "[{scenario}] {binary}: one invoke permission"
+            );
+            let p = &perms[0];
+            assert_eq!(
+                p["Principal"], "cognito-idp.amazonaws.com",
+                "[{scenario}] {binary}"
+            );
+            assert_eq!(
+                p["Action"], "lambda:InvokeFunction",
+                "[{scenario}] {binary}"
+            );
+            assert_eq!(
+                p["SourceArn"],
+                json!(pool),
+                "[{scenario}] {binary}: scoped to one pool, no wildcard"
+            );
+        }
+    }
+    let ev = Eval::new(&t, &[]);
+    let pool = ev
+        .eval(&resources(&t)["UserPool"]["Properties"])
+        .expect("UserPool");
+    let lambda = &pool["LambdaConfig"];
+    assert_eq!(
+        lambda["PreSignUp"],
+        json!(format!("${{{}.Arn}}", function_id(&t, PRE_SIGNUP)))
+    );
+    assert_eq!(
+        lambda["PostConfirmation"],
+        json!(format!("${{{}.Arn}}", function_id(&t, POST_CONFIRMATION)))
+    );
+}
+
+#[test]
+fn every_function_builds_a_binary_of_this_workspace() {
+    let t = load_template();
+    let workspace: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root().join("Cargo.toml")).expect("Cargo.toml"))
+            .expect("root Cargo.toml");
+    let default_members: Vec<String> = workspace["workspace"]
+        .get("default-members")
+        .and_then(|m| m.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+
+    // `cargo lambda build --release` adds `--config profile.release.panic="abort"` unless the
+    // release profile sets `panic` itself; lambda_runtime needs unwinding to report a handler
+    // panic as an invocation error.
+    assert_eq!(
+        workspace["profile"]["release"]
+            .get("panic")
+            .and_then(|p| p.as_str()),
+        Some("unwind"),
+        "[profile.release] must spell out panic = \"unwind\" (cargo-lambda defaults to abort)"
+    );
+
+    let mut built = BTreeSet::new();
+    for (id, f) in of_type(&t, "AWS::Serverless::Function") {
+        assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda", "{id}");
+        // SAM's cargo-lambda builder copies target/lambda/<Binary>/bootstrap from CodeUri, and
+        // cargo writes every member's binaries to the workspace root's target/.
+        assert_eq!(
+            f["Properties"]["CodeUri"], ".",
+            "{id}: CodeUri must be the workspace root"
+        );
+        assert_eq!(fn_prop(&t, id_binary(f), "Handler"), "bootstrap", "{id}");
+        assert_eq!(
+            fn_prop(&t, id_binary(f), "Runtime"),
+            "provided.al2023",
+            "{id}"
+        );
+        built.insert(id_binary(f).to_owned());
+    }
+    let expected: BTreeSet<String> = BINARIES.iter().map(|b| (*b).to_owned()).collect();
+    assert_eq!(
+        built, expected,
+        "the template deploys exactly the three functions"
+    );
+
+    for binary in BINARIES {
+        let dir = Path::new("crates").join(binary);
+        let manifest = root().join(&dir).join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap_or_else(|e| {
+            panic!(
+                "template builds `{binary}` but {} is missing: {e}",
+                manifest.display()
+            )
+        });
+        let pkg: toml::Table = toml::from_str(&text).expect("crate Cargo.toml");
+        assert_eq!(
+            pkg["package"]["name"].as_str(),
+            Some(binary),
+            "{}: package name",
+            manifest.display()
+        );
+        // The package's default binary (src/main.rs) is named after the package; an explicit
+        // [[bin]] must keep that name.
+        match pkg.get("bin").and_then(|b| b.as_array()) {
+            Some(bins) => assert!(
+                bins.iter()
+                    .any(|b| b.get("name").and_then(|n| n.as_str()) == Some(binary)),
+                "{}: no [[bin]] named {binary}",
+                manifest.display()
+            ),
+            None => assert!(
+                root().join(&dir).join("src/main.rs").is_file(),
+                "{}: no src/main.rs, so no binary named {binary}",
+                manifest.display()
+            ),
+        }
+        // `cargo lambda build --bin <name>` at the root only searches the workspace's default
+        // members, which for a root that is itself a package is the root package alone.
+        let member = format!("crates/{binary}");
+        assert!(
+            default_members
+                .iter()
+                .any(|m| m == &member || m == "crates/*"),
+            "[workspace] default-members must include {member} (or crates/*) for `sam build`"
+        );
+    }
+}
+
+fn id_binary(f: &Json) -> &str {
+    f["Metadata"]["BuildProperties"]["Binary"]
+        .as_str()
+        .expect("BuildProperties.Binary")
+}
