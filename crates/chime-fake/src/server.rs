@@ -36,7 +36,8 @@ use crate::state::Shared;
 #[error("connection dropped by fault injection")]
 struct ConnectionDropped;
 
-/// Answer for paths no operation serves, in the service's error shape.
+/// Answer for requests no operation serves (unknown path or method), in the service's error
+/// shape.
 async fn unknown_operation() -> Response {
     let body = serde_json::json!({ "Code": "NotFound", "Message": "No such operation in the fake Chime SDK Identity API" });
     let mut response = (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
@@ -54,6 +55,7 @@ fn router(shared: Arc<Shared>) -> Router {
     ));
     api.merge(control_router())
         .fallback(unknown_operation)
+        .method_not_allowed_fallback(unknown_operation)
         .with_state(shared)
 }
 

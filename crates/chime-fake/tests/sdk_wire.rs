@@ -36,7 +36,7 @@ async fn start(config: FakeConfig) -> FakeChimeHandle {
 }
 
 /// A real SDK client pointed at the fake. `max_attempts == 1` disables retries.
-fn client(fake: &FakeChimeHandle, max_attempts: u32) -> Client {
+fn sdk_client(fake: &FakeChimeHandle, max_attempts: u32) -> Client {
     let retry = if max_attempts <= 1 {
         RetryConfig::disabled()
     } else {
@@ -162,7 +162,7 @@ fn encoded(arn: &str) -> String {
 async fn create_returns_201_with_the_user_arn() {
     within(async {
         let fake = start(FakeConfig::new()).await;
-        let client = client(&fake, 1);
+        let client = sdk_client(&fake, 1);
         assert_eq!(create(&client, "u-1", "token-1").await.unwrap(), user_arn("u-1"));
 
         let raw = raw(
@@ -189,7 +189,7 @@ async fn create_returns_201_with_the_user_arn() {
 async fn same_token_replays_and_other_token_conflicts() {
     within(async {
         let fake = start(FakeConfig::new()).await;
-        let client = client(&fake, 3);
+        let client = sdk_client(&fake, 3);
         let arn = create(&client, "sub-1", "idem-1").await.unwrap();
         assert_eq!(
             create(&client, "sub-1", "idem-1").await.unwrap(),
@@ -224,7 +224,7 @@ async fn same_token_replays_and_other_token_conflicts() {
 async fn describe_update_delete_round_trip() {
     within(async {
         let fake = start(FakeConfig::new()).await;
-        let client = client(&fake, 1);
+        let client = sdk_client(&fake, 1);
         let id = "ada@example.com:x_y.z";
         let arn = client
             .create_app_instance_user()
@@ -330,7 +330,7 @@ async fn describe_update_delete_round_trip() {
 async fn missing_users_answer_not_found_which_the_sdk_leaves_unmodelled() {
     within(async {
         let fake = start(FakeConfig::new()).await;
-        let client = client(&fake, 3);
+        let client = sdk_client(&fake, 3);
         let arn = user_arn("nobody");
 
         let err = client
@@ -379,7 +379,7 @@ async fn missing_users_answer_not_found_which_the_sdk_leaves_unmodelled() {
 async fn missing_user_error_is_configurable() {
     within(async {
         let fake = start(FakeConfig::new().with_missing_user(MissingUserError::Forbidden)).await;
-        let client = client(&fake, 1);
+        let client = sdk_client(&fake, 1);
         let err = client
             .describe_app_instance_user()
             .app_instance_user_arn(user_arn("x"))
@@ -396,7 +396,7 @@ async fn missing_user_error_is_configurable() {
 async fn list_pages_through_users_in_id_order() {
     within(async {
         let fake = start(FakeConfig::new()).await;
-        let client = client(&fake, 1);
+        let client = sdk_client(&fake, 1);
         for id in ["g", "c", "a", "e", "b", "f", "d"] {
             create(&client, id, "tok").await.unwrap();
         }
@@ -498,7 +498,7 @@ async fn list_pages_through_users_in_id_order() {
 async fn every_create_constraint_is_a_bad_request_naming_the_field() {
     within(async {
         let fake = start(FakeConfig::new()).await;
-        let client = client(&fake, 3);
+        let client = sdk_client(&fake, 3);
         type Tweak = fn(
             aws_sdk_chimesdkidentity::operation::create_app_instance_user::builders::CreateAppInstanceUserFluentBuilder,
         ) -> aws_sdk_chimesdkidentity::operation::create_app_instance_user::builders::CreateAppInstanceUserFluentBuilder;
@@ -592,6 +592,8 @@ async fn server_rejects_what_the_sdk_never_sends() {
 
         let unknown = raw(addr, "GET", "/app-instances", None).await.unwrap();
         assert_eq!((unknown.status, unknown.header("x-amzn-errortype")), (404, Some("UnknownOperationException")));
+        let patch = raw(addr, "PATCH", &format!("/app-instance-users/{}", encoded(&user_arn("u"))), None).await.unwrap();
+        assert_eq!((patch.status, patch.header("x-amzn-errortype")), (404, Some("UnknownOperationException")));
 
         // An unencoded ARN in the path is accepted too, and signatures are never checked.
         let created = json!({"AppInstanceArn": APP, "AppInstanceUserId": "plain", "Name": "P", "ClientRequestToken": "tok"});
@@ -608,7 +610,7 @@ async fn server_rejects_what_the_sdk_never_sends() {
 async fn user_limit_gives_resource_limit_exceeded() {
     within(async {
         let fake = start(FakeConfig::new().with_user_limit(2)).await;
-        let client = client(&fake, 3);
+        let client = sdk_client(&fake, 3);
         create(&client, "a", "tok").await.unwrap();
         create(&client, "b", "tok").await.unwrap();
         let err = client
@@ -634,7 +636,7 @@ async fn throttling_is_a_typed_429_the_default_retry_does_not_retry() {
     within(async {
         let fake =
             start(FakeConfig::new().with_faults(FaultConfig::none().with_tps_limit(0.0))).await;
-        let client = client(&fake, 3);
+        let client = sdk_client(&fake, 3);
         let err = client
             .create_app_instance_user()
             .app_instance_arn(APP)
@@ -662,7 +664,7 @@ async fn tps_quota_admits_the_burst_then_throttles() {
             FakeConfig::new().with_faults(FaultConfig::none().with_tps_limit(0.001).with_burst(3)),
         )
         .await;
-        let client = client(&fake, 1);
+        let client = sdk_client(&fake, 1);
         let mut outcomes = Vec::new();
         for i in 0..5 {
             outcomes.push(create(&client, &format!("u{i}"), "tok").await.is_ok());
@@ -688,7 +690,7 @@ async fn a_503_burst_is_retried_and_counted() {
             ScriptedFault::ServiceUnavailable,
         ]))
         .unwrap();
-        let client = client(&fake, 3);
+        let client = sdk_client(&fake, 3);
         assert_eq!(create(&client, "r", "tok").await.unwrap(), user_arn("r"));
         let counts = fake.counters().get(Operation::CreateAppInstanceUser);
         assert_eq!(
@@ -712,7 +714,7 @@ async fn injected_500_and_503_are_typed() {
             FakeConfig::new().with_faults(FaultConfig::none().with_service_unavailable_rate(1.0)),
         )
         .await;
-        let client = client(&fake, 1);
+        let client = sdk_client(&fake, 1);
         let err = client
             .describe_app_instance_user()
             .app_instance_user_arn(user_arn("x"))
@@ -734,7 +736,7 @@ async fn injected_500_and_503_are_typed() {
         assert!(err.into_service_error().is_service_failure_exception());
 
         // With retries on, a persistent 5xx uses every attempt.
-        let retrying = self::client(&fake, 3);
+        let retrying = sdk_client(&fake, 3);
         assert!(
             retrying
                 .list_app_instance_users()
@@ -756,7 +758,7 @@ async fn dropped_connections_surface_as_dispatch_failures() {
     within(async {
         let fake =
             start(FakeConfig::new().with_faults(FaultConfig::none().with_drop_rate(1.0))).await;
-        let client = client(&fake, 1);
+        let client = sdk_client(&fake, 1);
         let err = client
             .create_app_instance_user()
             .app_instance_arn(APP)
@@ -800,7 +802,7 @@ async fn dropped_connections_surface_as_dispatch_failures() {
         // The SDK treats a dropped connection as transient: one drop then success.
         fake.set_faults(FaultConfig::none().with_script([ScriptedFault::Drop]))
             .unwrap();
-        assert!(create(&self::client(&fake, 3), "d", "tok").await.is_ok());
+        assert!(create(&sdk_client(&fake, 3), "d", "tok").await.is_ok());
         assert_eq!(
             fake.counters().attempts(Operation::CreateAppInstanceUser),
             1 + 2
@@ -816,7 +818,7 @@ async fn latency_delays_only_the_targeted_operations() {
             .with_latency(300, 300)
             .only_for([Operation::DescribeAppInstanceUser]);
         let fake = start(FakeConfig::new().with_faults(faults)).await;
-        let client = client(&fake, 1);
+        let client = sdk_client(&fake, 1);
         let started = Instant::now();
         create(&client, "l", "tok").await.unwrap();
         assert!(
@@ -855,7 +857,7 @@ async fn control_endpoints_read_reset_and_set_faults() {
     within(async {
         let fake = start(FakeConfig::new()).await;
         let addr = fake.addr();
-        let client = client(&fake, 1);
+        let client = sdk_client(&fake, 1);
         create(&client, "s1", "tok").await.unwrap();
         let _ = client
             .describe_app_instance_user()
@@ -972,7 +974,7 @@ async fn seeded_random_faults_replay_identically() {
                 .with_service_failure_rate(0.5)
                 .with_seed(seed);
             let fake = start(FakeConfig::new().with_faults(faults)).await;
-            let client = client(&fake, 1);
+            let client = sdk_client(&fake, 1);
             let mut outcomes = Vec::new();
             for _ in 0..20 {
                 outcomes.push(
@@ -1010,11 +1012,16 @@ async fn shutdown_stops_the_server_and_frees_the_port() {
         let again = start(FakeConfig::new().with_port(addr.port())).await;
         assert_eq!(again.addr(), addr, "the port is free again");
         drop(again);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(
-            TcpStream::connect(addr).await.is_err(),
-            "dropping the handle stops the server too"
-        );
+        // The aborted server task is torn down on the runtime's next turns; give it a moment.
+        let mut still_listening = true;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if TcpStream::connect(addr).await.is_err() {
+                still_listening = false;
+                break;
+            }
+        }
+        assert!(!still_listening, "dropping the handle stops the server too");
     })
     .await;
 }
@@ -1023,7 +1030,7 @@ async fn shutdown_stops_the_server_and_frees_the_port() {
 async fn parallel_clients_all_land() {
     within(async {
         let fake = start(FakeConfig::new()).await;
-        let client = client(&fake, 1);
+        let client = sdk_client(&fake, 1);
         let tasks: Vec<_> = (0..50)
             .map(|i| {
                 let client = client.clone();
