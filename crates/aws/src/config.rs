@@ -1,0 +1,598 @@
+//! Start-up configuration of the three functions, from environment variables.
+//!
+//! Every variable is read and validated once, before the Lambda runtime
+//! starts, so a typo stops the function at init (`/init/error`, visible in
+//! the console and in CloudWatch) instead of failing every user later. Each
+//! error names the variable at fault.
+//!
+//! Values are read through a lookup closure (`Fn(&str) -> Option<String>`):
+//! `from_env()` passes the process environment, tests pass a map, and nobody
+//! mutates the process environment. A variable set to an empty or blank value
+//! counts as unset, so a template can pass `""` for "use the default".
+//!
+//! Endpoints are **not** configured here: aws-config already reads
+//! `AWS_ENDPOINT_URL` (all services), `AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY`
+//! and `AWS_ENDPOINT_URL_SQS` (one service each: the SDK upper-cases the
+//! service id "Chime SDK Identity"/"SQS" and replaces spaces with `_`, see
+//! aws-runtime's `env_config.rs`). Point those at the local fakes.
+
+use std::time::Duration;
+
+use chime_sync_core::profile::EmptyNamePolicy;
+use chime_sync_core::{AppInstanceArn, DisplayNamePolicy, InputError};
+use thiserror::Error;
+
+use crate::chime::ChimeConfig;
+
+pub const APP_INSTANCE_ARN: &str = "APP_INSTANCE_ARN";
+pub const SYNC_QUEUE_URL: &str = "SYNC_QUEUE_URL";
+pub const DLQ_URL: &str = "DLQ_URL";
+pub const CHIME_BUDGET_MS: &str = "CHIME_BUDGET_MS";
+pub const CHIME_MAX_ATTEMPTS: &str = "CHIME_MAX_ATTEMPTS";
+pub const MAX_CONCURRENT_GROUPS: &str = "MAX_CONCURRENT_GROUPS";
+pub const DISPLAY_NAME_ATTRIBUTES: &str = "DISPLAY_NAME_ATTRIBUTES";
+pub const ALLOWED_EMAIL_DOMAINS: &str = "ALLOWED_EMAIL_DOMAINS";
+pub const AUTO_CONFIRM: &str = "AUTO_CONFIRM";
+pub const AUTO_VERIFY_EMAIL: &str = "AUTO_VERIFY_EMAIL";
+
+/// Post-confirmation's Chime budget when `CHIME_BUDGET_MS` is unset: leaves
+/// about 2 s of Cognito's 5 s for the queue hand-off and the cold start.
+pub const DEFAULT_POST_CONFIRMATION_BUDGET: Duration = Duration::from_millis(3000);
+/// Post-confirmation's budget may not exceed this: the hand-off to the queue
+/// needs time too, inside Cognito's 5 s.
+pub const MAX_POST_CONFIRMATION_BUDGET: Duration = Duration::from_millis(4000);
+/// idp-sync's budget per Chime call when `CHIME_BUDGET_MS` is unset. A
+/// message makes up to three calls, so the function timeout should be well
+/// above three times this.
+pub const DEFAULT_IDP_SYNC_BUDGET: Duration = Duration::from_millis(5000);
+/// The time one SQS send may take in post-confirmation (within Cognito's 5 s).
+pub const POST_CONFIRMATION_QUEUE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// The time one DLQ send may take in idp-sync.
+pub const IDP_SYNC_QUEUE_TIMEOUT: Duration = Duration::from_millis(5000);
+pub const DEFAULT_MAX_CONCURRENT_GROUPS: usize = 10;
+
+/// A configuration value that is missing or malformed. Each names its variable.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    #[error("{name} is required but not set ({hint})")]
+    Missing {
+        name: &'static str,
+        hint: &'static str,
+    },
+    #[error("{name} is not a valid AppInstance ARN: {source}")]
+    InvalidAppInstanceArn {
+        name: &'static str,
+        #[source]
+        source: InputError,
+    },
+    #[error(
+        "{name} must be an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME): {reason}"
+    )]
+    InvalidQueueUrl {
+        name: &'static str,
+        reason: &'static str,
+    },
+    #[error("{name} must be true, false, 1 or 0, not `{value}`")]
+    InvalidBool { name: &'static str, value: String },
+    #[error("{name} must be a whole number from {min} to {max}, not `{value}`")]
+    InvalidNumber {
+        name: &'static str,
+        value: String,
+        min: u64,
+        max: u64,
+    },
+    #[error("{name}: {source}")]
+    InvalidDisplayNameAttributes {
+        name: &'static str,
+        #[source]
+        source: EmptyNamePolicy,
+    },
+    #[error("{name} has an invalid email domain `{value}` (expected e.g. example.com,example.org)")]
+    InvalidEmailDomain { name: &'static str, value: String },
+}
+
+/// The pre-signup function's policy (no AWS client: it makes no calls).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreSignupConfig {
+    /// `DISPLAY_NAME_ATTRIBUTES`: a sign-up that yields no valid name is rejected.
+    pub display_names: DisplayNamePolicy,
+    /// `ALLOWED_EMAIL_DOMAINS`: lower-case domains; `None` allows any.
+    pub allowed_email_domains: Option<Vec<String>>,
+    /// `AUTO_CONFIRM` (default false).
+    pub auto_confirm: bool,
+    /// `AUTO_VERIFY_EMAIL` (default false; only when an email is present).
+    pub auto_verify_email: bool,
+}
+
+impl PreSignupConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(process_env)
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(lookup);
+        Ok(Self {
+            display_names: env.display_names()?,
+            allowed_email_domains: env.email_domains(ALLOWED_EMAIL_DOMAINS)?,
+            auto_confirm: env.boolean(AUTO_CONFIRM, false)?,
+            auto_verify_email: env.boolean(AUTO_VERIFY_EMAIL, false)?,
+        })
+    }
+}
+
+/// The post-confirmation function's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostConfirmationConfig {
+    /// `APP_INSTANCE_ARN`, `CHIME_MAX_ATTEMPTS`, and `CHIME_BUDGET_MS` as the
+    /// client's operation timeout (default 3000, at most 4000).
+    pub chime: ChimeConfig,
+    /// `SYNC_QUEUE_URL`: where a user goes when Chime is slow or unavailable.
+    pub sync_queue_url: String,
+    /// How long the hand-off to the sync queue may take.
+    pub queue_timeout: Duration,
+    /// `DISPLAY_NAME_ATTRIBUTES`.
+    pub display_names: DisplayNamePolicy,
+}
+
+impl PostConfirmationConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(process_env)
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(lookup);
+        let budget = env.millis(
+            CHIME_BUDGET_MS,
+            DEFAULT_POST_CONFIRMATION_BUDGET,
+            MAX_POST_CONFIRMATION_BUDGET,
+        )?;
+        Ok(Self {
+            chime: env.chime(budget)?,
+            sync_queue_url: env.queue_url(SYNC_QUEUE_URL, "the FIFO queue idp-sync reads")?,
+            queue_timeout: POST_CONFIRMATION_QUEUE_TIMEOUT,
+            display_names: env.display_names()?,
+        })
+    }
+
+    /// The time post-confirmation gives Chime before handing off to the queue.
+    pub fn chime_budget(&self) -> Duration {
+        self.chime.operation_timeout
+    }
+}
+
+/// The idp-sync function's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdpSyncConfig {
+    /// `APP_INSTANCE_ARN`, `CHIME_MAX_ATTEMPTS`, and `CHIME_BUDGET_MS` per call
+    /// (default 5000).
+    pub chime: ChimeConfig,
+    /// `DLQ_URL`: where permanent failures go, with their reason.
+    pub dlq_url: String,
+    /// How long one DLQ send may take.
+    pub queue_timeout: Duration,
+    /// `MAX_CONCURRENT_GROUPS` (default 10, 1–100): message groups applied at once.
+    pub max_concurrent_groups: usize,
+}
+
+impl IdpSyncConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(process_env)
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(lookup);
+        let budget = env.millis(
+            CHIME_BUDGET_MS,
+            DEFAULT_IDP_SYNC_BUDGET,
+            Duration::from_secs(900),
+        )?;
+        Ok(Self {
+            chime: env.chime(budget)?,
+            dlq_url: env.queue_url(DLQ_URL, "the dead-letter queue for poison messages")?,
+            queue_timeout: IDP_SYNC_QUEUE_TIMEOUT,
+            max_concurrent_groups: env.number(
+                MAX_CONCURRENT_GROUPS,
+                DEFAULT_MAX_CONCURRENT_GROUPS as u64,
+                1,
+                100,
+            )? as usize,
+        })
+    }
+}
+
+/// The process environment, for `from_env`. A value that is not valid
+/// Unicode reads as unset.
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Typed reads over a lookup closure.
+struct Env<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// The trimmed value, `None` when unset or blank.
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &'static str, hint: &'static str) -> Result<String, ConfigError> {
+        self.get(name).ok_or(ConfigError::Missing { name, hint })
+    }
+
+    fn boolean(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name).as_deref() {
+            None => Ok(default),
+            Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => Ok(true),
+            Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => Ok(false),
+            Some(v) => Err(ConfigError::InvalidBool {
+                name,
+                value: v.to_owned(),
+            }),
+        }
+    }
+
+    fn number(
+        &self,
+        name: &'static str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, ConfigError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        match raw.parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(ConfigError::InvalidNumber {
+                name,
+                value: raw,
+                min,
+                max,
+            }),
+        }
+    }
+
+    /// Milliseconds, at least 100 (a smaller budget leaves no room for one call).
+    fn millis(
+        &self,
+        name: &'static str,
+        default: Duration,
+        max: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+        let default_ms = u64::try_from(default.as_millis()).unwrap_or(max_ms);
+        self.number(name, default_ms, 100, max_ms)
+            .map(Duration::from_millis)
+    }
+
+    fn app_instance(&self) -> Result<AppInstanceArn, ConfigError> {
+        let raw = self.required(
+            APP_INSTANCE_ARN,
+            "arn:aws:chime:REGION:ACCOUNT:app-instance/ID of the AppInstance users are created in",
+        )?;
+        AppInstanceArn::parse(&raw).map_err(|source| ConfigError::InvalidAppInstanceArn {
+            name: APP_INSTANCE_ARN,
+            source,
+        })
+    }
+
+    fn chime(&self, budget: Duration) -> Result<ChimeConfig, ConfigError> {
+        let mut chime = ChimeConfig::new(self.app_instance()?);
+        chime.max_attempts = u32::try_from(self.number(
+            CHIME_MAX_ATTEMPTS,
+            u64::from(ChimeConfig::DEFAULT_MAX_ATTEMPTS),
+            1,
+            10,
+        )?)
+        .unwrap_or(ChimeConfig::DEFAULT_MAX_ATTEMPTS);
+        chime.operation_timeout = budget;
+        Ok(chime)
+    }
+
+    fn queue_url(&self, name: &'static str, hint: &'static str) -> Result<String, ConfigError> {
+        let url = self.required(name, hint)?;
+        let invalid = |reason| ConfigError::InvalidQueueUrl { name, reason };
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .ok_or(invalid("it must start with https://"))?;
+        let mut parts = rest.trim_end_matches('/').split('/');
+        let host = parts.next().unwrap_or_default();
+        let path: Vec<&str> = parts.collect();
+        if host.is_empty() {
+            return Err(invalid("the host is missing"));
+        }
+        match path.as_slice() {
+            [account, queue] if !account.is_empty() && !queue.is_empty() => Ok(url),
+            _ => Err(invalid("the path must be /ACCOUNT/QUEUE_NAME")),
+        }
+    }
+
+    fn display_names(&self) -> Result<DisplayNamePolicy, ConfigError> {
+        match self.get(DISPLAY_NAME_ATTRIBUTES) {
+            None => Ok(DisplayNamePolicy::default()),
+            Some(spec) => DisplayNamePolicy::parse(&spec).map_err(|source| {
+                ConfigError::InvalidDisplayNameAttributes {
+                    name: DISPLAY_NAME_ATTRIBUTES,
+                    source,
+                }
+            }),
+        }
+    }
+
+    /// Comma- or space-separated domains, lower-cased, a leading `@` allowed.
+    fn email_domains(&self, name: &'static str) -> Result<Option<Vec<String>>, ConfigError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(None);
+        };
+        let mut domains = Vec::new();
+        for entry in raw.split([',', ' ', '\n', '\t']).filter(|e| !e.is_empty()) {
+            let domain = entry.trim_start_matches('@').to_ascii_lowercase();
+            let valid = !domain.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with(['.', '-'])
+                && !domain.ends_with(['.', '-'])
+                && domain
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+            if !valid {
+                return Err(ConfigError::InvalidEmailDomain {
+                    name,
+                    value: entry.to_owned(),
+                });
+            }
+            if !domains.contains(&domain) {
+                domains.push(domain);
+            }
+        }
+        Ok((!domains.is_empty()).then_some(domains))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const ARN: &str = "arn:aws:chime:eu-west-1:123456789012:app-instance/abcd-1234";
+    const QUEUE: &str = "https://sqs.eu-west-1.amazonaws.com/123456789012/sync.fifo";
+    const DLQ: &str = "https://sqs.eu-west-1.amazonaws.com/123456789012/sync-dlq.fifo";
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn pre_signup_defaults() {
+        let cfg = PreSignupConfig::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(cfg.display_names, DisplayNamePolicy::default());
+        assert_eq!(cfg.allowed_email_domains, None);
+        assert!(!cfg.auto_confirm);
+        assert!(!cfg.auto_verify_email);
+    }
+
+    #[test]
+    fn pre_signup_reads_its_policy() {
+        let cfg = PreSignupConfig::from_lookup(lookup(&[
+            (
+                ALLOWED_EMAIL_DOMAINS,
+                " Example.com, @example.org ,example.com",
+            ),
+            (AUTO_CONFIRM, "TRUE"),
+            (AUTO_VERIFY_EMAIL, "1"),
+            (DISPLAY_NAME_ATTRIBUTES, "name,email:local"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            cfg.allowed_email_domains,
+            Some(vec!["example.com".to_owned(), "example.org".to_owned()])
+        );
+        assert!(cfg.auto_confirm && cfg.auto_verify_email);
+        assert_eq!(
+            cfg.display_names,
+            DisplayNamePolicy::parse("name,email:local").unwrap()
+        );
+    }
+
+    #[test]
+    fn blank_values_mean_unset() {
+        let cfg = PreSignupConfig::from_lookup(lookup(&[
+            (ALLOWED_EMAIL_DOMAINS, "  "),
+            (AUTO_CONFIRM, ""),
+            (DISPLAY_NAME_ATTRIBUTES, ""),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.allowed_email_domains, None);
+        assert!(!cfg.auto_confirm);
+    }
+
+    #[test]
+    fn booleans_accept_only_true_false_1_0() {
+        for bad in ["yes", "on", "2", "truthy"] {
+            let err =
+                PreSignupConfig::from_lookup(lookup(&[(AUTO_VERIFY_EMAIL, bad)])).unwrap_err();
+            assert_eq!(
+                err,
+                ConfigError::InvalidBool {
+                    name: AUTO_VERIFY_EMAIL,
+                    value: bad.to_owned()
+                }
+            );
+            assert!(err.to_string().contains("AUTO_VERIFY_EMAIL"));
+        }
+    }
+
+    #[test]
+    fn bad_domains_and_name_policies_name_their_variable() {
+        let err = PreSignupConfig::from_lookup(lookup(&[(
+            ALLOWED_EMAIL_DOMAINS,
+            "example.com,not a/domain",
+        )]))
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("ALLOWED_EMAIL_DOMAINS"),
+            "{err}"
+        );
+        let err =
+            PreSignupConfig::from_lookup(lookup(&[(DISPLAY_NAME_ATTRIBUTES, " , ")])).unwrap_err();
+        assert!(err.to_string().contains("DISPLAY_NAME_ATTRIBUTES"), "{err}");
+    }
+
+    #[test]
+    fn post_confirmation_defaults() {
+        let cfg = PostConfirmationConfig::from_lookup(lookup(&[
+            (APP_INSTANCE_ARN, ARN),
+            (SYNC_QUEUE_URL, QUEUE),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.chime.app_instance.region(), "eu-west-1");
+        assert_eq!(cfg.chime_budget(), Duration::from_millis(3000));
+        assert_eq!(cfg.chime.max_attempts, 4);
+        assert_eq!(cfg.chime.endpoint_url, None);
+        assert_eq!(cfg.sync_queue_url, QUEUE);
+        assert_eq!(cfg.queue_timeout, POST_CONFIRMATION_QUEUE_TIMEOUT);
+    }
+
+    #[test]
+    fn post_confirmation_budget_and_attempts_are_bounded() {
+        let base = [(APP_INSTANCE_ARN, ARN), (SYNC_QUEUE_URL, QUEUE)];
+        let with = |extra: (&'static str, &'static str)| {
+            let mut pairs = base.to_vec();
+            pairs.push(extra);
+            PostConfirmationConfig::from_lookup(lookup(&pairs))
+        };
+        assert_eq!(
+            with((CHIME_BUDGET_MS, "2500")).unwrap().chime_budget(),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(
+            with((CHIME_MAX_ATTEMPTS, "2")).unwrap().chime.max_attempts,
+            2
+        );
+        for (name, bad) in [
+            (CHIME_BUDGET_MS, "5000"),
+            (CHIME_BUDGET_MS, "50"),
+            (CHIME_BUDGET_MS, "3s"),
+            (CHIME_MAX_ATTEMPTS, "0"),
+            (CHIME_MAX_ATTEMPTS, "11"),
+        ] {
+            match with((name, bad)) {
+                Err(ConfigError::InvalidNumber { name: n, value, .. }) => {
+                    assert_eq!((n, value.as_str()), (name, bad));
+                }
+                other => panic!("{name}={bad} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn missing_and_malformed_required_values_name_their_variable() {
+        let err =
+            PostConfirmationConfig::from_lookup(lookup(&[(SYNC_QUEUE_URL, QUEUE)])).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Missing {
+                name: APP_INSTANCE_ARN,
+                ..
+            }
+        ));
+        assert!(err.to_string().starts_with("APP_INSTANCE_ARN is required"));
+
+        let err = PostConfirmationConfig::from_lookup(lookup(&[
+            (
+                APP_INSTANCE_ARN,
+                "arn:aws:sqs:eu-west-1:123456789012:app-instance/x",
+            ),
+            (SYNC_QUEUE_URL, QUEUE),
+        ]))
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::InvalidAppInstanceArn {
+                name: APP_INSTANCE_ARN,
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("chime"), "{err}");
+
+        let err =
+            PostConfirmationConfig::from_lookup(lookup(&[(APP_INSTANCE_ARN, ARN)])).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Missing {
+                name: SYNC_QUEUE_URL,
+                ..
+            }
+        ));
+
+        for bad in [
+            "sqs/sync.fifo",
+            "https://",
+            "https://sqs.eu-west-1.amazonaws.com/sync.fifo",
+        ] {
+            let err = PostConfirmationConfig::from_lookup(lookup(&[
+                (APP_INSTANCE_ARN, ARN),
+                (SYNC_QUEUE_URL, bad),
+            ]))
+            .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::InvalidQueueUrl {
+                        name: SYNC_QUEUE_URL,
+                        ..
+                    }
+                ),
+                "{bad}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn local_queue_urls_are_accepted() {
+        let url = "http://127.0.0.1:4566/000000000000/sync.fifo";
+        let cfg = PostConfirmationConfig::from_lookup(lookup(&[
+            (APP_INSTANCE_ARN, ARN),
+            (SYNC_QUEUE_URL, url),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.sync_queue_url, url);
+    }
+
+    #[test]
+    fn idp_sync_defaults_and_bounds() {
+        let cfg =
+            IdpSyncConfig::from_lookup(lookup(&[(APP_INSTANCE_ARN, ARN), (DLQ_URL, DLQ)])).unwrap();
+        assert_eq!(cfg.max_concurrent_groups, 10);
+        assert_eq!(cfg.chime.operation_timeout, DEFAULT_IDP_SYNC_BUDGET);
+        assert_eq!(cfg.dlq_url, DLQ);
+        let cfg = IdpSyncConfig::from_lookup(lookup(&[
+            (APP_INSTANCE_ARN, ARN),
+            (DLQ_URL, DLQ),
+            (MAX_CONCURRENT_GROUPS, "3"),
+            (CHIME_BUDGET_MS, "8000"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.max_concurrent_groups, 3);
+        assert_eq!(cfg.chime.operation_timeout, Duration::from_millis(8000));
+        let err = IdpSyncConfig::from_lookup(lookup(&[
+            (APP_INSTANCE_ARN, ARN),
+            (DLQ_URL, DLQ),
+            (MAX_CONCURRENT_GROUPS, "0"),
+        ]))
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("MAX_CONCURRENT_GROUPS"),
+            "{err}"
+        );
+        let err = IdpSyncConfig::from_lookup(lookup(&[(APP_INSTANCE_ARN, ARN)])).unwrap_err();
+        assert!(matches!(err, ConfigError::Missing { name: DLQ_URL, .. }));
+    }
+}

@@ -1,0 +1,34 @@
+//! AWS adapters of chime-identity-sync.
+//!
+//! - [`ChimeDirectory`] implements the domain's `Directory` port with
+//!   `aws-sdk-chimesdkidentity`, mapping every SDK error into a
+//!   `DirectoryError` in one place and retrying Chime's throttling, which the
+//!   SDK's standard retry does not ([`retry`]).
+//! - [`SqsQueue`] implements the `Queue` port with `aws-sdk-sqs`.
+//! - [`config`] reads and validates each function's environment at start-up.
+//!
+//! The Lambda `main.rs` files only wire these together; logging is set up
+//! with `lambda_runtime::tracing::init_default_subscriber()`, which honours
+//! `AWS_LAMBDA_LOG_FORMAT=JSON` and `AWS_LAMBDA_LOG_LEVEL` (checked in
+//! lambda_runtime_api_client 1.1.1's `tracing.rs`).
+
+pub mod chime;
+pub mod config;
+pub mod retry;
+pub mod sqs;
+
+pub use aws_config::SdkConfig;
+pub use chime::{ChimeConfig, ChimeDirectory};
+pub use config::{ConfigError, IdpSyncConfig, PostConfirmationConfig, PreSignupConfig};
+pub use retry::ChimeThrottlingClassifier;
+pub use sqs::SqsQueue;
+
+/// The shared AWS configuration (credentials, region, endpoint overrides)
+/// from the standard sources: in Lambda, the environment the runtime sets.
+///
+/// Load it once per sandbox, before the runtime loop; each client derives its
+/// own settings from it (the Chime client overrides the region with the
+/// AppInstance's).
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
