@@ -5,6 +5,10 @@
 //!   directory and prints what each did and the final directory; with
 //!   `--endpoint-url`/`--app-instance-arn` the same run talks to a real or
 //!   local Chime SDK Identity endpoint instead.
+//! - `chime-sync reconcile (--cognito-export F | --users F) --app-instance-arn A`
+//!   compares a full user export with the directory and prints the plan;
+//!   `--apply` carries it out. It covers the users no trigger provisions
+//!   (AdminCreateUser, federated) and deletions Cognito never announces.
 //! - `chime-sync serve-fake --port N` serves the local Chime SDK Identity fake
 //!   for development (`AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY=http://127.0.0.1:N`).
 
@@ -16,7 +20,7 @@ use std::process::ExitCode;
 use chime_sync_aws::{ChimeConfig, ChimeDirectory};
 use chime_sync_core::directory::{Directory, list_all};
 use chime_sync_core::replay::{self, Replay};
-use chime_sync_core::{AppInstanceArn, InputError};
+use chime_sync_core::{AppInstanceArn, DisplayNamePolicy, InputError, reconcile};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -47,6 +51,28 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         times: u32,
     },
+    /// Compare a full user export with Chime and print (or --apply) the changes.
+    Reconcile {
+        /// Output of `aws cognito-idp list-users --user-pool-id ID --output json`.
+        #[arg(long)]
+        cognito_export: Option<PathBuf>,
+        /// JSON lines of schema-v1 user objects: {"sub", "displayName", "metadata"?}.
+        #[arg(long)]
+        users: Option<PathBuf>,
+        #[arg(long)]
+        app_instance_arn: String,
+        #[arg(long)]
+        endpoint_url: Option<String>,
+        /// Carry out the plan (default: only print it).
+        #[arg(long)]
+        apply: bool,
+        /// Also delete Chime users that are not in the export.
+        #[arg(long)]
+        delete_missing: bool,
+        /// Attribute order for display names (as DISPLAY_NAME_ATTRIBUTES).
+        #[arg(long)]
+        display_name_attributes: Option<String>,
+    },
     /// Serve the local Chime SDK Identity fake until Ctrl-C.
     ServeFake {
         /// Port on 127.0.0.1 (0 picks a free one).
@@ -71,6 +97,42 @@ async fn main() -> ExitCode {
             app_instance_arn,
             times,
         } => run_replay(paths, endpoint_url, app_instance_arn, times).await,
+        Command::Reconcile {
+            cognito_export,
+            users,
+            app_instance_arn,
+            endpoint_url,
+            apply,
+            delete_missing,
+            display_name_attributes,
+        } => {
+            let options = ReconcileOptions {
+                apply,
+                delete_missing,
+                display_name_attributes,
+            };
+            match (cognito_export, users) {
+                (Some(path), None) => {
+                    run_reconcile(
+                        ExportSource::Cognito(path),
+                        app_instance_arn,
+                        endpoint_url,
+                        options,
+                    )
+                    .await
+                }
+                (None, Some(path)) => {
+                    run_reconcile(
+                        ExportSource::UserLines(path),
+                        app_instance_arn,
+                        endpoint_url,
+                        options,
+                    )
+                    .await
+                }
+                _ => Err("give exactly one of --cognito-export or --users".to_owned()),
+            }
+        }
         Command::ServeFake { port } => serve_fake(port).await,
     };
     match result {
@@ -198,6 +260,96 @@ async fn replay_and_print<D: Directory>(
     }
     if failed_files > 0 {
         return Err(format!("{failed_files} event files could not be replayed"));
+    }
+    Ok(())
+}
+
+enum ExportSource {
+    Cognito(PathBuf),
+    UserLines(PathBuf),
+}
+
+struct ReconcileOptions {
+    apply: bool,
+    delete_missing: bool,
+    display_name_attributes: Option<String>,
+}
+
+async fn run_reconcile(
+    source: ExportSource,
+    app_instance_arn: String,
+    endpoint_url: Option<String>,
+    options: ReconcileOptions,
+) -> Result<(), String> {
+    let names = match &options.display_name_attributes {
+        Some(spec) => DisplayNamePolicy::parse(spec).map_err(|e| e.to_string())?,
+        None => DisplayNamePolicy::default(),
+    };
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))
+    };
+    let (desired, skipped) = match &source {
+        ExportSource::Cognito(path) => reconcile::from_cognito_export(&read(path)?, &names)
+            .map_err(|e| format!("{}: {e}", path.display()))?,
+        ExportSource::UserLines(path) => reconcile::from_user_lines(&read(path)?),
+    };
+    for s in &skipped {
+        eprintln!("skipped entry {}: {}", s.position, s.reason);
+    }
+    let app_instance = AppInstanceArn::parse(&app_instance_arn).map_err(|e| e.to_string())?;
+    let endpoint = chime_directory(app_instance, endpoint_url).await;
+    let current = list_all(&endpoint.directory)
+        .await
+        .map_err(|e| format!("cannot list users at {}: {e}", endpoint.endpoint))?;
+    let plan = reconcile::plan(&desired, &current, options.delete_missing);
+    println!(
+        "{} users in the export, {} in Chime at {}: {} to change, {} unchanged, {} only in Chime{}",
+        desired.len(),
+        current.len(),
+        endpoint.endpoint,
+        plan.actions.len(),
+        plan.unchanged,
+        plan.extra_kept,
+        if options.delete_missing {
+            ""
+        } else {
+            " (kept; --delete-missing removes them)"
+        }
+    );
+    if !options.apply {
+        let rows: Vec<[String; 2]> = plan
+            .actions
+            .iter()
+            .map(|a| [a.verb().to_owned(), a.user_id().to_string()])
+            .collect();
+        println!("{}", table::render(["ACTION", "CHIME USER"], &rows));
+        println!("Dry run: nothing changed. Run again with --apply to carry out the plan.");
+        return Ok(());
+    }
+    let results = reconcile::apply(&endpoint.directory, &plan).await;
+    let failures = results.iter().filter(|(_, r)| r.is_err()).count();
+    let rows: Vec<[String; 3]> = results
+        .into_iter()
+        .map(|(action, result)| {
+            let outcome = match result {
+                Ok(applied) => applied.as_str().to_owned(),
+                Err(e) => format!("failed: {e}"),
+            };
+            [
+                action.verb().to_owned(),
+                action.user_id().to_string(),
+                outcome,
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table::render(["ACTION", "CHIME USER", "OUTCOME"], &rows)
+    );
+    if failures > 0 {
+        return Err(format!(
+            "{failures} changes failed; run reconcile again to retry them"
+        ));
     }
     Ok(())
 }

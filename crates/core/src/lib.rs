@@ -14,6 +14,7 @@ pub mod identity;
 pub mod memory;
 pub mod profile;
 pub mod queue;
+pub mod reconcile;
 pub mod replay;
 pub mod schema;
 
