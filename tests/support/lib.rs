@@ -12,3 +12,14 @@ pub fn workspace_root() -> &'static Path {
 pub fn events_dir() -> PathBuf {
     workspace_root().join("events")
 }
+
+/// A sample's path relative to `events/`, with `/` separators
+/// (`idp-sync/empty-batch.json`): the key the tests' expectation tables use.
+pub fn events_relative(path: &Path) -> String {
+    let relative = path.strip_prefix(events_dir()).unwrap_or(path);
+    relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
