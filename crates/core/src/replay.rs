@@ -34,6 +34,9 @@ pub const OUTAGE_SUB: &str = "0000dead-0000-4000-8000-000000000503";
 /// The sign-up policy of the replay: `ALLOWED_EMAIL_DOMAINS=example.com,example.org`,
 /// `AUTO_VERIFY_EMAIL=true`, `AUTO_CONFIRM=false`.
 pub const DEMO_ALLOWED_DOMAINS: &str = "example.com,example.org";
+/// The display-name policy of the replay: a pool that wants a real name, so
+/// the email's local part is not a fallback and a nameless sign-up is refused.
+pub const DEMO_DISPLAY_NAME_ATTRIBUTES: &str = "preferred_username,name,given_name family_name";
 
 /// Which Lambda function an event is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,16 +134,18 @@ impl Replay<InMemoryDirectory> {
 
 impl<D: Directory> Replay<D> {
     pub fn new(directory: D) -> Self {
+        let names = DisplayNamePolicy::parse(DEMO_DISPLAY_NAME_ATTRIBUTES).unwrap_or_default();
         Self {
             directory,
             sync_queue: InMemoryQueue::new(),
             dlq: InMemoryQueue::new(),
             sign_up: SignUpPolicy {
+                names: names.clone(),
                 allowed_email_domains: SignUpPolicy::parse_domains(DEMO_ALLOWED_DOMAINS),
                 auto_verify_email: true,
                 ..SignUpPolicy::default()
             },
-            names: DisplayNamePolicy::default(),
+            names,
         }
     }
 
@@ -239,7 +244,7 @@ impl<D: Directory> Replay<D> {
                 })?;
                 let deps = IdpSync::new(&self.directory, &self.dlq);
                 let report = idp_sync::handle(&sqs, &deps, None).await;
-                let rows = report
+                let mut rows: Vec<Row> = report
                     .messages
                     .iter()
                     .map(|m| Row {
@@ -252,6 +257,14 @@ impl<D: Directory> Replay<D> {
                         user: m.sub.as_ref().map(UserId::to_string),
                     })
                     .collect();
+                if rows.is_empty() {
+                    rows.push(Row {
+                        event: name.to_owned(),
+                        source: "sqs".to_owned(),
+                        outcome: "empty batch, nothing to do".to_owned(),
+                        user: None,
+                    });
+                }
                 Replayed {
                     function,
                     response: serde_json::to_value(report.response()).map_err(|e| e.to_string()),

@@ -85,6 +85,14 @@ pub fn parse_body(body: &str) -> Result<IdpMessage, InputError> {
     })
 }
 
+/// The sub of a message that failed validation, when one can still be read
+/// from it, so logs and the replay can name whose message was dead-lettered.
+pub fn sub_hint(body: &str) -> Option<UserId> {
+    let outer: Value = serde_json::from_str(body).ok()?;
+    let (_, message) = unwrap_envelope(outer).ok()?;
+    UserId::parse(message.pointer("/user/sub")?.as_str()?).ok()
+}
+
 fn unwrap_envelope(outer: Value) -> Result<(Envelope, Value), InputError> {
     let Value::Object(mut obj) = outer else {
         return Err(InputError::WrongType {
@@ -306,6 +314,24 @@ mod tests {
             assert_eq!(err.code(), code, "{input}: {err}");
             assert!(!err.to_string().is_empty());
         }
+    }
+
+    #[test]
+    fn sub_hint_reads_the_sub_of_invalid_messages_where_it_can() {
+        let unknown =
+            json!({"version": 1, "type": "user.frozen", "user": {"sub": SUB}}).to_string();
+        assert!(parse_body(&unknown).is_err());
+        assert_eq!(
+            sub_hint(&unknown).map(|u| u.to_string()),
+            Some(SUB.to_owned())
+        );
+        let sns = json!({"Type": "Notification", "Message": unknown}).to_string();
+        assert_eq!(sub_hint(&sns).map(|u| u.to_string()), Some(SUB.to_owned()));
+        assert_eq!(sub_hint("{oops"), None);
+        assert_eq!(
+            sub_hint(&json!({"user": {"sub": "EMP-1"}}).to_string()),
+            None
+        );
     }
 
     #[test]

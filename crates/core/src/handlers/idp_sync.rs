@@ -29,7 +29,7 @@ use crate::directory::{Applied, Directory};
 use crate::error::{DirectoryError, ErrorClass, SyncError};
 use crate::identity::UserId;
 use crate::queue::{OutgoingMessage, Queue, sqs_id};
-use crate::schema::{Envelope, IdentityEvent, IdpMessage, parse_body};
+use crate::schema::{Envelope, IdentityEvent, IdpMessage, parse_body, sub_hint};
 
 const SOURCE: &str = "idp-sync";
 /// DLQ message attributes, so an operator sees why without reading logs.
@@ -168,6 +168,8 @@ struct Parsed<'a> {
     record: &'a SqsMessage,
     message_id: String,
     group: String,
+    /// The sub: validated, or read best-effort from an invalid message.
+    sub: Option<UserId>,
     message: Result<IdpMessage, crate::error::InputError>,
 }
 
@@ -180,18 +182,24 @@ impl<'a> Parsed<'a> {
             );
             format!("missing-message-id-{index}")
         });
-        let message = parse_body(record.body.as_deref().unwrap_or(""));
+        let body = record.body.as_deref().unwrap_or("");
+        let message = parse_body(body);
+        let sub = match &message {
+            Ok(m) => Some(m.event.user_id().clone()),
+            Err(_) => sub_hint(body),
+        };
         let group = record
             .attributes
             .get("MessageGroupId")
             .cloned()
-            .or_else(|| message.as_ref().ok().map(|m| m.event.user_id().to_string()))
+            .or_else(|| sub.as_ref().map(UserId::to_string))
             .unwrap_or_else(|| message_id.clone());
         Self {
             index,
             record,
             message_id,
             group,
+            sub,
             message,
         }
     }
@@ -225,13 +233,10 @@ async fn run_group<D: Directory, Q: Queue>(
             run_message(p, deps, deadline).await
         };
         blocked = outcome.is_failure();
-        let (sub, event_type, envelope) = match &p.message {
-            Ok(m) => (
-                Some(m.event.user_id().clone()),
-                Some(m.event.type_name()),
-                Some(m.envelope),
-            ),
-            Err(_) => (None, None, None),
+        let sub = p.sub.clone();
+        let (event_type, envelope) = match &p.message {
+            Ok(m) => (Some(m.event.type_name()), Some(m.envelope)),
+            Err(_) => (None, None),
         };
         let level_warn = !matches!(outcome, MessageOutcome::Applied(_));
         let sub_text = sub.as_ref().map(UserId::as_str).unwrap_or("-");
