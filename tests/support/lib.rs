@@ -1,7 +1,25 @@
 //! Test harness shared by the end-to-end tests in `tests/`: where the
-//! workspace, its sample events and its compiled binaries are.
+//! workspace, its sample events and its compiled binaries are, and the
+//! servers and processes the tests run:
+//!
+//! - [`moto`]: moto's server as SQS, on a free port, killed on drop.
+//! - [`runtime_api`]: a mock Lambda Runtime API serving queued events.
+//! - [`lambda`]: a compiled bootstrap binary behind that API, with Lambda's
+//!   environment.
+//! - [`process`]: the child-process guard under both ([`process::ChildGuard`]).
+//! - [`bins`]: where the workspace's compiled binaries are.
+//! - [`net`]: free ports and a minimal HTTP GET for readiness probes.
+
+pub mod bins;
+pub mod lambda;
+pub mod moto;
+pub mod net;
+pub mod process;
+pub mod runtime_api;
 
 use std::path::{Path, PathBuf};
+
+use serde_json::Value;
 
 /// The workspace root (where `events/` and `template.yaml` live).
 pub fn workspace_root() -> &'static Path {
@@ -22,4 +40,55 @@ pub fn events_relative(path: &Path) -> String {
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// The sample `events/{relative}`, parsed.
+pub fn read_event(relative: &str) -> Value {
+    let path = events_dir().join(relative);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read the sample {}: {e}", path.display()));
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("the sample {} is not JSON: {e}", path.display()))
+}
+
+/// The `.json` samples of one function's folder (`events/{folder}/`), as
+/// paths relative to `events/`, sorted.
+pub fn samples(folder: &str) -> Vec<String> {
+    let dir = events_dir().join(folder);
+    let mut found: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| events_relative(&p))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Every email address and phone number in the Cognito samples' user
+/// attributes: what no log line may contain.
+pub fn personal_data_in_samples() -> Vec<String> {
+    let mut found = Vec::new();
+    for folder in ["pre-signup", "post-confirmation"] {
+        for relative in samples(folder) {
+            let event = read_event(&relative);
+            let Some(attributes) = event
+                .pointer("/request/userAttributes")
+                .and_then(Value::as_object)
+            else {
+                continue;
+            };
+            for key in ["email", "phone_number"] {
+                if let Some(value) = attributes.get(key).and_then(Value::as_str)
+                    && value.len() > 3
+                {
+                    found.push(value.to_owned());
+                }
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
 }

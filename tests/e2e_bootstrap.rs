@@ -1,0 +1,697 @@
+//! End to end with the compiled functions (DESIGN.md §7.5): each bootstrap
+//! binary (`target/debug/{pre-signup,post-confirmation,idp-sync}`) runs as
+//! Lambda runs it, behind a mock Runtime API (tests/support/runtime_api.rs)
+//! with Lambda's environment and static credentials, its Chime endpoint
+//! pointed at the Chime fake (`AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY`) and its
+//! SQS endpoint at moto (`AWS_ENDPOINT_URL_SQS`).
+//!
+//! Every sample in a function's `events/` folder is served, in sorted order;
+//! a sample with no expectation here fails the test, so new samples get
+//! asserted end to end too. Asserted: each response body or error report
+//! (exact), the final users on the fake, the queue messages in moto,
+//! `/init/error` for bad configuration, and the logs (JSON lines, with sub
+//! and outcome, without an email address or phone number from the samples).
+//!
+//! Needs `cargo build --workspace --bins` first (scripts/test.sh does it).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use chime_identity_fake::{
+    FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, Operation, ScriptedFault,
+};
+use chime_identity_sync::lambda::{Function, IDP_SYNC, Lambda, POST_CONFIRMATION, PRE_SIGNUP};
+use chime_identity_sync::moto::{
+    Moto, create_fifo_with_dlq, depth, receive_n, string_attribute, system_attribute,
+};
+use chime_identity_sync::runtime_api::Outcome;
+use chime_identity_sync::{personal_data_in_samples, read_event, samples};
+use chime_sync_core::replay::{
+    DEMO_ALLOWED_DOMAINS, DEMO_APP_INSTANCE_ARN, DEMO_DISPLAY_NAME_ATTRIBUTES,
+};
+use serde_json::{Value, json};
+
+const ADA: &str = "1d4f6a8c-2b3e-4c5d-9e7f-8a0b1c2d3e4f";
+const ALAN: &str = "3c7a9e12-5b4d-4f6e-8a2c-1e9d7b5f3a60";
+const BARBARA: &str = "c2f6a8d0-4e1b-4b7c-8f3a-6d9e1b5c7a24";
+const DONALD: &str = "2b9d7f15-6e3c-4a8b-a0d2-5c7e9f1b3d86";
+const GRACE: &str = "9b2e4f60-7c1d-4e3a-9f5b-2d8c6a1e0b47";
+const HEDY: &str = "0000dead-0000-4000-8000-000000000503";
+const KATHERINE: &str = "d4e8f1a2-3b6c-4d9e-a5f7-0c2b4e6d8f13";
+const MARGARET: &str = "7a3d5e9f-1c8b-4a2e-9d6f-4b0e2c8a6d35";
+const RADIA: &str = "e8b4c0d6-9a2f-4e5b-b1c7-3f6a8d0e2b59";
+
+/// How long a process may take to report an init error and exit.
+const INIT_WITHIN: Duration = Duration::from_secs(10);
+
+async fn fake() -> FakeChimeHandle {
+    FakeChime::start(FakeConfig::new())
+        .await
+        .expect("start the Chime fake")
+}
+
+/// The fake's users as (id, name, metadata), ordered by id.
+fn users(fake: &FakeChimeHandle) -> Vec<(String, String, Option<String>)> {
+    fake.users()
+        .into_iter()
+        .map(|u| {
+            assert_eq!(u.app_instance_arn, DEMO_APP_INSTANCE_ARN);
+            assert_eq!(
+                u.app_instance_user_arn,
+                format!("{DEMO_APP_INSTANCE_ARN}/user/{}", u.app_instance_user_id)
+            );
+            (u.app_instance_user_id, u.name, u.metadata)
+        })
+        .collect()
+}
+
+fn user(id: &str, name: &str, metadata: Option<&str>) -> (String, String, Option<String>) {
+    (id.to_owned(), name.to_owned(), metadata.map(str::to_owned))
+}
+
+/// The function's log is JSON lines, holds a decision line for each
+/// `(sub, outcome)` in `decisions` (sub `None`: any line with that outcome),
+/// and no email address or phone number from the samples.
+fn check_log(lambda: &Lambda, decisions: &[(Option<&str>, &str)]) {
+    let lines = lambda.log_lines();
+    let field = |line: &Value, name: &str| -> Option<String> {
+        line.get("fields")
+            .and_then(|f| f.get(name))
+            .or_else(|| line.get(name))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    for (sub, outcome) in decisions {
+        let found = lines.iter().any(|line| {
+            field(line, "outcome").as_deref() == Some(outcome)
+                && sub.is_none_or(|s| field(line, "sub").as_deref() == Some(s))
+        });
+        assert!(
+            found,
+            "{}: no log line with sub {sub:?} and outcome {outcome:?} in:\n{}",
+            lambda.function.binary,
+            lambda.log()
+        );
+    }
+    let everything = format!("{}\n{}", lambda.process.stdout(), lambda.process.stderr());
+    let pii = personal_data_in_samples();
+    assert!(
+        pii.len() >= 10,
+        "the samples hold personal data to look for: {pii:?}"
+    );
+    for item in pii {
+        assert!(
+            !everything.contains(&item),
+            "{} logged personal data ({item}):\n{everything}",
+            lambda.function.binary
+        );
+    }
+}
+
+/// The part of a file name after `events/{folder}/`.
+fn file_name(relative: &str) -> &str {
+    relative.rsplit('/').next().unwrap_or(relative)
+}
+
+// ---------------------------------------------------------------------------
+// pre-signup
+// ---------------------------------------------------------------------------
+
+enum SignUp {
+    /// The event comes back with `response` set to these three flags.
+    Allowed { verify_email: bool },
+    /// `/invocation/{id}/error` with `SignUpRejected.{code}` and this message.
+    Rejected {
+        code: &'static str,
+        message: &'static str,
+    },
+    /// The event comes back unchanged.
+    PassedThrough,
+}
+
+/// With `DISPLAY_NAME_ATTRIBUTES` = the replay's policy (a real name, no
+/// email local part).
+const NO_NAME: &str = "We need a name to show in chat. Please provide preferred_username, name or given_name + family_name.";
+const DOMAIN: &str = "Sign-ups with this email domain are not allowed.";
+
+fn sign_up_expectation(file: &str) -> SignUp {
+    let domain = SignUp::Rejected {
+        code: "EmailDomainNotAllowed",
+        message: DOMAIN,
+    };
+    let no_name = SignUp::Rejected {
+        code: "NoDisplayName",
+        message: NO_NAME,
+    };
+    match file {
+        // Cognito ignores the flags for AdminCreateUser, so they stay false.
+        "admin-create-user-allowed.json" => SignUp::Allowed {
+            verify_email: false,
+        },
+        "admin-create-user-rejected-email-domain.json" => domain,
+        "admin-create-user-rejected-no-display-name.json" => no_name,
+        // `"response": {}` reads as all false, then the policy applies.
+        "empty-response.json" => SignUp::Allowed { verify_email: true },
+        "external-provider-allowed.json" => SignUp::Allowed { verify_email: true },
+        "external-provider-rejected-email-domain.json" => domain,
+        "external-provider-rejected-no-display-name.json" => no_name,
+        "sign-up-allowed.json" => SignUp::Allowed { verify_email: true },
+        "sign-up-rejected-email-domain.json" => domain,
+        "sign-up-rejected-no-display-name.json" => no_name,
+        "unknown-trigger-source.json" => SignUp::PassedThrough,
+        other => panic!("events/pre-signup/{other} has no expectation in tests/e2e_bootstrap.rs"),
+    }
+}
+
+/// Every pre-signup sample through the real binary, with the replay's policy
+/// (`ALLOWED_EMAIL_DOMAINS=example.com,example.org`, `AUTO_VERIFY_EMAIL=true`,
+/// `DISPLAY_NAME_ATTRIBUTES=preferred_username,name,given_name family_name`).
+/// pre-signup calls no AWS API, so it gets no endpoints at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_signup_answers_every_sample() {
+    let lambda = Lambda::start(
+        PRE_SIGNUP,
+        &[
+            ("ALLOWED_EMAIL_DOMAINS", DEMO_ALLOWED_DOMAINS),
+            ("AUTO_VERIFY_EMAIL", "true"),
+            ("DISPLAY_NAME_ATTRIBUTES", DEMO_DISPLAY_NAME_ATTRIBUTES),
+        ],
+    )
+    .await;
+    let files = samples("pre-signup");
+    assert!(files.len() >= 10, "{files:?}");
+    for relative in &files {
+        let event = read_event(relative);
+        let outcome = lambda.invoke(&event).await;
+        match sign_up_expectation(file_name(relative)) {
+            SignUp::Allowed { verify_email } => {
+                let mut expected = event.clone();
+                expected["response"] = json!({
+                    "autoConfirmUser": false,
+                    "autoVerifyEmail": verify_email,
+                    "autoVerifyPhone": false,
+                });
+                assert_eq!(outcome, Outcome::Response(expected), "{relative}");
+            }
+            SignUp::Rejected { code, message } => {
+                let report = outcome.error();
+                assert_eq!(
+                    report.error_type,
+                    format!("SignUpRejected.{code}"),
+                    "{relative}"
+                );
+                assert_eq!(report.error_message, message, "{relative}");
+            }
+            SignUp::PassedThrough => assert_eq!(outcome, Outcome::Response(event), "{relative}"),
+        }
+    }
+    assert!(
+        lambda.api.violations().is_empty(),
+        "{:?}",
+        lambda.api.violations()
+    );
+    check_log(
+        &lambda,
+        &[
+            (None, "allowed"),
+            (None, "rejected"),
+            (None, "passed-through"),
+        ],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// post-confirmation
+// ---------------------------------------------------------------------------
+
+/// post-confirmation with the fake as Chime and moto as the sync queue:
+/// users are created (or healed), a confirmation without sub is an error
+/// report, and when Chime fails (503s) or hangs the user is handed to the
+/// sync queue, grouped and deduplicated by sub, well inside Cognito's 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_confirmation_provisions_hands_off_and_reports_bad_events() {
+    let (moto, fake) = (Moto::start().await, fake().await);
+    let sqs = moto.sqs();
+    let queues = create_fifo_with_dlq(&sqs, "identity-sync", 30, 5).await;
+    let lambda = Lambda::start(
+        POST_CONFIRMATION,
+        &[
+            ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+            ("SYNC_QUEUE_URL", &queues.queue_url),
+            ("DISPLAY_NAME_ATTRIBUTES", DEMO_DISPLAY_NAME_ATTRIBUTES),
+            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
+            ("AWS_ENDPOINT_URL_SQS", moto.endpoint_url()),
+        ],
+    )
+    .await;
+
+    let files = samples("post-confirmation");
+    let mut decisions: Vec<(Option<String>, &str)> = Vec::new();
+    for relative in &files {
+        let event = read_event(relative);
+        match file_name(relative) {
+            "confirm-sign-up-missing-sub.json" => {
+                let report = lambda.invoke(&event).await.error().clone();
+                assert_eq!(report.error_type, "ConfirmationFailed.MissingField");
+                assert_eq!(
+                    report.error_message,
+                    "the confirmation event could not be read: missing field `request.userAttributes.sub`"
+                );
+                decisions.push((None, "invalid-event"));
+            }
+            "confirm-sign-up-chime-outage-hands-off.json" => {
+                // Every Chime request answers 503: the SDK tries 4 times, then hands off.
+                fake.set_faults(FaultConfig::none().with_service_unavailable_rate(1.0))
+                    .unwrap();
+                let before = fake.counters().get(Operation::CreateAppInstanceUser);
+                let started = Instant::now();
+                let outcome = lambda.invoke(&event).await;
+                let took = started.elapsed();
+                fake.set_faults(FaultConfig::none()).unwrap();
+                assert_eq!(outcome, Outcome::Response(event.clone()), "{relative}");
+                assert!(
+                    took < Duration::from_secs(3),
+                    "{relative}: answered after {took:?}"
+                );
+                let after = fake.counters().get(Operation::CreateAppInstanceUser);
+                assert_eq!(
+                    after.attempts - before.attempts,
+                    4,
+                    "CHIME_MAX_ATTEMPTS defaults to 4"
+                );
+                assert_eq!(
+                    after.injected.service_unavailable - before.injected.service_unavailable,
+                    4
+                );
+                decisions.push((Some(HEDY.to_owned()), "handed-off"));
+            }
+            file @ ("confirm-sign-up-new-user.json"
+            | "confirm-sign-up-user-from-idp.json"
+            | "confirm-forgot-password-heals-missing-user.json") => {
+                let outcome = lambda.invoke(&event).await;
+                assert_eq!(
+                    outcome,
+                    Outcome::Response(event.clone()),
+                    "{relative}: unchanged"
+                );
+                let sub = event["request"]["userAttributes"]["sub"].as_str().unwrap();
+                assert!(
+                    fake.users().iter().any(|u| u.app_instance_user_id == sub),
+                    "{file}: {sub} is on the fake"
+                );
+                decisions.push((Some(sub.to_owned()), "created"));
+            }
+            other => panic!(
+                "events/post-confirmation/{other} has no expectation in tests/e2e_bootstrap.rs"
+            ),
+        }
+    }
+
+    // Chime hangs: the binary gives Chime what the deadline leaves after the
+    // hand-off reserve, hands off, and still answers inside the 4 s timeout.
+    // Cognito's retry of Hedy's confirmation: SQS drops it as a duplicate.
+    fake.set_faults(FaultConfig::none().with_latency(10_000, 10_000))
+        .unwrap();
+    let hedy = read_event("post-confirmation/confirm-sign-up-chime-outage-hands-off.json");
+    let started = Instant::now();
+    let outcome = lambda.invoke(&hedy).await;
+    let took = started.elapsed();
+    fake.set_faults(FaultConfig::none()).unwrap();
+    assert_eq!(outcome, Outcome::Response(hedy.clone()));
+    assert!(
+        took >= Duration::from_secs(2) && took < POST_CONFIRMATION.timeout,
+        "with a hanging Chime the answer came after {took:?}"
+    );
+
+    assert_eq!(
+        users(&fake),
+        vec![
+            user(ADA, "Ada Lovelace", None),
+            user(GRACE, "Grace Hopper", None),
+            user(RADIA, "Radia Perlman", None),
+        ]
+    );
+
+    // One hand-off message for Hedy, although two invocations handed off.
+    assert_eq!(depth(&sqs, &queues.queue_url).await, 1, "{}", moto.output());
+    let handed = receive_n(&sqs, &queues.queue_url, 1, Duration::from_secs(5)).await;
+    let m = &handed[0];
+    assert_eq!(
+        system_attribute(m, MessageSystemAttributeName::MessageGroupId),
+        Some(HEDY)
+    );
+    let dedup = format!("cognito-confirm-{HEDY}");
+    assert_eq!(
+        system_attribute(m, MessageSystemAttributeName::MessageDeduplicationId),
+        Some(dedup.as_str())
+    );
+    assert_eq!(string_attribute(m, "Source"), Some("post-confirmation"));
+    let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+    assert_eq!(
+        (
+            &body["type"],
+            &body["eventId"],
+            &body["user"]["sub"],
+            &body["user"]["displayName"]
+        ),
+        (
+            &json!("user.created"),
+            &json!(dedup),
+            &json!(HEDY),
+            &json!("Hedy Lamarr")
+        )
+    );
+
+    assert!(
+        lambda.api.violations().is_empty(),
+        "{:?}",
+        lambda.api.violations()
+    );
+    let decisions: Vec<(Option<&str>, &str)> =
+        decisions.iter().map(|(s, o)| (s.as_deref(), *o)).collect();
+    check_log(&lambda, &decisions);
+}
+
+// ---------------------------------------------------------------------------
+// idp-sync
+// ---------------------------------------------------------------------------
+
+/// The sample's SQS record ids, for expected failures.
+const HEDY_CREATED: &str = "c9f5e3a7-4b6d-4e8f-9a0b-2c3d4e5f6a71";
+const HEDY_UPDATED: &str = "c9f5e3a7-4b6d-4e8f-9a0b-2c3d4e5f6a73";
+const SOURCE_QUEUE_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:identity-sync.fifo";
+
+/// idp-sync with the fake as Chime and moto's DLQ: the exact partial batch
+/// responses, poison messages in the DLQ with their reasons, the final users.
+///
+/// `MAX_CONCURRENT_GROUPS=1` makes the groups of a batch run one after the
+/// other, in order of first appearance, so a scripted burst of 503s lands on
+/// Hedy's group (the fake has no per-user faults) and nowhere else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idp_sync_answers_partial_batch_responses_and_dead_letters_poison() {
+    let (moto, fake) = (Moto::start().await, fake().await);
+    let sqs = moto.sqs();
+    let queues = create_fifo_with_dlq(&sqs, "identity-sync", 180, 5).await;
+    let lambda = Lambda::start(
+        IDP_SYNC,
+        &[
+            ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+            ("DLQ_URL", &queues.dlq_url),
+            ("MAX_CONCURRENT_GROUPS", "1"),
+            ("CHIME_MAX_ATTEMPTS", "4"),
+            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
+            ("AWS_ENDPOINT_URL_SQS", moto.endpoint_url()),
+        ],
+    )
+    .await;
+
+    // Not an SQS event: an error report, and the function keeps serving.
+    let report = lambda
+        .invoke(&json!({"Records": "not a list"}))
+        .await
+        .error()
+        .clone();
+    assert!(
+        report
+            .error_message
+            .starts_with("failed to deserialize the incoming data"),
+        "{report:?}"
+    );
+
+    let files = samples("idp-sync");
+    for relative in &files {
+        let event = read_event(relative);
+        let failures: &[&str] = match file_name(relative) {
+            "empty-batch.json"
+            | "eventbridge-wrapped-user-updated.json"
+            | "poison-messages-dead-lettered.json"
+            | "sns-wrapped-user-created.json"
+            | "standard-batch-created-updated-deleted.json" => &[],
+            "fifo-two-groups-one-failing.json" => {
+                // Hedy's create gets 503 on all 4 attempts; her update is blocked behind it.
+                fake.set_faults(
+                    FaultConfig::none().with_script([ScriptedFault::ServiceUnavailable; 4]),
+                )
+                .unwrap();
+                &[HEDY_CREATED, HEDY_UPDATED]
+            }
+            other => panic!("events/idp-sync/{other} has no expectation in tests/e2e_bootstrap.rs"),
+        };
+        let outcome = lambda.invoke(&event).await;
+        let expected = json!({
+            "batchItemFailures": failures.iter().map(|id| json!({"itemIdentifier": id})).collect::<Vec<_>>()
+        });
+        assert_eq!(outcome, Outcome::Response(expected), "{relative}");
+        assert!(
+            fake.faults().script.is_empty(),
+            "{relative}: the scripted faults were used up"
+        );
+    }
+    let creates = fake.counters().get(Operation::CreateAppInstanceUser);
+    assert_eq!(creates.injected.service_unavailable, 4);
+
+    assert_eq!(
+        users(&fake),
+        vec![
+            user(DONALD, "Donald Knuth", Some(r#"{"team":"TAOCP"}"#)),
+            user(
+                ALAN,
+                "Alan Turing",
+                Some(r#"{"department":"Cryptanalysis"}"#)
+            ),
+            user(
+                MARGARET,
+                "Margaret Hamilton",
+                Some(r#"{"department":"Apollo Guidance"}"#)
+            ),
+            user(
+                GRACE,
+                "Grace Hopper",
+                Some(r#"{"department":"Engineering"}"#)
+            ),
+            user(
+                BARBARA,
+                "Barbara Liskov",
+                Some(r#"{"department":"Programming Methodology"}"#)
+            ),
+            user(KATHERINE, "Katherine Johnson", None),
+        ]
+    );
+
+    // The DLQ: the five poison messages, each with its reason.
+    let expected: BTreeMap<&str, (&str, &str, &str)> = BTreeMap::from([
+        (
+            "d0a6f4b8-5c7e-4f9a-8b1c-3d4e5f6a7b81",
+            (
+                KATHERINE,
+                "InvalidJson",
+                "invalid JSON: EOF while parsing a string at line 1 column 115",
+            ),
+        ),
+        (
+            "d0a6f4b8-5c7e-4f9a-8b1c-3d4e5f6a7b82",
+            (
+                KATHERINE,
+                "UnsupportedVersion",
+                "unsupported schema version 2: this consumer reads version 1",
+            ),
+        ),
+        (
+            "d0a6f4b8-5c7e-4f9a-8b1c-3d4e5f6a7b84",
+            (
+                GRACE,
+                "UnknownType",
+                "unknown event type `user.suspended`: expected user.created, user.updated or user.deleted",
+            ),
+        ),
+        (
+            "d0a6f4b8-5c7e-4f9a-8b1c-3d4e5f6a7b85",
+            (
+                "EMP-004711",
+                "InvalidUserId",
+                "invalid user id (sub): it is not a Cognito sub (a UUID like 6f1c2d3e-0b4a-4c5d-8e9f-a0b1c2d3e4f5)",
+            ),
+        ),
+        (
+            "d0a6f4b8-5c7e-4f9a-8b1c-3d4e5f6a7b86",
+            ("hr-batch-20261120", "MissingField", "missing field `user`"),
+        ),
+    ]);
+    let poison = read_event("idp-sync/poison-messages-dead-lettered.json");
+    let bodies: BTreeMap<&str, &str> = poison["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["messageId"].as_str().unwrap(),
+                r["body"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(depth(&sqs, &queues.dlq_url).await, 5, "{}", moto.output());
+    let dead = receive_n(&sqs, &queues.dlq_url, 5, Duration::from_secs(10)).await;
+    let mut seen = BTreeSet::new();
+    for m in &dead {
+        let id = string_attribute(m, "SourceMessageId").expect("SourceMessageId");
+        let (group, code, reason) = expected
+            .get(id)
+            .unwrap_or_else(|| panic!("{id} should not be in the DLQ"));
+        assert_eq!(string_attribute(m, "ErrorCode"), Some(*code), "{id}");
+        assert_eq!(string_attribute(m, "FailureReason"), Some(*reason), "{id}");
+        assert_eq!(
+            string_attribute(m, "SourceQueueArn"),
+            Some(SOURCE_QUEUE_ARN),
+            "{id}"
+        );
+        assert_eq!(m.body(), Some(bodies[id]), "{id}");
+        assert_eq!(
+            system_attribute(m, MessageSystemAttributeName::MessageGroupId),
+            Some(*group)
+        );
+        assert_eq!(
+            system_attribute(m, MessageSystemAttributeName::MessageDeduplicationId),
+            Some(id)
+        );
+        seen.insert(id.to_owned());
+    }
+    assert_eq!(seen.len(), 5, "{seen:?}");
+
+    assert!(
+        lambda.api.violations().is_empty(),
+        "{:?}",
+        lambda.api.violations()
+    );
+    check_log(
+        &lambda,
+        &[
+            (Some(DONALD), "created"),
+            (Some(DONALD), "updated"),
+            (Some(HEDY), "failed, will retry (Unavailable)"),
+            (Some(HEDY), "blocked behind its group"),
+            (Some(KATHERINE), "created"),
+            (None, "dead-lettered (InvalidJson)"),
+            // Invalid, but its body names whose it was.
+            (Some(GRACE), "dead-lettered (UnknownType)"),
+            (Some("8e5a1c7d-3f9b-4d2e-a6c8-0b4f2d6e8a17"), "already-gone"),
+        ],
+    );
+}
+
+/// The invocation deadline (`Lambda-Runtime-Deadline-Ms`) reaches the
+/// handler: with a 2 s timeout and a Chime that takes 5 s per call, idp-sync
+/// stops before the deadline and reports every message failed (each group's
+/// first timed out, the rest blocked behind it) instead of being killed with
+/// the whole batch unanswered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idp_sync_reports_unfinished_work_failed_before_the_deadline() {
+    let fake = FakeChime::start(
+        FakeConfig::new().with_faults(FaultConfig::none().with_latency(5_000, 5_000)),
+    )
+    .await
+    .expect("start the Chime fake");
+    let short = Function {
+        timeout: Duration::from_secs(2),
+        ..IDP_SYNC
+    };
+    let lambda = Lambda::start(
+        short,
+        &[
+            ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+            // Never used: nothing here is dead-lettered.
+            (
+                "DLQ_URL",
+                "http://127.0.0.1:9/123456789012/identity-sync-dlq.fifo",
+            ),
+            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
+        ],
+    )
+    .await;
+    let event = read_event("idp-sync/standard-batch-created-updated-deleted.json");
+    let ids: Vec<&str> = event["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["messageId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 6);
+    // Wait until the function is ready, so the clock below measures the invocation.
+    lambda.api.wait_for_polls(1, Duration::from_secs(10)).await;
+    let started = Instant::now();
+    let outcome = lambda.invoke_within(&event, short.timeout).await;
+    let took = started.elapsed();
+    let expected = json!({
+        "batchItemFailures": ids.iter().map(|id| json!({"itemIdentifier": id})).collect::<Vec<_>>()
+    });
+    assert_eq!(outcome, Outcome::Response(expected));
+    assert!(took < short.timeout, "answered after {took:?}");
+    assert!(fake.users().is_empty());
+    check_log(&lambda, &[(Some(GRACE), "failed, will retry (Timeout)")]);
+}
+
+// ---------------------------------------------------------------------------
+// start-up configuration
+// ---------------------------------------------------------------------------
+
+/// A missing or malformed variable stops each function at init: it reports
+/// `Runtime.ConfigError` to `/init/error` with a message naming the variable,
+/// never asks for an event, and exits non-zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_configuration_is_reported_to_init_error() {
+    let queue = "http://127.0.0.1:9/123456789012/identity-sync.fifo";
+    let cases = [
+        (
+            POST_CONFIRMATION,
+            vec![("SYNC_QUEUE_URL", queue)],
+            "APP_INSTANCE_ARN is required but not set",
+        ),
+        (
+            IDP_SYNC,
+            vec![("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN)],
+            "DLQ_URL is required but not set",
+        ),
+        (
+            PRE_SIGNUP,
+            vec![("AUTO_CONFIRM", "yes")],
+            "AUTO_CONFIRM must be true, false, 1 or 0, not `yes`",
+        ),
+    ];
+    for (function, env, message) in cases {
+        let lambda = Lambda::start(function, &env).await;
+        let report = lambda.api.init_error(INIT_WITHIN).await;
+        assert_eq!(
+            report.error_type, "Runtime.ConfigError",
+            "{}",
+            function.binary
+        );
+        assert_eq!(
+            report.header_error_type.as_deref(),
+            Some("Runtime.ConfigError")
+        );
+        assert!(
+            report.error_message.starts_with(message),
+            "{}: {:?} should start with {message:?}",
+            function.binary,
+            report.error_message
+        );
+        let status = lambda
+            .process
+            .wait_exit(INIT_WITHIN)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", lambda.process.output()));
+        assert!(
+            !status.success(),
+            "{}: exit status {status}",
+            function.binary
+        );
+        let seen = lambda.api.seen();
+        assert_eq!(
+            seen.next_polls, 0,
+            "{}: asked for an event",
+            function.binary
+        );
+        assert!(seen.violations.is_empty(), "{:?}", seen.violations);
+        check_log(&lambda, &[(None, "init-failed")]);
+    }
+}

@@ -1,0 +1,102 @@
+//! Where the workspace's compiled binaries are.
+//!
+//! `env!("CARGO_BIN_EXE_<name>")` exists only for the test's own package, and
+//! the bootstrap binaries and the CLI live in other packages, so they are
+//! looked up in the target directory the test itself was built into: the
+//! running test is `<target>/<profile>/deps/<test>-<hash>`, and cargo puts
+//! every binary in `<target>/<profile>/`. `CARGO_TARGET_DIR` and the
+//! workspace's `target/` are fallbacks. `scripts/test.sh` builds them first
+//! (`cargo build --workspace --bins`); plain `cargo nextest run` does not.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::workspace_root;
+
+/// The path of the compiled binary `name` (e.g. `post-confirmation`,
+/// `chime-sync`). Panics with what to run when it is missing, and warns on
+/// stderr when it is older than the sources it is built from.
+pub fn binary(name: &str) -> PathBuf {
+    let candidates = candidates(name);
+    let Some(found) = candidates.iter().find(|p| p.is_file()) else {
+        panic!(
+            "the binary `{name}` is not built (looked for {}).\n\
+             Build the workspace's binaries first: `cargo build --workspace --bins` \
+             (scripts/test.sh does this before running the tests).",
+            candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    };
+    warn_if_stale(name, found);
+    found.clone()
+}
+
+fn candidates(name: &str) -> Vec<PathBuf> {
+    let file = format!("{name}{}", std::env::consts::EXE_SUFFIX);
+    let mut dirs = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        // <target>/<profile>/deps/<test>: the profile directory is the parent of deps/.
+        if let Some(profile) = exe
+            .parent()
+            .filter(|d| d.file_name().is_some_and(|n| n == "deps"))
+            .and_then(Path::parent)
+        {
+            dirs.push(profile.to_owned());
+        }
+    }
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        dirs.push(PathBuf::from(target).join("debug"));
+    }
+    dirs.push(workspace_root().join("target").join("debug"));
+    dirs.dedup();
+    dirs.into_iter().map(|d| d.join(&file)).collect()
+}
+
+/// A binary older than any Rust source of the workspace's crates may not do
+/// what the sources say; say so (tests that spawn it may fail for that reason).
+fn warn_if_stale(name: &str, binary: &Path) {
+    let Ok(built) = binary.metadata().and_then(|m| m.modified()) else {
+        return;
+    };
+    if let Some((newest, path)) = newest_source(&workspace_root().join("crates"))
+        && newest > built
+    {
+        eprintln!(
+            "warning: `{name}` ({}) is older than {}; run `cargo build --workspace --bins` \
+             if a test fails for no visible reason",
+            binary.display(),
+            path.display()
+        );
+    }
+}
+
+fn newest_source(dir: &Path) -> Option<(SystemTime, PathBuf)> {
+    let mut newest: Option<(SystemTime, PathBuf)> = None;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                // Tests of other crates do not go into the binaries.
+                if path
+                    .file_name()
+                    .is_some_and(|n| n != "tests" && n != "target")
+                {
+                    stack.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && let Ok(modified) = entry.metadata().and_then(|m| m.modified())
+                && newest.as_ref().is_none_or(|(t, _)| modified > *t)
+            {
+                newest = Some((modified, path));
+            }
+        }
+    }
+    newest
+}
