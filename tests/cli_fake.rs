@@ -188,17 +188,18 @@ async fn serve_fake_answers_health() {
             if let Ok((status, body)) = http_get(port, "/_fake/health").await {
                 assert_eq!((status, body.as_str()), (200, "ok"));
                 assert!(
-                    process.stdout().contains(&format!(
-                        "AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY=http://127.0.0.1:{port}"
-                    )),
-                    "{}",
-                    process.output()
-                );
-                assert!(
                     process.try_status().is_none(),
                     "serve-fake is still running"
                 );
+                // Killing also reads its output to the end.
                 process.kill();
+                assert!(
+                    process.stdout().contains(&format!(
+                        "AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY=http://127.0.0.1:{port}"
+                    )),
+                    "serve-fake tells how to point the SDK at it:\n{}",
+                    process.output()
+                );
                 return;
             }
             if process.try_status().is_some() || Instant::now() > until {

@@ -70,10 +70,11 @@ fn user(id: &str, name: &str, metadata: Option<&str>) -> (String, String, Option
     (id.to_owned(), name.to_owned(), metadata.map(str::to_owned))
 }
 
-/// The function's log is JSON lines, holds a decision line for each
-/// `(sub, outcome)` in `decisions` (sub `None`: any line with that outcome),
-/// and no email address or phone number from the samples.
+/// Stop the function, then check its log: JSON lines, a decision line for
+/// each `(sub, outcome)` in `decisions` (sub `None`: any line with that
+/// outcome), and no email address or phone number from the samples.
 fn check_log(lambda: &Lambda, decisions: &[(Option<&str>, &str)]) {
+    lambda.stop();
     let lines = lambda.log_lines();
     let field = |line: &Value, name: &str| -> Option<String> {
         line.get("fields")

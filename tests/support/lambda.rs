@@ -128,13 +128,24 @@ impl Lambda {
         }
     }
 
-    /// The function's log: its stdout, where `lambda_runtime`'s subscriber writes.
+    /// Stop the function (its process group gets `SIGKILL`) and read its
+    /// output to the end. Call it before asserting on the log: the function
+    /// writes a decision's log line before it answers, but the reader thread
+    /// may not have copied that line out of the pipe yet when the answer
+    /// arrives.
+    pub fn stop(&self) {
+        self.process.kill();
+    }
+
+    /// The function's log: its stdout, where `lambda_runtime`'s subscriber
+    /// writes. Complete only after [`Lambda::stop`] (or the process's exit).
     pub fn log(&self) -> String {
         self.process.stdout()
     }
 
     /// Every log line as JSON; panics on a line that is not a JSON object
-    /// (`AWS_LAMBDA_LOG_FORMAT=JSON` must hold for every line).
+    /// (`AWS_LAMBDA_LOG_FORMAT=JSON` must hold for every line). Complete
+    /// only after [`Lambda::stop`].
     pub fn log_lines(&self) -> Vec<Value> {
         self.log()
             .lines()
