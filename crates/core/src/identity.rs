@@ -80,10 +80,19 @@ fn is_uuid(s: &str) -> bool {
         })
 }
 
+/// Chime's ARN pattern allows at most 63 characters in partition, service,
+/// region and account.
+const MAX_ARN_FIELD: usize = 63;
+/// Chime allows at most 1024 characters after the account; a user ARN spends
+/// `app-instance/`, `/user/` and a 36-character sub of them.
+const MAX_APP_INSTANCE_ID: usize = 1024 - "app-instance/".len() - "/user/".len() - 36;
+
 /// A validated `arn:{partition}:chime:{region}:{account}:app-instance/{id}`.
 ///
 /// Checked at start-up so that a typo in configuration stops the function
-/// with a clear message instead of failing every user later.
+/// with a clear message instead of failing every user later. Within Chime's
+/// ARN pattern (`arn:[a-z0-9-\.]{1,63}:…:[^/].{0,1023}`, at most 1600 long),
+/// for this ARN and for every user ARN built from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppInstanceArn {
     arn: String,
@@ -104,12 +113,22 @@ impl AppInstanceArn {
                 "it must start with arn:aws",
             ));
         }
+        if partition.len() > MAX_ARN_FIELD
+            || !partition
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(InputError::InvalidAppInstanceArn(
+                "the partition is malformed (aws, aws-cn, aws-us-gov, ...)",
+            ));
+        }
         if service != "chime" {
             return Err(InputError::InvalidAppInstanceArn(
                 "the service must be chime",
             ));
         }
         if region.is_empty()
+            || region.len() > MAX_ARN_FIELD
             || !region
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
@@ -131,6 +150,11 @@ impl AppInstanceArn {
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             return Err(InputError::InvalidAppInstanceArn(
                 "the AppInstance id is missing or malformed",
+            ));
+        }
+        if id.len() > MAX_APP_INSTANCE_ID {
+            return Err(InputError::InvalidAppInstanceArn(
+                "the AppInstance id is too long for Chime's user ARNs",
             ));
         }
         Ok(Self {
@@ -261,6 +285,20 @@ mod tests {
     }
 
     #[test]
+    fn app_instance_arn_parts_stay_within_chime_limits() {
+        let arn = |region: &str, id: &str| {
+            format!("arn:aws:chime:{region}:123456789012:app-instance/{id}")
+        };
+        assert!(AppInstanceArn::parse(&arn(&"r".repeat(63), "a")).is_ok());
+        assert!(AppInstanceArn::parse(&arn(&"r".repeat(64), "a")).is_err());
+        let longest = AppInstanceArn::parse(&arn("us-east-1", &"a".repeat(969))).unwrap();
+        let user_arn = longest.user_arn(&UserId::parse(SUB).unwrap());
+        let resource = user_arn.splitn(6, ':').nth(5).unwrap();
+        assert_eq!(resource.len(), 1024, "Chime's limit, exactly");
+        assert!(AppInstanceArn::parse(&arn("us-east-1", &"a".repeat(970))).is_err());
+    }
+
+    #[test]
     fn app_instance_arn_rejects_each_malformed_part() {
         let cases = [
             ("", "expected arn"),
@@ -279,6 +317,15 @@ mod tests {
             (
                 "arn:aws:chime:us-east-1:123456789012:app-instance/",
                 "AppInstance id",
+            ),
+            // Found by tests/fuzz.rs: accepted, then refused by Chime on every call.
+            (
+                "arn:awsA:chime:us-east-1:123456789012:app-instance/a",
+                "partition",
+            ),
+            (
+                "arn:aws :chime:us-east-1:123456789012:app-instance/a",
+                "partition",
             ),
         ];
         for (raw, why) in cases {
