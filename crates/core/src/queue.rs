@@ -59,9 +59,34 @@ pub fn sqs_id(raw: &str) -> String {
     }
 }
 
+/// Whether SQS accepts `c` in a message body or a String attribute value:
+/// `#x9 | #xA | #xD | #x20–#xD7FF | #xE000–#xFFFD | #x10000–#x10FFFF`.
+/// A send holding any other character is refused as a whole.
+pub fn is_sqs_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}')
+        || c >= '\u{10000}'
+}
+
+/// Text for a String message attribute: characters SQS refuses (controls,
+/// the noncharacters U+FFFE and U+FFFF) become U+FFFD.
+pub fn sqs_text(raw: &str) -> String {
+    raw.chars()
+        .map(|c| if is_sqs_char(c) { c } else { '\u{fffd}' })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqs_text_replaces_what_sqs_refuses() {
+        assert_eq!(
+            sqs_text("a\tb\u{1}c\u{fffe}\u{ffff}😀"),
+            "a\tb\u{fffd}c\u{fffd}\u{fffd}😀"
+        );
+        assert_eq!(sqs_text("unknown event type `x`"), "unknown event type `x`");
+    }
 
     #[test]
     fn sqs_ids_are_clamped_to_what_sqs_accepts() {

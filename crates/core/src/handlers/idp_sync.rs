@@ -28,7 +28,7 @@ use tracing::{info, warn};
 use crate::directory::{Applied, Directory};
 use crate::error::{DirectoryError, ErrorClass, SyncError};
 use crate::identity::UserId;
-use crate::queue::{OutgoingMessage, Queue, sqs_id};
+use crate::queue::{OutgoingMessage, Queue, sqs_id, sqs_text};
 use crate::schema::{Envelope, IdentityEvent, IdpMessage, parse_body, sub_hint};
 
 const SOURCE: &str = "idp-sync";
@@ -293,7 +293,12 @@ async fn dead_letter<D, Q: Queue>(
     deps: &IdpSync<D, Q>,
     error: &SyncError,
 ) -> MessageOutcome {
-    let reason: String = error.to_string().chars().take(MAX_REASON_CHARS).collect();
+    // The reason may quote the message (an unknown type, a version) or Chime's
+    // answer; SQS refuses the whole send over one character it does not take.
+    let reason: String = sqs_text(&error.to_string())
+        .chars()
+        .take(MAX_REASON_CHARS)
+        .collect();
     let mut attributes = std::collections::BTreeMap::from([
         (REASON_ATTRIBUTE.to_owned(), reason),
         (CODE_ATTRIBUTE.to_owned(), error.code().to_owned()),
@@ -473,6 +478,23 @@ mod tests {
             sent[2].attributes["SourceQueueArn"],
             "arn:aws:sqs:us-east-1:123456789012:sync.fifo"
         );
+    }
+
+    #[tokio::test]
+    async fn dlq_reasons_hold_only_characters_sqs_accepts() {
+        // Found by tests/fuzz.rs: the reason quoted the raw `type`, SQS would
+        // refuse the DLQ send, and the poison message would block its group.
+        let d = deps();
+        let event = batch(&[(
+            "p1",
+            json!({"version": 1, "type": "x\u{1}y\u{fffe}", "user": {"sub": sub(1)}}).to_string(),
+            Some(sub(1)),
+        )]);
+        let report = handle(&event, &d, None).await;
+        assert!(failed_ids(&report).is_empty());
+        let reason = &d.dlq.sent()[0].attributes[REASON_ATTRIBUTE];
+        assert!(reason.chars().all(crate::queue::is_sqs_char), "{reason:?}");
+        assert!(reason.contains("x\u{fffd}y\u{fffd}"), "{reason:?}");
     }
 
     #[tokio::test]
