@@ -75,6 +75,28 @@ pub fn sqs_text(raw: &str) -> String {
         .collect()
 }
 
+/// A JSON text made fit for an SQS message body without changing what it
+/// says: a character SQS refuses can only stand inside a JSON string (serde
+/// writes control characters escaped already), where `\uXXXX` is the same
+/// character to any reader.
+pub fn sqs_json(json: String) -> String {
+    if json.chars().all(is_sqs_char) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if is_sqs_char(c) {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +108,21 @@ mod tests {
             "a\tb\u{fffd}c\u{fffd}\u{fffd}😀"
         );
         assert_eq!(sqs_text("unknown event type `x`"), "unknown event type `x`");
+    }
+
+    #[test]
+    fn sqs_json_escapes_what_sqs_refuses_and_keeps_the_meaning() {
+        let value = serde_json::json!({"name": "a\u{fffe}b\u{ffff}\u{1}😀"});
+        let text = sqs_json(value.to_string());
+        assert!(text.chars().all(is_sqs_char), "{text}");
+        assert!(
+            text.contains("\\ufffe") && text.contains("\\uffff"),
+            "{text}"
+        );
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            value
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::error::InputError;
 use crate::identity::UserId;
 use crate::profile::{DisplayName, Metadata, UserProfile};
+use crate::queue::sqs_json;
 
 /// The only schema version this consumer understands.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -198,20 +199,21 @@ fn optional_str<'a>(
 
 /// The schema-v1 `user.created` message post-confirmation hands to the sync
 /// queue when Chime is down or slow. Metadata is left out: absent metadata
-/// means "keep what the user has".
+/// means "keep what the user has". Written so SQS accepts it: a name may
+/// hold U+FFFE or U+FFFF, which SQS refuses raw, so those are `\u` escapes.
 pub fn provision_message(
     profile: &UserProfile,
     event_id: &str,
     occurred_at: std::time::SystemTime,
 ) -> String {
-    json!({
+    let message = json!({
         "version": SCHEMA_VERSION,
         "type": "user.created",
         "eventId": event_id,
         "occurredAt": humantime::format_rfc3339_seconds(occurred_at).to_string(),
         "user": {"sub": profile.id.as_str(), "displayName": profile.name.as_str()},
-    })
-    .to_string()
+    });
+    sqs_json(message.to_string())
 }
 
 #[cfg(test)]
@@ -355,5 +357,22 @@ mod tests {
         assert_eq!(m.event, IdentityEvent::Provision(profile));
         assert_eq!(m.event_id.as_deref(), Some("signup-x"));
         assert!(text.contains("\"occurredAt\":\"1970-01-01T00:00:00Z\""));
+    }
+
+    #[test]
+    fn hand_off_message_is_a_body_sqs_accepts() {
+        // Found by tests/fuzz.rs: a name with U+FFFE went into the body raw,
+        // and SQS refuses such a body, so the hand-off could never succeed.
+        let profile = UserProfile {
+            id: UserId::parse(SUB).unwrap(),
+            name: DisplayName::parse("a\u{fffe}b\u{ffff}").unwrap(),
+            metadata: None,
+        };
+        let text = provision_message(&profile, "e", std::time::UNIX_EPOCH);
+        assert!(text.chars().all(crate::queue::is_sqs_char), "{text:?}");
+        assert_eq!(
+            parse_body(&text).unwrap().event,
+            IdentityEvent::Provision(profile)
+        );
     }
 }
