@@ -853,7 +853,7 @@ fn check(expect: &Expect, seen: Observed) {
                 .collect();
             if rows.is_empty() {
                 // An empty batch still gets a line in the replay, so every sample shows.
-                rows.push(row(&file, "sqs", "empty batch, nothing to do", None));
+                rows.push(row(file, "sqs", "empty batch, nothing to do", None));
             }
             assert_eq!(replayed.rows, rows, "{context}: rows");
             assert!(new_sync.is_empty(), "{context}: hand-offs {new_sync:?}");

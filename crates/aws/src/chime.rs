@@ -277,7 +277,7 @@ impl Directory for ChimeDirectory {
             .name(user.name.as_str())
             .set_metadata(metadata)
             // Deterministic, so every retry of this create is the same request.
-            .client_request_token(user.id.client_request_token())
+            .client_request_token(user.client_request_token())
             .send()
             .await
             .map_err(|e| map_error(Op::Create, &e))?;

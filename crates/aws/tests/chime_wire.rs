@@ -115,7 +115,12 @@ async fn create_sends_the_sub_the_name_and_a_deterministic_token() {
             record.metadata, None,
             "no metadata unless the profile has some"
         );
-        assert_eq!(record.client_request_token, format!("sync-{SUB}"));
+        assert_eq!(record.client_request_token, user.client_request_token());
+        assert!(
+            record
+                .client_request_token
+                .starts_with(&format!("sync-{SUB}-"))
+        );
 
         let described = dir.describe(&user.id).await.unwrap().unwrap();
         assert_eq!(described.id, user.id);
@@ -138,6 +143,31 @@ async fn create_with_metadata_stores_it() {
             fake.users()[0].metadata.as_deref(),
             Some(r#"{"department":"R&D"}"#)
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_create_asking_for_a_new_name_renames_the_existing_user() {
+    within(async {
+        let fake = start(FakeConfig::new()).await;
+        let dir = directory(&fake);
+        let id = UserId::parse(SUB).unwrap();
+        assert_eq!(
+            dir.create_or_resolve(&profile(&id, "Ada")).await,
+            Ok(Applied::Created)
+        );
+        // A different request gets a different token, so Chime answers
+        // Conflict instead of replaying the first create, and the name follows.
+        assert_eq!(
+            dir.create_or_resolve(&profile(&id, "Ada Lovelace")).await,
+            Ok(Applied::Updated)
+        );
+        let users = fake.users();
+        assert_eq!(users.len(), 1);
+        assert_eq!(users[0].name, "Ada Lovelace");
+        assert_eq!(attempts(&fake, Operation::CreateAppInstanceUser), 2);
+        assert_eq!(attempts(&fake, Operation::UpdateAppInstanceUser), 1);
     })
     .await;
 }

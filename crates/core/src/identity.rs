@@ -43,9 +43,9 @@ impl UserId {
         &self.0
     }
 
-    /// A `ClientRequestToken` derived only from the sub, so that every retry of
-    /// the same create (Cognito's, SQS's, the SDK's) is the same request to
-    /// Chime. The SDK would otherwise fill in a random token per call.
+    /// The per-user part of the `ClientRequestToken` (`sync-{sub}`); the full
+    /// token adds a digest of what is asked for, see
+    /// [`UserProfile::client_request_token`](crate::profile::UserProfile::client_request_token).
     /// Valid by construction: `sync-` plus a UUID is 41 characters of `[-a-z0-9]`.
     pub fn client_request_token(&self) -> String {
         format!("sync-{}", self.0)

@@ -102,6 +102,39 @@ pub struct UserProfile {
     pub metadata: Option<Metadata>,
 }
 
+impl UserProfile {
+    /// The `ClientRequestToken` of the create for this profile: `sync-{sub}-`
+    /// plus a stable 64-bit FNV-1a digest of the name and metadata (58
+    /// characters of `[-a-z0-9]`).
+    ///
+    /// Derived, not random (the SDK's default), so every retry of the same
+    /// create — Cognito's, SQS's, the SDK's — is the same request and Chime
+    /// answers it idempotently. The digest matters because Chime answers a
+    /// repeated token with the original ARN even when the user has been renamed
+    /// since: with a token from the sub alone, a create asking for a new name
+    /// would "succeed" and leave the old name. With the digest, a different
+    /// request gets Chime's Conflict, which `create_or_resolve` resolves by
+    /// updating the user.
+    pub fn client_request_token(&self) -> String {
+        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+        const PRIME: u64 = 0x0100_0000_01b3;
+        let metadata: &[u8] = match &self.metadata {
+            None => b"\x00",
+            Some(m) => m.as_str().as_bytes(),
+        };
+        let marker: &[u8] = if self.metadata.is_some() {
+            b"\x01"
+        } else {
+            b""
+        };
+        let digest = [self.name.as_str().as_bytes(), b"\xff", marker, metadata]
+            .concat()
+            .iter()
+            .fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME));
+        format!("{}-{digest:016x}", self.id.client_request_token())
+    }
+}
+
 /// Where a display name comes from, tried in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum NameSource {
@@ -285,6 +318,43 @@ mod tests {
             "preferred_username, name, given_name + family_name or an email address"
         );
         assert_eq!(DisplayNamePolicy::parse("name").unwrap().describe(), "name");
+    }
+
+    fn profile(name: &str, metadata: Option<&str>) -> UserProfile {
+        UserProfile {
+            id: UserId::parse("6f1c2d3e-0b4a-4c5d-8e9f-a0b1c2d3e4f5").unwrap(),
+            name: DisplayName::parse(name).unwrap(),
+            metadata: metadata.map(|m| Metadata::parse(m).unwrap()),
+        }
+    }
+
+    #[test]
+    fn request_tokens_are_stable_per_request_and_differ_between_requests() {
+        let token = profile("Ada", None).client_request_token();
+        // Pinned: the token must not change between releases, or a retry
+        // across a deployment would create a Conflict instead of a replay.
+        assert_eq!(
+            token,
+            "sync-6f1c2d3e-0b4a-4c5d-8e9f-a0b1c2d3e4f5-cd57b50e2a022004"
+        );
+        assert_eq!(token, profile("Ada", None).client_request_token());
+        let others = [
+            profile("Ada L", None).client_request_token(),
+            profile("Ada", Some("")).client_request_token(),
+            profile("Ada", Some("{}")).client_request_token(),
+        ];
+        for other in &others {
+            assert_ne!(&token, other);
+        }
+        assert_ne!(others[1], others[2]);
+        for t in others.iter().chain([&token]) {
+            assert!((2..=64).contains(&t.len()), "{t}");
+            assert!(
+                t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                "{t}"
+            );
+        }
     }
 
     #[test]
