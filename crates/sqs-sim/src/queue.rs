@@ -1,0 +1,1026 @@
+//! The queues: what SQS does on SendMessage, ReceiveMessage, DeleteMessage and
+//! ChangeMessageVisibility, for FIFO and standard queues, with redrive to a
+//! dead-letter queue. The rules, each from the SQS Developer Guide or API
+//! Reference, are listed on [`Sqs`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::error::SimError;
+use crate::rng::SplitMix64;
+
+/// `MaxNumberOfMessages` is 1..=10.
+pub const MAX_RECEIVE_BATCH: usize = 10;
+/// The FIFO deduplication interval.
+pub const DEDUPLICATION_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// The longest visibility timeout SQS accepts.
+pub const MAX_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(12 * 60 * 60);
+/// SQS's default visibility timeout.
+pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest body accepted (the classic 256 KiB message size limit).
+pub const MAX_BODY_BYTES: usize = 262_144;
+/// At most this many message attributes per message.
+pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
+/// `maxReceiveCount` is 1..=1000.
+pub const MAX_MAX_RECEIVE_COUNT: u32 = 1000;
+
+/// The system attribute names a received message carries.
+pub mod attribute {
+    pub const APPROXIMATE_RECEIVE_COUNT: &str = "ApproximateReceiveCount";
+    pub const APPROXIMATE_FIRST_RECEIVE_TIMESTAMP: &str = "ApproximateFirstReceiveTimestamp";
+    pub const SENT_TIMESTAMP: &str = "SentTimestamp";
+    pub const SENDER_ID: &str = "SenderId";
+    pub const MESSAGE_GROUP_ID: &str = "MessageGroupId";
+    pub const MESSAGE_DEDUPLICATION_ID: &str = "MessageDeduplicationId";
+    pub const SEQUENCE_NUMBER: &str = "SequenceNumber";
+    pub const DEAD_LETTER_QUEUE_SOURCE_ARN: &str = "DeadLetterQueueSourceArn";
+}
+
+/// The `SenderId` every simulated message carries.
+pub const SENDER_ID: &str = "AIDASQSSIMULATOR0001";
+
+/// Where a queue sends messages received `max_receive_count` times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedrivePolicy {
+    /// Name of the dead-letter queue (same account and region).
+    pub dead_letter_queue: String,
+    /// Receives before the next receive moves the message instead (1..=1000).
+    pub max_receive_count: u32,
+}
+
+/// A queue's attributes, as CreateQueue takes them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueConfig {
+    /// The queue name; a FIFO queue's ends in `.fifo`.
+    pub name: String,
+    /// `FifoQueue`.
+    pub fifo: bool,
+    /// `VisibilityTimeout`: how long a received message stays hidden.
+    pub visibility_timeout: Duration,
+    /// `ContentBasedDeduplication` (FIFO only): the body stands in for a
+    /// missing `MessageDeduplicationId`.
+    pub content_based_deduplication: bool,
+    /// `RedrivePolicy`.
+    pub redrive: Option<RedrivePolicy>,
+    /// Standard queues only: the share of deletes that one replica misses, so
+    /// the message is delivered once more after its visibility timeout (SQS
+    /// standard queues deliver at least once). 0 by default.
+    pub duplicate_delivery_rate: f64,
+}
+
+impl QueueConfig {
+    /// A FIFO queue (`name` must end in `.fifo`) with SQS's defaults:
+    /// 30 s visibility timeout, no content-based deduplication, no redrive.
+    pub fn fifo(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            fifo: true,
+            visibility_timeout: DEFAULT_VISIBILITY_TIMEOUT,
+            content_based_deduplication: false,
+            redrive: None,
+            duplicate_delivery_rate: 0.0,
+        }
+    }
+
+    /// A standard queue with SQS's defaults.
+    pub fn standard(name: impl Into<String>) -> Self {
+        Self {
+            fifo: false,
+            ..Self::fifo(name)
+        }
+    }
+
+    pub fn with_visibility_timeout(mut self, timeout: Duration) -> Self {
+        self.visibility_timeout = timeout;
+        self
+    }
+
+    pub fn with_content_based_deduplication(mut self, on: bool) -> Self {
+        self.content_based_deduplication = on;
+        self
+    }
+
+    pub fn with_redrive(
+        mut self,
+        dead_letter_queue: impl Into<String>,
+        max_receive_count: u32,
+    ) -> Self {
+        self.redrive = Some(RedrivePolicy {
+            dead_letter_queue: dead_letter_queue.into(),
+            max_receive_count,
+        });
+        self
+    }
+
+    pub fn with_duplicate_delivery_rate(mut self, rate: f64) -> Self {
+        self.duplicate_delivery_rate = rate;
+        self
+    }
+}
+
+/// A SendMessage request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendMessage {
+    pub body: String,
+    /// `MessageGroupId`: required on FIFO queues; on a standard queue it only
+    /// labels the message (fair queues), with no ordering or locking.
+    pub group_id: Option<String>,
+    /// `MessageDeduplicationId`: FIFO queues only.
+    pub deduplication_id: Option<String>,
+    /// String message attributes.
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl SendMessage {
+    pub fn new(body: impl Into<String>) -> Self {
+        Self {
+            body: body.into(),
+            ..Self::default()
+        }
+    }
+
+    pub fn group(mut self, group_id: impl Into<String>) -> Self {
+        self.group_id = Some(group_id.into());
+        self
+    }
+
+    pub fn deduplication_id(mut self, id: impl Into<String>) -> Self {
+        self.deduplication_id = Some(id.into());
+        self
+    }
+
+    pub fn attribute(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.attributes.insert(name.into(), value.into());
+        self
+    }
+}
+
+/// What SendMessage answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub message_id: String,
+    /// FIFO queues: the message's `SequenceNumber`.
+    pub sequence_number: Option<String>,
+    /// A FIFO send whose deduplication id was seen within the interval:
+    /// accepted, not enqueued again (`message_id` is the original's).
+    pub deduplicated: bool,
+}
+
+/// One message as ReceiveMessage returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    /// System attributes (`ApproximateReceiveCount`, `MessageGroupId`, …).
+    pub attributes: BTreeMap<String, String>,
+    /// String message attributes, as sent.
+    pub message_attributes: BTreeMap<String, String>,
+    /// `ApproximateReceiveCount`, this receive included.
+    pub receive_count: u32,
+}
+
+impl ReceivedMessage {
+    pub fn group_id(&self) -> Option<&str> {
+        self.attributes
+            .get(attribute::MESSAGE_GROUP_ID)
+            .map(String::as_str)
+    }
+}
+
+/// What DeleteMessage did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    /// The message is gone.
+    Deleted,
+    /// Standard queue, not the latest receipt handle: SQS answers success but
+    /// the message stays ("the request succeeds, but the message might not be
+    /// deleted").
+    Ignored,
+    /// The message was deleted already (or moved to the DLQ).
+    AlreadyGone,
+}
+
+/// One stored message, for assertions (e.g. what a DLQ holds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub message_id: String,
+    pub body: String,
+    pub group_id: Option<String>,
+    pub deduplication_id: Option<String>,
+    pub sequence_number: Option<String>,
+    pub message_attributes: BTreeMap<String, String>,
+    pub receive_count: u32,
+    pub in_flight: bool,
+    /// Set on messages the redrive policy moved here.
+    pub dead_letter_source_arn: Option<String>,
+}
+
+/// `ApproximateNumberOfMessages` and `…NotVisible`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueDepth {
+    pub visible: usize,
+    pub in_flight: usize,
+}
+
+impl QueueDepth {
+    pub fn total(&self) -> usize {
+        self.visible + self.in_flight
+    }
+}
+
+/// What happened to one queue so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueStats {
+    /// Messages enqueued by SendMessage.
+    pub sent: u64,
+    /// FIFO sends dropped as duplicates within the deduplication interval.
+    pub deduplicated: u64,
+    /// Messages handed out by ReceiveMessage.
+    pub deliveries: u64,
+    /// Of those, deliveries of a message received before.
+    pub redeliveries: u64,
+    /// Messages removed by DeleteMessage.
+    pub deleted: u64,
+    /// Deletes answered success without deleting (standard, stale handle).
+    pub ignored_deletes: u64,
+    /// Deletes refused because the receipt handle had expired (FIFO).
+    pub expired_deletes: u64,
+    /// Messages moved from here to the dead-letter queue.
+    pub moved_to_dlq: u64,
+    /// Messages moved here by another queue's redrive policy.
+    pub received_from_redrive: u64,
+    /// Standard queues: deletes a replica missed (duplicate deliveries).
+    pub lost_deletes: u64,
+}
+
+/// The simulated SQS of one account and region.
+///
+/// Rules it implements (SQS Developer Guide and API Reference):
+/// - **Visibility timeout**: a received message is hidden for the queue's
+///   `VisibilityTimeout` (or the receive's override) and comes back unless
+///   deleted; each receive increments `ApproximateReceiveCount` and issues a
+///   new receipt handle. ChangeMessageVisibility restarts the timeout from now
+///   (0 makes the message visible at once) and needs a message in flight.
+/// - **DeleteMessage** needs the latest receipt handle. On a FIFO queue an
+///   older or expired handle is refused ("The receipt handle has expired"); on a
+///   standard queue the latest handle deletes even after it expired, and an
+///   older one is answered with success without deleting.
+/// - **Redrive**: a message already received `maxReceiveCount` times is moved
+///   to the dead-letter queue when a receive would deliver it again, keeping
+///   its id, body and attributes and gaining `DeadLetterQueueSourceArn`. A
+///   FIFO queue's DLQ must be FIFO, a standard queue's standard. The FIFO
+///   enqueue time is reset by the move, the standard one is kept.
+/// - **FIFO**: `MessageGroupId` is required. Messages of a group are delivered
+///   in send order, and while any message of a group is in flight no other
+///   message of that group is delivered. A receive returns as many messages
+///   of one group as it can, then fills up from other available groups
+///   (oldest first). A send whose `MessageDeduplicationId` (or, with
+///   content-based deduplication, body) was seen in the last 5 minutes is
+///   accepted but not enqueued, even if the first copy was already deleted.
+/// - **Standard**: no order (the simulator picks messages with the seeded
+///   generator), no deduplication (`MessageDeduplicationId` is refused), and
+///   optionally at-least-once duplicates (`duplicate_delivery_rate`).
+/// - **Batches**: ReceiveMessage returns 1..=10 messages; it behaves like a
+///   long poll over all of the queue (no short-poll sampling of a subset).
+///
+/// Not modelled: delays (`DelaySeconds`), message retention, long-poll
+/// waiting (a receive answers at once), `ReceiveRequestAttemptId`, quotas
+/// and throttling of SQS itself.
+///
+/// Everything is a function of the clock readings and the seed: same
+/// readings, same calls, same seed → same results.
+pub struct Sqs {
+    clock: Arc<dyn Clock>,
+    state: Mutex<State>,
+    region: String,
+    account: String,
+    /// Epoch milliseconds of the clock's zero (for `SentTimestamp` etc.).
+    epoch_ms: u64,
+}
+
+struct State {
+    queues: BTreeMap<String, QueueState>,
+    rng: SplitMix64,
+    next_seq: u64,
+}
+
+struct QueueState {
+    config: QueueConfig,
+    arn: String,
+    messages: BTreeMap<u64, Message>,
+    /// FIFO: sequence numbers per group, in send order.
+    groups: BTreeMap<String, BTreeSet<u64>>,
+    /// FIFO: deduplication key → (when first sent, its message id, its sequence number).
+    dedup: BTreeMap<String, (Duration, String, u64)>,
+    stats: QueueStats,
+}
+
+#[derive(Debug, Clone)]
+struct Message {
+    seq: u64,
+    id: String,
+    body: String,
+    group: Option<String>,
+    dedup: Option<String>,
+    attributes: BTreeMap<String, String>,
+    sent_at: Duration,
+    first_received_at: Option<Duration>,
+    receive_count: u32,
+    /// Hidden until then (only meaningful once received).
+    visible_at: Duration,
+    /// The latest receipt handle.
+    receipt: Option<String>,
+    dead_letter_source_arn: Option<String>,
+    /// Standard queues: a delete was already lost once for this message.
+    delete_lost: bool,
+}
+
+impl Message {
+    fn in_flight(&self, now: Duration) -> bool {
+        self.receipt.is_some() && self.visible_at > now
+    }
+}
+
+/// 2026-01-01T00:00:00Z: a fixed epoch so timestamps are deterministic too.
+const DEFAULT_EPOCH_MS: u64 = 1_767_225_600_000;
+
+impl Sqs {
+    /// An empty SQS in `us-east-1`, account `123456789012`, reading time from
+    /// `clock` and making its random choices from `seed`.
+    pub fn new(clock: Arc<dyn Clock>, seed: u64) -> Self {
+        Self {
+            clock,
+            state: Mutex::new(State {
+                queues: BTreeMap::new(),
+                rng: SplitMix64::new(seed),
+                next_seq: 1,
+            }),
+            region: "us-east-1".to_owned(),
+            account: "123456789012".to_owned(),
+            epoch_ms: DEFAULT_EPOCH_MS,
+        }
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The clock's current reading.
+    pub fn now(&self) -> Duration {
+        self.clock.now()
+    }
+
+    /// `arn:aws:sqs:{region}:{account}:{name}`.
+    pub fn queue_arn(&self, name: &str) -> String {
+        format!("arn:aws:sqs:{}:{}:{name}", self.region, self.account)
+    }
+
+    /// `https://sqs.{region}.amazonaws.com/{account}/{name}`.
+    pub fn queue_url(&self, name: &str) -> String {
+        format!(
+            "https://sqs.{}.amazonaws.com/{}/{name}",
+            self.region, self.account
+        )
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// CreateQueue. Creating an existing queue with the same attributes is a
+    /// no-op, with other attributes `QueueAlreadyExists`. A redrive target
+    /// must exist already and be of the same kind.
+    pub fn create_queue(&self, config: QueueConfig) -> Result<(), SimError> {
+        validate_queue_name(&config.name, config.fifo)?;
+        if config.visibility_timeout > MAX_VISIBILITY_TIMEOUT {
+            return Err(SimError::InvalidAttributeValue(format!(
+                "VisibilityTimeout must be at most {} seconds",
+                MAX_VISIBILITY_TIMEOUT.as_secs()
+            )));
+        }
+        if config.content_based_deduplication && !config.fifo {
+            return Err(SimError::InvalidAttributeValue(
+                "ContentBasedDeduplication is only valid for FIFO queues".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&config.duplicate_delivery_rate)
+            || (config.fifo && config.duplicate_delivery_rate > 0.0)
+        {
+            return Err(SimError::InvalidAttributeValue(
+                "duplicate_delivery_rate is a share (0..=1) and only for standard queues".into(),
+            ));
+        }
+        let mut state = self.lock();
+        if let Some(redrive) = &config.redrive {
+            if !(1..=MAX_MAX_RECEIVE_COUNT).contains(&redrive.max_receive_count) {
+                return Err(SimError::InvalidAttributeValue(format!(
+                    "maxReceiveCount must be 1..={MAX_MAX_RECEIVE_COUNT}"
+                )));
+            }
+            let Some(dlq) = state.queues.get(&redrive.dead_letter_queue) else {
+                return Err(SimError::InvalidAttributeValue(format!(
+                    "deadLetterTargetArn: the queue `{}` does not exist",
+                    redrive.dead_letter_queue
+                )));
+            };
+            if dlq.config.fifo != config.fifo {
+                return Err(SimError::InvalidAttributeValue(
+                    "the dead-letter queue of a FIFO queue must be a FIFO queue, and of a standard queue a standard queue".into(),
+                ));
+            }
+            if redrive.dead_letter_queue == config.name {
+                return Err(SimError::InvalidAttributeValue(
+                    "a queue cannot be its own dead-letter queue".into(),
+                ));
+            }
+        }
+        if let Some(existing) = state.queues.get(&config.name) {
+            return if existing.config == config {
+                Ok(())
+            } else {
+                Err(SimError::QueueAlreadyExists(config.name))
+            };
+        }
+        let arn = self.queue_arn(&config.name);
+        state.queues.insert(
+            config.name.clone(),
+            QueueState {
+                config,
+                arn,
+                messages: BTreeMap::new(),
+                groups: BTreeMap::new(),
+                dedup: BTreeMap::new(),
+                stats: QueueStats::default(),
+            },
+        );
+        Ok(())
+    }
+
+    /// SendMessage.
+    pub fn send(&self, queue: &str, message: SendMessage) -> Result<Sent, SimError> {
+        let now = self.clock.now();
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let q = state
+            .queues
+            .get_mut(queue)
+            .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
+        if message.body.is_empty() {
+            return Err(SimError::InvalidParameterValue(
+                "the message body must be at least one character".into(),
+            ));
+        }
+        if message.body.len() > MAX_BODY_BYTES {
+            return Err(SimError::InvalidParameterValue(format!(
+                "the message body must be at most {MAX_BODY_BYTES} bytes"
+            )));
+        }
+        validate_attributes(&message.attributes)?;
+        if let Some(group) = &message.group_id {
+            validate_id("MessageGroupId", group)?;
+        }
+        let dedup_key = if q.config.fifo {
+            if message.group_id.is_none() {
+                return Err(SimError::MissingParameter(
+                    "the request must contain the parameter MessageGroupId".into(),
+                ));
+            }
+            match (
+                &message.deduplication_id,
+                q.config.content_based_deduplication,
+            ) {
+                (Some(id), _) => {
+                    validate_id("MessageDeduplicationId", id)?;
+                    Some(format!("id:{id}"))
+                }
+                (None, true) => Some(format!("body:{}", message.body)),
+                (None, false) => {
+                    return Err(SimError::InvalidParameterValue(
+                        "the queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly".into(),
+                    ));
+                }
+            }
+        } else {
+            if message.deduplication_id.is_some() {
+                return Err(SimError::InvalidParameterValue(
+                    "the request includes a parameter that is not valid for this queue type: MessageDeduplicationId".into(),
+                ));
+            }
+            None
+        };
+        if let Some(key) = &dedup_key {
+            q.dedup
+                .retain(|_, (at, _, _)| now < at.saturating_add(DEDUPLICATION_INTERVAL));
+            if let Some((_, id, seq)) = q.dedup.get(key) {
+                q.stats.deduplicated += 1;
+                return Ok(Sent {
+                    message_id: id.clone(),
+                    sequence_number: Some(sequence_number(*seq)),
+                    deduplicated: true,
+                });
+            }
+        }
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        let id = message_id(&mut state.rng);
+        if let Some(key) = dedup_key {
+            q.dedup.insert(key, (now, id.clone(), seq));
+        }
+        let fifo = q.config.fifo;
+        let stored = Message {
+            seq,
+            id: id.clone(),
+            body: message.body,
+            group: message.group_id,
+            dedup: message.deduplication_id,
+            attributes: message.attributes,
+            sent_at: now,
+            first_received_at: None,
+            receive_count: 0,
+            visible_at: now,
+            receipt: None,
+            dead_letter_source_arn: None,
+            delete_lost: false,
+        };
+        q.insert(stored);
+        q.stats.sent += 1;
+        Ok(Sent {
+            message_id: id,
+            sequence_number: fifo.then(|| sequence_number(seq)),
+            deduplicated: false,
+        })
+    }
+
+    /// ReceiveMessage of up to `max` (1..=10) messages with the queue's
+    /// visibility timeout.
+    pub fn receive(&self, queue: &str, max: usize) -> Result<Vec<ReceivedMessage>, SimError> {
+        self.receive_with_visibility(queue, max, None)
+    }
+
+    /// ReceiveMessage with an explicit `VisibilityTimeout` for this receive.
+    pub fn receive_with_visibility(
+        &self,
+        queue: &str,
+        max: usize,
+        visibility_timeout: Option<Duration>,
+    ) -> Result<Vec<ReceivedMessage>, SimError> {
+        if !(1..=MAX_RECEIVE_BATCH).contains(&max) {
+            return Err(SimError::InvalidParameterValue(format!(
+                "MaxNumberOfMessages must be 1..={MAX_RECEIVE_BATCH}, got {max}"
+            )));
+        }
+        if visibility_timeout.is_some_and(|t| t > MAX_VISIBILITY_TIMEOUT) {
+            return Err(SimError::InvalidParameterValue(
+                "VisibilityTimeout must be at most 12 hours".into(),
+            ));
+        }
+        let now = self.clock.now();
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let q = state
+            .queues
+            .get(queue)
+            .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
+        let timeout = visibility_timeout.unwrap_or(q.config.visibility_timeout);
+        let redrive = q.config.redrive.clone();
+        let fifo = q.config.fifo;
+        let mut delivered = Vec::new();
+        if fifo {
+            // Available groups (nothing in flight), oldest head first.
+            let mut available: Vec<(u64, String)> = q
+                .groups
+                .iter()
+                .filter(|(_, seqs)| !seqs.iter().any(|s| q.messages[s].in_flight(now)))
+                .filter_map(|(group, seqs)| seqs.first().map(|head| (*head, group.clone())))
+                .collect();
+            available.sort();
+            'groups: for (_, group) in available {
+                let seqs: Vec<u64> = state.queues[queue].groups[&group].iter().copied().collect();
+                for seq in seqs {
+                    if delivered.len() == max {
+                        break 'groups;
+                    }
+                    if let Some(m) =
+                        self.deliver_or_redrive(state, queue, seq, redrive.as_ref(), now, timeout)?
+                    {
+                        delivered.push(m);
+                    }
+                }
+            }
+        } else {
+            let mut visible: Vec<u64> = q
+                .messages
+                .values()
+                .filter(|m| !m.in_flight(now))
+                .map(|m| m.seq)
+                .collect();
+            state.rng.shuffle(&mut visible);
+            for seq in visible {
+                if delivered.len() == max {
+                    break;
+                }
+                if let Some(m) =
+                    self.deliver_or_redrive(state, queue, seq, redrive.as_ref(), now, timeout)?
+                {
+                    delivered.push(m);
+                }
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Deliver message `seq` of `queue`, or move it to the DLQ when it has
+    /// been received `maxReceiveCount` times already (`None` then).
+    fn deliver_or_redrive(
+        &self,
+        state: &mut State,
+        queue: &str,
+        seq: u64,
+        redrive: Option<&RedrivePolicy>,
+        now: Duration,
+        timeout: Duration,
+    ) -> Result<Option<ReceivedMessage>, SimError> {
+        let exhausted = {
+            let m = &state.queues[queue].messages[&seq];
+            redrive.is_some_and(|r| m.receive_count >= r.max_receive_count)
+        };
+        if let (true, Some(redrive)) = (exhausted, redrive) {
+            let source = state
+                .queues
+                .get_mut(queue)
+                .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
+            let mut moved = source.remove(seq).expect("message present");
+            source.stats.moved_to_dlq += 1;
+            let source_arn = source.arn.clone();
+            let dlq = state
+                .queues
+                .get_mut(&redrive.dead_letter_queue)
+                .ok_or_else(|| SimError::QueueDoesNotExist(redrive.dead_letter_queue.clone()))?;
+            moved.seq = state.next_seq;
+            state.next_seq += 1;
+            moved.receipt = None;
+            moved.visible_at = now;
+            moved.dead_letter_source_arn = Some(source_arn);
+            if dlq.config.fifo {
+                moved.sent_at = now;
+            }
+            dlq.insert(moved);
+            dlq.stats.received_from_redrive += 1;
+            return Ok(None);
+        }
+        let nonce = state.rng.next_u64();
+        let epoch_ms = self.epoch_ms;
+        let q = state
+            .queues
+            .get_mut(queue)
+            .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
+        let fifo = q.config.fifo;
+        let m = q.messages.get_mut(&seq).expect("message present");
+        m.receive_count += 1;
+        let first_received_at = *m.first_received_at.get_or_insert(now);
+        m.visible_at = now.saturating_add(timeout);
+        let handle = format!("{queue}#{seq}#{}#{nonce:016x}", m.receive_count);
+        m.receipt = Some(handle.clone());
+        let millis = |d: Duration| (epoch_ms + d.as_millis() as u64).to_string();
+        let mut attributes = BTreeMap::from([
+            (
+                attribute::APPROXIMATE_RECEIVE_COUNT.to_owned(),
+                m.receive_count.to_string(),
+            ),
+            (
+                attribute::APPROXIMATE_FIRST_RECEIVE_TIMESTAMP.to_owned(),
+                millis(first_received_at),
+            ),
+            (attribute::SENT_TIMESTAMP.to_owned(), millis(m.sent_at)),
+            (attribute::SENDER_ID.to_owned(), SENDER_ID.to_owned()),
+        ]);
+        if let Some(group) = &m.group {
+            attributes.insert(attribute::MESSAGE_GROUP_ID.to_owned(), group.clone());
+        }
+        if fifo {
+            if let Some(dedup) = &m.dedup {
+                attributes.insert(
+                    attribute::MESSAGE_DEDUPLICATION_ID.to_owned(),
+                    dedup.clone(),
+                );
+            }
+            attributes.insert(attribute::SEQUENCE_NUMBER.to_owned(), sequence_number(seq));
+        }
+        if let Some(source) = &m.dead_letter_source_arn {
+            attributes.insert(
+                attribute::DEAD_LETTER_QUEUE_SOURCE_ARN.to_owned(),
+                source.clone(),
+            );
+        }
+        let received = ReceivedMessage {
+            message_id: m.id.clone(),
+            receipt_handle: handle,
+            body: m.body.clone(),
+            attributes,
+            message_attributes: m.attributes.clone(),
+            receive_count: m.receive_count,
+        };
+        q.stats.deliveries += 1;
+        if received.receive_count > 1 {
+            q.stats.redeliveries += 1;
+        }
+        Ok(Some(received))
+    }
+
+    /// DeleteMessage.
+    pub fn delete(&self, queue: &str, receipt_handle: &str) -> Result<Deleted, SimError> {
+        let now = self.clock.now();
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let q = state
+            .queues
+            .get_mut(queue)
+            .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
+        let seq = parse_receipt(queue, receipt_handle)?;
+        let Some(m) = q.messages.get(&seq) else {
+            return Ok(Deleted::AlreadyGone);
+        };
+        let latest = m.receipt.as_deref() == Some(receipt_handle);
+        if q.config.fifo {
+            if !latest || !m.in_flight(now) {
+                q.stats.expired_deletes += 1;
+                return Err(SimError::ReceiptHandleExpired(receipt_handle.to_owned()));
+            }
+        } else if !latest {
+            q.stats.ignored_deletes += 1;
+            return Ok(Deleted::Ignored);
+        }
+        if !q.config.fifo && !m.delete_lost && state.rng.chance(q.config.duplicate_delivery_rate) {
+            // One replica missed the delete: the client hears success, and the
+            // message comes back once its visibility timeout is over.
+            let m = q.messages.get_mut(&seq).expect("message present");
+            m.delete_lost = true;
+            q.stats.lost_deletes += 1;
+            return Ok(Deleted::Deleted);
+        }
+        q.remove(seq);
+        q.stats.deleted += 1;
+        Ok(Deleted::Deleted)
+    }
+
+    /// ChangeMessageVisibility: hide the message for `timeout` from now.
+    pub fn change_visibility(
+        &self,
+        queue: &str,
+        receipt_handle: &str,
+        timeout: Duration,
+    ) -> Result<(), SimError> {
+        if timeout > MAX_VISIBILITY_TIMEOUT {
+            return Err(SimError::InvalidParameterValue(
+                "VisibilityTimeout must be at most 12 hours".into(),
+            ));
+        }
+        let now = self.clock.now();
+        let mut state = self.lock();
+        let q = state
+            .queues
+            .get_mut(queue)
+            .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
+        let seq = parse_receipt(queue, receipt_handle)?;
+        let fifo = q.config.fifo;
+        let Some(m) = q.messages.get_mut(&seq) else {
+            return Err(SimError::ReceiptHandleIsInvalid(receipt_handle.to_owned()));
+        };
+        let latest = m.receipt.as_deref() == Some(receipt_handle);
+        if fifo && !latest {
+            return Err(SimError::ReceiptHandleExpired(receipt_handle.to_owned()));
+        }
+        if !latest || !m.in_flight(now) {
+            return Err(SimError::MessageNotInflight);
+        }
+        m.visible_at = now.saturating_add(timeout);
+        Ok(())
+    }
+
+    /// PurgeQueue.
+    pub fn purge(&self, queue: &str) -> Result<(), SimError> {
+        let mut state = self.lock();
+        let q = state
+            .queues
+            .get_mut(queue)
+            .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
+        q.messages.clear();
+        q.groups.clear();
+        Ok(())
+    }
+
+    /// `ApproximateNumberOfMessages` / `…NotVisible` (exact here).
+    pub fn depth(&self, queue: &str) -> Result<QueueDepth, SimError> {
+        let now = self.clock.now();
+        let state = self.lock();
+        let q = state
+            .queues
+            .get(queue)
+            .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
+        let in_flight = q.messages.values().filter(|m| m.in_flight(now)).count();
+        Ok(QueueDepth {
+            visible: q.messages.len() - in_flight,
+            in_flight,
+        })
+    }
+
+    /// When the next in-flight message of `queue` becomes visible again
+    /// (`None` when nothing is in flight): how long a driver with nothing
+    /// visible has to wait, or how far to advance a manual clock.
+    pub fn next_visible_at(&self, queue: &str) -> Result<Option<Duration>, SimError> {
+        let now = self.clock.now();
+        let state = self.lock();
+        let q = state
+            .queues
+            .get(queue)
+            .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
+        Ok(q.messages
+            .values()
+            .filter(|m| m.in_flight(now))
+            .map(|m| m.visible_at)
+            .min())
+    }
+
+    /// Every message the queue holds, in sequence order (a snapshot for assertions).
+    pub fn messages(&self, queue: &str) -> Result<Vec<StoredMessage>, SimError> {
+        let now = self.clock.now();
+        let state = self.lock();
+        let q = state
+            .queues
+            .get(queue)
+            .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
+        Ok(q.messages
+            .values()
+            .map(|m| StoredMessage {
+                message_id: m.id.clone(),
+                body: m.body.clone(),
+                group_id: m.group.clone(),
+                deduplication_id: m.dedup.clone(),
+                sequence_number: q.config.fifo.then(|| sequence_number(m.seq)),
+                message_attributes: m.attributes.clone(),
+                receive_count: m.receive_count,
+                in_flight: m.in_flight(now),
+                dead_letter_source_arn: m.dead_letter_source_arn.clone(),
+            })
+            .collect())
+    }
+
+    /// The queue's counters.
+    pub fn stats(&self, queue: &str) -> Result<QueueStats, SimError> {
+        let state = self.lock();
+        state
+            .queues
+            .get(queue)
+            .map(|q| q.stats)
+            .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))
+    }
+
+    /// The queue's configuration.
+    pub fn config(&self, queue: &str) -> Result<QueueConfig, SimError> {
+        let state = self.lock();
+        state
+            .queues
+            .get(queue)
+            .map(|q| q.config.clone())
+            .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))
+    }
+}
+
+impl QueueState {
+    fn insert(&mut self, m: Message) {
+        if self.config.fifo
+            && let Some(group) = &m.group
+        {
+            self.groups.entry(group.clone()).or_default().insert(m.seq);
+        }
+        self.messages.insert(m.seq, m);
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<Message> {
+        let m = self.messages.remove(&seq)?;
+        if let Some(group) = &m.group
+            && let Some(seqs) = self.groups.get_mut(group)
+        {
+            seqs.remove(&seq);
+            if seqs.is_empty() {
+                self.groups.remove(group);
+            }
+        }
+        Some(m)
+    }
+}
+
+/// A FIFO `SequenceNumber`: 20 decimal digits, growing within the account.
+fn sequence_number(seq: u64) -> String {
+    format!("{seq:020}")
+}
+
+/// A message id shaped like SQS's (a version-4 UUID), from the seeded generator.
+fn message_id(rng: &mut SplitMix64) -> String {
+    let a = rng.next_u64();
+    let b = rng.next_u64();
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0x0fff,
+        0x8000 | ((b >> 48) & 0x3fff),
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// The sequence number a receipt handle of `queue` names.
+fn parse_receipt(queue: &str, handle: &str) -> Result<u64, SimError> {
+    let invalid = || SimError::ReceiptHandleIsInvalid(handle.to_owned());
+    let mut parts = handle.split('#');
+    if parts.next() != Some(queue) {
+        return Err(invalid());
+    }
+    let seq = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(invalid)?;
+    let count_ok = parts.next().is_some_and(|c| c.parse::<u32>().is_ok());
+    let nonce_ok = parts.next().is_some_and(|n| n.len() == 16);
+    if !count_ok || !nonce_ok || parts.next().is_some() {
+        return Err(invalid());
+    }
+    Ok(seq)
+}
+
+/// Queue names: 1–80 characters of alphanumerics, `-` and `_`; a FIFO
+/// queue's name ends in `.fifo` (counted in the 80).
+fn validate_queue_name(name: &str, fifo: bool) -> Result<(), SimError> {
+    let stem = match (fifo, name.strip_suffix(".fifo")) {
+        (true, Some(stem)) => stem,
+        (true, None) => {
+            return Err(SimError::InvalidAttributeValue(
+                "the name of a FIFO queue can only include alphanumeric characters, hyphens, or underscores, must end with .fifo suffix and be 1 to 80 in length".into(),
+            ));
+        }
+        (false, Some(_)) => {
+            return Err(SimError::InvalidAttributeValue(
+                "a queue whose name ends in .fifo must be a FIFO queue".into(),
+            ));
+        }
+        (false, None) => name,
+    };
+    let ok = !stem.is_empty()
+        && name.len() <= 80
+        && stem
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(SimError::InvalidParameterValue(format!(
+            "`{name}`: queue names are 1 to 80 alphanumeric characters, hyphens or underscores"
+        )))
+    }
+}
+
+/// Group and deduplication ids: 1–128 characters of alphanumerics and punctuation.
+fn validate_id(field: &str, id: &str) -> Result<(), SimError> {
+    if (1..=128).contains(&id.len()) && id.chars().all(|c| c.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(SimError::InvalidParameterValue(format!(
+            "{field} must be 1 to 128 characters of alphanumerics and punctuation"
+        )))
+    }
+}
+
+/// Message attributes: at most 10, names of 1–256 characters not starting
+/// with `AWS.` or `Amazon.`, values non-empty.
+fn validate_attributes(attributes: &BTreeMap<String, String>) -> Result<(), SimError> {
+    if attributes.len() > MAX_MESSAGE_ATTRIBUTES {
+        return Err(SimError::InvalidParameterValue(format!(
+            "at most {MAX_MESSAGE_ATTRIBUTES} message attributes"
+        )));
+    }
+    for (name, value) in attributes {
+        let reserved = name.to_ascii_lowercase().starts_with("aws.")
+            || name.to_ascii_lowercase().starts_with("amazon.");
+        let name_ok = (1..=256).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            && !name.starts_with('.')
+            && !name.ends_with('.')
+            && !name.contains("..");
+        if reserved || !name_ok {
+            return Err(SimError::InvalidParameterValue(format!(
+                "message attribute name `{name}` is not valid"
+            )));
+        }
+        if value.is_empty() {
+            return Err(SimError::InvalidParameterValue(format!(
+                "message attribute `{name}` must contain a non-empty value of type String"
+            )));
+        }
+    }
+    Ok(())
+}
