@@ -138,7 +138,12 @@ fn parse_message(message: &Value) -> Result<(IdentityEvent, Option<String>), Inp
     match obj.get("version") {
         None => return Err(InputError::MissingField("version")),
         Some(v) if v.as_u64() == Some(SCHEMA_VERSION) => {}
-        Some(v) => return Err(InputError::UnsupportedVersion(v.to_string())),
+        // Quote at most 64 characters: the value ends up in logs and DLQ attributes.
+        Some(v) => {
+            return Err(InputError::UnsupportedVersion(
+                v.to_string().chars().take(64).collect(),
+            ));
+        }
     }
     let kind = required_str(obj, "type", "type")?;
     let event_id = optional_str(obj, "eventId")?;
@@ -334,6 +339,15 @@ mod tests {
             sub_hint(&json!({"user": {"sub": "EMP-1"}}).to_string()),
             None
         );
+    }
+
+    #[test]
+    fn an_unsupported_version_is_quoted_short() {
+        let huge = json!({"version": "9".repeat(10_000), "type": "user.created"}).to_string();
+        match parse_body(&huge) {
+            Err(InputError::UnsupportedVersion(v)) => assert_eq!(v.chars().count(), 64),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -36,6 +36,8 @@ const SOURCE: &str = "idp-sync";
 pub const REASON_ATTRIBUTE: &str = "FailureReason";
 pub const CODE_ATTRIBUTE: &str = "ErrorCode";
 pub const SOURCE_MESSAGE_ATTRIBUTE: &str = "SourceMessageId";
+/// What the DLQ copy of a message without a body says (SQS refuses empty bodies).
+pub const EMPTY_BODY: &str = "(the original message had no body)";
 /// SQS allows 256 KiB per attribute; a reason never needs more than this.
 const MAX_REASON_CHARS: usize = 1000;
 
@@ -308,7 +310,13 @@ async fn dead_letter<D, Q: Queue>(
         attributes.insert("SourceQueueArn".to_owned(), arn.clone());
     }
     let message = OutgoingMessage {
-        body: p.record.body.clone().unwrap_or_default(),
+        // SQS refuses an empty body; the attributes say what went wrong.
+        body: p
+            .record
+            .body
+            .clone()
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| EMPTY_BODY.to_owned()),
         group_id: sqs_id(&p.group),
         // The SQS message id survives redelivery, so a re-run forwards once.
         deduplication_id: sqs_id(&p.message_id),
@@ -495,6 +503,19 @@ mod tests {
         let reason = &d.dlq.sent()[0].attributes[REASON_ATTRIBUTE];
         assert!(reason.chars().all(crate::queue::is_sqs_char), "{reason:?}");
         assert!(reason.contains("x\u{fffd}y\u{fffd}"), "{reason:?}");
+    }
+
+    #[tokio::test]
+    async fn a_message_without_a_body_is_dead_lettered_with_a_body_sqs_accepts() {
+        let d = deps();
+        let report = handle(&batch(&[("e1", String::new(), Some("g".into()))]), &d, None).await;
+        assert_eq!(
+            report.messages[0].outcome,
+            MessageOutcome::DeadLettered {
+                code: "InvalidJson"
+            }
+        );
+        assert_eq!(d.dlq.sent()[0].body, EMPTY_BODY);
     }
 
     #[tokio::test]

@@ -107,9 +107,13 @@ pub async fn handle<D: Directory, Q: Queue>(
         return Ok((event, ConfirmationOutcome::PassedThrough));
     };
     let attributes = user_attributes(&event);
-    let sub = match attributes.get("sub").and_then(Value::as_str) {
-        Some(s) => UserId::parse(s),
-        None => Err(InputError::MissingField("request.userAttributes.sub")),
+    let sub = match attributes.get("sub") {
+        Some(Value::String(s)) => UserId::parse(s),
+        None | Some(Value::Null) => Err(InputError::MissingField("request.userAttributes.sub")),
+        Some(_) => Err(InputError::WrongType {
+            field: "request.userAttributes.sub",
+            expected: "a string",
+        }),
     }
     .map_err(|e| {
         warn!(
