@@ -1,0 +1,62 @@
+//! A function process under measurement: killed and reaped on drop, so a failed or
+//! interrupted benchmark leaves nothing running. It stays in the benchmark's process
+//! group, so Ctrl-C reaches it too.
+
+use std::fs::File;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+pub struct FunctionProcess {
+    child: Child,
+}
+
+impl FunctionProcess {
+    /// Spawn `command` with stdin closed and stdout and stderr appended to `log`
+    /// (Lambda captures both; a file costs about what its pipe does).
+    pub fn spawn(mut command: Command, log: &Path) -> std::io::Result<Self> {
+        let out = File::options().create(true).append(true).open(log)?;
+        let err = out.try_clone()?;
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        Ok(Self {
+            child: command.spawn()?,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `VmHWM` (peak resident set) and `VmRSS` of the live process, in KiB.
+    pub fn memory_kib(&self) -> std::io::Result<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        match (field("VmHWM:"), field("VmRSS:")) {
+            (Some(hwm), Some(rss)) => Ok((hwm, rss)),
+            _ => Err(std::io::Error::other(format!(
+                "no VmHWM/VmRSS in /proc/{}/status",
+                self.pid()
+            ))),
+        }
+    }
+
+    /// Whether it has exited (and how), without waiting.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for FunctionProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,138 @@
+//! The events the benchmarks serve, shaped like the samples in `events/`.
+
+use serde_json::{Value, json};
+
+pub const APP_INSTANCE_ARN: &str =
+    "arn:aws:chime:us-east-1:123456789012:app-instance/0a1b2c3d-4e5f-6789-abcd-ef0123456789";
+pub const SYNC_QUEUE_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:identity-sync.fifo";
+
+/// A Cognito sub (a lower-case UUID) unique for `n`.
+pub fn sub(n: u64) -> String {
+    format!("b3e7c0de-0000-4000-8000-{:012x}", n & 0xffff_ffff_ffff)
+}
+
+pub fn pre_signup(n: u64) -> Value {
+    json!({
+        "version": "1", "triggerSource": "PreSignUp_SignUp", "region": "us-east-1",
+        "userPoolId": "us-east-1_aBcD3fGhI", "userName": format!("user{n}"),
+        "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": "4example7k2m9q3r5t8v1w6x0y"},
+        "request": {
+            "userAttributes": {"name": format!("Bench User {n}"), "email": format!("user{n}@example.com"),
+                               "phone_number": "+15555550142"},
+            "validationData": null, "clientMetadata": {"signupFlow": "web"}
+        },
+        "response": {"autoConfirmUser": false, "autoVerifyEmail": false, "autoVerifyPhone": false}
+    })
+}
+
+/// A `PostConfirmation_ConfirmSignUp` of a new user.
+pub fn post_confirmation(n: u64) -> Value {
+    json!({
+        "version": "1", "triggerSource": "PostConfirmation_ConfirmSignUp", "region": "us-east-1",
+        "userPoolId": "us-east-1_aBcD3fGhI", "userName": format!("user{n}"),
+        "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": "4example7k2m9q3r5t8v1w6x0y"},
+        "request": {"userAttributes": {
+            "sub": sub(n), "cognito:user_status": "CONFIRMED", "email_verified": "true",
+            "phone_number_verified": "false", "name": format!("Bench User {n}"),
+            "email": format!("user{n}@example.com"), "phone_number": "+15555550142"
+        }},
+        "response": {}
+    })
+}
+
+/// One IdP message as SQS delivers it.
+pub struct Message {
+    pub message_id: String,
+    pub group: String,
+    pub body: String,
+    pub receive_count: u32,
+}
+
+impl Message {
+    /// A schema-v1 message about user `n`, in the FIFO group `group` (usually the sub).
+    pub fn idp(id: &str, kind: &str, n: u64, name: &str, group: Option<&str>) -> Message {
+        let body = json!({
+            "version": 1, "type": kind, "eventId": format!("hr-{id}"),
+            "occurredAt": "2026-11-20T10:00:00Z",
+            "user": {"sub": sub(n), "displayName": name, "metadata": {"department": "R&D"}}
+        })
+        .to_string();
+        Message {
+            message_id: format!("c9f5e3a7-4b6d-4e8f-9a0b-{id:0>12}"),
+            group: group.map_or_else(|| sub(n), str::to_owned),
+            body,
+            receive_count: 1,
+        }
+    }
+
+    pub fn record(&self) -> Value {
+        json!({
+            "messageId": self.message_id,
+            "receiptHandle": "AQEBUCU7btn2czMJ9mMq4IjyvD8zgYBw6krb8WVz8238kt6FdyPKSimk9zRJwsxOVwhHg",
+            "body": self.body,
+            "attributes": {
+                "ApproximateReceiveCount": self.receive_count.to_string(),
+                "SentTimestamp": "1795168980000",
+                "SenderId": "AROAEXAMPLEHRPUBLISH:hr-connector",
+                "ApproximateFirstReceiveTimestamp": "1795168980042",
+                "SequenceNumber": "18849496460470696137",
+                "MessageGroupId": self.group,
+                "MessageDeduplicationId": self.message_id
+            },
+            "messageAttributes": {},
+            "md5OfBody": "ab796d95982efe0e830ef0c9437ef867",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": SYNC_QUEUE_ARN,
+            "awsRegion": "us-east-1"
+        })
+    }
+}
+
+/// An SQS event (`{"Records": [...]}`) of these messages.
+pub fn sqs_event<'a>(messages: impl IntoIterator<Item = &'a Message>) -> Value {
+    json!({ "Records": messages.into_iter().map(Message::record).collect::<Vec<_>>() })
+}
+
+/// Batch `i` of the steady idp-sync workload, ten messages in ten FIFO groups: five
+/// creates of new users, three renames and two deletes of users batch `i - 1` created.
+/// At steady state that is 13 Chime calls: 5 Create, 3 Describe + 3 Update, 2 Delete
+/// (batch 0's renames and deletes find nobody: Describe + Create, and a 404 Delete).
+/// `base` keeps users of different runs apart.
+pub fn idp_workload_batch(base: u64, i: u64) -> Value {
+    // Batch i creates users base + 5(i+1) + j; its renames and deletes are about
+    // base + 5i + j: batch i-1's users, or for batch 0 users nobody created.
+    let created = |j: u64| base + 5 * (i + 1) + j;
+    let earlier = |j: u64| base + 5 * i + j;
+    let mut messages = Vec::with_capacity(10);
+    for j in 0..5 {
+        let n = created(j);
+        messages.push(Message::idp(
+            &format!("{i}c{j}"),
+            "user.created",
+            n,
+            &format!("Bench User {n}"),
+            None,
+        ));
+    }
+    for j in 0..3 {
+        let n = earlier(j);
+        messages.push(Message::idp(
+            &format!("{i}u{j}"),
+            "user.updated",
+            n,
+            &format!("Renamed User {n}"),
+            None,
+        ));
+    }
+    for j in 3..5 {
+        let n = earlier(j);
+        messages.push(Message::idp(
+            &format!("{i}d{j}"),
+            "user.deleted",
+            n,
+            "-",
+            None,
+        ));
+    }
+    sqs_event(&messages)
+}

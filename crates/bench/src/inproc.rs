@@ -1,0 +1,388 @@
+//! In-process measurements of `idp_sync::handle` with the real `ChimeDirectory` against
+//! the Chime fake on 127.0.0.1: batch concurrency under a fixed Chime latency, and a
+//! backlog drained under a TPS quota.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_chimesdkidentity::config::{Credentials, Region, SharedCredentialsProvider};
+use chime_identity_fake::{FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, Operation};
+use chime_sync_aws::config::{APP_INSTANCE_ARN, DLQ_URL};
+use chime_sync_aws::{ChimeDirectory, IdpSyncConfig};
+use chime_sync_core::handlers::idp_sync::{self, BatchReport, IdpSync, SqsEvent};
+use chime_sync_core::memory::InMemoryQueue;
+use chime_sync_core::{
+    AppInstanceArn, Directory, DirectoryError, DirectoryPage, DirectoryUser, UserId, UserProfile,
+};
+
+use crate::events::{self, Message};
+use crate::stats::Summary;
+
+/// One directory call as the handler made it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub id: String,
+    pub start: Instant,
+    pub end: Instant,
+}
+
+/// A directory that records when each call ran, to show order and overlap.
+pub struct Recording<D> {
+    inner: D,
+    calls: Mutex<Vec<Call>>,
+}
+
+impl<D> Recording<D> {
+    pub fn new(inner: D) -> Self {
+        Self {
+            inner,
+            calls: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The calls so far, forgetting them.
+    pub fn take(&self) -> Vec<Call> {
+        std::mem::take(&mut *self.calls.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    async fn timed<T>(&self, id: &UserId, call: impl Future<Output = T>) -> T {
+        let start = Instant::now();
+        let out = call.await;
+        self.calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Call {
+                id: id.to_string(),
+                start,
+                end: Instant::now(),
+            });
+        out
+    }
+}
+
+impl<D: Directory> Directory for Recording<D> {
+    fn app_instance_arn(&self) -> &AppInstanceArn {
+        self.inner.app_instance_arn()
+    }
+
+    async fn create(&self, user: &UserProfile) -> Result<(), DirectoryError> {
+        self.timed(&user.id, self.inner.create(user)).await
+    }
+
+    async fn describe(&self, id: &UserId) -> Result<Option<DirectoryUser>, DirectoryError> {
+        self.timed(id, self.inner.describe(id)).await
+    }
+
+    async fn update(&self, id: &UserId, name: &str, metadata: &str) -> Result<(), DirectoryError> {
+        self.timed(id, self.inner.update(id, name, metadata)).await
+    }
+
+    async fn delete(&self, id: &UserId) -> Result<(), DirectoryError> {
+        self.timed(id, self.inner.delete(id)).await
+    }
+
+    async fn list(&self, next_token: Option<String>) -> Result<DirectoryPage, DirectoryError> {
+        self.inner.list(next_token).await
+    }
+}
+
+/// What a deployed idp-sync has: static credentials, and the Chime client configuration
+/// `IdpSyncConfig` builds from the environment (budget, attempts, backoff), pointed at
+/// the fake.
+fn deps(fake: &FakeChimeHandle) -> IdpSync<Recording<ChimeDirectory>, InMemoryQueue> {
+    let sdk = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "AKIDBENCHCHIMESYNC",
+            "bench-secret",
+            None,
+            None,
+            "bench",
+        )))
+        .build();
+    let mut config = IdpSyncConfig::from_lookup(|name| match name {
+        APP_INSTANCE_ARN => Some(events::APP_INSTANCE_ARN.to_owned()),
+        DLQ_URL => Some(
+            "https://sqs.us-east-1.amazonaws.com/123456789012/identity-sync-dlq.fifo".to_owned(),
+        ),
+        _ => None,
+    })
+    .expect("the benchmark's idp-sync configuration is valid");
+    config.chime.endpoint_url = Some(fake.endpoint_url());
+    IdpSync {
+        max_concurrent_groups: config.max_concurrent_groups,
+        ..IdpSync::new(
+            Recording::new(ChimeDirectory::new(&sdk, config.chime)),
+            InMemoryQueue::new(),
+        )
+    }
+}
+
+fn sqs_event<'a>(messages: impl IntoIterator<Item = &'a Message>) -> SqsEvent {
+    serde_json::from_value(events::sqs_event(messages))
+        .expect("the benchmark's SQS events are valid")
+}
+
+/// The template's idp-sync timeout.
+const FUNCTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn run(
+    event: &SqsEvent,
+    deps: &IdpSync<Recording<ChimeDirectory>, InMemoryQueue>,
+) -> (Duration, BatchReport) {
+    let started = Instant::now();
+    let report = idp_sync::handle(
+        event,
+        deps,
+        Some(tokio::time::Instant::now() + FUNCTION_TIMEOUT),
+    )
+    .await;
+    (started.elapsed(), report)
+}
+
+/// The most calls that were in flight at once.
+fn max_overlap(calls: &[Call]) -> usize {
+    let mut edges: Vec<(Instant, i32)> = calls
+        .iter()
+        .flat_map(|c| [(c.start, 1), (c.end, -1)])
+        .collect();
+    // Ends before starts at the same instant: touching calls do not overlap.
+    edges.sort_by_key(|&(at, delta)| (at, delta));
+    let mut now = 0i32;
+    let mut most = 0i32;
+    for (_, delta) in edges {
+        now += delta;
+        most = most.max(now);
+    }
+    usize::try_from(most).unwrap_or(0)
+}
+
+pub struct Concurrency {
+    pub latency_ms: u64,
+    /// A batch of one message: one Chime round trip through the handler.
+    pub round_trip: Summary,
+    pub ten_groups: Summary,
+    /// The fewest calls in flight at once seen at a ten-group batch's peak, over all runs.
+    pub ten_groups_min_peak_overlap: usize,
+    pub one_group: Summary,
+    /// Every one-group run applied its ten messages one after the other, in batch order.
+    pub one_group_in_order: bool,
+    pub one_group_calls: usize,
+}
+
+/// Batches of ten `user.created` messages (one Chime call each) with a fixed Chime
+/// latency, in ten FIFO groups and in one; `runs` of each, interleaved.
+pub async fn batch_concurrency(runs: usize, latency_ms: u64) -> Result<Concurrency, String> {
+    let faults = FaultConfig::none().with_latency(latency_ms, latency_ms);
+    let fake = FakeChime::start(FakeConfig::new().with_faults(faults))
+        .await
+        .map_err(|e| format!("Chime fake: {e}"))?;
+    let deps = deps(&fake);
+    let mut n = 1_000_000u64;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    let batch = |n0: u64, group: Option<&str>| -> Vec<Message> {
+        (0..10)
+            .map(|j| {
+                let n = n0 + j;
+                Message::idp(
+                    &format!("cc{n}"),
+                    "user.created",
+                    n,
+                    &format!("Bench User {n}"),
+                    group,
+                )
+            })
+            .collect()
+    };
+    // Warm-up: opens the ten pooled connections the measured batches reuse.
+    let warm = batch(next() * 100, None);
+    run(&sqs_event(&warm), &deps).await;
+    deps.directory.take();
+
+    let (mut one, mut ten, mut seq) = (Vec::new(), Vec::new(), Vec::new());
+    let mut min_peak = usize::MAX;
+    let mut in_order = true;
+    let mut one_group_calls = 0;
+    for r in 0..runs {
+        let n1 = next() * 100;
+        let single = [Message::idp(
+            &format!("rt{n1}"),
+            "user.created",
+            n1,
+            "Round Trip",
+            None,
+        )];
+        let (t, report) = run(&sqs_event(&single), &deps).await;
+        expect_applied(&report)?;
+        one.push(t);
+
+        let messages = batch(next() * 100, None);
+        deps.directory.take();
+        let (t, report) = run(&sqs_event(&messages), &deps).await;
+        expect_applied(&report)?;
+        ten.push(t);
+        min_peak = min_peak.min(max_overlap(&deps.directory.take()));
+
+        let group = format!("tenant-{r}");
+        let messages = batch(next() * 100, Some(&group));
+        let (t, report) = run(&sqs_event(&messages), &deps).await;
+        expect_applied(&report)?;
+        seq.push(t);
+        let calls = deps.directory.take();
+        one_group_calls = calls.len();
+        let wanted: Vec<String> = messages
+            .iter()
+            .map(|m| {
+                serde_json::from_str::<serde_json::Value>(&m.body)
+                    .map(|b| b["user"]["sub"].as_str().unwrap_or_default().to_owned())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let got: Vec<String> = calls.iter().map(|c| c.id.clone()).collect();
+        let sequential = calls.windows(2).all(|w| w[1].start >= w[0].end);
+        in_order &= got == wanted && sequential;
+    }
+    fake.shutdown().await;
+    Ok(Concurrency {
+        latency_ms,
+        round_trip: Summary::of_durations_ms(&one).ok_or("no runs")?,
+        ten_groups: Summary::of_durations_ms(&ten).ok_or("no runs")?,
+        ten_groups_min_peak_overlap: min_peak,
+        one_group: Summary::of_durations_ms(&seq).ok_or("no runs")?,
+        one_group_in_order: in_order,
+        one_group_calls,
+    })
+}
+
+fn expect_applied(report: &BatchReport) -> Result<(), String> {
+    match report.messages.iter().find(|m| m.outcome.is_failure()) {
+        None => Ok(()),
+        Some(m) => Err(format!(
+            "batch message {} failed: {}",
+            m.message_id,
+            m.outcome.label()
+        )),
+    }
+}
+
+pub struct Drain {
+    pub messages: usize,
+    pub tps_limit: f64,
+    pub burst: u32,
+    pub elapsed: Duration,
+    /// Messages applied per second over the whole drain.
+    pub rate: f64,
+    /// The same without the bucket's initial tokens, which let the first `burst` calls
+    /// through on top of the quota: (applied − burst) / wall time. The target is judged
+    /// on this one.
+    pub sustained_rate: f64,
+    /// Messages applied in each whole second of the drain.
+    pub per_second: Summary,
+    pub invocations: usize,
+    /// Messages reported failed and delivered again.
+    pub redelivered: usize,
+    pub max_receive_count: u32,
+    /// Sent to the DLQ by the handler, or past SQS's maxReceiveCount (5).
+    pub dead_lettered: usize,
+    pub past_max_receive_count: usize,
+    /// Directory calls the handler made (CreateAppInstanceUser, once per attempt to apply).
+    pub calls: usize,
+    /// HTTP requests the fake saw, SDK retries included.
+    pub http_attempts: u64,
+    /// Of those, answered 429 ThrottledClientException by the quota.
+    pub throttled: u64,
+    pub users_at_end: usize,
+}
+
+/// `messages` creates of distinct users (each its own FIFO group) drained by repeated
+/// `idp_sync::handle` calls over batches of ten against a fake with a TPS quota; a
+/// message reported failed goes to the back of the queue with its receive count raised,
+/// as SQS redelivers it.
+pub async fn backlog_drain(messages: usize, tps_limit: f64) -> Result<Drain, String> {
+    let burst = tps_limit.ceil() as u32;
+    let faults = FaultConfig::none()
+        .with_tps_limit(tps_limit)
+        .with_burst(burst)
+        .only_for([Operation::CreateAppInstanceUser]);
+    let fake = FakeChime::start(FakeConfig::new().with_faults(faults))
+        .await
+        .map_err(|e| format!("Chime fake: {e}"))?;
+    let deps = deps(&fake);
+    let mut queue: VecDeque<Message> = (0..messages as u64)
+        .map(|i| {
+            let n = 2_000_000 + i;
+            Message::idp(
+                &format!("bl{i}"),
+                "user.created",
+                n,
+                &format!("Backlog User {n}"),
+                None,
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    let mut done_at: Vec<Duration> = Vec::with_capacity(messages);
+    let (mut invocations, mut redelivered, mut max_receive, mut past_max) = (0, 0, 1, 0);
+    let mut calls = 0;
+    while !queue.is_empty() {
+        let batch: Vec<Message> = queue.drain(..queue.len().min(10)).collect();
+        let (_, report) = run(&sqs_event(&batch), &deps).await;
+        invocations += 1;
+        calls += deps.directory.take().len();
+        for (mut message, outcome) in batch.into_iter().zip(&report.messages) {
+            if outcome.outcome.is_failure() {
+                redelivered += 1;
+                message.receive_count += 1;
+                max_receive = max_receive.max(message.receive_count);
+                if message.receive_count > 5 {
+                    past_max += 1;
+                }
+                queue.push_back(message);
+            } else {
+                done_at.push(started.elapsed());
+            }
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            return Err(format!(
+                "the drain did not finish within 10 minutes ({} left)",
+                queue.len()
+            ));
+        }
+    }
+    let elapsed = started.elapsed();
+    let whole_seconds = elapsed.as_secs() as usize;
+    let mut per_second = vec![0f64; whole_seconds.max(1)];
+    for at in &done_at {
+        if let Some(slot) = per_second.get_mut(at.as_secs() as usize) {
+            *slot += 1.0;
+        }
+    }
+    let counters = fake.counters().get(Operation::CreateAppInstanceUser);
+    let users_at_end = fake.users().len();
+    let dead_lettered = deps.dlq.sent().len();
+    fake.shutdown().await;
+    Ok(Drain {
+        messages,
+        tps_limit,
+        burst,
+        elapsed,
+        rate: done_at.len() as f64 / elapsed.as_secs_f64(),
+        sustained_rate: done_at.len().saturating_sub(burst as usize) as f64 / elapsed.as_secs_f64(),
+        per_second: Summary::of(&per_second).ok_or("no samples")?,
+        invocations,
+        redelivered,
+        max_receive_count: max_receive,
+        dead_lettered,
+        past_max_receive_count: past_max,
+        calls,
+        http_attempts: counters.attempts,
+        throttled: counters.injected.throttled,
+        users_at_end,
+    })
+}

@@ -1,0 +1,925 @@
+//! BENCHMARKS.md: every figure next to its target, how it was measured, and where a
+//! target is missed.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use crate::criterion_results::{self, BenchResult};
+use crate::inproc::{Concurrency, Drain};
+use crate::procs::{Kind, Lang, LongRun, Subject};
+use crate::stats::Summary;
+
+/// Targets, from the issue and DESIGN.md §8. Never weakened here: a miss is reported.
+const COLD_START_SPEEDUP: f64 = 10.0;
+const BARE_MARGIN: f64 = 1.25;
+const PEAK_RSS_MB: f64 = 20.0;
+const BINARY_MB: f64 = 10.0;
+const PER_EVENT_MS: f64 = 0.1;
+const TEN_GROUPS_RT: f64 = 1.5;
+const DRAIN_SHARE: f64 = 0.9;
+
+pub struct Machine {
+    nproc: usize,
+    cpu: String,
+    memory: String,
+    kernel: String,
+    load_before: String,
+    load_after: String,
+    rustc: String,
+    node: String,
+    ric: String,
+    js_chime: String,
+    js_sqs: String,
+    rust_chime: String,
+    rust_lambda: String,
+    profile: Vec<String>,
+    sources: String,
+}
+
+fn read(path: impl AsRef<Path>) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn command_output(program: &Path, arg: &str) -> String {
+    Command::new(program)
+        .arg(arg)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// `"version"` of an installed npm package.
+fn npm_version(node_dir: &Path, package: &str) -> String {
+    let text = read(
+        node_dir
+            .join("node_modules")
+            .join(package)
+            .join("package.json"),
+    );
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["version"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The locked version of a crate, from Cargo.lock.
+fn locked_version(root: &Path, krate: &str) -> String {
+    let lock = read(root.join("Cargo.lock"));
+    let needle = format!("name = \"{krate}\"\n");
+    lock.find(&needle)
+        .and_then(|at| lock[at + needle.len()..].lines().next())
+        .and_then(|line| line.strip_prefix("version = "))
+        .map(|v| v.trim_matches('"').to_owned())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+impl Machine {
+    pub fn load_average() -> String {
+        read("/proc/loadavg")
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    pub fn describe(root: &Path, node: &Path, node_dir: &Path, load_before: String) -> Machine {
+        let cpu = read("/proc/cpuinfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|rest| rest.trim_start_matches([' ', '\t', ':']).trim().to_owned())
+            .unwrap_or_else(|| "unknown".to_owned());
+        let memory = read("/proc/meminfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .map(|kib| format!("{:.1} GiB", kib / 1024.0 / 1024.0))
+            .unwrap_or_else(|| "unknown".to_owned());
+        let manifest = read(root.join("Cargo.toml"));
+        let profile = manifest
+            .split("[profile.release]")
+            .nth(1)
+            .map(|rest| {
+                rest.lines()
+                    .skip(1)
+                    .take_while(|l| !l.starts_with('['))
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Machine {
+            nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu,
+            memory,
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+            load_before,
+            load_after: Self::load_average(),
+            rustc: command_output(Path::new("rustc"), "-V"),
+            node: command_output(node, "--version"),
+            ric: npm_version(node_dir, "aws-lambda-ric"),
+            js_chime: npm_version(node_dir, "@aws-sdk/client-chime-sdk-identity"),
+            js_sqs: npm_version(node_dir, "@aws-sdk/client-sqs"),
+            rust_chime: locked_version(root, "aws-sdk-chimesdkidentity"),
+            rust_lambda: locked_version(root, "lambda_runtime"),
+            profile,
+            sources: sources(root),
+        }
+    }
+}
+
+/// The commit the measured binaries were built from, and whether the tree differed.
+fn sources(root: &Path) -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(commit) => {
+            let changed = git(&["status", "--porcelain", "--untracked-files=no"])
+                .map_or(0, |s| s.lines().count());
+            if changed == 0 {
+                format!("commit {commit}")
+            } else {
+                format!("commit {commit} with {changed} files changed in the work tree")
+            }
+        }
+        None => "unknown (not a git checkout)".to_owned(),
+    }
+}
+
+/// Peak RSS and warm speed of one subject over its long runs.
+pub struct LongRunRow {
+    peak_mb: Summary,
+    end_rss_mb: Summary,
+    warm_ms_per_invocation: Summary,
+    invocations: usize,
+}
+
+impl LongRunRow {
+    pub fn of(runs: &[LongRun]) -> Option<LongRunRow> {
+        let mb = |kib: u64| kib as f64 * 1024.0 / 1e6;
+        Some(LongRunRow {
+            peak_mb: Summary::of(&runs.iter().map(|r| mb(r.peak_kib)).collect::<Vec<_>>())?,
+            end_rss_mb: Summary::of(&runs.iter().map(|r| mb(r.rss_kib)).collect::<Vec<_>>())?,
+            warm_ms_per_invocation: Summary::of(
+                &runs
+                    .iter()
+                    .map(|r| r.warm.as_secs_f64() * 1e3 / (r.invocations.max(2) - 1) as f64)
+                    .collect::<Vec<_>>(),
+            )?,
+            invocations: runs.first()?.invocations,
+        })
+    }
+}
+
+/// The criterion results BENCHMARKS.md shows.
+pub struct PerEvent {
+    rows: Vec<(&'static str, &'static str, u32, Result<BenchResult, String>)>,
+}
+
+const PER_EVENT_BENCHES: [(&str, &str, u32); 3] = [
+    ("pre_signup", "pre-signup: one PreSignUp_SignUp event", 1),
+    (
+        "post_confirmation",
+        "post-confirmation: one ConfirmSignUp event",
+        1,
+    ),
+    (
+        "idp_sync_batch_of_10",
+        "idp-sync: a batch of 10 (raw, SNS, EventBridge; 10 groups), per message",
+        10,
+    ),
+];
+
+impl PerEvent {
+    pub fn read(criterion_dir: &Path) -> PerEvent {
+        let mut rows = Vec::new();
+        for group in ["per_event", "per_event_json_logs"] {
+            for (bench, label, per) in PER_EVENT_BENCHES {
+                rows.push((
+                    group,
+                    label,
+                    per,
+                    criterion_results::read(criterion_dir, group, bench),
+                ));
+            }
+        }
+        PerEvent { rows }
+    }
+
+    /// Per event, in ms, of `bench` in `group` (JSON logs on when `logs`).
+    fn per_event_ms(&self, logs: bool, index: usize) -> Option<(f64, Summary, SystemTime)> {
+        let group = if logs {
+            "per_event_json_logs"
+        } else {
+            "per_event"
+        };
+        let (_, _, per, result) = self.rows.iter().filter(|(g, ..)| *g == group).nth(index)?;
+        let r = result.as_ref().ok()?;
+        let scale = |ns: f64| ns / 1e6 / f64::from(*per);
+        let s = r.samples;
+        Some((
+            scale(r.median_ns),
+            Summary {
+                n: s.n,
+                min: scale(s.min),
+                p10: scale(s.p10),
+                median: scale(s.median),
+                p90: scale(s.p90),
+                max: scale(s.max),
+            },
+            r.measured,
+        ))
+    }
+}
+
+pub struct Report {
+    pub machine: Machine,
+    pub generated: SystemTime,
+    pub total: Duration,
+    pub runs: usize,
+    pub rss_runs: usize,
+    pub events: usize,
+    pub subjects: Vec<Subject>,
+    pub cold: Vec<Summary>,
+    pub long: Vec<LongRunRow>,
+    pub sizes: Vec<(String, u64)>,
+    pub per_event: PerEvent,
+    pub concurrency: Concurrency,
+    pub drain: Drain,
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "✅ met" } else { "❌ **missed**" }
+}
+
+fn ms(s: &Summary) -> String {
+    format!("{:.1} ms ({:.1}–{:.1})", s.median, s.p10, s.p90)
+}
+
+fn date(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+impl Report {
+    /// The subject as built by the workspace's profile (no `--variant`).
+    fn index(&self, kind: Kind, lang: Lang) -> Option<usize> {
+        self.subjects
+            .iter()
+            .position(|s| s.kind == kind && s.lang == lang && s.variant.is_none())
+    }
+
+    fn cold(&self, kind: Kind, lang: Lang) -> Option<&Summary> {
+        self.index(kind, lang).map(|i| &self.cold[i])
+    }
+
+    fn long(&self, kind: Kind, lang: Lang) -> Option<&LongRunRow> {
+        self.index(kind, lang).map(|i| &self.long[i])
+    }
+
+    fn size_mb(&self, kind: Kind) -> Option<f64> {
+        let label = self.subjects[self.index(kind, Lang::Rust)?].label();
+        self.sizes
+            .iter()
+            .find(|(name, _)| *name == label)
+            .map(|(_, bytes)| *bytes as f64 / 1e6)
+    }
+
+    /// Each `--variant` binary next to the profile's own, measured in the same run.
+    fn render_variants(&self, out: &mut String) {
+        let variants: Vec<usize> = (0..self.subjects.len())
+            .filter(|&i| self.subjects[i].variant.is_some())
+            .collect();
+        if variants.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\nMeasured in the same run, the same sources built another way (`--variant`):\n"
+        );
+        let _ = writeln!(
+            out,
+            "| function | binary | cold start median | peak RSS median | as built by the profile |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|");
+        let size = |label: &str| {
+            self.sizes
+                .iter()
+                .find(|(l, _)| l == label)
+                .map_or(0.0, |(_, b)| *b as f64 / 1e6)
+        };
+        for i in variants {
+            let s = &self.subjects[i];
+            let Some(base) = self.index(s.kind, Lang::Rust) else {
+                continue;
+            };
+            let b = &self.subjects[base];
+            let _ = writeln!(
+                out,
+                "| {} | {:.2} MB | {:.1} ms | {:.1} MB | {:.2} MB, {:.1} ms, {:.1} MB |",
+                s.label(),
+                size(&s.label()),
+                self.cold[i].median,
+                self.long[i].peak_mb.median,
+                size(&b.label()),
+                self.cold[base].median,
+                self.long[base].peak_mb.median
+            );
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut misses: Vec<String> = Vec::new();
+        let mut out = String::new();
+        let m = &self.machine;
+        let _ = writeln!(out, "# Benchmarks\n");
+        let _ = writeln!(
+            out,
+            "Written by `chime-sync-bench` on {} after a {:.0} s run; every figure below comes from \
+             that one run, except the per-event handler cost, which criterion measured separately \
+             (section 3 says when). How to rerun it is at the end.\n",
+            date(self.generated),
+            self.total.as_secs_f64()
+        );
+
+        // Summary table.
+        let _ = writeln!(out, "## Figures and targets\n");
+        let _ = writeln!(
+            out,
+            "Medians, with p10–p90 in brackets; full distributions below. MB = 10⁶ bytes.\n"
+        );
+        let _ = writeln!(out, "| # | figure | target | Rust | Node.js 20 | |");
+        let _ = writeln!(out, "|---|---|---|---|---|---|");
+        for kind in [Kind::PostConfirmation, Kind::IdpSync] {
+            if let (Some(r), Some(n)) = (self.cold(kind, Lang::Rust), self.cold(kind, Lang::Node)) {
+                let speedup = n.median / r.median;
+                let met = speedup >= COLD_START_SPEEDUP;
+                if !met {
+                    misses.push(format!("cold start of {}", kind.name()));
+                }
+                let _ = writeln!(
+                    out,
+                    "| 1 | cold start, {} (exec → first response) | ≥ {COLD_START_SPEEDUP:.0}× faster than Node.js | {} | {} | {} ({speedup:.1}×) |",
+                    kind.name(),
+                    ms(r),
+                    ms(n),
+                    verdict(met)
+                );
+            }
+        }
+        if let (Some(p), Some(b)) = (
+            self.cold(Kind::PreSignup, Lang::Rust),
+            self.cold(Kind::Bare, Lang::Rust),
+        ) {
+            let _ = writeln!(
+                out,
+                "| 1 | cold start, pre-signup (no Chime call) | far below Node.js (no Node.js equivalent asked for) | {} | — | {:.2}× the bare Rust trigger |",
+                ms(p),
+                p.median / b.median
+            );
+        }
+        if let Some(b) = self.cold(Kind::Bare, Lang::Rust) {
+            for kind in [Kind::PostConfirmation, Kind::IdpSync] {
+                if let Some(r) = self.cold(kind, Lang::Rust) {
+                    let ratio = r.median / b.median;
+                    let met = ratio <= BARE_MARGIN;
+                    if !met {
+                        misses.push(format!(
+                            "cold start of {} against the bare trigger",
+                            kind.name()
+                        ));
+                    }
+                    let _ = writeln!(
+                        out,
+                        "| 1 | cold start, {} vs the bare Rust trigger ({}) | ≤ {BARE_MARGIN}× the bare trigger (DESIGN.md §8) | {ratio:.2}× | — | {} |",
+                        kind.name(),
+                        ms(b),
+                        verdict(met)
+                    );
+                }
+            }
+        }
+        for kind in [Kind::PreSignup, Kind::PostConfirmation, Kind::IdpSync] {
+            if let Some(r) = self.long(kind, Lang::Rust) {
+                let met = r.peak_mb.max <= PEAK_RSS_MB;
+                if !met {
+                    misses.push(format!("peak RSS of {}", kind.name()));
+                }
+                let node = self
+                    .long(kind, Lang::Node)
+                    .map_or("—".to_owned(), |n| format!("{:.1} MB", n.peak_mb.median));
+                let _ = writeln!(
+                    out,
+                    "| 2 | peak RSS after {} invocations, {} | ≤ {PEAK_RSS_MB:.0} MB (every run) | {:.1} MB (max {:.1}) | {node} | {} |",
+                    r.invocations,
+                    kind.name(),
+                    r.peak_mb.median,
+                    r.peak_mb.max,
+                    verdict(met)
+                );
+            }
+        }
+        for kind in [Kind::PreSignup, Kind::PostConfirmation, Kind::IdpSync] {
+            if let Some(mb) = self.size_mb(kind) {
+                let met = mb <= BINARY_MB;
+                if !met {
+                    misses.push(format!("binary size of {}", kind.name()));
+                }
+                let _ = writeln!(
+                    out,
+                    "| 2 | stripped release binary, {} | ≤ {BINARY_MB:.0} MB | {mb:.2} MB | — | {} |",
+                    kind.name(),
+                    verdict(met)
+                );
+            }
+        }
+        for (i, (_, label, _)) in PER_EVENT_BENCHES.iter().enumerate() {
+            match (
+                self.per_event.per_event_ms(false, i),
+                self.per_event.per_event_ms(true, i),
+            ) {
+                (Some((bare, ..)), Some((logged, ..))) => {
+                    let met = bare.max(logged) < PER_EVENT_MS;
+                    if !met {
+                        misses.push(format!("per-event overhead of {label}"));
+                    }
+                    let _ = writeln!(
+                        out,
+                        "| 3 | per-event handler cost, {label} | < {PER_EVENT_MS} ms | {:.1} µs ({:.1} µs with JSON logs) | — | {} |",
+                        bare * 1e3,
+                        logged * 1e3,
+                        verdict(met)
+                    );
+                }
+                _ => {
+                    misses.push(format!("per-event overhead of {label} (not measured)"));
+                    let _ = writeln!(
+                        out,
+                        "| 3 | per-event handler cost, {label} | < {PER_EVENT_MS} ms | not measured: run `cargo bench -p chime-sync-core --bench handlers` first | — | ❌ **missing** |"
+                    );
+                }
+            }
+        }
+        let c = &self.concurrency;
+        let ten_ratio = c.ten_groups.median / c.round_trip.median;
+        let ten_met = ten_ratio <= TEN_GROUPS_RT;
+        if !ten_met {
+            misses.push("batch of ten groups".to_owned());
+        }
+        let _ = writeln!(
+            out,
+            "| 4 | batch of 10 messages in 10 FIFO groups, {} ms Chime latency | ≤ {TEN_GROUPS_RT}× one round trip ({}) | {} = {ten_ratio:.2}× | — | {} |",
+            c.latency_ms,
+            ms(&c.round_trip),
+            ms(&c.ten_groups),
+            verdict(ten_met)
+        );
+        let one_ratio = c.one_group.median / c.round_trip.median;
+        let one_met = c.one_group_in_order && (9.0..=11.5).contains(&one_ratio);
+        if !one_met {
+            misses.push("batch of one group".to_owned());
+        }
+        let _ = writeln!(
+            out,
+            "| 4 | batch of 10 messages in 1 FIFO group, {} ms latency | in order, ≈ 10 round trips | {} = {one_ratio:.2} round trips, {} | — | {} |",
+            c.latency_ms,
+            ms(&c.one_group),
+            if c.one_group_in_order {
+                "in order in every run"
+            } else {
+                "**out of order**"
+            },
+            verdict(one_met)
+        );
+        let d = &self.drain;
+        let share = d.sustained_rate / d.tps_limit;
+        let drain_met =
+            share >= DRAIN_SHARE && d.dead_lettered == 0 && d.past_max_receive_count == 0;
+        if !drain_met {
+            misses.push("backlog drain".to_owned());
+        }
+        let _ = writeln!(
+            out,
+            "| 5 | backlog drain, {} messages, {:.0} TPS quota, 429 beyond | ≥ {:.0} % of the quota, 0 to the DLQ, retries counted | {:.1} msg/s beyond the initial bucket = {:.1} % of the quota; {} to the DLQ; {} SDK retries, {} redeliveries | — | {} |",
+            d.messages,
+            d.tps_limit,
+            DRAIN_SHARE * 100.0,
+            d.sustained_rate,
+            share * 100.0,
+            d.dead_lettered + d.past_max_receive_count,
+            d.http_attempts.saturating_sub(d.calls as u64),
+            d.redelivered,
+            verdict(drain_met)
+        );
+
+        // Machine.
+        let _ = writeln!(out, "\n## Machine and versions\n");
+        let _ = writeln!(out, "| | |\n|---|---|");
+        let _ = writeln!(out, "| date | {} |", date(self.generated));
+        let _ = writeln!(out, "| CPU | {} × {} (`nproc`) |", m.nproc, m.cpu);
+        let _ = writeln!(out, "| memory | {} |", m.memory);
+        let _ = writeln!(out, "| kernel | Linux {} |", m.kernel);
+        let _ = writeln!(
+            out,
+            "| load average (1, 5, 15 min) | {} at the start, {} at the end |",
+            m.load_before, m.load_after
+        );
+        let _ = writeln!(out, "| sources | {} |", m.sources);
+        let _ = writeln!(out, "| Rust | {} |", m.rustc);
+        let _ = writeln!(
+            out,
+            "| Rust crates | lambda_runtime {}, aws-sdk-chimesdkidentity {} |",
+            m.rust_lambda, m.rust_chime
+        );
+        let _ = writeln!(out, "| Node.js | {} |", m.node);
+        let _ = writeln!(
+            out,
+            "| npm packages (bench/node/package-lock.json) | aws-lambda-ric {}, @aws-sdk/client-chime-sdk-identity {}, @aws-sdk/client-sqs {} |",
+            m.ric, m.js_chime, m.js_sqs
+        );
+
+        let _ = writeln!(out, "\n## Build profile\n");
+        let _ = writeln!(
+            out,
+            "`[profile.release]` of the workspace's Cargo.toml, as read at the time of the run:\n"
+        );
+        let _ = writeln!(out, "```toml\n{}\n```\n", m.profile.join("\n"));
+        let _ = writeln!(out, "{PANIC_NOTE}");
+        self.render_variants(&mut out);
+
+        // Methods and distributions.
+        let _ = writeln!(out, "\n## 1. Cold start\n");
+        let _ = writeln!(out, "{COLD_METHOD}\n");
+        let _ = writeln!(
+            out,
+            "{} measured starts per function (after two discarded warm-up starts each), interleaved.\n",
+            self.runs
+        );
+        let _ = writeln!(out, "| function | median | p10 | p90 | min | max |");
+        let _ = writeln!(out, "|---|---|---|---|---|---|");
+        for (s, c) in self.subjects.iter().zip(&self.cold) {
+            let _ = writeln!(
+                out,
+                "| {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
+                s.label(),
+                c.median,
+                c.p10,
+                c.p90,
+                c.min,
+                c.max
+            );
+        }
+
+        let _ = writeln!(out, "\n## 2. Peak memory and binary size\n");
+        let _ = writeln!(out, "{RSS_METHOD}\n");
+        let _ = writeln!(
+            out,
+            "{} processes per function, each serving {} invocations.\n",
+            self.rss_runs, self.events
+        );
+        let _ = writeln!(
+            out,
+            "| function | peak RSS (VmHWM) median | min–max | RSS at the end | warm time per invocation, median (p10–p90) |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|");
+        for (s, l) in self.subjects.iter().zip(&self.long) {
+            let _ = writeln!(
+                out,
+                "| {} | {:.1} MB | {:.1}–{:.1} MB | {:.1} MB | {:.3} ms ({:.3}–{:.3}) |",
+                s.label(),
+                l.peak_mb.median,
+                l.peak_mb.min,
+                l.peak_mb.max,
+                l.end_rss_mb.median,
+                l.warm_ms_per_invocation.median,
+                l.warm_ms_per_invocation.p10,
+                l.warm_ms_per_invocation.p90
+            );
+        }
+        let _ = writeln!(out, "\n| binary (stripped) | bytes | MB |");
+        let _ = writeln!(out, "|---|---|---|");
+        for (name, bytes) in &self.sizes {
+            let _ = writeln!(out, "| {name} | {bytes} | {:.2} |", *bytes as f64 / 1e6);
+        }
+
+        let _ = writeln!(out, "\n## 3. Per-event handler cost\n");
+        let _ = writeln!(out, "{PER_EVENT_METHOD}\n");
+        let _ = writeln!(
+            out,
+            "| benchmark | logs | per event: criterion median [95 % CI] | per-sample spread p10–p90 (min–max) | measured |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|");
+        for (group, label, per, result) in &self.per_event.rows {
+            let logs = if *group == "per_event" {
+                "off"
+            } else {
+                "JSON, INFO"
+            };
+            match result {
+                Ok(r) => {
+                    let us = |ns: f64| ns / 1e3 / f64::from(*per);
+                    let _ = writeln!(
+                        out,
+                        "| {label} | {logs} | {:.2} µs [{:.2}–{:.2}] | {:.2}–{:.2} µs ({:.2}–{:.2}) | {} |",
+                        us(r.median_ns),
+                        us(r.ci_ns.0),
+                        us(r.ci_ns.1),
+                        us(r.samples.p10),
+                        us(r.samples.p90),
+                        us(r.samples.min),
+                        us(r.samples.max),
+                        date(r.measured)
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "| {label} | {logs} | not measured ({e}) | | |");
+                }
+            }
+        }
+
+        let _ = writeln!(out, "\n## 4. Batch concurrency\n");
+        let _ = writeln!(out, "{CONCURRENCY_METHOD}\n");
+        let _ = writeln!(
+            out,
+            "| batch | median | p10 | p90 | min | max | round trips |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+        for (label, s) in [
+            ("1 message (one round trip)", &c.round_trip),
+            ("10 messages, 10 groups", &c.ten_groups),
+            ("10 messages, 1 group", &c.one_group),
+        ] {
+            let _ = writeln!(
+                out,
+                "| {label} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.2} |",
+                s.median,
+                s.p10,
+                s.p90,
+                s.min,
+                s.max,
+                s.median / c.round_trip.median
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nIn every ten-group run at least {} Chime calls were in flight at once; every one-group \
+             run made {} calls, {}.",
+            c.ten_groups_min_peak_overlap,
+            c.one_group_calls,
+            if c.one_group_in_order {
+                "each starting after the previous one ended, in batch order"
+            } else {
+                "**not** all one after the other in batch order"
+            }
+        );
+
+        let _ = writeln!(out, "\n## 5. Backlog drain under throttling\n");
+        let _ = writeln!(out, "{DRAIN_METHOD}\n");
+        let _ = writeln!(out, "| | |\n|---|---|");
+        let _ = writeln!(
+            out,
+            "| messages | {} (creates of distinct users, one FIFO group each) |",
+            d.messages
+        );
+        let _ = writeln!(
+            out,
+            "| quota | {:.0} TPS on CreateAppInstanceUser, bucket of {} |",
+            d.tps_limit, d.burst
+        );
+        let _ = writeln!(out, "| drained in | {:.2} s |", d.elapsed.as_secs_f64());
+        let _ = writeln!(
+            out,
+            "| achieved rate | {:.1} messages/s overall; {:.1} messages/s = {:.1} % of the quota without the {} messages the full bucket let through at the start |",
+            d.rate,
+            d.sustained_rate,
+            share * 100.0,
+            d.burst
+        );
+        let _ = writeln!(
+            out,
+            "| messages applied per whole second | median {:.0} (p10–p90 {:.0}–{:.0}, min–max {:.0}–{:.0}, {} s) |",
+            d.per_second.median,
+            d.per_second.p10,
+            d.per_second.p90,
+            d.per_second.min,
+            d.per_second.max,
+            d.per_second.n
+        );
+        let _ = writeln!(
+            out,
+            "| handler invocations (batches of ≤ 10) | {} |",
+            d.invocations
+        );
+        let _ = writeln!(
+            out,
+            "| CreateAppInstanceUser calls by the handler | {} |",
+            d.calls
+        );
+        let _ = writeln!(
+            out,
+            "| HTTP attempts the fake saw | {} ({} answered 429 ThrottledClientException) |",
+            d.http_attempts, d.throttled
+        );
+        let _ = writeln!(
+            out,
+            "| SDK retries (attempts − calls) | {} |",
+            d.http_attempts.saturating_sub(d.calls as u64)
+        );
+        let _ = writeln!(
+            out,
+            "| messages reported failed and redelivered | {} (highest receive count {}) |",
+            d.redelivered, d.max_receive_count
+        );
+        let _ = writeln!(
+            out,
+            "| to the DLQ | {} sent by the handler, {} past maxReceiveCount 5 |",
+            d.dead_lettered, d.past_max_receive_count
+        );
+        let _ = writeln!(out, "| users in the fake at the end | {} |", d.users_at_end);
+
+        let _ = writeln!(out, "\n## Where a target is missed\n");
+        if misses.is_empty() {
+            let _ = writeln!(out, "No target was missed in this run.");
+        } else {
+            for miss in &misses {
+                let _ = writeln!(out, "- **{miss}**: {}", explain(miss));
+            }
+        }
+
+        let _ = writeln!(out, "\n## The Node.js equivalents\n");
+        let _ = writeln!(out, "{NODE_NOTE}");
+        let _ = writeln!(out, "\n## Fuzzing\n");
+        let _ = writeln!(
+            out,
+            "The long property-test run (≥ 100,000 cases over SQS bodies, envelopes and Cognito \
+             events) is recorded in [docs/fuzz-results.md](docs/fuzz-results.md)."
+        );
+        let _ = writeln!(out, "\n## Rerun\n");
+        let _ = writeln!(out, "{RERUN}");
+        out
+    }
+}
+
+/// Why a target can be missed and what would close it; written for the misses seen on
+/// the machine these figures come from.
+fn explain(miss: &str) -> &'static str {
+    if miss.starts_with("binary size") {
+        BINARY_MISS
+    } else if miss.starts_with("peak RSS") {
+        RSS_MISS
+    } else if miss.contains("bare trigger") {
+        BARE_MISS
+    } else if miss.starts_with("cold start") {
+        COLD_MISS
+    } else if miss.contains("not measured") {
+        "criterion's results were not found under target/criterion: run \
+         `cargo bench -p chime-sync-core --bench handlers`, then this command again."
+    } else if miss.starts_with("per-event") {
+        PER_EVENT_MISS
+    } else if miss.starts_with("batch") {
+        BATCH_MISS
+    } else {
+        DRAIN_MISS
+    }
+}
+
+const PANIC_NOTE: &str = "`panic = \"unwind\"` is kept on purpose although the issue suggested \
+`\"abort\"`: `lambda_runtime` runs each invocation under `catch_unwind`, so a handler panic is \
+reported to the Runtime API as that invocation's error and the sandbox keeps serving. With \
+`abort` the process dies, Lambda throws the sandbox away, the batch comes back after the \
+visibility timeout and the next invocation pays a cold start. `cargo lambda build --release` \
+passes `panic=\"abort\"` unless the profile names a value, which is why Cargo.toml spells it \
+out. The unwind tables cost some binary size; the size rows above include them.";
+
+const COLD_METHOD: &str = "Exec of the process → the instant its first `POST \
+/runtime/invocation/{id}/response` reached a mock Lambda Runtime API (the arrival instant is \
+taken in the mock's request handler, in this process). The event is queued before the exec, \
+so the first `GET …/next` is answered at once. Each start gets a fresh mock on 127.0.0.1, \
+the environment Lambda sets (static credentials, region, `AWS_LAMBDA_LOG_FORMAT=JSON`, no \
+config files, IMDS off), `AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY` pointing at the Chime fake \
+running in this process on 127.0.0.1 without faults, and stdout/stderr appended to a file \
+under `target/chime-sync-bench/`. The first event is a new user's ConfirmSignUp \
+(post-confirmation, the bare trigger: one CreateAppInstanceUser), a batch of one \
+`user.created` message (idp-sync: one CreateAppInstanceUser) and a sign-up \
+(pre-signup: no call). Every answer is checked (the event back unchanged, an empty \
+`batchItemFailures`, `autoVerifyEmail` set). The page cache is warm (two discarded starts \
+per function first), as it is for repeated cold starts on one Lambda host; the download \
+and unpacking of the code package that a real cold start may include is not part of any \
+figure. Rust binaries run as `target/release/{name}`; Node.js runs \
+`node node_modules/aws-lambda-ric/bin/index.mjs {name}.handler` in `bench/node`.";
+
+const RSS_METHOD: &str = "One process per run serves the invocations back to back from a \
+mock Runtime API, then `VmHWM` (the kernel's peak resident set for the process) and `VmRSS` \
+are read from `/proc/{pid}/status` before it is killed. The fake's users are cleared before \
+each run. post-confirmation (and the bare trigger) confirm a new user per invocation (one \
+CreateAppInstanceUser); idp-sync gets batches of 10 messages in 10 FIFO groups — 5 creates, \
+3 renames and 2 deletes of the previous batch's users, 13 Chime calls at steady state; \
+pre-signup gets sign-ups. Node.js's `aws-lambda-ric` runs in the one `node` process, so its \
+figure is the whole runtime's too. The warm time per invocation is (last answer − first \
+answer) / (invocations − 1), with the Chime fake answering at once.";
+
+const PER_EVENT_METHOD: &str = "`cargo bench -p chime-sync-core --bench handlers` \
+(crates/core/benches/handlers.rs, criterion 0.8, 100 samples each) runs each handler with \
+`InMemoryDirectory` and `InMemoryQueue`: reading the event from its JSON bytes as \
+`lambda_runtime` does, validation, display names, envelope unwrapping, grouping and \
+ordering, the directory calls, and writing the response to JSON bytes. Every iteration \
+gets a fresh, empty directory (set up outside the timed part), so every user takes the \
+create path. The `JSON, INFO` rows install a `tracing_subscriber` JSON formatter at INFO \
+writing to a sink, as the functions log with `AWS_LAMBDA_LOG_FORMAT=JSON` (the write to \
+stdout itself is not included). The idp-sync figures are a batch of ten divided by ten. \
+This binary copies the figures from `target/criterion/*/*/new/`; the date column says \
+when criterion wrote them.";
+
+const CONCURRENCY_METHOD: &str = "`idp_sync::handle` in this process, with the real \
+`ChimeDirectory` (aws-sdk-chimesdkidentity, our retry classifier, the configuration \
+`IdpSyncConfig` reads from the environment, `MAX_CONCURRENT_GROUPS` 10) against the Chime \
+fake with a fixed latency on every request. Every message is a `user.created` of a new user: \
+one CreateAppInstanceUser call. One round trip is the median of a batch of one message \
+through the same handler. The one-group batch puts ten users' creates under one \
+`MessageGroupId`, so each message makes exactly one call; a directory wrapper records each \
+call's start and end to check order and overlap. A discarded ten-group batch first opens \
+the connections the client keeps pooled. The three batches alternate, once per run.";
+
+const DRAIN_METHOD: &str = "A simulated queue drained by repeated `idp_sync::handle` calls \
+over batches of ten, one after the other (one consumer), with the real `ChimeDirectory` as \
+configured from the environment (4 attempts per call, backoff from 100 ms with full jitter \
+capped at 2 s, a 5 s budget per call) against the fake with a token-bucket TPS quota on \
+CreateAppInstanceUser (429 ThrottledClientException without a token). A message reported \
+failed goes to the back of the queue with its receive count raised (redelivery; SQS's \
+visibility timeout is not waited for), and one past the template's maxReceiveCount of 5 \
+would count as dead-lettered. Retries are counted from the fake's counters: every HTTP \
+attempt, the 429s among them, and attempts − handler calls = the SDK's own retries. The \
+rate is applied messages / wall time from the first batch to the last answer; the bucket \
+starts full, so the first second exceeds the quota, and the target is judged on the rate \
+without those first `burst` messages. The spread is over the count of messages applied in \
+each whole second.";
+
+const NODE_NOTE: &str = "`bench/node/post-confirmation.mjs` and `bench/node/idp-sync.mjs` \
+(with `shared.mjs`) do the same work as the Rust functions: the same environment variables, \
+the same validation and display-name rules, the same Chime calls in the same order \
+(CreateAppInstanceUser with ClientRequestToken `sync-{sub}`; Describe and Update on a \
+conflict or rename; Delete with 404 as success), per-call budgets, FIFO grouping with \
+`MAX_CONCURRENT_GROUPS`, the DLQ and the hand-off through `@aws-sdk/client-sqs`, and a JSON \
+log line per decision. The SDK clients are built at module load, as the public samples do. \
+They run under the **official runtime interface client, `aws-lambda-ric`**, installed from \
+npm by `npm ci` (its native addon builds here with g++, make, cmake, autoconf, automake and \
+libtool); version 3.3.0, because 4.x requires Node.js 22. The modules are not bundled or \
+minified (no esbuild), as in the public samples; bundling would shorten Node.js's module \
+loading.";
+
+const RERUN: &str = "```sh\n\
+cargo build --release --workspace --bins          # the bootstrap binaries and this tool\n\
+cargo bench -p chime-sync-core --bench handlers   # per-event figures (criterion)\n\
+npm ci --prefix bench/node                        # the Node.js 20 equivalents' pinned dependencies\n\
+cargo run --release -p chime-sync-bench           # measures everything else, writes BENCHMARKS.md\n\
+```\n\n\
+`chime-sync-bench --help` lists the knobs (runs, events per RSS run, latency, drain size and \
+quota, `--output -` to print instead of writing). Run it on a quiet machine: it reports the \
+load average at the start and the end. The default run takes a few minutes on 2 cores.";
+
+const BINARY_MISS: &str = "most of each binary is the AWS SDK (smithy runtime, SigV4, \
+hyper, rustls and its crypto provider) that every Rust Lambda function calling AWS carries. \
+What would close it: `opt-level = \"s\"` for the SDK crates only (a `[profile.release.package]` \
+override), `panic = \"abort\"` (rejected above for correctness), and trimming the SDK's \
+default features (e.g. one TLS crypto provider, no default HTTPS client for the Runtime API \
+client's hyper).";
+
+const RSS_MISS: &str = "the peak is set by the tokio runtime's worker threads and the SDK's \
+connection pool and TLS configuration. What would close it: a current-thread tokio runtime \
+(the functions serve one invocation at a time), and a smaller allocator arena count \
+(`MALLOC_ARENA_MAX=2`).";
+
+const BARE_MISS: &str = "the functions do more at start-up than the bare trigger: reading and \
+validating every variable, building a second (SQS) client, and the JSON logger. What would \
+close it: building the SQS client lazily, on the first hand-off or DLQ send, which the normal \
+path never makes.";
+
+const COLD_MISS: &str = "Node.js's start is dominated by loading the SDK modules; ours by \
+exec, the dynamic loader and the first TLS-free HTTP round trips. A miss here means the Rust \
+start grew: compare with the bare trigger row to see whether it is our code or the runtime.";
+
+const PER_EVENT_MISS: &str = "the handler cost is JSON parsing and building the profile; \
+what would close it is parsing the event into borrowed typed structs instead of a `Value` \
+tree.";
+
+const BATCH_MISS: &str = "groups run through `buffer_unordered(MAX_CONCURRENT_GROUPS)`; a \
+miss means the client serialised requests (e.g. a connection pool limit) or the machine was \
+busy. What would close it: raising the SDK client's pool size, or rerunning when `uptime` \
+shows no other load.";
+
+const DRAIN_MISS: &str = "with one consumer a batch ends when its slowest message does, so \
+backoff sleeps near the end of a batch leave the quota idle. What would close it: several \
+concurrent consumers (Lambda runs one per active message group, up to the function's \
+concurrency), or a client-side rate limiter that spaces calls at the quota instead of \
+discovering it through 429s.";
