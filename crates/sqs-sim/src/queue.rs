@@ -3,7 +3,7 @@
 //! dead-letter queue. The rules, each from the SQS Developer Guide or API
 //! Reference, are listed on [`Sqs`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -313,8 +313,16 @@ struct QueueState {
     messages: BTreeMap<u64, Message>,
     /// FIFO: sequence numbers per group, in send order.
     groups: BTreeMap<String, BTreeSet<u64>>,
+    /// Messages in flight, by when they become visible again. Entries whose
+    /// time has come are dropped by [`QueueState::expire`] before every use,
+    /// so this is exactly the set of messages in flight.
+    in_flight: BTreeSet<(Duration, u64)>,
+    /// FIFO: messages in flight per group (a group listed here is locked).
+    locked: BTreeMap<String, usize>,
     /// FIFO: deduplication key → (when first sent, its message id, its sequence number).
     dedup: BTreeMap<String, (Duration, String, u64)>,
+    /// The same keys in the order they were sent, to expire them cheaply.
+    dedup_order: VecDeque<(Duration, String)>,
     stats: QueueStats,
 }
 
@@ -452,7 +460,10 @@ impl Sqs {
                 arn,
                 messages: BTreeMap::new(),
                 groups: BTreeMap::new(),
+                in_flight: BTreeSet::new(),
+                locked: BTreeMap::new(),
                 dedup: BTreeMap::new(),
+                dedup_order: VecDeque::new(),
                 stats: QueueStats::default(),
             },
         );
@@ -512,8 +523,7 @@ impl Sqs {
             None
         };
         if let Some(key) = &dedup_key {
-            q.dedup
-                .retain(|_, (at, _, _)| now < at.saturating_add(DEDUPLICATION_INTERVAL));
+            q.expire_deduplication(now);
             if let Some((_, id, seq)) = q.dedup.get(key) {
                 q.stats.deduplicated += 1;
                 return Ok(Sent {
@@ -527,6 +537,7 @@ impl Sqs {
         state.next_seq += 1;
         let id = message_id(&mut state.rng);
         if let Some(key) = dedup_key {
+            q.dedup_order.push_back((now, key.clone()));
             q.dedup.insert(key, (now, id.clone(), seq));
         }
         let fifo = q.config.fifo;
@@ -582,32 +593,28 @@ impl Sqs {
         let state = &mut *guard;
         let q = state
             .queues
-            .get(queue)
+            .get_mut(queue)
             .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
+        q.expire(now);
         let timeout = visibility_timeout.unwrap_or(q.config.visibility_timeout);
         let redrive = q.config.redrive.clone();
-        let fifo = q.config.fifo;
         let mut delivered = Vec::new();
-        if fifo {
-            // Available groups (nothing in flight), oldest head first.
-            let mut available: Vec<(u64, String)> = q
-                .groups
-                .iter()
-                .filter(|(_, seqs)| !seqs.iter().any(|s| q.messages[s].in_flight(now)))
-                .filter_map(|(group, seqs)| seqs.first().map(|head| (*head, group.clone())))
-                .collect();
-            available.sort();
-            'groups: for (_, group) in available {
-                let seqs: Vec<u64> = state.queues[queue].groups[&group].iter().copied().collect();
-                for seq in seqs {
-                    if delivered.len() == max {
-                        break 'groups;
-                    }
+        if q.config.fifo {
+            // Rounds, because a message moved to the DLQ frees its slot in the batch.
+            loop {
+                let candidates = state.queues[queue].fifo_candidates(max - delivered.len());
+                if candidates.is_empty() {
+                    break;
+                }
+                for seq in candidates {
                     if let Some(m) =
                         self.deliver_or_redrive(state, queue, seq, redrive.as_ref(), now, timeout)?
                     {
                         delivered.push(m);
                     }
+                }
+                if delivered.len() == max {
+                    break;
                 }
             }
         } else {
@@ -682,6 +689,8 @@ impl Sqs {
         m.receive_count += 1;
         let first_received_at = *m.first_received_at.get_or_insert(now);
         m.visible_at = now.saturating_add(timeout);
+        let visible_at = m.visible_at;
+        let group = m.group.clone();
         let handle = format!("{queue}#{seq}#{}#{nonce:016x}", m.receive_count);
         m.receipt = Some(handle.clone());
         let millis = |d: Duration| (epoch_ms + d.as_millis() as u64).to_string();
@@ -723,6 +732,12 @@ impl Sqs {
             message_attributes: m.attributes.clone(),
             receive_count: m.receive_count,
         };
+        if visible_at > now {
+            q.in_flight.insert((visible_at, seq));
+            if fifo && let Some(group) = group {
+                *q.locked.entry(group).or_default() += 1;
+            }
+        }
         q.stats.deliveries += 1;
         if received.receive_count > 1 {
             q.stats.redeliveries += 1;
@@ -740,6 +755,7 @@ impl Sqs {
             .get_mut(queue)
             .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
         let seq = parse_receipt(queue, receipt_handle)?;
+        q.expire(now);
         let Some(m) = q.messages.get(&seq) else {
             return Ok(Deleted::AlreadyGone);
         };
@@ -785,6 +801,7 @@ impl Sqs {
             .get_mut(queue)
             .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
         let seq = parse_receipt(queue, receipt_handle)?;
+        q.expire(now);
         let fifo = q.config.fifo;
         let Some(m) = q.messages.get_mut(&seq) else {
             return Err(SimError::ReceiptHandleIsInvalid(receipt_handle.to_owned()));
@@ -796,7 +813,12 @@ impl Sqs {
         if !latest || !m.in_flight(now) {
             return Err(SimError::MessageNotInflight);
         }
+        let old = m.visible_at;
         m.visible_at = now.saturating_add(timeout);
+        let new = m.visible_at;
+        q.in_flight.remove(&(old, seq));
+        q.in_flight.insert((new, seq));
+        q.expire(now);
         Ok(())
     }
 
@@ -809,18 +831,21 @@ impl Sqs {
             .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
         q.messages.clear();
         q.groups.clear();
+        q.in_flight.clear();
+        q.locked.clear();
         Ok(())
     }
 
     /// `ApproximateNumberOfMessages` / `…NotVisible` (exact here).
     pub fn depth(&self, queue: &str) -> Result<QueueDepth, SimError> {
         let now = self.clock.now();
-        let state = self.lock();
+        let mut state = self.lock();
         let q = state
             .queues
-            .get(queue)
+            .get_mut(queue)
             .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
-        let in_flight = q.messages.values().filter(|m| m.in_flight(now)).count();
+        q.expire(now);
+        let in_flight = q.in_flight.len();
         Ok(QueueDepth {
             visible: q.messages.len() - in_flight,
             in_flight,
@@ -832,16 +857,13 @@ impl Sqs {
     /// visible has to wait, or how far to advance a manual clock.
     pub fn next_visible_at(&self, queue: &str) -> Result<Option<Duration>, SimError> {
         let now = self.clock.now();
-        let state = self.lock();
+        let mut state = self.lock();
         let q = state
             .queues
-            .get(queue)
+            .get_mut(queue)
             .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
-        Ok(q.messages
-            .values()
-            .filter(|m| m.in_flight(now))
-            .map(|m| m.visible_at)
-            .min())
+        q.expire(now);
+        Ok(q.in_flight.first().map(|(at, _)| *at))
     }
 
     /// Every message the queue holds, in sequence order (a snapshot for assertions).
@@ -899,7 +921,70 @@ impl QueueState {
         self.messages.insert(m.seq, m);
     }
 
+    /// Forget in-flight entries whose visibility timeout is over.
+    fn expire(&mut self, now: Duration) {
+        while let Some(&(at, seq)) = self.in_flight.first() {
+            if at > now {
+                break;
+            }
+            self.in_flight.pop_first();
+            self.unlock(seq);
+        }
+    }
+
+    /// One fewer message of `seq`'s group in flight.
+    fn unlock(&mut self, seq: u64) {
+        let Some(group) = self.messages.get(&seq).and_then(|m| m.group.as_ref()) else {
+            return;
+        };
+        if let Some(n) = self.locked.get_mut(group) {
+            *n -= 1;
+            if *n == 0 {
+                self.locked.remove(group);
+            }
+        }
+    }
+
+    /// FIFO: up to `room` messages to deliver: the groups with nothing in
+    /// flight, oldest head first, each with as many of its messages as fit.
+    fn fifo_candidates(&self, room: usize) -> Vec<u64> {
+        let mut picked: BTreeSet<&str> = BTreeSet::new();
+        let mut out = Vec::new();
+        for m in self.messages.values() {
+            if out.len() >= room {
+                break;
+            }
+            let Some(group) = m.group.as_deref() else {
+                continue;
+            };
+            if self.locked.contains_key(group) || !picked.insert(group) {
+                continue;
+            }
+            let seqs = &self.groups[group];
+            out.extend(seqs.iter().take(room - out.len()));
+        }
+        out
+    }
+
+    /// Drop deduplication keys older than the interval.
+    fn expire_deduplication(&mut self, now: Duration) {
+        while let Some((at, _)) = self.dedup_order.front() {
+            if now < at.saturating_add(DEDUPLICATION_INTERVAL) {
+                break;
+            }
+            let (at, key) = self.dedup_order.pop_front().expect("front exists");
+            if self.dedup.get(&key).is_some_and(|(sent, _, _)| *sent == at) {
+                self.dedup.remove(&key);
+            }
+        }
+    }
+
     fn remove(&mut self, seq: u64) -> Option<Message> {
+        if let Some(m) = self.messages.get(&seq)
+            && self.in_flight.remove(&(m.visible_at, seq))
+        {
+            self.unlock(seq);
+        }
         let m = self.messages.remove(&seq)?;
         if let Some(group) = &m.group
             && let Some(seqs) = self.groups.get_mut(group)

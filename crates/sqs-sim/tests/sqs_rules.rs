@@ -604,3 +604,97 @@ fn the_same_seed_and_calls_give_the_same_ids_and_handles() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn the_in_flight_index_always_agrees_with_the_messages_themselves() {
+    // Random sends, receives, deletes, visibility changes and clock moves on a
+    // FIFO queue with redrive and a standard one with duplicate deliveries;
+    // after each step the fast answers (depth, next visibility, group locks)
+    // must equal what a scan of the stored messages says.
+    for (fifo, seed) in [(true, 1), (false, 2), (true, 3)] {
+        let clock = Arc::new(ManualClock::new());
+        let sqs = Sqs::new(clock.clone(), seed);
+        let (queue, dlq) = if fifo {
+            ("q.fifo", "d.fifo")
+        } else {
+            ("q", "d")
+        };
+        let base = |name: &str| {
+            if fifo {
+                QueueConfig::fifo(name)
+            } else {
+                QueueConfig::standard(name)
+            }
+        };
+        sqs.create_queue(base(dlq)).unwrap();
+        let mut config = base(queue).with_visibility_timeout(VT).with_redrive(dlq, 3);
+        if !fifo {
+            config = config.with_duplicate_delivery_rate(0.2);
+        }
+        sqs.create_queue(config).unwrap();
+        let mut rng = sqs_sim::SplitMix64::new(seed);
+        let mut handles: Vec<String> = Vec::new();
+        for step in 0..3000 {
+            match rng.below(10) {
+                0..3 => {
+                    let mut m = SendMessage::new(format!("m{step}"));
+                    if fifo {
+                        m = m
+                            .group(format!("g{}", rng.below(7)))
+                            .deduplication_id(format!("d{step}"));
+                    }
+                    sqs.send(queue, m).unwrap();
+                }
+                3..5 => {
+                    let max = 1 + rng.below(10);
+                    let got = sqs.receive(queue, max).unwrap();
+                    if fifo {
+                        // No group twice in flight across receives.
+                        let groups: Vec<_> = got.iter().filter_map(|m| m.group_id()).collect();
+                        let held: Vec<_> = sqs
+                            .messages(queue)
+                            .unwrap()
+                            .into_iter()
+                            .filter(|m| m.in_flight)
+                            .filter(|m| !got.iter().any(|g| g.message_id == m.message_id))
+                            .filter_map(|m| m.group_id)
+                            .collect();
+                        for g in groups {
+                            assert!(
+                                !held.iter().any(|h| h == g),
+                                "group {g} delivered while locked"
+                            );
+                        }
+                    }
+                    handles.extend(got.into_iter().map(|m| m.receipt_handle));
+                }
+                5..7 if !handles.is_empty() => {
+                    let h = handles.swap_remove(rng.below(handles.len()));
+                    let _ = sqs.delete(queue, &h);
+                }
+                7 if !handles.is_empty() => {
+                    let h = &handles[rng.below(handles.len())];
+                    let secs = rng.below(3) as u64 * 20;
+                    let _ = sqs.change_visibility(queue, h, Duration::from_secs(secs));
+                }
+                _ => clock.advance(Duration::from_secs(rng.below(25) as u64)),
+            }
+            let stored = sqs.messages(queue).unwrap();
+            let in_flight = stored.iter().filter(|m| m.in_flight).count();
+            assert_eq!(
+                sqs.depth(queue).unwrap(),
+                QueueDepth {
+                    visible: stored.len() - in_flight,
+                    in_flight
+                },
+                "step {step}"
+            );
+            assert_eq!(sqs.next_visible_at(queue).unwrap().is_some(), in_flight > 0);
+        }
+        let stats = sqs.stats(queue).unwrap();
+        assert!(
+            stats.deliveries > 0 && stats.deleted > 0 && stats.moved_to_dlq > 0,
+            "{stats:?}"
+        );
+    }
+}
