@@ -24,7 +24,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use aws_sdk_sqs::types::MessageSystemAttributeName;
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+};
 use chime_identity_sync::moto::{self, Moto};
 use chime_sync_aws::SqsQueue;
 use chime_sync_core::handlers::idp_sync::{self, CODE_ATTRIBUTE, IdpSync, REASON_ATTRIBUTE};
@@ -164,9 +166,10 @@ struct Dead {
 
 /// What the run needs from a queue service.
 trait Backend {
-    async fn send(&self, group: &str, dedup: &str, body: &str);
+    /// Send (group, deduplication id, body) messages, in batches where it can.
+    async fn send_all(&self, messages: &[(String, String, String)]);
     async fn receive(&self) -> Vec<Delivery>;
-    async fn delete(&self, receipt_handle: &str);
+    async fn delete_all(&self, receipt_handles: &[String]);
     async fn depth(&self) -> u64;
     /// Nothing visible but messages in flight: let the visibility timeout pass.
     async fn wait(&self);
@@ -182,13 +185,17 @@ const SIM_QUEUE: &str = "cross-check.fifo";
 const SIM_DLQ: &str = "cross-check-dlq.fifo";
 
 impl Backend for SimBackend {
-    async fn send(&self, group: &str, dedup: &str, body: &str) {
-        self.sqs
-            .send(
-                SIM_QUEUE,
-                SendMessage::new(body).group(group).deduplication_id(dedup),
-            )
-            .unwrap();
+    async fn send_all(&self, messages: &[(String, String, String)]) {
+        for (group, dedup, body) in messages {
+            self.sqs
+                .send(
+                    SIM_QUEUE,
+                    SendMessage::new(body.as_str())
+                        .group(group.as_str())
+                        .deduplication_id(dedup.as_str()),
+                )
+                .unwrap();
+        }
     }
     async fn receive(&self) -> Vec<Delivery> {
         let Some(batch) = EventSourceMapping::new(SIM_QUEUE).poll(&self.sqs).unwrap() else {
@@ -206,8 +213,10 @@ impl Backend for SimBackend {
             })
             .collect()
     }
-    async fn delete(&self, receipt_handle: &str) {
-        self.sqs.delete(SIM_QUEUE, receipt_handle).unwrap();
+    async fn delete_all(&self, receipt_handles: &[String]) {
+        for handle in receipt_handles {
+            self.sqs.delete(SIM_QUEUE, handle).unwrap();
+        }
     }
     async fn depth(&self) -> u64 {
         self.sqs.depth(SIM_QUEUE).unwrap().total() as u64
@@ -235,16 +244,31 @@ struct MotoBackend {
 }
 
 impl Backend for MotoBackend {
-    async fn send(&self, group: &str, dedup: &str, body: &str) {
-        self.sqs
-            .send_message()
-            .queue_url(&self.queues.queue_url)
-            .message_body(body)
-            .message_group_id(group)
-            .message_deduplication_id(dedup)
-            .send()
-            .await
-            .expect("SendMessage");
+    async fn send_all(&self, messages: &[(String, String, String)]) {
+        for chunk in messages.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, (group, dedup, body))| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .message_group_id(group)
+                        .message_deduplication_id(dedup)
+                        .build()
+                        .expect("a complete entry")
+                })
+                .collect();
+            let out = self
+                .sqs
+                .send_message_batch()
+                .queue_url(&self.queues.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .expect("SendMessageBatch");
+            assert!(out.failed().is_empty(), "{:?}", out.failed());
+        }
     }
     async fn receive(&self) -> Vec<Delivery> {
         moto::receive(&self.sqs, &self.queues.queue_url, 10, 0)
@@ -265,14 +289,30 @@ impl Backend for MotoBackend {
             })
             .collect()
     }
-    async fn delete(&self, receipt_handle: &str) {
-        self.sqs
-            .delete_message()
+    async fn delete_all(&self, receipt_handles: &[String]) {
+        if receipt_handles.is_empty() {
+            return;
+        }
+        let entries = receipt_handles
+            .iter()
+            .enumerate()
+            .map(|(i, handle)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(handle)
+                    .build()
+                    .expect("a complete entry")
+            })
+            .collect();
+        let out = self
+            .sqs
+            .delete_message_batch()
             .queue_url(&self.queues.queue_url)
-            .receipt_handle(receipt_handle)
+            .set_entries(Some(entries))
             .send()
             .await
-            .expect("DeleteMessage");
+            .expect("DeleteMessageBatch");
+        assert!(out.failed().is_empty(), "{:?}", out.failed());
     }
     async fn depth(&self) -> u64 {
         moto::depth(&self.sqs, &self.queues.queue_url).await
@@ -336,16 +376,12 @@ struct Facts {
 }
 
 async fn run<B: Backend, Q: Queue>(backend: &B, dlq: Q) -> Facts {
-    let mut sends = 0;
-    for (n, (group, dedup, body)) in workload().into_iter().enumerate() {
-        backend.send(&group, &dedup, &body).await;
-        sends += 1;
-        if n % 50 == 0 {
-            // A producer retry: same deduplication id, must be dropped.
-            backend.send(&group, &dedup, &body).await;
-            sends += 1;
-        }
-    }
+    let messages = workload();
+    // Producer retries of every 50th message: same deduplication id, must be dropped.
+    let resends: Vec<_> = messages.iter().step_by(50).cloned().collect();
+    backend.send_all(&messages).await;
+    backend.send_all(&resends).await;
+    let sends = messages.len() + resends.len();
     let enqueued = usize::try_from(backend.depth().await).unwrap();
     let deduplicated = sends - enqueued;
     let deps = IdpSync::new(Faulty::new(), dlq);
@@ -396,12 +432,14 @@ async fn run<B: Backend, Q: Queue>(backend: &B, dlq: Q) -> Facts {
             .iter()
             .map(|f| f.item_identifier.clone())
             .collect();
+        let mut done = Vec::new();
         for d in &batch {
             if !failed.contains(d.record.message_id.as_deref().unwrap_or_default()) {
-                backend.delete(&d.receipt_handle).await;
+                done.push(d.receipt_handle.clone());
                 handled.insert(d.body.clone());
             }
         }
+        backend.delete_all(&done).await;
     }
     let mut forwarded = BTreeMap::new();
     let mut redriven = BTreeMap::new();
