@@ -141,13 +141,11 @@ impl PostConfirmationConfig {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(lookup);
-        let budget = env.millis(
-            CHIME_BUDGET_MS,
-            DEFAULT_POST_CONFIRMATION_BUDGET,
-            MAX_POST_CONFIRMATION_BUDGET,
-        )?;
         Ok(Self {
-            chime: env.chime(budget)?,
+            chime: env.chime(
+                DEFAULT_POST_CONFIRMATION_BUDGET,
+                MAX_POST_CONFIRMATION_BUDGET,
+            )?,
             sync_queue_url: env.queue_url(SYNC_QUEUE_URL, "the FIFO queue idp-sync reads")?,
             queue_timeout: POST_CONFIRMATION_QUEUE_TIMEOUT,
             display_names: env.display_names()?,
@@ -181,13 +179,8 @@ impl IdpSyncConfig {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(lookup);
-        let budget = env.millis(
-            CHIME_BUDGET_MS,
-            DEFAULT_IDP_SYNC_BUDGET,
-            Duration::from_secs(900),
-        )?;
         Ok(Self {
-            chime: env.chime(budget)?,
+            chime: env.chime(DEFAULT_IDP_SYNC_BUDGET, Duration::from_secs(900))?,
             dlq_url: env.queue_url(DLQ_URL, "the dead-letter queue for poison messages")?,
             queue_timeout: IDP_SYNC_QUEUE_TIMEOUT,
             max_concurrent_groups: env.number(
@@ -278,7 +271,15 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         })
     }
 
-    fn chime(&self, budget: Duration) -> Result<ChimeConfig, ConfigError> {
+    /// Reads `CHIME_BUDGET_MS` (`default_budget` when unset, at most `max_budget`) as the
+    /// operation timeout, then `APP_INSTANCE_ARN` and `CHIME_MAX_ATTEMPTS`; the first
+    /// variable at fault is the error.
+    fn chime(
+        &self,
+        default_budget: Duration,
+        max_budget: Duration,
+    ) -> Result<ChimeConfig, ConfigError> {
+        let budget = self.millis(CHIME_BUDGET_MS, default_budget, max_budget)?;
         let mut chime = ChimeConfig::new(self.app_instance()?);
         chime.max_attempts = u32::try_from(self.number(
             CHIME_MAX_ATTEMPTS,

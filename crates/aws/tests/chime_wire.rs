@@ -13,6 +13,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_chimesdkidentity::config::retry::RetryConfig;
 use aws_sdk_chimesdkidentity::config::{Credentials, Region, SharedCredentialsProvider};
 use aws_sdk_chimesdkidentity::error::ProvideErrorMetadata;
+use aws_sdk_chimesdkidentity::operation::create_app_instance_user::builders::CreateAppInstanceUserFluentBuilder;
 use chime_identity_fake::{
     FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, MissingUserError, Operation, ScriptedFault,
 };
@@ -59,7 +60,20 @@ fn chime_config(fake: &FakeChimeHandle) -> ChimeConfig {
 }
 
 fn directory(fake: &FakeChimeHandle) -> ChimeDirectory {
-    ChimeDirectory::new(&sdk_config(), chime_config(fake))
+    directory_with(fake, |_| {})
+}
+
+/// [`directory`], with `tune` applied to the test configuration first.
+fn directory_with(fake: &FakeChimeHandle, tune: impl FnOnce(&mut ChimeConfig)) -> ChimeDirectory {
+    let mut cfg = chime_config(fake);
+    tune(&mut cfg);
+    ChimeDirectory::new(&sdk_config(), cfg)
+}
+
+/// A fake that throttles everything: no tokens, no refill.
+async fn start_always_throttling() -> FakeChimeHandle {
+    start(FakeConfig::new().with_faults(FaultConfig::none().with_tps_limit(0.0).with_burst(0)))
+        .await
 }
 
 fn sub(n: u32) -> UserId {
@@ -85,15 +99,25 @@ fn attempts(fake: &FakeChimeHandle, op: Operation) -> u64 {
 /// A user made by someone else (another request token), as a hand-made or
 /// half-provisioned user would be.
 async fn create_by_hand(dir: &ChimeDirectory, user_id: &str, name: &str) {
-    dir.client()
+    create_request(dir.client(), user_id, name, "made-by-hand")
+        .send()
+        .await
+        .expect("hand-made user is created");
+}
+
+/// A `CreateAppInstanceUser` in [`APP`] straight through an SDK client, past our adapter.
+fn create_request(
+    client: &aws_sdk_chimesdkidentity::Client,
+    user_id: &str,
+    name: &str,
+    token: impl Into<String>,
+) -> CreateAppInstanceUserFluentBuilder {
+    client
         .create_app_instance_user()
         .app_instance_arn(APP)
         .app_instance_user_id(user_id)
         .name(name)
-        .client_request_token("made-by-hand")
-        .send()
-        .await
-        .expect("hand-made user is created");
+        .client_request_token(token)
 }
 
 #[tokio::test]
@@ -414,16 +438,12 @@ async fn a_500_and_a_dropped_connection_are_retried() {
 #[tokio::test]
 async fn persistent_throttling_gives_up_after_max_attempts_within_the_budget() {
     within(async {
-        // Everything throttled: no tokens, no refill.
-        let fake = start(
-            FakeConfig::new().with_faults(FaultConfig::none().with_tps_limit(0.0).with_burst(0)),
-        )
-        .await;
+        let fake = start_always_throttling().await;
         let budget = Duration::from_millis(1500);
-        let mut cfg = chime_config(&fake);
-        cfg.operation_timeout = budget;
-        cfg.max_attempts = 4;
-        let dir = ChimeDirectory::new(&sdk_config(), cfg);
+        let dir = directory_with(&fake, |cfg| {
+            cfg.operation_timeout = budget;
+            cfg.max_attempts = 4;
+        });
 
         let started = Instant::now();
         let err = dir.create_or_resolve(&ada()).await.unwrap_err();
@@ -445,18 +465,15 @@ async fn persistent_throttling_gives_up_after_max_attempts_within_the_budget() {
 #[tokio::test]
 async fn persistent_throttling_stops_at_the_deadline_when_attempts_would_outlast_it() {
     within(async {
-        let fake = start(
-            FakeConfig::new().with_faults(FaultConfig::none().with_tps_limit(0.0).with_burst(0)),
-        )
-        .await;
+        let fake = start_always_throttling().await;
         let budget = Duration::from_millis(600);
-        let mut cfg = chime_config(&fake);
-        cfg.operation_timeout = budget;
-        cfg.max_attempts = 10;
-        // Slow backoff (up to 0.3 s, 0.6 s, 1.2 s, ... before jitter): ten
-        // attempts cannot fit in 600 ms, so the operation timeout must end it.
-        cfg.initial_backoff = Duration::from_millis(300);
-        let dir = ChimeDirectory::new(&sdk_config(), cfg);
+        let dir = directory_with(&fake, |cfg| {
+            cfg.operation_timeout = budget;
+            cfg.max_attempts = 10;
+            // Slow backoff (up to 0.3 s, 0.6 s, 1.2 s, ... before jitter): ten
+            // attempts cannot fit in 600 ms, so the operation timeout must end it.
+            cfg.initial_backoff = Duration::from_millis(300);
+        });
 
         let started = Instant::now();
         let err = dir.create(&ada()).await.unwrap_err();
@@ -482,9 +499,7 @@ async fn slow_chime_is_a_timeout_within_the_budget() {
             start(FakeConfig::new().with_faults(FaultConfig::none().with_latency(2000, 2000)))
                 .await;
         let budget = Duration::from_millis(400);
-        let mut cfg = chime_config(&fake);
-        cfg.operation_timeout = budget;
-        let dir = ChimeDirectory::new(&sdk_config(), cfg);
+        let dir = directory_with(&fake, |cfg| cfg.operation_timeout = budget);
 
         let started = Instant::now();
         let err = dir.create(&ada()).await.unwrap_err();
@@ -575,15 +590,8 @@ async fn without_our_classifier_the_sdk_does_not_retry_a_429() {
                 )
                 .build(),
         );
-        let create = |id: &'static str| {
-            plain
-                .create_app_instance_user()
-                .app_instance_arn(APP)
-                .app_instance_user_id(id)
-                .name("Plain")
-                .client_request_token(format!("plain-{id}"))
-                .send()
-        };
+        let create =
+            |id: &'static str| create_request(&plain, id, "Plain", format!("plain-{id}")).send();
 
         fake.set_faults(FaultConfig::none().with_script([ScriptedFault::Throttle]))
             .unwrap();

@@ -10,6 +10,17 @@ use aws_sdk_chimesdkidentity::config::retry::RetryConfig;
 use aws_sdk_chimesdkidentity::config::timeout::TimeoutConfig;
 use aws_sdk_chimesdkidentity::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_chimesdkidentity::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_chimesdkidentity::operation::create_app_instance_user::builders::CreateAppInstanceUserFluentBuilder;
+use aws_sdk_chimesdkidentity::operation::delete_app_instance_user::{
+    DeleteAppInstanceUserError, DeleteAppInstanceUserOutput,
+};
+use aws_sdk_chimesdkidentity::operation::describe_app_instance_user::{
+    DescribeAppInstanceUserError, DescribeAppInstanceUserOutput,
+};
+use aws_sdk_chimesdkidentity::operation::list_app_instance_users::builders::ListAppInstanceUsersFluentBuilder;
+use aws_sdk_chimesdkidentity::operation::update_app_instance_user::{
+    UpdateAppInstanceUserError, UpdateAppInstanceUserOutput,
+};
 use aws_sdk_chimesdkidentity::types::{ExpirationCriterion, ExpirationSettings, Tag};
 use chime_identity_fake::{
     FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, MissingUserError, Operation,
@@ -64,17 +75,71 @@ fn user_arn(id: &str) -> String {
     format!("{APP}/user/{id}")
 }
 
-async fn create(client: &Client, id: &str, token: &str) -> Result<String, String> {
+/// A `CreateAppInstanceUser` in [`APP`] with the three other required fields, ready to tweak
+/// or send.
+fn create_request(
+    client: &Client,
+    id: &str,
+    name: &str,
+    token: &str,
+) -> CreateAppInstanceUserFluentBuilder {
     client
         .create_app_instance_user()
         .app_instance_arn(APP)
         .app_instance_user_id(id)
-        .name(format!("User {id}"))
+        .name(name)
         .client_request_token(token)
+}
+
+async fn create(client: &Client, id: &str, token: &str) -> Result<String, String> {
+    create_request(client, id, &format!("User {id}"), token)
         .send()
         .await
         .map(|out| out.app_instance_user_arn().unwrap_or_default().to_owned())
         .map_err(|err| format!("{:?}", err.into_service_error()))
+}
+
+async fn describe(
+    client: &Client,
+    arn: impl Into<String>,
+) -> Result<DescribeAppInstanceUserOutput, SdkError<DescribeAppInstanceUserError>> {
+    client
+        .describe_app_instance_user()
+        .app_instance_user_arn(arn)
+        .send()
+        .await
+}
+
+/// An `UpdateAppInstanceUser`; `None` leaves the field out of the request.
+async fn update(
+    client: &Client,
+    arn: impl Into<String>,
+    name: Option<&str>,
+    metadata: Option<&str>,
+) -> Result<UpdateAppInstanceUserOutput, SdkError<UpdateAppInstanceUserError>> {
+    client
+        .update_app_instance_user()
+        .app_instance_user_arn(arn)
+        .set_name(name.map(str::to_owned))
+        .set_metadata(metadata.map(str::to_owned))
+        .send()
+        .await
+}
+
+async fn delete(
+    client: &Client,
+    arn: impl Into<String>,
+) -> Result<DeleteAppInstanceUserOutput, SdkError<DeleteAppInstanceUserError>> {
+    client
+        .delete_app_instance_user()
+        .app_instance_user_arn(arn)
+        .send()
+        .await
+}
+
+/// A `ListAppInstanceUsers` of [`APP`], ready to page or send.
+fn list_request(client: &Client) -> ListAppInstanceUsersFluentBuilder {
+    client.list_app_instance_users().app_instance_arn(APP)
 }
 
 fn status_of<E>(err: &SdkError<E>) -> Option<u16> {
@@ -158,6 +223,11 @@ fn encoded(arn: &str) -> String {
         .replace('@', "%40")
 }
 
+/// The path of one user, its ARN percent-encoded as the SDK sends it.
+fn user_path(arn: &str) -> String {
+    format!("/app-instance-users/{}", encoded(arn))
+}
+
 #[tokio::test]
 async fn create_returns_201_with_the_user_arn() {
     within(async {
@@ -197,12 +267,7 @@ async fn same_token_replays_and_other_token_conflicts() {
             "a replay returns the original ARN"
         );
 
-        let err = client
-            .create_app_instance_user()
-            .app_instance_arn(APP)
-            .app_instance_user_id("sub-1")
-            .name("Other")
-            .client_request_token("idem-2")
+        let err = create_request(&client, "sub-1", "Other", "idem-2")
             .send()
             .await
             .unwrap_err();
@@ -248,12 +313,7 @@ async fn describe_update_delete_round_trip() {
             .unwrap();
         assert_eq!(arn, user_arn(id));
 
-        let described = client
-            .describe_app_instance_user()
-            .app_instance_user_arn(&arn)
-            .send()
-            .await
-            .unwrap();
+        let described = describe(&client, &arn).await.unwrap();
         let user = described.app_instance_user().unwrap();
         assert_eq!(user.app_instance_user_arn(), Some(arn.as_str()));
         assert_eq!(user.name(), Some("Ada"));
@@ -273,21 +333,11 @@ async fn describe_update_delete_round_trip() {
         let created = user.created_timestamp().unwrap().secs();
         assert!((now - created).abs() < 60, "created {created} vs now {now}");
 
-        let updated = client
-            .update_app_instance_user()
-            .app_instance_user_arn(&arn)
-            .name("Ada Lovelace")
-            .metadata("")
-            .send()
+        let updated = update(&client, &arn, Some("Ada Lovelace"), Some(""))
             .await
             .unwrap();
         assert_eq!(updated.app_instance_user_arn(), Some(arn.as_str()));
-        let user = client
-            .describe_app_instance_user()
-            .app_instance_user_arn(&arn)
-            .send()
-            .await
-            .unwrap();
+        let user = describe(&client, &arn).await.unwrap();
         let user = user.app_instance_user().unwrap();
         assert_eq!(
             (user.name(), user.metadata()),
@@ -295,32 +345,17 @@ async fn describe_update_delete_round_trip() {
         );
         assert!(user.last_updated_timestamp().unwrap() >= user.created_timestamp().unwrap());
 
-        client
-            .delete_app_instance_user()
-            .app_instance_user_arn(&arn)
-            .send()
-            .await
-            .unwrap();
+        delete(&client, &arn).await.unwrap();
         assert!(fake.users().is_empty());
 
-        let raw_delete = raw(
-            fake.addr(),
-            "DELETE",
-            &format!("/app-instance-users/{}", encoded(&arn)),
-            None,
-        )
-        .await
-        .unwrap();
+        let raw_delete = raw(fake.addr(), "DELETE", &user_path(&arn), None)
+            .await
+            .unwrap();
         assert_eq!(raw_delete.status, 404, "the user is gone");
         create(&client, "gone", "tok-g").await.unwrap();
-        let raw_delete = raw(
-            fake.addr(),
-            "DELETE",
-            &format!("/app-instance-users/{}", encoded(&user_arn("gone"))),
-            None,
-        )
-        .await
-        .unwrap();
+        let raw_delete = raw(fake.addr(), "DELETE", &user_path(&user_arn("gone")), None)
+            .await
+            .unwrap();
         assert_eq!((raw_delete.status, raw_delete.body.as_str()), (204, ""));
     })
     .await;
@@ -333,32 +368,17 @@ async fn missing_users_answer_not_found_which_the_sdk_leaves_unmodelled() {
         let client = sdk_client(&fake, 3);
         let arn = user_arn("nobody");
 
-        let err = client
-            .describe_app_instance_user()
-            .app_instance_user_arn(&arn)
-            .send()
-            .await
-            .unwrap_err();
+        let err = describe(&client, &arn).await.unwrap_err();
         assert_eq!(status_of(&err), Some(404));
         let service = err.into_service_error();
         assert_eq!(service.code(), Some("NotFoundException"));
         assert!(!service.is_bad_request_exception() && !service.is_forbidden_exception());
 
-        let err = client
-            .delete_app_instance_user()
-            .app_instance_user_arn(&arn)
-            .send()
-            .await
-            .unwrap_err();
+        let err = delete(&client, &arn).await.unwrap_err();
         assert_eq!(status_of(&err), Some(404));
         assert_eq!(err.into_service_error().code(), Some("NotFoundException"));
 
-        let err = client
-            .update_app_instance_user()
-            .app_instance_user_arn(&arn)
-            .name("n")
-            .metadata("m")
-            .send()
+        let err = update(&client, &arn, Some("n"), Some("m"))
             .await
             .unwrap_err();
         assert_eq!(err.into_service_error().code(), Some("NotFoundException"));
@@ -380,12 +400,7 @@ async fn missing_user_error_is_configurable() {
     within(async {
         let fake = start(FakeConfig::new().with_missing_user(MissingUserError::Forbidden)).await;
         let client = sdk_client(&fake, 1);
-        let err = client
-            .describe_app_instance_user()
-            .app_instance_user_arn(user_arn("x"))
-            .send()
-            .await
-            .unwrap_err();
+        let err = describe(&client, user_arn("x")).await.unwrap_err();
         assert_eq!(status_of(&err), Some(403));
         assert!(err.into_service_error().is_forbidden_exception());
     })
@@ -401,12 +416,9 @@ async fn list_pages_through_users_in_id_order() {
             create(&client, id, "tok").await.unwrap();
         }
         let other = "arn:aws:chime:us-east-1:123456789012:app-instance/other";
-        client
-            .create_app_instance_user()
+        // A user in another AppInstance: the later `app_instance_arn` replaces APP.
+        create_request(&client, "zz", "Z", "tok")
             .app_instance_arn(other)
-            .app_instance_user_id("zz")
-            .name("Z")
-            .client_request_token("tok")
             .send()
             .await
             .unwrap();
@@ -414,9 +426,7 @@ async fn list_pages_through_users_in_id_order() {
         let mut pages = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let page = client
-                .list_app_instance_users()
-                .app_instance_arn(APP)
+            let page = list_request(&client)
                 .max_results(3)
                 .set_next_token(token.clone())
                 .send()
@@ -443,9 +453,7 @@ async fn list_pages_through_users_in_id_order() {
             ]
         );
 
-        let all: Vec<String> = client
-            .list_app_instance_users()
-            .app_instance_arn(APP)
+        let all: Vec<String> = list_request(&client)
             .max_results(2)
             .into_paginator()
             .send()
@@ -463,9 +471,7 @@ async fn list_pages_through_users_in_id_order() {
         );
 
         for bad in [0, 51] {
-            let err = client
-                .list_app_instance_users()
-                .app_instance_arn(APP)
+            let err = list_request(&client)
                 .max_results(bad)
                 .send()
                 .await
@@ -482,9 +488,7 @@ async fn list_pages_through_users_in_id_order() {
                     .contains("max-results")
             );
         }
-        let err = client
-            .list_app_instance_users()
-            .app_instance_arn(APP)
+        let err = list_request(&client)
             .next_token("forged")
             .send()
             .await
@@ -499,12 +503,14 @@ async fn every_create_constraint_is_a_bad_request_naming_the_field() {
     within(async {
         let fake = start(FakeConfig::new()).await;
         let client = sdk_client(&fake, 3);
-        type Tweak = fn(
-            aws_sdk_chimesdkidentity::operation::create_app_instance_user::builders::CreateAppInstanceUserFluentBuilder,
-        ) -> aws_sdk_chimesdkidentity::operation::create_app_instance_user::builders::CreateAppInstanceUserFluentBuilder;
+        type Tweak = fn(CreateAppInstanceUserFluentBuilder) -> CreateAppInstanceUserFluentBuilder;
         let cases: [(&str, Tweak); 14] = [
-            ("AppInstanceUserId", |b| b.app_instance_user_id("-leading-dash")),
-            ("AppInstanceUserId", |b| b.app_instance_user_id("x".repeat(65))),
+            ("AppInstanceUserId", |b| {
+                b.app_instance_user_id("-leading-dash")
+            }),
+            ("AppInstanceUserId", |b| {
+                b.app_instance_user_id("x".repeat(65))
+            }),
             ("AppInstanceUserId", |b| b.app_instance_user_id("has space")),
             ("Name", |b| b.name("")),
             ("Name", |b| b.name("   ")),
@@ -512,8 +518,12 @@ async fn every_create_constraint_is_a_bad_request_naming_the_field() {
             ("Metadata", |b| b.metadata("m".repeat(1025))),
             ("ClientRequestToken", |b| b.client_request_token("a")),
             ("ClientRequestToken", |b| b.client_request_token("has.dot")),
-            ("ClientRequestToken", |b| b.client_request_token("t".repeat(65))),
-            ("AppInstanceArn", |b| b.app_instance_arn("arn:aws:chime:us-east-1:123:app-instance/x")),
+            ("ClientRequestToken", |b| {
+                b.client_request_token("t".repeat(65))
+            }),
+            ("AppInstanceArn", |b| {
+                b.app_instance_arn("arn:aws:chime:us-east-1:123:app-instance/x")
+            }),
             ("AppInstanceArn", |b| b.app_instance_arn("not-an-arn")),
             ("ExpirationDays", |b| {
                 b.expiration_settings(
@@ -524,15 +534,12 @@ async fn every_create_constraint_is_a_bad_request_naming_the_field() {
                         .unwrap(),
                 )
             }),
-            ("Tags.Key", |b| b.tags(Tag::builder().key("").value("v").build().unwrap())),
+            ("Tags.Key", |b| {
+                b.tags(Tag::builder().key("").value("v").build().unwrap())
+            }),
         ];
         for (field, tweak) in cases {
-            let builder = client
-                .create_app_instance_user()
-                .app_instance_arn(APP)
-                .app_instance_user_id("valid-id")
-                .name("Valid")
-                .client_request_token("valid-token");
+            let builder = create_request(&client, "valid-id", "Valid", "valid-token");
             let err = tweak(builder).send().await.unwrap_err();
             assert_eq!(status_of(&err), Some(400), "{field}");
             let service = err.into_service_error();
@@ -541,23 +548,26 @@ async fn every_create_constraint_is_a_bad_request_naming_the_field() {
             assert!(message.contains(field), "{field}: {message}");
         }
         assert!(fake.users().is_empty());
-        assert_eq!(fake.counters().attempts(Operation::CreateAppInstanceUser), 14, "a 400 is never retried");
+        assert_eq!(
+            fake.counters().attempts(Operation::CreateAppInstanceUser),
+            14,
+            "a 400 is never retried"
+        );
 
         create(&client, "valid-id", "tok").await.unwrap();
-        for (name, metadata, field) in [(Some(""), Some("m"), "Name"), (Some("n"), None, "Metadata"), (None, Some("m"), "Name")] {
-            let err = client
-                .update_app_instance_user()
-                .app_instance_user_arn(user_arn("valid-id"))
-                .set_name(name.map(str::to_owned))
-                .set_metadata(metadata.map(str::to_owned))
-                .send()
+        for (name, metadata, field) in [
+            (Some(""), Some("m"), "Name"),
+            (Some("n"), None, "Metadata"),
+            (None, Some("m"), "Name"),
+        ] {
+            let err = update(&client, user_arn("valid-id"), name, metadata)
                 .await
                 .unwrap_err();
             let service = err.into_service_error();
             assert!(service.is_bad_request_exception(), "{field}: {service:?}");
             assert!(service.message().unwrap_or_default().contains(field));
         }
-        let err = client.describe_app_instance_user().app_instance_user_arn(format!("{APP}/bot/x")).send().await.unwrap_err();
+        let err = describe(&client, format!("{APP}/bot/x")).await.unwrap_err();
         assert!(err.into_service_error().is_bad_request_exception());
     })
     .await;
@@ -585,14 +595,14 @@ async fn server_rejects_what_the_sdk_never_sends() {
             .unwrap()
             .assert_bad_request("max-results");
         raw(addr, "GET", "/app-instance-users/not-an-arn", None).await.unwrap().assert_bad_request("AppInstanceUserArn");
-        raw(addr, "PUT", &format!("/app-instance-users/{}", encoded(&user_arn("u"))), Some("{"))
+        raw(addr, "PUT", &user_path(&user_arn("u")), Some("{"))
             .await
             .unwrap()
             .assert_bad_request("body");
 
         let unknown = raw(addr, "GET", "/app-instances", None).await.unwrap();
         assert_eq!((unknown.status, unknown.header("x-amzn-errortype")), (404, Some("UnknownOperationException")));
-        let patch = raw(addr, "PATCH", &format!("/app-instance-users/{}", encoded(&user_arn("u"))), None).await.unwrap();
+        let patch = raw(addr, "PATCH", &user_path(&user_arn("u")), None).await.unwrap();
         assert_eq!((patch.status, patch.header("x-amzn-errortype")), (404, Some("UnknownOperationException")));
 
         // An unencoded ARN in the path is accepted too, and signatures are never checked.
@@ -613,12 +623,7 @@ async fn user_limit_gives_resource_limit_exceeded() {
         let client = sdk_client(&fake, 3);
         create(&client, "a", "tok").await.unwrap();
         create(&client, "b", "tok").await.unwrap();
-        let err = client
-            .create_app_instance_user()
-            .app_instance_arn(APP)
-            .app_instance_user_id("c")
-            .name("C")
-            .client_request_token("tok")
+        let err = create_request(&client, "c", "C", "tok")
             .send()
             .await
             .unwrap_err();
@@ -637,12 +642,7 @@ async fn throttling_is_a_typed_429_the_default_retry_does_not_retry() {
         let fake =
             start(FakeConfig::new().with_faults(FaultConfig::none().with_tps_limit(0.0))).await;
         let client = sdk_client(&fake, 3);
-        let err = client
-            .create_app_instance_user()
-            .app_instance_arn(APP)
-            .app_instance_user_id("t")
-            .name("T")
-            .client_request_token("tok")
+        let err = create_request(&client, "t", "T", "tok")
             .send()
             .await
             .unwrap_err();
@@ -715,36 +715,19 @@ async fn injected_500_and_503_are_typed() {
         )
         .await;
         let client = sdk_client(&fake, 1);
-        let err = client
-            .describe_app_instance_user()
-            .app_instance_user_arn(user_arn("x"))
-            .send()
-            .await
-            .unwrap_err();
+        let err = describe(&client, user_arn("x")).await.unwrap_err();
         assert_eq!(status_of(&err), Some(503));
         assert!(err.into_service_error().is_service_unavailable_exception());
 
         fake.set_faults(FaultConfig::none().with_service_failure_rate(1.0))
             .unwrap();
-        let err = client
-            .list_app_instance_users()
-            .app_instance_arn(APP)
-            .send()
-            .await
-            .unwrap_err();
+        let err = list_request(&client).send().await.unwrap_err();
         assert_eq!(status_of(&err), Some(500));
         assert!(err.into_service_error().is_service_failure_exception());
 
         // With retries on, a persistent 5xx uses every attempt.
         let retrying = sdk_client(&fake, 3);
-        assert!(
-            retrying
-                .list_app_instance_users()
-                .app_instance_arn(APP)
-                .send()
-                .await
-                .is_err()
-        );
+        assert!(list_request(&retrying).send().await.is_err());
         assert_eq!(
             fake.counters().attempts(Operation::ListAppInstanceUsers),
             1 + 3
@@ -759,12 +742,7 @@ async fn dropped_connections_surface_as_dispatch_failures() {
         let fake =
             start(FakeConfig::new().with_faults(FaultConfig::none().with_drop_rate(1.0))).await;
         let client = sdk_client(&fake, 1);
-        let err = client
-            .create_app_instance_user()
-            .app_instance_arn(APP)
-            .app_instance_user_id("d")
-            .name("D")
-            .client_request_token("tok")
+        let err = create_request(&client, "d", "D", "tok")
             .send()
             .await
             .unwrap_err();
@@ -780,14 +758,9 @@ async fn dropped_connections_surface_as_dispatch_failures() {
             other => panic!("expected a dispatch failure, got {other:?}"),
         }
         assert!(
-            raw(
-                fake.addr(),
-                "GET",
-                &format!("/app-instance-users/{}", encoded(&user_arn("d"))),
-                None
-            )
-            .await
-            .is_none()
+            raw(fake.addr(), "GET", &user_path(&user_arn("d")), None)
+                .await
+                .is_none()
         );
         let counts = fake.counters().get(Operation::CreateAppInstanceUser);
         assert_eq!(
@@ -826,12 +799,7 @@ async fn latency_delays_only_the_targeted_operations() {
             "create is not delayed"
         );
         let started = Instant::now();
-        client
-            .describe_app_instance_user()
-            .app_instance_user_arn(user_arn("l"))
-            .send()
-            .await
-            .unwrap();
+        describe(&client, user_arn("l")).await.unwrap();
         assert!(started.elapsed() >= Duration::from_millis(300));
         let counters = fake.counters();
         assert_eq!(
@@ -859,11 +827,7 @@ async fn control_endpoints_read_reset_and_set_faults() {
         let addr = fake.addr();
         let client = sdk_client(&fake, 1);
         create(&client, "s1", "tok").await.unwrap();
-        let _ = client
-            .describe_app_instance_user()
-            .app_instance_user_arn(user_arn("missing"))
-            .send()
-            .await;
+        let _ = describe(&client, user_arn("missing")).await;
 
         assert_eq!(
             raw(addr, "GET", "/_fake/health", None).await.unwrap().body,
@@ -905,12 +869,7 @@ async fn control_endpoints_read_reset_and_set_faults() {
         .unwrap();
         assert_eq!(put.status, 200);
         assert_eq!(put.json()["script"], json!(["throttle"]));
-        let err = client
-            .list_app_instance_users()
-            .app_instance_arn(APP)
-            .send()
-            .await
-            .unwrap_err();
+        let err = list_request(&client).send().await.unwrap_err();
         assert!(err.into_service_error().is_throttled_client_exception());
         assert_eq!(
             raw(addr, "GET", "/_fake/faults", None)
@@ -977,14 +936,7 @@ async fn seeded_random_faults_replay_identically() {
             let client = sdk_client(&fake, 1);
             let mut outcomes = Vec::new();
             for _ in 0..20 {
-                outcomes.push(
-                    client
-                        .list_app_instance_users()
-                        .app_instance_arn(APP)
-                        .send()
-                        .await
-                        .is_ok(),
-                );
+                outcomes.push(list_request(&client).send().await.is_ok());
             }
             outcomes
         }
