@@ -12,7 +12,7 @@
 
 #![allow(dead_code)] // each test file uses a part
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -21,7 +21,10 @@ use aws_sdk_sqs::config::{Credentials, Region, SharedCredentialsProvider};
 use chime_identity_fake::{FakeChimeHandle, UserRecord};
 use chime_sync_aws::{ChimeConfig, ChimeDirectory};
 use chime_sync_core::handlers::idp_sync::{self, IdpSync, MessageOutcome};
-use chime_sync_core::{AppInstanceArn, Directory, Queue};
+use chime_sync_core::{
+    AppInstanceArn, Directory, DirectoryError, DirectoryPage, DirectoryUser, Queue, UserId,
+    UserProfile,
+};
 use futures_util::future::join_all;
 use sqs_sim::lambda::{BatchFailure, EventSourceMapping, Invocation};
 use sqs_sim::{SplitMix64, Sqs};
@@ -129,6 +132,10 @@ pub struct DrainReport {
     pub reported_failed: u64,
     /// Deletes SQS refused (the invocation outlived the visibility timeout).
     pub failed_deletes: u64,
+    /// Batches that held a message group another running invocation also
+    /// held: never on a FIFO queue whose visibility timeout outlasts the
+    /// function timeout.
+    pub groups_held_twice: u64,
     /// Outcome labels of finished invocations (`applied/created`,
     /// `failed/Throttled`, `blocked`, `dead-lettered/InvalidJson`, …) and how often.
     pub outcomes: BTreeMap<String, u64>,
@@ -176,11 +183,11 @@ enum Ended {
 /// the caller.
 ///
 /// The pollers run as futures of the caller's task rather than spawned tasks:
-/// `idp_sync::handle`'s future is not provably `Send` (rustc cannot prove it
-/// for the `buffer_unordered` closure over borrowed records, the
-/// higher-ranked-lifetime limitation of rust-lang/rust#64552), so it cannot
-/// be given to `tokio::spawn`. The SDK's connection tasks and the fake's
-/// still run on the runtime's other workers.
+/// `tokio::spawn` refuses `idp_sync::handle`'s future ("implementation of
+/// `FnOnce` is not general enough": rustc cannot prove the `buffer_unordered`
+/// closure over borrowed records `Send` for every lifetime, a known
+/// limitation of its higher-ranked lifetime checks). The SDK's connection
+/// tasks and the fake's still run on the runtime's other workers.
 pub async fn drain<D: Directory, Q: Queue>(
     sqs: &Sqs,
     esm: &EventSourceMapping,
@@ -189,7 +196,8 @@ pub async fn drain<D: Directory, Q: Queue>(
 ) -> DrainReport {
     let started = Instant::now();
     let report = Mutex::new(DrainReport::default());
-    join_all((0..driver.pollers).map(|i| poller(i, sqs, esm, deps, driver, &report))).await;
+    let held = Mutex::new(BTreeMap::new());
+    join_all((0..driver.pollers).map(|i| poller(i, sqs, esm, deps, driver, &report, &held))).await;
     let mut report = report.into_inner().unwrap_or_else(|p| p.into_inner());
     report.elapsed = started.elapsed();
     report
@@ -202,6 +210,7 @@ async fn poller<D: Directory, Q: Queue>(
     deps: &IdpSync<D, Q>,
     driver: &Driver,
     report: &Mutex<DrainReport>,
+    held: &Mutex<BTreeMap<String, usize>>,
 ) {
     let mut rng =
         SplitMix64::new(driver.seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -233,6 +242,19 @@ async fn poller<D: Directory, Q: Queue>(
             let after = Duration::from_micros(rng.next_u64() % micros);
             kill.then_some(after)
         });
+        let groups: BTreeSet<String> = batch
+            .messages
+            .iter()
+            .filter_map(|m| m.group_id().map(str::to_owned))
+            .collect();
+        let clash = {
+            let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
+            let clash = groups.iter().any(|g| held.contains_key(g));
+            for g in &groups {
+                *held.entry(g.clone()).or_insert(0) += 1;
+            }
+            clash
+        };
         let deadline = Instant::now() + driver.function_timeout;
         let run = async {
             match tokio::time::timeout_at(
@@ -259,8 +281,20 @@ async fn poller<D: Directory, Q: Queue>(
         let completion = esm
             .complete(sqs, &batch, &invocation)
             .expect("settling a batch on the simulated queue");
+        {
+            let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
+            for g in &groups {
+                if let Some(n) = held.get_mut(g) {
+                    *n -= 1;
+                    if *n == 0 {
+                        held.remove(g);
+                    }
+                }
+            }
+        }
         with_report(&mut |r| {
             r.invocations += 1;
+            r.groups_held_twice += u64::from(clash);
             r.messages_handled += batch.len() as u64;
             match &ended {
                 Ended::Finished(report) => {
@@ -321,4 +355,56 @@ pub fn record_from_sdk(
         receive_count: 0,
     };
     sqs_sim::lambda::record(&received, queue_arn, region)
+}
+
+/// A directory that counts the calls made through it, so a test can tell the
+/// SDK's own retries (HTTP attempts beyond the calls) from the queue's
+/// redeliveries.
+pub struct Counted<D> {
+    pub inner: D,
+    calls: std::sync::atomic::AtomicU64,
+}
+
+impl<D> Counted<D> {
+    pub fn new(inner: D) -> Self {
+        Self {
+            inner,
+            calls: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    pub fn calls(&self) -> u64 {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn count(&self) {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl<D: Directory> Directory for Counted<D> {
+    fn app_instance_arn(&self) -> &AppInstanceArn {
+        self.inner.app_instance_arn()
+    }
+    async fn create(&self, user: &UserProfile) -> Result<(), DirectoryError> {
+        self.count();
+        self.inner.create(user).await
+    }
+    async fn describe(&self, id: &UserId) -> Result<Option<DirectoryUser>, DirectoryError> {
+        self.count();
+        self.inner.describe(id).await
+    }
+    async fn update(&self, id: &UserId, name: &str, metadata: &str) -> Result<(), DirectoryError> {
+        self.count();
+        self.inner.update(id, name, metadata).await
+    }
+    async fn delete(&self, id: &UserId) -> Result<(), DirectoryError> {
+        self.count();
+        self.inner.delete(id).await
+    }
+    async fn list(&self, next_token: Option<String>) -> Result<DirectoryPage, DirectoryError> {
+        self.count();
+        self.inner.list(next_token).await
+    }
 }
