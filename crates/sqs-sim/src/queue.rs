@@ -659,7 +659,10 @@ impl Sqs {
                 .queues
                 .get_mut(queue)
                 .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
-            let mut moved = source.remove(seq).expect("message present");
+            // The caller picked `seq` from this queue under the same lock.
+            let Some(mut moved) = source.remove(seq) else {
+                return Ok(None);
+            };
             source.stats.moved_to_dlq += 1;
             let source_arn = source.arn.clone();
             let dlq = state
@@ -685,7 +688,9 @@ impl Sqs {
             .get_mut(queue)
             .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
         let fifo = q.config.fifo;
-        let m = q.messages.get_mut(&seq).expect("message present");
+        let Some(m) = q.messages.get_mut(&seq) else {
+            return Ok(None);
+        };
         m.receive_count += 1;
         let first_received_at = *m.first_received_at.get_or_insert(now);
         m.visible_at = now.saturating_add(timeout);
@@ -772,8 +777,9 @@ impl Sqs {
         if !q.config.fifo && !m.delete_lost && state.rng.chance(q.config.duplicate_delivery_rate) {
             // One replica missed the delete: the client hears success, and the
             // message comes back once its visibility timeout is over.
-            let m = q.messages.get_mut(&seq).expect("message present");
-            m.delete_lost = true;
+            if let Some(m) = q.messages.get_mut(&seq) {
+                m.delete_lost = true;
+            }
             q.stats.lost_deletes += 1;
             return Ok(Deleted::Deleted);
         }
@@ -972,7 +978,9 @@ impl QueueState {
             if now < at.saturating_add(DEDUPLICATION_INTERVAL) {
                 break;
             }
-            let (at, key) = self.dedup_order.pop_front().expect("front exists");
+            let Some((at, key)) = self.dedup_order.pop_front() else {
+                break;
+            };
             if self.dedup.get(&key).is_some_and(|(sent, _, _)| *sent == at) {
                 self.dedup.remove(&key);
             }
