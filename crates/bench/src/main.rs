@@ -295,6 +295,7 @@ async fn measure(
         per_event,
         concurrency,
         drain,
+        root: root.to_owned(),
     })
 }
 

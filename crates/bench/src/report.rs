@@ -151,7 +151,10 @@ fn sources(root: &Path) -> String {
             if changed == 0 {
                 format!("commit {commit}")
             } else {
-                format!("commit {commit} with {changed} files changed in the work tree")
+                format!(
+                    "commit {commit} with {changed} tracked file{} changed in the work tree",
+                    if changed == 1 { "" } else { "s" }
+                )
             }
         }
         None => "unknown (not a git checkout)".to_owned(),
@@ -258,6 +261,7 @@ pub struct Report {
     pub per_event: PerEvent,
     pub concurrency: Concurrency,
     pub drain: Drain,
+    pub root: std::path::PathBuf,
 }
 
 fn verdict(met: bool) -> &'static str {
@@ -304,9 +308,25 @@ impl Report {
         if variants.is_empty() {
             return;
         }
+        let mut labels: Vec<String> = self
+            .subjects
+            .iter()
+            .filter_map(|s| {
+                let dir = s.program().parent()?;
+                let dir = dir.strip_prefix(&self.root).unwrap_or(dir);
+                Some(format!(
+                    "`{}` from `{}`",
+                    s.variant.as_deref()?,
+                    dir.display()
+                ))
+            })
+            .collect();
+        labels.dedup();
         let _ = writeln!(
             out,
-            "\nMeasured in the same run, the same sources built another way (`--variant`):\n"
+            "\nMeasured in the same run, the same sources built with the profile's settings but \
+             one (`--variant`: {}; the commands are under Rerun):\n",
+            labels.join(", ")
         );
         let _ = writeln!(
             out,
@@ -752,8 +772,17 @@ impl Report {
         if misses.is_empty() {
             let _ = writeln!(out, "No target was missed in this run.");
         } else {
+            // Misses with the same cause share one paragraph.
+            let mut grouped: Vec<(Vec<&str>, String)> = Vec::new();
             for miss in &misses {
-                let _ = writeln!(out, "- **{miss}**: {}", explain(miss));
+                let why = self.explain(miss);
+                match grouped.iter_mut().find(|(_, w)| *w == why) {
+                    Some((names, _)) => names.push(miss),
+                    None => grouped.push((vec![miss], why)),
+                }
+            }
+            for (names, why) in grouped {
+                let _ = writeln!(out, "- **{}**: {why}", names.join("; "));
             }
         }
 
@@ -773,10 +802,50 @@ impl Report {
 
 /// Why a target can be missed and what would close it; written for the misses seen on
 /// the machine these figures come from.
+impl Report {
+    fn explain(&self, miss: &str) -> String {
+        if !miss.starts_with("binary size") {
+            return explain(miss).to_owned();
+        }
+        let size_of = |label: String| {
+            self.sizes
+                .iter()
+                .find(|(l, _)| *l == label)
+                .map(|(_, b)| *b as f64 / 1e6)
+        };
+        let mut text = String::new();
+        if let Some(bare) = self
+            .index(Kind::Bare, Lang::Rust)
+            .and_then(|i| size_of(self.subjects[i].label()))
+        {
+            let _ = write!(
+                text,
+                "the bare trigger — `lambda_runtime`, `aws-config` and one SDK client, none of \
+                 our code — is already {bare:.2} MB built the same way, so the SDK stack alone \
+                 takes the whole budget; the functions add the SQS client and our code on top. "
+            );
+        }
+        for s in self.subjects.iter().filter(|s| s.variant.is_some()) {
+            if let (Some(v), Some(b)) = (
+                size_of(s.label()),
+                self.index(s.kind, Lang::Rust)
+                    .and_then(|i| size_of(self.subjects[i].label())),
+            ) {
+                let _ = write!(
+                    text,
+                    "Measured here: {} is {v:.2} MB against {b:.2} MB ({:+.2} MB). ",
+                    s.label(),
+                    v - b
+                );
+            }
+        }
+        text.push_str(BINARY_MISS);
+        text
+    }
+}
+
 fn explain(miss: &str) -> &'static str {
-    if miss.starts_with("binary size") {
-        BINARY_MISS
-    } else if miss.starts_with("peak RSS") {
+    if miss.starts_with("peak RSS") {
         RSS_MISS
     } else if miss.contains("bare trigger") {
         BARE_MISS
@@ -884,16 +953,24 @@ cargo bench -p chime-sync-core --bench handlers   # per-event figures (criterion
 npm ci --prefix bench/node                        # the Node.js 20 equivalents' pinned dependencies\n\
 cargo run --release -p chime-sync-bench           # measures everything else, writes BENCHMARKS.md\n\
 ```\n\n\
+The `panic=abort` rows come from a second build measured in the same run:\n\n\
+```sh\n\
+CARGO_PROFILE_RELEASE_PANIC=abort cargo build --release --workspace --bins --target-dir target/panic-abort\n\
+cargo run --release -p chime-sync-bench -- --variant panic=abort=target/panic-abort/release\n\
+```\n\n\
 `chime-sync-bench --help` lists the knobs (runs, events per RSS run, latency, drain size and \
 quota, `--output -` to print instead of writing). Run it on a quiet machine: it reports the \
-load average at the start and the end. The default run takes a few minutes on 2 cores.";
+load average at the start and the end. The default run takes about ten minutes on 2 cores, \
+most of it Node.js idp-sync serving its 20 × 1,000 batches; `--rss-runs` shortens it.";
 
-const BINARY_MISS: &str = "most of each binary is the AWS SDK (smithy runtime, SigV4, \
-hyper, rustls and its crypto provider) that every Rust Lambda function calling AWS carries. \
-What would close it: `opt-level = \"s\"` for the SDK crates only (a `[profile.release.package]` \
-override), `panic = \"abort\"` (rejected above for correctness), and trimming the SDK's \
-default features (e.g. one TLS crypto provider, no default HTTPS client for the Runtime API \
-client's hyper).";
+const BINARY_MISS: &str = "Most of each binary is the AWS SDK's stack (smithy runtime, \
+SigV4, hyper, rustls with the aws-lc-rs crypto provider, the endpoint resolver). What \
+could close the gap without touching behaviour (not measured here): `opt-level = \"s\"` for \
+the SDK and TLS crates only (`[profile.release.package.<crate>]` overrides, keeping `3` for \
+our code), or rustls's `ring` provider instead of aws-lc-rs (aws-smithy-http-client's \
+`rustls-ring` feature). `panic = \"abort\"` also shrinks it but is \
+rejected above for correctness. Cold start and memory, what the size target stands for, \
+are within their targets either way.";
 
 const RSS_MISS: &str = "the peak is set by the tokio runtime's worker threads and the SDK's \
 connection pool and TLS configuration. What would close it: a current-thread tokio runtime \
