@@ -288,9 +288,15 @@ pub struct Drain {
     /// Messages reported failed and delivered again.
     pub redelivered: usize,
     pub max_receive_count: u32,
-    /// Sent to the DLQ by the handler, or past SQS's maxReceiveCount (5).
+    /// Sent to the DLQ by the handler.
     pub dead_lettered: usize,
-    pub past_max_receive_count: usize,
+    /// The queue's maxReceiveCount (template.yaml's default), and the messages SQS would
+    /// have moved to the DLQ after that many receives.
+    pub redrive_after: u32,
+    pub redriven: usize,
+    /// Messages received more than 5 times: what the template's smallest allowed
+    /// maxReceiveCount would have dead-lettered.
+    pub over_five_receives: usize,
     /// Directory calls the handler made (CreateAppInstanceUser, once per attempt to apply).
     pub calls: usize,
     /// HTTP requests the fake saw, SDK retries included.
@@ -304,7 +310,11 @@ pub struct Drain {
 /// `idp_sync::handle` calls over batches of ten against a fake with a TPS quota; a
 /// message reported failed goes to the back of the queue with its receive count raised,
 /// as SQS redelivers it.
-pub async fn backlog_drain(messages: usize, tps_limit: f64) -> Result<Drain, String> {
+pub async fn backlog_drain(
+    messages: usize,
+    tps_limit: f64,
+    redrive_after: u32,
+) -> Result<Drain, String> {
     let burst = tps_limit.ceil() as u32;
     let faults = FaultConfig::none()
         .with_tps_limit(tps_limit)
@@ -328,7 +338,8 @@ pub async fn backlog_drain(messages: usize, tps_limit: f64) -> Result<Drain, Str
         .collect();
     let started = Instant::now();
     let mut done_at: Vec<Duration> = Vec::with_capacity(messages);
-    let (mut invocations, mut redelivered, mut max_receive, mut past_max) = (0, 0, 1, 0);
+    let (mut invocations, mut redelivered, mut max_receive) = (0, 0, 1);
+    let (mut redriven, mut over_five) = (0, 0);
     let mut calls = 0;
     while !queue.is_empty() {
         let batch: Vec<Message> = queue.drain(..queue.len().min(10)).collect();
@@ -336,17 +347,22 @@ pub async fn backlog_drain(messages: usize, tps_limit: f64) -> Result<Drain, Str
         invocations += 1;
         calls += deps.directory.take().len();
         for (mut message, outcome) in batch.into_iter().zip(&report.messages) {
-            if outcome.outcome.is_failure() {
-                redelivered += 1;
-                message.receive_count += 1;
-                max_receive = max_receive.max(message.receive_count);
-                if message.receive_count > 5 {
-                    past_max += 1;
-                }
-                queue.push_back(message);
-            } else {
+            if !outcome.outcome.is_failure() {
                 done_at.push(started.elapsed());
+                continue;
             }
+            if message.receive_count == 5 {
+                over_five += 1;
+            }
+            if message.receive_count >= redrive_after {
+                // SQS moves it to the DLQ instead of delivering it again.
+                redriven += 1;
+                continue;
+            }
+            redelivered += 1;
+            message.receive_count += 1;
+            max_receive = max_receive.max(message.receive_count);
+            queue.push_back(message);
         }
         if started.elapsed() > Duration::from_secs(600) {
             return Err(format!(
@@ -379,7 +395,9 @@ pub async fn backlog_drain(messages: usize, tps_limit: f64) -> Result<Drain, Str
         redelivered,
         max_receive_count: max_receive,
         dead_lettered,
-        past_max_receive_count: past_max,
+        redrive_after,
+        redriven,
+        over_five_receives: over_five,
         calls,
         http_attempts: counters.attempts,
         throttled: counters.injected.throttled,

@@ -274,7 +274,8 @@ async fn measure(
 
     // 5. Backlog drain.
     progress("backlog drain");
-    let drain = inproc::backlog_drain(args.drain_messages, args.drain_tps).await?;
+    let redrive_after = template_max_receive_count(root)?;
+    let drain = inproc::backlog_drain(args.drain_messages, args.drain_tps, redrive_after).await?;
 
     // 3. Criterion's per-event figures, measured separately by `cargo bench`.
     let criterion_dir = bin_dir.parent().unwrap_or(bin_dir).join("criterion");
@@ -297,6 +298,22 @@ async fn measure(
         drain,
         root: root.to_owned(),
     })
+}
+
+/// The sync queue's maxReceiveCount as template.yaml deploys it by default
+/// (`SyncMaxReceiveCount`'s `Default`).
+fn template_max_receive_count(root: &Path) -> Result<u32, String> {
+    let path = root.join("template.yaml");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.split("\n  SyncMaxReceiveCount:")
+        .nth(1)
+        .and_then(|rest| {
+            rest.lines()
+                .map(str::trim)
+                .find_map(|l| l.strip_prefix("Default:"))
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("no SyncMaxReceiveCount Default in {}", path.display()))
 }
 
 /// `http://127.0.0.1:{port}` of a port nothing listens on.
