@@ -20,7 +20,7 @@
 mod esm_driver;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -31,10 +31,7 @@ use chime_identity_sync::moto::{self, Moto};
 use chime_sync_aws::SqsQueue;
 use chime_sync_core::handlers::idp_sync::{self, CODE_ATTRIBUTE, IdpSync, REASON_ATTRIBUTE};
 use chime_sync_core::memory::InMemoryDirectory;
-use chime_sync_core::{
-    AppInstanceArn, Directory, DirectoryError, DirectoryPage, DirectoryUser, Queue, UserId,
-    UserProfile,
-};
+use chime_sync_core::{AppInstanceArn, DirectoryError, Queue, UserId};
 use esm_driver::{APP_INSTANCE, record_from_sdk};
 use serde_json::json;
 use sqs_sim::lambda::EventSourceMapping;
@@ -61,62 +58,17 @@ fn stuck(n: usize) -> bool {
 
 /// The in-memory directory, failing by user so that both runs fail the same
 /// messages whatever order the queue delivers them in.
-struct Faulty {
-    inner: InMemoryDirectory,
-    first_call_failed: Mutex<BTreeSet<UserId>>,
-    flaky: BTreeSet<UserId>,
-}
-
-impl Faulty {
-    fn new() -> Self {
-        let inner = InMemoryDirectory::new(AppInstanceArn::parse(APP_INSTANCE).unwrap());
-        for n in (0..USERS).filter(|n| stuck(*n)) {
-            inner.fail_always_for(
-                UserId::parse(&sub(n)).unwrap(),
-                DirectoryError::Unavailable("stuck user".into()),
-            );
-        }
-        Self {
-            inner,
-            first_call_failed: Mutex::new(BTreeSet::new()),
-            flaky: (0..USERS)
-                .filter(|n| flaky(*n))
-                .map(|n| UserId::parse(&sub(n)).unwrap())
-                .collect(),
+fn faulty() -> InMemoryDirectory {
+    let directory = InMemoryDirectory::new(AppInstanceArn::parse(APP_INSTANCE).unwrap());
+    for n in 0..USERS {
+        let id = UserId::parse(&sub(n)).unwrap();
+        if stuck(n) {
+            directory.fail_always_for(id, DirectoryError::Unavailable("stuck user".into()));
+        } else if flaky(n) {
+            directory.fail_next_for(id, [DirectoryError::Throttled("first call".into())]);
         }
     }
-
-    fn gate(&self, id: &UserId) -> Result<(), DirectoryError> {
-        if self.flaky.contains(id) && self.first_call_failed.lock().unwrap().insert(id.clone()) {
-            return Err(DirectoryError::Throttled("first call".into()));
-        }
-        Ok(())
-    }
-}
-
-impl Directory for Faulty {
-    fn app_instance_arn(&self) -> &AppInstanceArn {
-        self.inner.app_instance_arn()
-    }
-    async fn create(&self, user: &UserProfile) -> Result<(), DirectoryError> {
-        self.gate(&user.id)?;
-        self.inner.create(user).await
-    }
-    async fn describe(&self, id: &UserId) -> Result<Option<DirectoryUser>, DirectoryError> {
-        self.gate(id)?;
-        self.inner.describe(id).await
-    }
-    async fn update(&self, id: &UserId, name: &str, metadata: &str) -> Result<(), DirectoryError> {
-        self.gate(id)?;
-        self.inner.update(id, name, metadata).await
-    }
-    async fn delete(&self, id: &UserId) -> Result<(), DirectoryError> {
-        self.gate(id)?;
-        self.inner.delete(id).await
-    }
-    async fn list(&self, next_token: Option<String>) -> Result<DirectoryPage, DirectoryError> {
-        self.inner.list(next_token).await
-    }
+    directory
 }
 
 /// The messages to send: (group, deduplication id, body, message attribute).
@@ -384,7 +336,7 @@ async fn run<B: Backend, Q: Queue>(backend: &B, dlq: Q) -> Facts {
     let sends = messages.len() + resends.len();
     let enqueued = usize::try_from(backend.depth().await).unwrap();
     let deduplicated = sends - enqueued;
-    let deps = IdpSync::new(Faulty::new(), dlq);
+    let deps = IdpSync::new(faulty(), dlq);
     let mut deliveries: BTreeMap<String, u32> = BTreeMap::new();
     let mut handled = BTreeSet::new();
     let mut violations = Vec::new();

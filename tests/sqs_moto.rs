@@ -17,7 +17,6 @@
 //! start-up) so tests share no queues and can run in parallel.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::Client;
@@ -34,10 +33,7 @@ use chime_sync_core::handlers::idp_sync::{self, IdpSync, MessageOutcome, SqsEven
 use chime_sync_core::handlers::post_confirmation::{self, ConfirmationOutcome, PostConfirmation};
 use chime_sync_core::memory::InMemoryDirectory;
 use chime_sync_core::replay::DEMO_APP_INSTANCE_ARN;
-use chime_sync_core::{
-    AppInstanceArn, Applied, Directory, DirectoryError, DirectoryPage, DirectoryUser, UserId,
-    UserProfile,
-};
+use chime_sync_core::{AppInstanceArn, Applied, Directory, DirectoryError, UserId};
 use serde_json::{Value, json};
 
 const HEDY: &str = "0000dead-0000-4000-8000-000000000503";
@@ -224,60 +220,13 @@ async fn poll_once<D: Directory>(
 
 /// A directory whose calls about one user fail (retryably) a given number of
 /// times, then work: a user whose Chime calls are throttled for a while.
-struct FailingFor {
-    inner: InMemoryDirectory,
-    user: UserId,
-    failures_left: AtomicUsize,
-    injected: AtomicUsize,
-}
-
-impl FailingFor {
-    fn new(user: &str, failures: usize) -> Self {
-        Self {
-            inner: directory(),
-            user: UserId::parse(user).unwrap(),
-            failures_left: AtomicUsize::new(failures),
-            injected: AtomicUsize::new(0),
-        }
-    }
-
-    fn gate(&self, id: &UserId) -> Result<(), DirectoryError> {
-        if *id == self.user
-            && self
-                .failures_left
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok()
-        {
-            self.injected.fetch_add(1, Ordering::SeqCst);
-            return Err(DirectoryError::Throttled("injected by the test".into()));
-        }
-        Ok(())
-    }
-}
-
-impl Directory for FailingFor {
-    fn app_instance_arn(&self) -> &AppInstanceArn {
-        self.inner.app_instance_arn()
-    }
-    async fn create(&self, user: &UserProfile) -> Result<(), DirectoryError> {
-        self.gate(&user.id)?;
-        self.inner.create(user).await
-    }
-    async fn describe(&self, id: &UserId) -> Result<Option<DirectoryUser>, DirectoryError> {
-        self.gate(id)?;
-        self.inner.describe(id).await
-    }
-    async fn update(&self, id: &UserId, name: &str, metadata: &str) -> Result<(), DirectoryError> {
-        self.gate(id)?;
-        self.inner.update(id, name, metadata).await
-    }
-    async fn delete(&self, id: &UserId) -> Result<(), DirectoryError> {
-        self.gate(id)?;
-        self.inner.delete(id).await
-    }
-    async fn list(&self, next_token: Option<String>) -> Result<DirectoryPage, DirectoryError> {
-        self.inner.list(next_token).await
-    }
+fn failing_for(user: &str, failures: usize) -> InMemoryDirectory {
+    let chime = directory();
+    chime.fail_next_for(
+        UserId::parse(user).unwrap(),
+        (0..failures).map(|_| DirectoryError::Throttled("injected by the test".into())),
+    );
+    chime
 }
 
 fn users(directory: &InMemoryDirectory) -> Vec<(String, String, String)> {
@@ -546,7 +495,7 @@ async fn failed_batch_items_are_redelivered_and_the_others_deleted() {
     }
 
     // Dave's first Chime call is throttled; everything else works.
-    let chime = FailingFor::new(&dave, 1);
+    let chime = failing_for(&dave, 1);
     let dlq = SqsQueue::new(
         &moto.sdk_config(),
         &queues.dlq_url,
@@ -591,7 +540,7 @@ async fn failed_batch_items_are_redelivered_and_the_others_deleted() {
         reported_failed.extend(poll.failed);
     }
 
-    assert_eq!(chime.injected.load(Ordering::SeqCst), 1);
+    assert_eq!(chime.injected_failures(), 1);
     assert!(
         !reported_failed.is_empty(),
         "Dave's throttled call was reported failed"
@@ -616,7 +565,7 @@ async fn failed_batch_items_are_redelivered_and_the_others_deleted() {
     assert_eq!(depth(&sqs, &queues.queue_url).await, 0);
     assert_eq!(depth(&sqs, &queues.dlq_url).await, 0);
     assert_eq!(
-        users(&chime.inner),
+        users(&chime),
         vec![
             (ada, "Ada".to_owned(), String::new()),
             (bob, "Bob".to_owned(), String::new()),

@@ -21,7 +21,10 @@ struct DirectoryState {
     injected: VecDeque<DirectoryError>,
     /// Users whose every call fails (a simulated per-user outage).
     failing_users: BTreeMap<UserId, DirectoryError>,
+    /// Users whose next calls fail, one error each.
+    injected_for: BTreeMap<UserId, VecDeque<DirectoryError>>,
     calls: usize,
+    injected_served: usize,
 }
 
 /// A directory held in memory, keyed by user id.
@@ -43,6 +46,21 @@ impl InMemoryDirectory {
     /// The next calls fail with these errors, one each, before calls work again.
     pub fn fail_next(&self, errors: impl IntoIterator<Item = DirectoryError>) {
         self.lock().injected.extend(errors);
+    }
+
+    /// The next calls about this user fail with these errors, one each, then
+    /// work again: a user whose Chime calls are throttled for a while.
+    pub fn fail_next_for(&self, id: UserId, errors: impl IntoIterator<Item = DirectoryError>) {
+        self.lock()
+            .injected_for
+            .entry(id)
+            .or_default()
+            .extend(errors);
+    }
+
+    /// How many injected failures calls have met so far (all kinds).
+    pub fn injected_failures(&self) -> usize {
+        self.lock().injected_served
     }
 
     /// Every call about this user fails with this error, for good: the
@@ -74,8 +92,16 @@ impl InMemoryDirectory {
     /// Common prologue of every call: latency, counting, injected failure.
     async fn enter_for(&self, id: &UserId) -> Result<(), DirectoryError> {
         self.enter().await?;
-        match self.lock().failing_users.get(id) {
-            Some(e) => Err(e.clone()),
+        let mut state = self.lock();
+        let failure = match state.injected_for.get_mut(id).and_then(VecDeque::pop_front) {
+            Some(e) => Some(e),
+            None => state.failing_users.get(id).cloned(),
+        };
+        match failure {
+            Some(e) => {
+                state.injected_served += 1;
+                Err(e)
+            }
             None => Ok(()),
         }
     }
@@ -88,7 +114,10 @@ impl InMemoryDirectory {
         let mut state = self.lock();
         state.calls += 1;
         match state.injected.pop_front() {
-            Some(e) => Err(e),
+            Some(e) => {
+                state.injected_served += 1;
+                Err(e)
+            }
             None => Ok(()),
         }
     }
@@ -333,6 +362,23 @@ mod tests {
             d.create_or_resolve(&profile(1, "Ada", None)).await,
             Ok(Applied::Created)
         );
+    }
+
+    #[tokio::test]
+    async fn per_user_failures_run_out_and_are_counted() {
+        let d = directory();
+        let ada = profile(1, "Ada", None);
+        d.fail_next_for(ada.id.clone(), [DirectoryError::Throttled("1".into())]);
+        assert_eq!(
+            d.create_or_resolve(&profile(2, "Bob", None)).await,
+            Ok(Applied::Created)
+        );
+        assert_eq!(
+            d.create_or_resolve(&ada).await,
+            Err(DirectoryError::Throttled("1".into()))
+        );
+        assert_eq!(d.create_or_resolve(&ada).await, Ok(Applied::Created));
+        assert_eq!(d.injected_failures(), 1);
     }
 
     #[tokio::test]
