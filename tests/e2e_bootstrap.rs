@@ -21,10 +21,12 @@ use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chime_identity_fake::{
     FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, Operation, ScriptedFault,
 };
+use chime_identity_sync::bins::binary;
 use chime_identity_sync::lambda::{Function, IDP_SYNC, Lambda, POST_CONFIRMATION, PRE_SIGNUP};
 use chime_identity_sync::moto::{
     Moto, create_fifo_with_dlq, depth, receive_n, string_attribute, system_attribute,
 };
+use chime_identity_sync::process::ChildGuard;
 use chime_identity_sync::runtime_api::Outcome;
 use chime_identity_sync::{personal_data_in_samples, read_event, samples};
 use chime_sync_core::replay::{
@@ -694,5 +696,182 @@ async fn bad_configuration_is_reported_to_init_error() {
         );
         assert!(seen.violations.is_empty(), "{:?}", seen.violations);
         check_log(&lambda, &[(None, "init-failed")]);
+        // Printed once: the JSON log line, not again as `Error: …` on stderr.
+        let everything = format!("{}\n{}", lambda.process.stdout(), lambda.process.stderr());
+        assert_eq!(
+            everything.matches(message).count(),
+            1,
+            "{}: the configuration error is printed once:\n{everything}",
+            function.binary
+        );
+        assert!(
+            !lambda.process.stderr().contains("Error:"),
+            "{}",
+            lambda.process.output()
+        );
     }
+}
+
+/// Started by hand, outside Lambda, with a valid configuration: each binary
+/// exits 2 with one line on stderr that says it is a Lambda bootstrap and
+/// how to run it locally, instead of lambda_runtime's panic (exit 101,
+/// `Missing AWS_LAMBDA_FUNCTION_NAME env var: NotPresent`). Nothing else is
+/// printed: no log line, no IMDS warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_lambda_each_binary_exits_2_with_one_line_saying_how_to_run_it() {
+    let queue = "https://sqs.us-east-1.amazonaws.com/123456789012/identity-sync.fifo";
+    let cases = [
+        (PRE_SIGNUP, vec![]),
+        (
+            POST_CONFIRMATION,
+            vec![
+                ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+                ("SYNC_QUEUE_URL", queue),
+            ],
+        ),
+        (
+            IDP_SYNC,
+            vec![
+                ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+                ("DLQ_URL", queue),
+            ],
+        ),
+    ];
+    for (function, env) in cases {
+        let mut command = std::process::Command::new(binary(function.binary));
+        command
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .envs(env);
+        let process = ChildGuard::spawn(format!("{} by hand", function.binary), command)
+            .expect("spawn the bootstrap");
+        let status = process
+            .wait_exit(INIT_WITHIN)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", process.output()));
+        assert_eq!(status.code(), Some(2), "{}", process.output());
+        assert_eq!(process.stdout(), "", "{}", process.output());
+        let stderr = process.stderr();
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line:\n{stderr}");
+        let bin = function.binary;
+        assert!(
+            lines[0].starts_with(&format!("{bin}: this is an AWS Lambda bootstrap")),
+            "{stderr}"
+        );
+        assert!(lines[0].contains("AWS_LAMBDA_RUNTIME_API"), "{stderr}");
+        assert!(
+            lines[0].contains(&format!(
+                "cargo lambda invoke {bin} --data-file events/{bin}/"
+            )),
+            "{stderr}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// a local emulator's deadline
+// ---------------------------------------------------------------------------
+
+/// What cargo-lambda's emulator sends as `Lambda-Runtime-Deadline-Ms`: a
+/// duration (ten minutes), not an epoch time.
+const EMULATOR_DEADLINE_MS: u64 = 600_000;
+
+/// Behind a Runtime API that sends `Lambda-Runtime-Deadline-Ms: 600000`,
+/// as `cargo lambda watch` does, the functions ignore that deadline (it is
+/// long past when read as an epoch time) and work within their configured
+/// budgets: post-confirmation creates the user instead of handing it off
+/// (or failing, with no queue to hand off to), idp-sync applies the batch
+/// instead of failing every message with `Timeout`. Each logs one warning
+/// per process, however many invocations follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emulators_duration_deadline_is_ignored_with_one_warning() {
+    let fake = fake().await;
+    let confirm = Lambda::start(
+        POST_CONFIRMATION,
+        &[
+            ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+            // Nothing listens here: a hand-off would fail the invocation.
+            (
+                "SYNC_QUEUE_URL",
+                "http://127.0.0.1:9/123456789012/identity-sync.fifo",
+            ),
+            ("DISPLAY_NAME_ATTRIBUTES", DEMO_DISPLAY_NAME_ATTRIBUTES),
+            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
+        ],
+    )
+    .await;
+    confirm.api.send_deadline_header(EMULATOR_DEADLINE_MS);
+    for relative in [
+        "post-confirmation/confirm-sign-up-new-user.json",
+        "post-confirmation/confirm-forgot-password-heals-missing-user.json",
+    ] {
+        let event = read_event(relative);
+        assert_eq!(
+            confirm.invoke(&event).await,
+            Outcome::Response(event.clone()),
+            "{relative}"
+        );
+    }
+    assert_eq!(
+        users(&fake),
+        vec![
+            user(ADA, "Ada Lovelace", None),
+            user(RADIA, "Radia Perlman", None)
+        ]
+    );
+    assert_one_deadline_warning(&confirm);
+    check_log(
+        &confirm,
+        &[(Some(ADA), "created"), (Some(RADIA), "created")],
+    );
+
+    let sync = Lambda::start(
+        IDP_SYNC,
+        &[
+            ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+            (
+                "DLQ_URL",
+                "http://127.0.0.1:9/123456789012/identity-sync-dlq.fifo",
+            ),
+            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
+        ],
+    )
+    .await;
+    sync.api.send_deadline_header(EMULATOR_DEADLINE_MS);
+    for relative in [
+        "idp-sync/standard-batch-created-updated-deleted.json",
+        "idp-sync/empty-batch.json",
+    ] {
+        assert_eq!(
+            sync.invoke(&read_event(relative)).await,
+            Outcome::Response(json!({"batchItemFailures": []})),
+            "{relative}"
+        );
+    }
+    let names: Vec<(String, String)> = users(&fake)
+        .into_iter()
+        .map(|(id, name, _)| (id, name))
+        .collect();
+    let expected = [
+        (ADA, "Ada Lovelace"),
+        (ALAN, "Alan Turing"),
+        (GRACE, "Grace Hopper"),
+        (RADIA, "Radia Perlman"),
+    ]
+    .map(|(id, name)| (id.to_owned(), name.to_owned()));
+    assert_eq!(names, expected);
+    assert_one_deadline_warning(&sync);
+}
+
+/// Stop the function; its log holds exactly one `deadline-ignored` warning.
+fn assert_one_deadline_warning(lambda: &Lambda) {
+    lambda.stop();
+    let warnings: Vec<Value> = lambda
+        .log_lines()
+        .into_iter()
+        .filter(|line| line.to_string().contains("deadline-ignored"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", lambda.log());
+    assert_eq!(warnings[0]["level"], "WARN", "{}", warnings[0]);
 }

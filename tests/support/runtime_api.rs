@@ -4,7 +4,8 @@
 //! - `GET /2018-06-01/runtime/invocation/next` hands out queued events, in
 //!   order, with the headers Lambda sends: `Lambda-Runtime-Aws-Request-Id`,
 //!   `Lambda-Runtime-Deadline-Ms` (now + the function timeout, when the event
-//!   is handed out), `Lambda-Runtime-Invoked-Function-Arn` and
+//!   is handed out; or a fixed value, as local emulators send, see
+//!   [`RuntimeApi::send_deadline_header`]), `Lambda-Runtime-Invoked-Function-Arn` and
 //!   `Lambda-Runtime-Trace-Id`. With nothing queued it long-polls, as the real
 //!   API does, until an event is queued or the test ends.
 //! - `POST /2018-06-01/runtime/invocation/{id}/response` and `…/{id}/error`
@@ -104,6 +105,8 @@ struct Shared {
     next: Mutex<mpsc::UnboundedReceiver<Queued>>,
     seen: watch::Sender<Seen>,
     ids: AtomicU64,
+    /// A fixed `Lambda-Runtime-Deadline-Ms` value; 0: now + the timeout.
+    fixed_deadline_ms: AtomicU64,
 }
 
 /// A running mock Runtime API.
@@ -125,6 +128,7 @@ impl RuntimeApi {
             next: Mutex::new(next),
             seen: watch::Sender::new(Seen::default()),
             ids: AtomicU64::new(1),
+            fixed_deadline_ms: AtomicU64::new(0),
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
@@ -159,6 +163,15 @@ impl RuntimeApi {
     /// The ARN handed out as `Lambda-Runtime-Invoked-Function-Arn`.
     pub fn function_arn(&self) -> &str {
         &self.shared.function_arn
+    }
+
+    /// From the next event on, send `value` as `Lambda-Runtime-Deadline-Ms`
+    /// instead of now + the timeout: what a local emulator does
+    /// (cargo-lambda's sends `600000`, a duration, not an epoch time).
+    pub fn send_deadline_header(&self, value: u64) {
+        self.shared
+            .fixed_deadline_ms
+            .store(value, Ordering::Relaxed);
     }
 
     /// Queue an event; returns its request id.
@@ -256,11 +269,14 @@ async fn next_invocation(State(shared): State<Arc<Shared>>) -> Response {
         return (StatusCode::INTERNAL_SERVER_ERROR, "mock Runtime API closed").into_response();
     };
     drop(next);
-    let deadline = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .saturating_add(shared.timeout)
-        .as_millis();
+    let deadline = match shared.fixed_deadline_ms.load(Ordering::Relaxed) {
+        0 => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .saturating_add(shared.timeout)
+            .as_millis(),
+        fixed => u128::from(fixed),
+    };
     shared
         .seen
         .send_modify(|s| s.handed_out.push(queued.request_id.clone()));

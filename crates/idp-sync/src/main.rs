@@ -2,18 +2,24 @@
 //! and the DLQ client once per sandbox, then serve SQS batches with partial
 //! batch responses.
 
+use std::process::ExitCode;
+
 use chime_sync_aws::{ChimeDirectory, IdpSyncConfig, SqsQueue, load_sdk_config};
 use chime_sync_core::handlers::idp_sync::{self, IdpSync};
 use chime_sync_runtime::{
-    Error, LambdaEvent, deadline, init_tracing, report_init_error, run, service_fn,
+    Error, LambdaEvent, deadline, exit_code, init_tracing, report_init_error, require_lambda, run,
+    service_fn,
 };
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> ExitCode {
+    if let Err(outside_lambda) = require_lambda(env!("CARGO_BIN_NAME")) {
+        return outside_lambda;
+    }
     init_tracing();
     let config = match IdpSyncConfig::from_env() {
         Ok(config) => config,
-        Err(e) => return Err(report_init_error(e).await),
+        Err(e) => return report_init_error(e).await,
     };
     let sdk = load_sdk_config().await;
     let deps = &IdpSync {
@@ -23,12 +29,13 @@ async fn main() -> Result<(), Error> {
             SqsQueue::new(&sdk, config.dlq_url.clone(), Some(config.queue_timeout)),
         )
     };
-    run(service_fn(
+    let served = run(service_fn(
         move |event: LambdaEvent<idp_sync::SqsEvent>| async move {
             let deadline = deadline(&event.context);
-            let report = idp_sync::handle(&event.payload, deps, Some(deadline)).await;
+            let report = idp_sync::handle(&event.payload, deps, deadline).await;
             Ok::<_, Error>(report.response())
         },
     ))
-    .await
+    .await;
+    exit_code(served)
 }

@@ -1,19 +1,25 @@
 //! Lambda entrypoint of the Cognito PostConfirmation trigger: build the Chime
 //! directory and the sync-queue client once per sandbox, then serve events.
 
+use std::process::ExitCode;
+
 use chime_sync_aws::{ChimeDirectory, PostConfirmationConfig, SqsQueue, load_sdk_config};
 use chime_sync_core::handlers::post_confirmation::{self, ConfirmationError, PostConfirmation};
 use chime_sync_runtime::{
-    Error, LambdaEvent, deadline, diagnostic, init_tracing, report_init_error, run, service_fn,
+    LambdaEvent, deadline, diagnostic, exit_code, init_tracing, report_init_error, require_lambda,
+    run, service_fn,
 };
 use serde_json::Value;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> ExitCode {
+    if let Err(outside_lambda) = require_lambda(env!("CARGO_BIN_NAME")) {
+        return outside_lambda;
+    }
     init_tracing();
     let config = match PostConfirmationConfig::from_env() {
         Ok(config) => config,
-        Err(e) => return Err(report_init_error(e).await),
+        Err(e) => return report_init_error(e).await,
     };
     let sdk = load_sdk_config().await;
     let deps = &PostConfirmation {
@@ -29,9 +35,9 @@ async fn main() -> Result<(), Error> {
             ),
         )
     };
-    run(service_fn(move |event: LambdaEvent<Value>| async move {
+    let served = run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = deadline(&event.context);
-        post_confirmation::handle(event.payload, deps, Some(deadline))
+        post_confirmation::handle(event.payload, deps, deadline)
             .await
             .map(|(response, _)| response)
             .map_err(|e| {
@@ -42,5 +48,6 @@ async fn main() -> Result<(), Error> {
                 diagnostic("ConfirmationFailed", code, e)
             })
     }))
-    .await
+    .await;
+    exit_code(served)
 }

@@ -1,19 +1,25 @@
 //! Lambda entrypoint of the Cognito PreSignUp trigger: read the sign-up
 //! policy from the environment, then serve events. Calls no AWS API.
 
+use std::process::ExitCode;
+
 use chime_sync_aws::PreSignupConfig;
 use chime_sync_core::handlers::pre_signup::{self, SignUpPolicy};
 use chime_sync_runtime::{
-    Error, LambdaEvent, diagnostic, init_tracing, report_init_error, run, service_fn,
+    LambdaEvent, diagnostic, exit_code, init_tracing, report_init_error, require_lambda, run,
+    service_fn,
 };
 use serde_json::Value;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> ExitCode {
+    if let Err(outside_lambda) = require_lambda(env!("CARGO_BIN_NAME")) {
+        return outside_lambda;
+    }
     init_tracing();
     let config = match PreSignupConfig::from_env() {
         Ok(config) => config,
-        Err(e) => return Err(report_init_error(e).await),
+        Err(e) => return report_init_error(e).await,
     };
     let policy = &SignUpPolicy {
         names: config.display_names,
@@ -21,10 +27,11 @@ async fn main() -> Result<(), Error> {
         auto_confirm: config.auto_confirm,
         auto_verify_email: config.auto_verify_email,
     };
-    run(service_fn(move |event: LambdaEvent<Value>| async move {
+    let served = run(service_fn(move |event: LambdaEvent<Value>| async move {
         pre_signup::handle(event.payload, policy)
             .map(|(response, _)| response)
             .map_err(|e| diagnostic("SignUpRejected", e.code(), e))
     }))
-    .await
+    .await;
+    exit_code(served)
 }

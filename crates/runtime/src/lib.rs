@@ -8,14 +8,22 @@
 //!   configuration error found before `run`; without a report, Lambda only
 //!   sees a crashed process. Posting to `/runtime/init/error` makes the
 //!   console and the caller show our message (`Runtime.ConfigError`).
-//! - [`deadline`]: the invocation deadline as a tokio instant, for budgets.
+//! - [`deadline`]: the invocation deadline as a tokio instant, for budgets;
+//!   none when the value cannot be a deadline (a local emulator's).
+//! - [`require_lambda`]: outside Lambda, exit 2 with one line saying how to
+//!   run the binary locally, instead of `lambda_runtime`'s panic.
+//! - [`exit_code`]: the end of `main`, with any error logged once.
+
+mod deadline;
+mod environment;
 
 use std::fmt::Display;
+use std::process::ExitCode;
 
-use lambda_runtime::Context;
 use lambda_runtime_api_client::body::Body;
-use tokio::time::Instant;
 
+pub use deadline::deadline;
+pub use environment::{NotInLambda, OUTSIDE_LAMBDA_EXIT, require_lambda};
 pub use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn};
 
 /// The error type Lambda shows for a start-up configuration error.
@@ -24,11 +32,6 @@ pub const CONFIG_ERROR_TYPE: &str = "Runtime.ConfigError";
 /// Install the JSON-capable tracing subscriber (call once, first thing).
 pub fn init_tracing() {
     lambda_runtime::tracing::init_default_subscriber();
-}
-
-/// The invocation's deadline as a tokio instant.
-pub fn deadline(context: &Context) -> Instant {
-    chime_sync_core::handlers::deadline_from_epoch_ms(context.deadline)
 }
 
 /// An invocation error as Lambda reports it: `errorType` is `{kind}.{code}`
@@ -41,21 +44,37 @@ pub fn diagnostic(kind: &str, code: &str, error: impl Display) -> Diagnostic {
     }
 }
 
-/// Report a start-up error to the Runtime API's `/init/error`, log it, and
-/// hand it back for `main` to return (the process then exits non-zero).
-pub async fn report_init_error<E: Display>(error: E) -> Error {
+/// Report a start-up error to the Runtime API's `/init/error` and log it
+/// (once), then hand back the failure exit status for `main` to return.
+pub async fn report_init_error<E: Display>(error: E) -> ExitCode {
     let message = error.to_string();
     tracing::error!(outcome = "init-failed", error = %message);
     if let Err(e) = post_init_error(&message).await {
         tracing::error!(error = %e, "could not report the start-up error to the Lambda Runtime API");
     }
-    message.into()
+    ExitCode::FAILURE
+}
+
+/// The exit status for what `run` returned. `run` ends only when the Runtime
+/// API fails; that error is logged once (returning it from `main` would print
+/// it a second time, as `Error: …` on stderr).
+pub fn exit_code(result: Result<(), Error>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(outcome = "runtime-failed", error = %e);
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn post_init_error(message: &str) -> Result<(), Error> {
     let api = std::env::var("AWS_LAMBDA_RUNTIME_API")
         .map_err(|_| "AWS_LAMBDA_RUNTIME_API is not set (not running inside Lambda?)")?;
-    let base: http::Uri = format!("http://{api}").parse()?;
+    // Lambda sends host:port, cargo-lambda a URL with a path; read both as
+    // lambda_runtime does.
+    let base = environment::runtime_api_uri(&api)
+        .ok_or_else(|| format!("AWS_LAMBDA_RUNTIME_API is `{api}`, not host:port"))?;
     let client = lambda_runtime_api_client::PooledClient::builder()
         .with_endpoint(base)
         .build();
