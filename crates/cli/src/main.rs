@@ -11,17 +11,26 @@
 //!   (AdminCreateUser, federated) and deletions Cognito never announces.
 //! - `chime-sync serve-fake --port N` serves the local Chime SDK Identity fake
 //!   for development (`AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY=http://127.0.0.1:N`).
+//!
+//! A failure is one line on stderr; an AWS error says what to do about it
+//! ([`aws_errors`]), and `--verbose` adds the SDK's full text. Output piped
+//! into `head` ends quietly ([`out`]).
 
+mod aws_errors;
+mod endpoint;
+mod out;
 mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use aws_sdk_chimesdkidentity::config::{Credentials, SharedCredentialsProvider};
 use chime_sync_aws::{ChimeConfig, ChimeDirectory};
 use chime_sync_core::directory::{Directory, list_all};
 use chime_sync_core::replay::{self, Replay};
-use chime_sync_core::{AppInstanceArn, DisplayNamePolicy, InputError, reconcile};
+use chime_sync_core::{AppInstanceArn, DirectoryError, DisplayNamePolicy, InputError, reconcile};
 use clap::{Parser, Subcommand};
+use out::outln;
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +39,9 @@ use clap::{Parser, Subcommand};
     about = "Keep Amazon Chime SDK users in step with Cognito and your IdP"
 )]
 struct Cli {
+    /// On an AWS error, also print the SDK's full error text.
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -48,7 +60,7 @@ enum Command {
         #[arg(long)]
         app_instance_arn: Option<String>,
         /// Replay the whole set this many times (to see that replays change nothing).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         times: u32,
     },
     /// Compare a full user export with Chime and print (or --apply) the changes.
@@ -90,7 +102,8 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    let result = match cli.command {
         Command::Replay {
             paths,
             endpoint_url,
@@ -130,16 +143,60 @@ async fn main() -> ExitCode {
                     )
                     .await
                 }
-                _ => Err("give exactly one of --cognito-export or --users".to_owned()),
+                _ => Err("give exactly one of --cognito-export or --users".into()),
             }
         }
         Command::ServeFake { port } => serve_fake(port).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("chime-sync: {message}");
+        Err(failure) => {
+            failure.print(cli.verbose);
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Why a command failed: one line for a person and, for an AWS error, the
+/// SDK's full text, printed only with `--verbose`.
+#[derive(Debug)]
+struct Failure {
+    line: String,
+    detail: Option<String>,
+}
+
+impl From<String> for Failure {
+    fn from(line: String) -> Self {
+        Self { line, detail: None }
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(line: &str) -> Self {
+        line.to_owned().into()
+    }
+}
+
+impl Failure {
+    /// `context` (what was being done) and the explained AWS error of a
+    /// call to `action`.
+    fn aws(context: String, error: &DirectoryError, action: &str) -> Self {
+        Self {
+            line: format!("{context}: {}", aws_errors::explain(error, action)),
+            detail: Some(error.to_string()),
+        }
+    }
+
+    fn print(&self, verbose: bool) {
+        match (&self.detail, verbose) {
+            (Some(detail), true) => {
+                eprintln!("chime-sync: {}", self.line);
+                eprintln!("The full error: {detail}");
+            }
+            (Some(_), false) => {
+                eprintln!("chime-sync: {} (--verbose shows the full error)", self.line)
+            }
+            (None, _) => eprintln!("chime-sync: {}", self.line),
         }
     }
 }
@@ -149,7 +206,7 @@ async fn run_replay(
     endpoint_url: Option<String>,
     app_instance_arn: Option<String>,
     times: u32,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let paths = if paths.is_empty() {
         vec![default_events_dir()]
     } else {
@@ -157,30 +214,56 @@ async fn run_replay(
     };
     let files = replay::collect_files(&paths).map_err(|e| e.to_string())?;
     if files.is_empty() {
-        return Err(format!("no .json event files under {}", show_paths(&paths)));
+        return Err(format!("no .json event files under {}", show_paths(&paths)).into());
     }
     match app_instance_arn {
         Some(arn) => {
             let app_instance =
                 AppInstanceArn::parse(&arn).map_err(|e: InputError| e.to_string())?;
-            let directory = chime_directory(app_instance, endpoint_url).await;
-            println!(
+            let chime = chime_directory(app_instance, endpoint_url).await;
+            outln!(
                 "Replaying {} event files against Chime at {}\n",
                 files.len(),
-                directory.endpoint
+                chime.endpoint
             );
-            replay_and_print(Replay::new(directory.directory), &files, times).await
+            let endpoint = chime.endpoint.to_string();
+            replay_and_print(Replay::new(chime.directory), &files, times)
+                .await
+                .map_err(|e| e.at(&endpoint))
         }
         None => {
             let replay = Replay::embedded().map_err(|e| e.to_string())?;
-            println!(
+            outln!(
                 "Replaying {} event files against the embedded in-memory directory\n\
                  (AppInstance {}; sub {} simulates a Chime outage)\n",
                 files.len(),
                 replay::DEMO_APP_INSTANCE_ARN,
                 replay::OUTAGE_SUB
             );
-            replay_and_print(replay, &files, times).await
+            replay_and_print(replay, &files, times)
+                .await
+                .map_err(|e| e.at("the embedded directory"))
+        }
+    }
+}
+
+/// Why a replay stopped: files that could not be replayed, or the final
+/// listing of the directory failed.
+enum ReplayFailure {
+    Files(usize),
+    List(DirectoryError),
+}
+
+impl ReplayFailure {
+    /// As a failure of the replay against `directory`.
+    fn at(self, directory: &str) -> Failure {
+        match self {
+            Self::Files(n) => format!("{n} event files could not be replayed").into(),
+            Self::List(e) => Failure::aws(
+                format!("cannot list the users at {directory}"),
+                &e,
+                "chime:ListAppInstanceUsers",
+            ),
         }
     }
 }
@@ -189,11 +272,11 @@ async fn replay_and_print<D: Directory>(
     replay: Replay<D>,
     files: &[PathBuf],
     times: u32,
-) -> Result<(), String> {
+) -> Result<(), ReplayFailure> {
     let mut failed_files = 0;
-    for round in 1..=times.max(1) {
+    for round in 1..=times {
         if times > 1 {
-            println!("Round {round} of {times}");
+            outln!("Round {round} of {times}");
         }
         let mut rows = Vec::new();
         for file in files {
@@ -212,14 +295,14 @@ async fn replay_and_print<D: Directory>(
                 }
             }
         }
-        println!(
+        outln!(
             "{}",
             table::render(["EVENT", "SOURCE", "OUTCOME", "CHIME USER"], &rows)
         );
     }
     let users = list_all(&replay.directory)
         .await
-        .map_err(|e| format!("cannot list the directory: {e}"))?;
+        .map_err(ReplayFailure::List)?;
     let user_rows: Vec<[String; 3]> = users
         .into_iter()
         .map(|u| {
@@ -234,8 +317,8 @@ async fn replay_and_print<D: Directory>(
             ]
         })
         .collect();
-    println!("Final directory: {} users", user_rows.len());
-    println!(
+    outln!("Final directory: {} users", user_rows.len());
+    outln!(
         "{}",
         table::render(
             ["APP INSTANCE USER ID (= sub)", "NAME", "METADATA"],
@@ -244,14 +327,14 @@ async fn replay_and_print<D: Directory>(
     );
     let handed_off = replay.sync_queue.sent();
     let dead = replay.dlq.sent();
-    println!("Sync queue hand-offs: {}", handed_off.len());
+    outln!("Sync queue hand-offs: {}", handed_off.len());
     for m in &handed_off {
-        println!("  group {}  dedup {}", m.group_id, m.deduplication_id);
+        outln!("  group {}  dedup {}", m.group_id, m.deduplication_id);
     }
-    println!("Dead-lettered messages: {}", dead.len());
+    outln!("Dead-lettered messages: {}", dead.len());
     for m in &dead {
         let attr = |k: &str| m.attributes.get(k).map(String::as_str).unwrap_or("-");
-        println!(
+        outln!(
             "  {}  {}: {}",
             attr("SourceMessageId"),
             attr("ErrorCode"),
@@ -259,7 +342,7 @@ async fn replay_and_print<D: Directory>(
         );
     }
     if failed_files > 0 {
-        return Err(format!("{failed_files} event files could not be replayed"));
+        return Err(ReplayFailure::Files(failed_files));
     }
     Ok(())
 }
@@ -280,7 +363,7 @@ async fn run_reconcile(
     app_instance_arn: String,
     endpoint_url: Option<String>,
     options: ReconcileOptions,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let names = match &options.display_name_attributes {
         Some(spec) => DisplayNamePolicy::parse(spec).map_err(|e| e.to_string())?,
         None => DisplayNamePolicy::default(),
@@ -298,11 +381,15 @@ async fn run_reconcile(
     }
     let app_instance = AppInstanceArn::parse(&app_instance_arn).map_err(|e| e.to_string())?;
     let endpoint = chime_directory(app_instance, endpoint_url).await;
-    let current = list_all(&endpoint.directory)
-        .await
-        .map_err(|e| format!("cannot list users at {}: {e}", endpoint.endpoint))?;
+    let current = list_all(&endpoint.directory).await.map_err(|e| {
+        Failure::aws(
+            format!("cannot list the users at {}", endpoint.endpoint),
+            &e,
+            "chime:ListAppInstanceUsers",
+        )
+    })?;
     let plan = reconcile::plan(&desired, &current, options.delete_missing);
-    println!(
+    outln!(
         "{} users in the export, {} in Chime at {}: {} to change, {} unchanged, {} only in Chime{}",
         desired.len(),
         current.len(),
@@ -322,8 +409,8 @@ async fn run_reconcile(
             .iter()
             .map(|a| [a.verb().to_owned(), a.user_id().to_string()])
             .collect();
-        println!("{}", table::render(["ACTION", "CHIME USER"], &rows));
-        println!("Dry run: nothing changed. Run again with --apply to carry out the plan.");
+        outln!("{}", table::render(["ACTION", "CHIME USER"], &rows));
+        outln!("Dry run: nothing changed. Run again with --apply to carry out the plan.");
         return Ok(());
     }
     let results = reconcile::apply(&endpoint.directory, &plan).await;
@@ -333,7 +420,7 @@ async fn run_reconcile(
         .map(|(action, result)| {
             let outcome = match result {
                 Ok(applied) => applied.as_str().to_owned(),
-                Err(e) => format!("failed: {e}"),
+                Err(e) => format!("failed: {}", aws_errors::explain(&e, iam_action(&action))),
             };
             [
                 action.verb().to_owned(),
@@ -342,61 +429,96 @@ async fn run_reconcile(
             ]
         })
         .collect();
-    println!(
+    outln!(
         "{}",
         table::render(["ACTION", "CHIME USER", "OUTCOME"], &rows)
     );
     if failures > 0 {
-        return Err(format!(
-            "{failures} changes failed; run reconcile again to retry them"
-        ));
+        return Err(format!("{failures} changes failed; run reconcile again to retry them").into());
     }
     Ok(())
 }
 
-struct Endpoint {
-    directory: ChimeDirectory,
-    endpoint: String,
+/// The IAM action a reconcile change calls first (IAM's own message, when
+/// there is one, names the action that was denied).
+fn iam_action(action: &reconcile::Action) -> &'static str {
+    match action {
+        reconcile::Action::Create(_) => "chime:CreateAppInstanceUser",
+        reconcile::Action::Update(_) => "chime:UpdateAppInstanceUser",
+        reconcile::Action::Delete(_) => "chime:DeleteAppInstanceUser",
+    }
 }
 
-/// A Chime directory for the CLI. With `--endpoint-url` and no credentials in
-/// the environment, static placeholder credentials are used: local fakes
-/// accept any signature, and nothing is sent anywhere else.
-async fn chime_directory(app_instance: AppInstanceArn, endpoint_url: Option<String>) -> Endpoint {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if endpoint_url.is_some() && std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-        loader = loader.credentials_provider(aws_sdk_chimesdkidentity::config::Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "chime-sync-cli",
-        ));
+struct Chime {
+    directory: ChimeDirectory,
+    /// The endpoint the client calls, resolved as the SDK resolves it.
+    endpoint: endpoint::Endpoint,
+}
+
+/// A Chime directory for the CLI, in the AppInstance's region (so no region
+/// lookup, and no instance-metadata probe for one, happens).
+///
+/// Against an endpoint other than AWS's own (`--endpoint-url`,
+/// `AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY`, …) with no credentials chosen in the
+/// environment (`AWS_ACCESS_KEY_ID`, `AWS_PROFILE`), static placeholder
+/// credentials sign the requests: local fakes accept any signature.
+async fn chime_directory(app_instance: AppInstanceArn, endpoint_url: Option<String>) -> Chime {
+    let region = app_instance.region().to_owned();
+    let mut sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.clone()))
+        .load()
+        .await;
+    let endpoint = endpoint::resolve(&sdk, endpoint_url.as_deref(), &region, |name| {
+        std::env::var(name).ok()
+    })
+    .await;
+    let chosen = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    if !matches!(endpoint.source, endpoint::Source::Aws { .. })
+        && !chosen("AWS_ACCESS_KEY_ID")
+        && !chosen("AWS_PROFILE")
+    {
+        let placeholder = Credentials::new("local", "local", None, None, "chime-sync-cli");
+        sdk = sdk
+            .into_builder()
+            .credentials_provider(SharedCredentialsProvider::new(placeholder))
+            .build();
     }
-    let sdk = loader.load().await;
-    let endpoint = endpoint_url
-        .clone()
-        .unwrap_or_else(|| format!("AWS ({})", app_instance.region()));
     let config = ChimeConfig {
         endpoint_url,
         ..ChimeConfig::new(app_instance)
     };
-    Endpoint {
+    Chime {
         directory: ChimeDirectory::new(&sdk, config),
         endpoint,
     }
 }
 
-async fn serve_fake(port: u16) -> Result<(), String> {
-    println!("Serving the Chime SDK Identity fake on http://127.0.0.1:{port} (Ctrl-C stops it)");
-    println!("  export AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY=http://127.0.0.1:{port}");
-    println!(
-        "  chime-sync replay --endpoint-url http://127.0.0.1:{port} --app-instance-arn {}",
+/// Serve the fake until Ctrl-C. The port is bound before anything is
+/// announced, so a busy port is one error line, not a banner and then an
+/// error; the banner names the port actually bound (`--port 0` picks one).
+async fn serve_fake(port: u16) -> Result<(), Failure> {
+    let config = chime_identity_fake::FakeConfig::default().with_port(port);
+    let fake = chime_identity_fake::FakeChime::start(config)
+        .await
+        .map_err(|e| match e {
+            chime_identity_fake::FakeError::Bind { addr, source } => format!(
+                "cannot serve the fake on {addr}: {source} (is another serve-fake running? \
+                 choose another --port)"
+            ),
+            other => other.to_string(),
+        })?;
+    let url = fake.endpoint_url();
+    outln!("Serving the Chime SDK Identity fake on {url} (Ctrl-C stops it)");
+    outln!("  export AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY={url}");
+    outln!(
+        "  chime-sync replay --endpoint-url {url} --app-instance-arn {}",
         replay::DEMO_APP_INSTANCE_ARN
     );
-    chime_identity_fake::serve(port, chime_identity_fake::FakeConfig::default())
+    let stopped = tokio::signal::ctrl_c()
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| format!("cannot wait for Ctrl-C: {e}"));
+    fake.shutdown().await;
+    stopped.map_err(Failure::from)
 }
 
 /// `events/` in the working directory, else the one of this workspace (so
