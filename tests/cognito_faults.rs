@@ -19,7 +19,7 @@ use std::time::Duration;
 use chime_identity_fake::{FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, Operation};
 use chime_identity_sync::moto::{self, Moto};
 use chime_identity_sync::read_event;
-use chime_sync_aws::{ChimeDirectory, SqsQueue};
+use chime_sync_aws::{ChimeDirectory, SqsQueue, config};
 use chime_sync_core::handlers::idp_sync::{self, IdpSync};
 use chime_sync_core::handlers::post_confirmation::{self, ConfirmationOutcome, PostConfirmation};
 use chime_sync_core::{Applied, Queue};
@@ -32,9 +32,11 @@ const SAMPLE: &str = "post-confirmation/confirm-sign-up-new-user.json";
 const SUB: &str = "1d4f6a8c-2b3e-4c5d-9e7f-8a0b1c2d3e4f";
 const NAME: &str = "Ada Lovelace";
 
-/// template.yaml: post-confirmation's timeout and Chime budget.
-const FUNCTION_TIMEOUT: Duration = Duration::from_secs(4);
-const CHIME_BUDGET: Duration = Duration::from_millis(3000);
+/// post-confirmation's timeout (template.yaml), default Chime budget and
+/// hand-off reserve, as the function's configuration has them.
+const FUNCTION_TIMEOUT: Duration = config::POST_CONFIRMATION_TIMEOUT;
+const CHIME_BUDGET: Duration = config::DEFAULT_POST_CONFIRMATION_BUDGET;
+const HAND_OFF_RESERVE: Duration = config::POST_CONFIRMATION_QUEUE_TIMEOUT;
 /// Cognito waits this long before it retries a trigger.
 const COGNITO_RETRY_AFTER: Duration = Duration::from_secs(5);
 
@@ -69,7 +71,7 @@ async fn world(faults: FaultConfig) -> World {
     let sync = Arc::new(SimQueue::new(sqs.clone(), SYNC));
     let trigger = PostConfirmation {
         chime_budget: CHIME_BUDGET,
-        hand_off_reserve: Duration::from_millis(1000),
+        hand_off_reserve: HAND_OFF_RESERVE,
         ..PostConfirmation::new(directory.clone(), sync.clone())
     };
     let idp_sync = IdpSync::new(directory, SimQueue::new(sqs.clone(), DLQ));
@@ -196,6 +198,7 @@ async fn chime_slower_than_its_budget_is_cut_off_at_the_budget_and_ends_in_one_u
                 chime_error: "Timeout"
             })
         );
+        // The default budget is used in full: the deadline does not shorten it.
         assert_eq!(took, CHIME_BUDGET, "cut off exactly at the budget");
         tokio::time::sleep(COGNITO_RETRY_AFTER).await;
     }
@@ -220,7 +223,7 @@ async fn chime_slower_than_its_budget_is_cut_off_at_the_budget_and_ends_in_one_u
 async fn the_budget_shrinks_to_leave_the_hand_off_its_reserve_before_the_deadline() {
     let w = world(FaultConfig::none().with_latency(10_000, 10_000)).await;
     let event = read_event(SAMPLE);
-    // Only 2.5 s left of the invocation: 1.5 s for Chime, 1 s kept for the hand-off.
+    // Only 2.5 s left of the invocation: 1 s for Chime, 1.5 s kept for the hand-off.
     let started = Instant::now();
     let (_, outcome) = post_confirmation::handle(
         event,
@@ -235,7 +238,10 @@ async fn the_budget_shrinks_to_leave_the_hand_off_its_reserve_before_the_deadlin
             chime_error: "Timeout"
         }
     );
-    assert_eq!(started.elapsed(), Duration::from_millis(1500));
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(2500) - HAND_OFF_RESERVE
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -18,6 +18,7 @@
 
 use std::time::Duration;
 
+use chime_sync_core::handlers::post_confirmation;
 use chime_sync_core::profile::EmptyNamePolicy;
 use chime_sync_core::{AppInstanceArn, DisplayNamePolicy, InputError};
 use thiserror::Error;
@@ -35,21 +36,50 @@ pub const ALLOWED_EMAIL_DOMAINS: &str = "ALLOWED_EMAIL_DOMAINS";
 pub const AUTO_CONFIRM: &str = "AUTO_CONFIRM";
 pub const AUTO_VERIFY_EMAIL: &str = "AUTO_VERIFY_EMAIL";
 
-/// Post-confirmation's Chime budget when `CHIME_BUDGET_MS` is unset: leaves
-/// about 2 s of Cognito's 5 s for the queue hand-off and the cold start.
-pub const DEFAULT_POST_CONFIRMATION_BUDGET: Duration = Duration::from_millis(3000);
-/// Post-confirmation's budget may not exceed this: the hand-off to the queue
-/// needs time too, inside Cognito's 5 s.
-pub const MAX_POST_CONFIRMATION_BUDGET: Duration = Duration::from_millis(4000);
+/// post-confirmation's function timeout (template.yaml `Timeout: 4`): a
+/// second under the 5 s Cognito waits for a trigger before it retries.
+pub const POST_CONFIRMATION_TIMEOUT: Duration = Duration::from_secs(4);
+/// What post-confirmation's timeout must hold besides the Chime budget and
+/// the hand-off: receiving the event, answering it, a cold start's first
+/// TLS handshake.
+pub const POST_CONFIRMATION_SLACK: Duration = Duration::from_millis(500);
+/// The time one SQS send may take in post-confirmation, kept back from the
+/// deadline for the hand-off.
+pub const POST_CONFIRMATION_QUEUE_TIMEOUT: Duration = post_confirmation::HAND_OFF_RESERVE;
+/// Post-confirmation's Chime budget when `CHIME_BUDGET_MS` is unset: all the
+/// 4 s timeout leaves after the hand-off reserve and the slack (2000 ms).
+pub const DEFAULT_POST_CONFIRMATION_BUDGET: Duration = post_confirmation::DEFAULT_CHIME_BUDGET;
+/// Post-confirmation's budget may not exceed this: a larger one could never
+/// be used in full (the deadline would cut it) and leaves Cognito's client
+/// waiting longer. The default is already the most that fits.
+pub const MAX_POST_CONFIRMATION_BUDGET: Duration = DEFAULT_POST_CONFIRMATION_BUDGET;
+// The largest budget is used in full: Chime's budget, then the hand-off,
+// then the rest of the invocation fit in the timeout. Checked at compile time.
+const _: () = assert!(
+    MAX_POST_CONFIRMATION_BUDGET.as_millis()
+        + POST_CONFIRMATION_QUEUE_TIMEOUT.as_millis()
+        + POST_CONFIRMATION_SLACK.as_millis()
+        <= POST_CONFIRMATION_TIMEOUT.as_millis()
+);
+const _: () = assert!(
+    DEFAULT_POST_CONFIRMATION_BUDGET.as_millis() <= MAX_POST_CONFIRMATION_BUDGET.as_millis()
+);
+
+/// `CHIME_BUDGET_MS` may not be below this: a smaller budget leaves no room
+/// for one call.
+pub const MIN_CHIME_BUDGET: Duration = Duration::from_millis(100);
 /// idp-sync's budget per Chime call when `CHIME_BUDGET_MS` is unset. A
 /// message makes up to three calls, so the function timeout should be well
 /// above three times this.
 pub const DEFAULT_IDP_SYNC_BUDGET: Duration = Duration::from_millis(5000);
-/// The time one SQS send may take in post-confirmation (within Cognito's 5 s).
-pub const POST_CONFIRMATION_QUEUE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// idp-sync's budget may not exceed Lambda's longest timeout.
+pub const MAX_IDP_SYNC_BUDGET: Duration = Duration::from_secs(900);
 /// The time one DLQ send may take in idp-sync.
 pub const IDP_SYNC_QUEUE_TIMEOUT: Duration = Duration::from_millis(5000);
 pub const DEFAULT_MAX_CONCURRENT_GROUPS: usize = 10;
+/// `MAX_CONCURRENT_GROUPS` may not exceed this: a FIFO batch holds at most 10
+/// messages, and the bound keeps one invocation's request rate on Chime low.
+pub const MAX_MAX_CONCURRENT_GROUPS: usize = 10;
 
 /// A configuration value that is missing or malformed. Each names its variable.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -124,7 +154,7 @@ impl PreSignupConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostConfirmationConfig {
     /// `APP_INSTANCE_ARN`, `CHIME_MAX_ATTEMPTS`, and `CHIME_BUDGET_MS` as the
-    /// client's operation timeout (default 3000, at most 4000).
+    /// client's operation timeout (default 2000, 100–2000).
     pub chime: ChimeConfig,
     /// `SYNC_QUEUE_URL`: where a user goes when Chime is slow or unavailable.
     pub sync_queue_url: String,
@@ -162,13 +192,13 @@ impl PostConfirmationConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdpSyncConfig {
     /// `APP_INSTANCE_ARN`, `CHIME_MAX_ATTEMPTS`, and `CHIME_BUDGET_MS` per call
-    /// (default 5000).
+    /// (default 5000, 100–900000).
     pub chime: ChimeConfig,
     /// `DLQ_URL`: where permanent failures go, with their reason.
     pub dlq_url: String,
     /// How long one DLQ send may take.
     pub queue_timeout: Duration,
-    /// `MAX_CONCURRENT_GROUPS` (default 10, 1–100): message groups applied at once.
+    /// `MAX_CONCURRENT_GROUPS` (default 10, 1–10): message groups applied at once.
     pub max_concurrent_groups: usize,
 }
 
@@ -180,14 +210,14 @@ impl IdpSyncConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(lookup);
         Ok(Self {
-            chime: env.chime(DEFAULT_IDP_SYNC_BUDGET, Duration::from_secs(900))?,
+            chime: env.chime(DEFAULT_IDP_SYNC_BUDGET, MAX_IDP_SYNC_BUDGET)?,
             dlq_url: env.queue_url(DLQ_URL, "the dead-letter queue for poison messages")?,
             queue_timeout: IDP_SYNC_QUEUE_TIMEOUT,
             max_concurrent_groups: env.number(
                 MAX_CONCURRENT_GROUPS,
                 DEFAULT_MAX_CONCURRENT_GROUPS as u64,
                 1,
-                100,
+                MAX_MAX_CONCURRENT_GROUPS as u64,
             )? as usize,
         })
     }
@@ -247,7 +277,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
     }
 
-    /// Milliseconds, at least 100 (a smaller budget leaves no room for one call).
+    /// Milliseconds, at least [`MIN_CHIME_BUDGET`].
     fn millis(
         &self,
         name: &'static str,
@@ -256,7 +286,8 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     ) -> Result<Duration, ConfigError> {
         let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
         let default_ms = u64::try_from(default.as_millis()).unwrap_or(max_ms);
-        self.number(name, default_ms, 100, max_ms)
+        let min_ms = u64::try_from(MIN_CHIME_BUDGET.as_millis()).unwrap_or(0);
+        self.number(name, default_ms, min_ms, max_ms)
             .map(Duration::from_millis)
     }
 
@@ -454,7 +485,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(cfg.chime.app_instance.region(), "eu-west-1");
-        assert_eq!(cfg.chime_budget(), Duration::from_millis(3000));
+        assert_eq!(cfg.chime_budget(), Duration::from_millis(2000));
         assert_eq!(cfg.chime.max_attempts, 4);
         assert_eq!(cfg.chime.endpoint_url, None);
         assert_eq!(cfg.sync_queue_url, QUEUE);
@@ -470,14 +501,15 @@ mod tests {
             PostConfirmationConfig::from_lookup(lookup(&pairs))
         };
         assert_eq!(
-            with((CHIME_BUDGET_MS, "2500")).unwrap().chime_budget(),
-            Duration::from_millis(2500)
+            with((CHIME_BUDGET_MS, "1500")).unwrap().chime_budget(),
+            Duration::from_millis(1500)
         );
         assert_eq!(
             with((CHIME_MAX_ATTEMPTS, "2")).unwrap().chime.max_attempts,
             2
         );
         for (name, bad) in [
+            (CHIME_BUDGET_MS, "2001"),
             (CHIME_BUDGET_MS, "5000"),
             (CHIME_BUDGET_MS, "50"),
             (CHIME_BUDGET_MS, "3s"),
@@ -583,16 +615,19 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.max_concurrent_groups, 3);
         assert_eq!(cfg.chime.operation_timeout, Duration::from_millis(8000));
-        let err = IdpSyncConfig::from_lookup(lookup(&[
-            (APP_INSTANCE_ARN, ARN),
-            (DLQ_URL, DLQ),
-            (MAX_CONCURRENT_GROUPS, "0"),
-        ]))
-        .unwrap_err();
-        assert!(
-            err.to_string().starts_with("MAX_CONCURRENT_GROUPS"),
-            "{err}"
-        );
+        for bad in ["0", "11"] {
+            let err = IdpSyncConfig::from_lookup(lookup(&[
+                (APP_INSTANCE_ARN, ARN),
+                (DLQ_URL, DLQ),
+                (MAX_CONCURRENT_GROUPS, bad),
+            ]))
+            .unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("MAX_CONCURRENT_GROUPS must be a whole number from 1 to 10"),
+                "{err}"
+            );
+        }
         let err = IdpSyncConfig::from_lookup(lookup(&[(APP_INSTANCE_ARN, ARN)])).unwrap_err();
         assert!(matches!(err, ConfigError::Missing { name: DLQ_URL, .. }));
     }
