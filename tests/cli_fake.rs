@@ -58,7 +58,7 @@ fn chime_sync(args: &[&str]) -> Command {
 
 /// Run `chime-sync replay` against `endpoint` to completion (at most 60 s);
 /// returns its stdout. Panics with its output unless it exits 0.
-async fn replay(endpoint: &str, run: u32) -> String {
+async fn replay(endpoint: &str, run_number: u32) -> String {
     let command = chime_sync(&[
         "replay",
         "--endpoint-url",
@@ -67,18 +67,14 @@ async fn replay(endpoint: &str, run: u32) -> String {
         DEMO_APP_INSTANCE_ARN,
         "events/",
     ]);
-    let process = ChildGuard::spawn(format!("chime-sync replay (run {run})"), command)
-        .expect("spawn chime-sync");
-    let status = process
-        .wait_exit(Duration::from_secs(60))
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", process.output()));
-    assert!(
-        status.success(),
-        "replay run {run} exited with {status}\n{}",
-        process.output()
+    let name = format!("chime-sync replay (run {run_number})");
+    let (code, stdout, stderr) = run(&name, command).await;
+    assert_eq!(
+        code,
+        Some(0),
+        "replay run {run_number} failed\n{stdout}\n{stderr}"
     );
-    process.stdout()
+    stdout
 }
 
 /// The "Final directory" table the CLI prints (listed from the endpoint).

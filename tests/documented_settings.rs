@@ -76,31 +76,35 @@ struct Setting {
 const ARN: &str = "arn:aws:chime:us-east-1:123456789012:app-instance/demo";
 const QUEUE: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/sync.fifo";
 
+/// A function's required variables (`APP_INSTANCE_ARN` and its queue's
+/// URL), plus `variable` set to `value` (`None`: unset): the lookup its
+/// configuration reads.
+fn lookup(
+    queue_variable: &'static str,
+    variable: &'static str,
+    value: Option<&str>,
+) -> impl Fn(&str) -> Option<String> {
+    let value = value.map(str::to_owned);
+    move |name| match name {
+        "APP_INSTANCE_ARN" => Some(ARN.to_owned()),
+        n if n == queue_variable => Some(QUEUE.to_owned()),
+        n if n == variable => value.clone(),
+        _ => None,
+    }
+}
+
 /// post-confirmation's configuration with `variable` set to `value`.
 fn post_confirmation(
     variable: &'static str,
     value: Option<&str>,
 ) -> Result<PostConfirmationConfig, String> {
-    let value = value.map(str::to_owned);
-    PostConfirmationConfig::from_lookup(|name| match name {
-        "APP_INSTANCE_ARN" => Some(ARN.to_owned()),
-        "SYNC_QUEUE_URL" => Some(QUEUE.to_owned()),
-        n if n == variable => value.clone(),
-        _ => None,
-    })
-    .map_err(|e| e.to_string())
+    PostConfirmationConfig::from_lookup(lookup("SYNC_QUEUE_URL", variable, value))
+        .map_err(|e| e.to_string())
 }
 
 /// idp-sync's configuration with `variable` set to `value`.
 fn idp_sync(variable: &'static str, value: Option<&str>) -> Result<IdpSyncConfig, String> {
-    let value = value.map(str::to_owned);
-    IdpSyncConfig::from_lookup(|name| match name {
-        "APP_INSTANCE_ARN" => Some(ARN.to_owned()),
-        "DLQ_URL" => Some(QUEUE.to_owned()),
-        n if n == variable => value.clone(),
-        _ => None,
-    })
-    .map_err(|e| e.to_string())
+    IdpSyncConfig::from_lookup(lookup("DLQ_URL", variable, value)).map_err(|e| e.to_string())
 }
 
 fn millis(d: std::time::Duration) -> u64 {
