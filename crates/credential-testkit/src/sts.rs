@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use crate::serve::{Served, serve};
 
 /// What the endpoint answers to the next request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StsAnswer {
     /// 200 with credentials for `DurationSeconds`.
     Credentials,
