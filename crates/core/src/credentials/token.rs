@@ -223,6 +223,17 @@ fn header_algorithm(header: &Map<String, Value>) -> Result<Algorithm, TokenError
         .ok_or(TokenError::AlgorithmNotAllowed)
 }
 
+/// The trusted issuer a token claims to come from, verified or not: what a
+/// refusal is logged with (the configured issuer, never text from the token).
+pub fn claimed_issuer<'a>(token: &str, issuers: &'a TrustedIssuers) -> Option<&'a TrustedIssuer> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return None;
+    }
+    unverified_issuer(token, issuers)
+        .ok()
+        .map(|(issuer, _)| issuer)
+}
+
 /// The trusted issuer the (not yet verified) `iss` names, and whether the
 /// token has an `aud` claim. Verification then checks `iss` again.
 fn unverified_issuer<'a>(

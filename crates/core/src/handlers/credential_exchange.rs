@@ -220,9 +220,13 @@ async fn exchange<D: Directory, S: JwksSource, C: CredentialIssuer>(
 ) -> Result<Value, Refusal> {
     check_body(request)?;
     let bearer = bearer_token(&request.headers)?;
-    let verified = token::validate(bearer, &deps.issuers, &deps.keys)
-        .await
-        .map_err(|e| token_refusal(&e))?;
+    let verified = match token::validate(bearer, &deps.issuers, &deps.keys).await {
+        Ok(verified) => verified,
+        Err(e) => {
+            outcome.issuer = token::claimed_issuer(bearer, &deps.issuers).map(|i| i.issuer.clone());
+            return Err(token_refusal(&e));
+        }
+    };
     outcome.issuer = Some(verified.issuer.clone());
     outcome.user = Some(verified.user_id.clone());
 
