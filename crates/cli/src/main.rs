@@ -165,9 +165,10 @@ async fn run_replay(
                 AppInstanceArn::parse(&arn).map_err(|e: InputError| e.to_string())?;
             let directory = chime_directory(app_instance, endpoint_url).await;
             println!(
-                "Replaying {} event files against Chime at {}\n",
+                "Replaying {} event files against Chime at {}\n{}\n",
                 files.len(),
-                directory.endpoint
+                directory.endpoint,
+                EXCHANGE_DOUBLES
             );
             replay_and_print(Replay::new(directory.directory), &files, times).await
         }
@@ -175,15 +176,20 @@ async fn run_replay(
             let replay = Replay::embedded().map_err(|e| e.to_string())?;
             println!(
                 "Replaying {} event files against the embedded in-memory directory\n\
-                 (AppInstance {}; sub {} simulates a Chime outage)\n",
+                 (AppInstance {}; sub {} simulates a Chime outage)\n{}\n",
                 files.len(),
                 replay::DEMO_APP_INSTANCE_ARN,
-                replay::OUTAGE_SUB
+                replay::OUTAGE_SUB,
+                EXCHANGE_DOUBLES
             );
             replay_and_print(replay, &files, times).await
         }
     }
 }
+
+/// How the credential-exchange samples are answered, said before every replay.
+const EXCHANGE_DOUBLES: &str = "(credential-exchange samples: tokens checked against an EMBEDDED JWKS of demo keys, \
+credentials from an STS DOUBLE that hands out fake keys; no identity provider, no AWS STS)";
 
 async fn replay_and_print<D: Directory>(
     replay: Replay<D>,
@@ -247,6 +253,21 @@ async fn replay_and_print<D: Directory>(
     println!("Sync queue hand-offs: {}", handed_off.len());
     for m in &handed_off {
         println!("  group {}  dedup {}", m.group_id, m.deduplication_id);
+    }
+    let assumed = replay.sts.requests();
+    println!(
+        "STS double (not AWS): {} AssumeRole requests",
+        assumed.len()
+    );
+    for r in &assumed {
+        let tags: Vec<String> = r.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!(
+            "  session {}  tags {}  source identity {}  {} s",
+            r.role_session_name,
+            tags.join(","),
+            r.source_identity,
+            r.duration.as_secs()
+        );
     }
     println!("Dead-lettered messages: {}", dead.len());
     for m in &dead {

@@ -148,6 +148,11 @@ impl TrustedIssuers {
         Ok(Self(issuers))
     }
 
+    /// Issuers built in code (the replay's demo issuers), keyed by `issuer`.
+    pub fn from_issuers(issuers: impl IntoIterator<Item = TrustedIssuer>) -> Self {
+        Self(issuers.into_iter().map(|i| (i.issuer.clone(), i)).collect())
+    }
+
     /// The issuer whose `iss` is exactly `iss`.
     pub fn get(&self, iss: &str) -> Option<&TrustedIssuer> {
         self.0.get(iss)
