@@ -134,7 +134,7 @@ pub async fn handle<D: Directory, S: JwksSource, C: CredentialIssuer>(
                 "malformed_request",
                 "the request is not a Lambda Function URL event",
             );
-            return finish(
+            return (
                 refusal_response(&refusal, None),
                 refusal_outcome(outcome, &refusal),
             );
@@ -175,7 +175,7 @@ pub async fn handle<D: Directory, S: JwksSource, C: CredentialIssuer>(
                   sub = %display_user(&outcome), outcome = outcome.code,
                   chime_user = outcome.chime_user.map_or("not-checked", Applied::as_str),
                   session_seconds = outcome.session.map_or(0, |d| d.as_secs()));
-            finish(json_response(200, &body, origin), outcome)
+            (json_response(200, &body, origin), outcome)
         }
         Err(refusal) => {
             let outcome = refusal_outcome(outcome, &refusal);
@@ -187,16 +187,9 @@ pub async fn handle<D: Directory, S: JwksSource, C: CredentialIssuer>(
                 info!(source = SOURCE, issuer = outcome.issuer.as_deref().unwrap_or("-"),
                       sub = %display_user(&outcome), outcome = refusal.code, status = refusal.status);
             }
-            finish(refusal_response(&refusal, origin), outcome)
+            (refusal_response(&refusal, origin), outcome)
         }
     }
-}
-
-fn finish(
-    response: LambdaFunctionUrlResponse,
-    outcome: ExchangeOutcome,
-) -> (LambdaFunctionUrlResponse, ExchangeOutcome) {
-    (response, outcome)
 }
 
 fn refusal_outcome(mut outcome: ExchangeOutcome, refusal: &Refusal) -> ExchangeOutcome {
@@ -462,7 +455,7 @@ fn preflight(
             outcome = refusal.code,
             status = refusal.status
         );
-        return finish(
+        return (
             refusal_response(&refusal, None),
             refusal_outcome(outcome, &refusal),
         );
