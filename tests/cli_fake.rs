@@ -38,6 +38,9 @@ const HEDY: &str = "0000dead-0000-4000-8000-000000000503";
 const KATHERINE: &str = "d4e8f1a2-3b6c-4d9e-a5f7-0c2b4e6d8f13";
 const MARGARET: &str = "7a3d5e9f-1c8b-4a2e-9d6f-4b0e2c8a6d35";
 const RADIA: &str = "e8b4c0d6-9a2f-4e5b-b1c7-3f6a8d0e2b59";
+/// The credential-exchange samples' users (created on their first exchange).
+const ANNIE: &str = "4a7c1e9b-3d5f-4b2a-8c6e-0f1d3b5a7c92";
+const MARY: &str = "b6e2d8f4-1a3c-4e5b-9d7f-2c4a6e8b0d13";
 
 /// A `chime-sync` command with a clean environment: no AWS configuration of
 /// the developer's machine (profiles, credentials, instance metadata) can
@@ -126,6 +129,7 @@ async fn replay_applies_the_samples_to_the_fake_and_a_second_run_changes_nothing
                 "Alan Turing",
                 Some(r#"{"department":"Cryptanalysis"}"#)
             ),
+            (ANNIE, "Annie Easley", None),
             (
                 MARGARET,
                 "Margaret Hamilton",
@@ -136,6 +140,7 @@ async fn replay_applies_the_samples_to_the_fake_and_a_second_run_changes_nothing
                 "Grace Hopper",
                 Some(r#"{"department":"Engineering"}"#)
             ),
+            (MARY, "Mary Jackson", None),
             (
                 BARBARA,
                 "Barbara Liskov",
@@ -146,7 +151,7 @@ async fn replay_applies_the_samples_to_the_fake_and_a_second_run_changes_nothing
         ],
         "users on the fake after the first replay\n{first}"
     );
-    assert!(first.contains("Final directory: 9 users"), "{first}");
+    assert!(first.contains("Final directory: 11 users"), "{first}");
     assert!(first.contains("Dead-lettered messages: 5"), "{first}");
     assert!(first.contains("Sync queue hand-offs: 0"), "{first}");
     let updates_first = fake.counters().get(Operation::UpdateAppInstanceUser);

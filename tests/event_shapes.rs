@@ -15,6 +15,7 @@ use aws_lambda_events::event::cognito::{
     CognitoEventUserPoolsPostConfirmation, CognitoEventUserPoolsPostConfirmationTriggerSource,
     CognitoEventUserPoolsPreSignup, CognitoEventUserPoolsPreSignupTriggerSource,
 };
+use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use aws_lambda_events::event::sqs::SqsEvent;
 use chime_identity_sync::{events_dir, events_relative};
 use chime_sync_core::replay::{Replay, collect_files};
@@ -31,6 +32,7 @@ enum Kind {
     PreSignUp,
     PostConfirmation,
     IdpSync,
+    CredentialExchange,
 }
 
 fn kind(rel: &str) -> Kind {
@@ -38,7 +40,10 @@ fn kind(rel: &str) -> Kind {
         Some("pre-signup") => Kind::PreSignUp,
         Some("post-confirmation") => Kind::PostConfirmation,
         Some("idp-sync") => Kind::IdpSync,
-        _ => panic!("events/{rel}: samples live in pre-signup/, post-confirmation/ or idp-sync/"),
+        Some("credential-exchange") => Kind::CredentialExchange,
+        _ => panic!(
+            "events/{rel}: samples live in pre-signup/, post-confirmation/, idp-sync/ or credential-exchange/"
+        ),
     }
 }
 
@@ -52,6 +57,9 @@ fn strict(kind: Kind, event: &Value) -> Result<(), String> {
             serde_json::from_value::<CognitoEventUserPoolsPostConfirmation>(event.clone()).map(drop)
         }
         Kind::IdpSync => serde_json::from_value::<SqsEvent>(event.clone()).map(drop),
+        Kind::CredentialExchange => {
+            serde_json::from_value::<LambdaFunctionUrlRequest>(event.clone()).map(drop)
+        }
     };
     result.map_err(|e| e.to_string())
 }
@@ -116,6 +124,18 @@ fn every_sample_deserialises_into_its_aws_lambda_events_type() {
                     "{rel}"
                 );
                 assert!(!parsed.request.user_attributes.is_empty(), "{rel}");
+            }
+            Kind::CredentialExchange => {
+                let parsed: LambdaFunctionUrlRequest = serde_json::from_value(event.clone())
+                    .unwrap_or_else(|e| panic!("{rel}: aws_lambda_events refuses it: {e}"));
+                assert_eq!(parsed.raw_path.as_deref(), Some("/credentials"), "{rel}");
+                assert!(
+                    matches!(
+                        parsed.request_context.http.method.as_deref(),
+                        Some("POST" | "OPTIONS")
+                    ),
+                    "{rel}"
+                );
             }
             Kind::IdpSync => {
                 let parsed: SqsEvent = serde_json::from_value(event.clone())
@@ -269,8 +289,41 @@ fn samples_carry_what_aws_sends() {
         match kind(&rel) {
             Kind::PreSignUp | Kind::PostConfirmation => check_cognito(&rel, &event),
             Kind::IdpSync => check_sqs(&rel, &event),
+            Kind::CredentialExchange => check_function_url(&rel, &event),
         }
         check_conventions(&rel, &event);
+    }
+}
+
+/// What a Function URL event (payload format 2.0) always carries.
+fn check_function_url(rel: &str, event: &Value) {
+    for key in [
+        "version",
+        "routeKey",
+        "rawPath",
+        "rawQueryString",
+        "headers",
+        "isBase64Encoded",
+    ] {
+        assert!(event.get(key).is_some(), "{rel}: no {key}");
+    }
+    assert_eq!(event["version"], "2.0", "{rel}");
+    for key in [
+        "accountId",
+        "apiId",
+        "domainName",
+        "requestId",
+        "timeEpoch",
+        "http",
+    ] {
+        assert!(
+            event["requestContext"].get(key).is_some(),
+            "{rel}: no requestContext.{key}"
+        );
+    }
+    // Function URLs lower-case header names and join repeated headers with commas.
+    for name in event["headers"].as_object().expect("headers").keys() {
+        assert_eq!(name, &name.to_ascii_lowercase(), "{rel}: header {name}");
     }
 }
 

@@ -3,8 +3,14 @@
 //! directory and queues.
 //!
 //! The samples are one small story, replayed in sorted path order
-//! (`idp-sync/` < `post-confirmation/` < `pre-signup/`):
+//! (`credential-exchange/` < `idp-sync/` < `post-confirmation/` < `pre-signup/`):
 //!
+//! 0. Chat clients exchange tokens for credentials (`credential-exchange/`),
+//!    checked against the embedded JWKS and answered by the STS double: Annie
+//!    (Cognito ID token, RS256) and Mary (OIDC, ES256) get credentials and
+//!    their Chime users are created; expired, wrong-audience, access-instead-
+//!    of-ID, `alg: none`, missing and duplicate `Authorization` are refused;
+//!    Hedy's token is fine but Chime is down for her (503); a CORS preflight.
 //! 1. The HR connector's messages arrive first (`idp-sync/`): Grace, Alan,
 //!    Edsger (who joins and leaves in the same batch) and Frances (deleted,
 //!    never existed) on a standard queue; Margaret through SNS; Barbara through
@@ -36,11 +42,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use chime_identity_sync::{events_dir, events_relative};
-use chime_sync_core::OutgoingMessage;
+use std::time::Duration;
+
+use chime_sync_core::credentials::AssumeRoleRequest;
 use chime_sync_core::memory::InMemoryDirectory;
 use chime_sync_core::replay::{
     DEMO_APP_INSTANCE_ARN, Function, OUTAGE_SUB, Replay, Replayed, Row, collect_files,
 };
+use chime_sync_core::{OutgoingMessage, UserId};
 use serde_json::{Value, json};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -62,6 +71,10 @@ const RADIA: &str = "e8b4c0d6-9a2f-4e5b-b1c7-3f6a8d0e2b59";
 /// Hedy: the sub whose every Chime call fails in the embedded directory.
 const HEDY: &str = OUTAGE_SUB;
 
+/// Annie Easley and Mary Jackson: the credential-exchange samples' users.
+const ANNIE: &str = "4a7c1e9b-3d5f-4b2a-8c6e-0f1d3b5a7c92";
+const MARY: &str = "b6e2d8f4-1a3c-4e5b-9d7f-2c4a6e8b0d13";
+
 const FIFO_QUEUE_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:identity-sync.fifo";
 
 /// The directory after the first replay, and after every later one: (id, name, metadata).
@@ -82,6 +95,8 @@ const FINAL_DIRECTORY: &[(&str, &str, &str)] = &[
     ),
     (KATHERINE, "Katherine Johnson", ""),
     (RADIA, "Radia Perlman", ""),
+    (ANNIE, "Annie Easley", ""),
+    (MARY, "Mary Jackson", ""),
 ];
 
 // ---------------------------------------------------------------------------
@@ -109,6 +124,17 @@ enum Expect {
         later: &'static str,
         /// Whether the user is handed off to the sync queue (every replay).
         hands_off: bool,
+    },
+    CredentialExchange {
+        /// The HTTP status and, for a refusal, the body's `error`.
+        status: i64,
+        error: Option<&'static str>,
+        user: Option<&'static str>,
+        /// The row outcome in the first replay, and in the second and third.
+        first: &'static str,
+        later: &'static str,
+        /// Whether the STS double received an AssumeRole for `user`.
+        assumes_role: bool,
     },
     IdpSync {
         /// `batchItemFailures` item identifiers, in batch order (every replay).
@@ -178,10 +204,96 @@ const NO_FLAGS: SignUp = SignUp::Allowed {
     verify_phone: false,
 };
 
+/// A credential-exchange sample that is refused before STS.
+const fn refused_exchange(file: &'static str, status: i64, error: &'static str) -> Case {
+    // Its row says `{status} {error}` in every replay (built by `check`).
+    Case {
+        path: file,
+        expect: Expect::CredentialExchange {
+            status,
+            error: Some(error),
+            user: None,
+            first: "",
+            later: "",
+            assumes_role: false,
+        },
+    }
+}
+
+/// A credential-exchange sample that gets credentials for `user`.
+const fn issued(file: &'static str, user: &'static str) -> Case {
+    Case {
+        path: file,
+        expect: Expect::CredentialExchange {
+            status: 200,
+            error: None,
+            user: Some(user),
+            first: "200 credentials-issued (chat user created; STS double: 3600 s session tagged UserUUID)",
+            later: "200 credentials-issued (chat user already-provisioned; STS double: 3600 s session tagged UserUUID)",
+            assumes_role: true,
+        },
+    }
+}
+
 const CREATED: &str = "created";
 const PROVISIONED: &str = "already-provisioned";
 
 const CASES: &[Case] = &[
+    // --- credential-exchange (embedded JWKS, STS double) ----------------------
+    refused_exchange(
+        "credential-exchange/alg-none.json",
+        401,
+        "algorithm_not_allowed",
+    ),
+    Case {
+        path: "credential-exchange/chime-outage-user.json",
+        expect: Expect::CredentialExchange {
+            status: 503,
+            error: Some("chime_unavailable"),
+            user: Some(HEDY),
+            first: "503 chime_unavailable",
+            later: "503 chime_unavailable",
+            assumes_role: false,
+        },
+    },
+    refused_exchange(
+        "credential-exchange/cognito-access-token-where-id-token-expected.json",
+        401,
+        "wrong_token_use",
+    ),
+    issued("credential-exchange/cognito-id-token-rs256.json", ANNIE),
+    refused_exchange(
+        "credential-exchange/duplicate-authorization.json",
+        400,
+        "duplicate_authorization",
+    ),
+    refused_exchange(
+        "credential-exchange/expired-token.json",
+        401,
+        "token_expired",
+    ),
+    refused_exchange(
+        "credential-exchange/missing-authorization.json",
+        401,
+        "missing_token",
+    ),
+    issued("credential-exchange/oidc-token-es256.json", MARY),
+    Case {
+        path: "credential-exchange/preflight-allowed-origin.json",
+        expect: Expect::CredentialExchange {
+            status: 204,
+            error: None,
+            user: None,
+            first: "204 preflight",
+            later: "204 preflight",
+            assumes_role: false,
+        },
+    },
+    refused_exchange(
+        "credential-exchange/wrong-audience.json",
+        401,
+        "wrong_audience",
+    ),
     // --- idp-sync -----------------------------------------------------------
     Case {
         path: "idp-sync/empty-batch.json",
@@ -598,8 +710,11 @@ async fn three_replays_give_the_expected_answers_and_the_same_final_directory() 
             let case = case(rel);
             let event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap())
                 .unwrap_or_else(|e| panic!("{rel}: {e}"));
-            let (dlq_before, sync_before) =
-                (replay.dlq.sent().len(), replay.sync_queue.sent().len());
+            let (dlq_before, sync_before, sts_before) = (
+                replay.dlq.sent().len(),
+                replay.sync_queue.sent().len(),
+                replay.sts.requests().len(),
+            );
             let replayed = replay
                 .file(path)
                 .await
@@ -618,6 +733,7 @@ async fn three_replays_give_the_expected_answers_and_the_same_final_directory() 
                 replayed,
                 dlq: replay.dlq.sent()[dlq_before..].to_vec(),
                 sync: replay.sync_queue.sent()[sync_before..].to_vec(),
+                sts: replay.sts.requests()[sts_before..].to_vec(),
             };
             check(&case.expect, seen);
         }
@@ -746,6 +862,8 @@ struct Observed {
     /// What this sample sent to the DLQ and to the sync queue.
     dlq: Vec<OutgoingMessage>,
     sync: Vec<OutgoingMessage>,
+    /// The AssumeRole requests the STS double received for this sample.
+    sts: Vec<AssumeRoleRequest>,
 }
 
 fn check(expect: &Expect, seen: Observed) {
@@ -757,6 +875,7 @@ fn check(expect: &Expect, seen: Observed) {
         replayed,
         dlq: mut new_dlq,
         sync: new_sync,
+        sts,
     } = seen;
     let file = file.as_str();
     match expect {
@@ -798,6 +917,78 @@ fn check(expect: &Expect, seen: Observed) {
             assert!(
                 new_dlq.is_empty() && new_sync.is_empty(),
                 "{context}: sends"
+            );
+        }
+        Expect::CredentialExchange {
+            status,
+            error,
+            user,
+            first,
+            later,
+            assumes_role,
+        } => {
+            assert_eq!(replayed.function, Function::CredentialExchange, "{context}");
+            let response = replayed.response.as_ref().expect("a Function URL response");
+            assert_eq!(
+                response["statusCode"],
+                json!(status),
+                "{context}: {response}"
+            );
+            assert_eq!(
+                response["headers"]["cache-control"], "no-store",
+                "{context}: {response}"
+            );
+            let body: Value = response["body"]
+                .as_str()
+                .map(|b| serde_json::from_str(b).expect("JSON body"))
+                .unwrap_or(Value::Null);
+            match error {
+                Some(code) => {
+                    assert_eq!(body["error"], json!(code), "{context}: {body}");
+                    assert!(body["message"].is_string(), "{context}: {body}");
+                }
+                None if *status == 200 => {
+                    let user = user.expect("credentials are for a user");
+                    assert_eq!(
+                        body["appInstanceUserArn"],
+                        json!(format!("{DEMO_APP_INSTANCE_ARN}/user/{user}")),
+                        "{context}"
+                    );
+                    assert!(
+                        body["credentials"]["accessKeyId"]
+                            .as_str()
+                            .is_some_and(|k| k.starts_with("ASIASTSDOUBLE")),
+                        "{context}: {body}"
+                    );
+                }
+                None => {}
+            }
+            let outcome = match (first.is_empty(), first_replay) {
+                (true, _) => format!("{status} {}", error.unwrap_or_default()),
+                (false, true) => (*first).to_owned(),
+                (false, false) => (*later).to_owned(),
+            };
+            assert_eq!(
+                replayed.rows,
+                vec![row(file, "function-url", &outcome, *user)],
+                "{context}: rows"
+            );
+            if *assumes_role {
+                let user = UserId::parse(user.expect("a user")).unwrap();
+                assert_eq!(
+                    sts,
+                    vec![AssumeRoleRequest::for_user(
+                        &user,
+                        Duration::from_secs(3600)
+                    )],
+                    "{context}: the STS request (tag UserUUID = sub)"
+                );
+            } else {
+                assert!(sts.is_empty(), "{context}: STS must not be called: {sts:?}");
+            }
+            assert!(
+                new_dlq.is_empty() && new_sync.is_empty(),
+                "{context}: queue sends"
             );
         }
         Expect::PostConfirmation {

@@ -147,8 +147,13 @@ impl<'a> Eval<'a> {
         }
     }
 
+    /// A resource of the template, or one SAM generates for it (a function's
+    /// execution role, `{Function}Role`).
     fn is_resource(&self, name: &str) -> bool {
         self.t["Resources"].get(name).is_some()
+            || name
+                .strip_suffix("Role")
+                .is_some_and(|f| self.t["Resources"][f]["Type"] == "AWS::Serverless::Function")
     }
 
     /// Resolves intrinsics; `None` is `AWS::NoValue` (dropped from lists and maps).
@@ -284,7 +289,8 @@ fn strings(v: &Json) -> Vec<String> {
 const PRE_SIGNUP: &str = "pre-signup";
 const POST_CONFIRMATION: &str = "post-confirmation";
 const IDP_SYNC: &str = "idp-sync";
-const BINARIES: [&str; 3] = [PRE_SIGNUP, POST_CONFIRMATION, IDP_SYNC];
+const CREDENTIAL_EXCHANGE: &str = "credential-exchange";
+const BINARIES: [&str; 4] = [PRE_SIGNUP, POST_CONFIRMATION, IDP_SYNC, CREDENTIAL_EXCHANGE];
 
 const EXISTING_APP_INSTANCE: &str =
     "arn:aws:chime:us-east-1:111122223333:app-instance/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b";
@@ -365,13 +371,21 @@ fn grants(t: &Json, ev: &Eval, binary: &str) -> BTreeMap<String, BTreeSet<String
         "{binary}: a Role property hides the policies from this test"
     );
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let policies = match props.get("Policies") {
-        None => return out,
+    let mut policies: Vec<Json> = match props.get("Policies") {
+        None => Vec::new(),
         Some(p) => p
             .as_array()
-            .unwrap_or_else(|| panic!("{binary}: Policies must be a list")),
+            .unwrap_or_else(|| panic!("{binary}: Policies must be a list"))
+            .clone(),
     };
-    for policy in policies {
+    // Inline policies attached to the function's SAM-generated role from outside.
+    let role = format!("${{{}Role}}", function_id(t, binary));
+    for (_, p) in of_type(t, "AWS::IAM::RolePolicy") {
+        if ev.eval(&p["Properties"]["RoleName"]) == Some(json!(role)) {
+            policies.push(p["Properties"]["PolicyDocument"].clone());
+        }
+    }
+    for policy in &policies {
         let doc = policy.as_object().unwrap_or_else(|| {
             panic!("{binary}: managed policy {policy} (only inline statements can be checked)")
         });
@@ -535,6 +549,19 @@ fn each_function_gets_exactly_the_actions_it_calls_on_its_own_resources() {
             ]),
             "[{scenario}] idp-sync"
         );
+
+        assert_eq!(
+            grants(&t, &ev, CREDENTIAL_EXCHANGE),
+            expect(&[
+                (&["chime:CreateAppInstanceUser"], &[app, users]),
+                (&["chime:DescribeAppInstanceUser"], &[users]),
+                (
+                    &["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
+                    &["${ChatUserRole.Arn}"]
+                ),
+            ]),
+            "[{scenario}] credential-exchange"
+        );
     }
 }
 
@@ -588,6 +615,42 @@ fn functions_are_configured_by_the_environment_contract() {
             ]),
             "[{scenario}]"
         );
+
+        assert_eq!(
+            names(CREDENTIAL_EXCHANGE),
+            set(&[
+                "APP_INSTANCE_ARN",
+                "TRUSTED_ISSUERS",
+                "CHAT_USER_ROLE_ARN",
+                "ALLOWED_ORIGINS",
+                "ENSURE_CHIME_USER",
+                "MAX_SESSION_SECONDS",
+                "DISPLAY_NAME_ATTRIBUTES",
+                "RUST_LOG"
+            ])
+            .into_iter()
+            // With an existing pool and no TrustedIssuers there is nothing to default to:
+            // the function then stops at start-up naming TRUSTED_ISSUERS.
+            .filter(|n| n != "TRUSTED_ISSUERS" || params.is_empty())
+            .collect(),
+            "[{scenario}]"
+        );
+        let exchange = env(&t, &ev, CREDENTIAL_EXCHANGE);
+        assert_eq!(exchange["APP_INSTANCE_ARN"], json!(app), "[{scenario}]");
+        assert_eq!(
+            exchange["CHAT_USER_ROLE_ARN"],
+            json!("${ChatUserRole.Arn}"),
+            "[{scenario}]"
+        );
+        if params.is_empty() {
+            assert_eq!(
+                exchange["TRUSTED_ISSUERS"],
+                json!(
+                    r#"{"https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}": {"audiences": ["${UserPoolClient}"], "tokenUse": "id"}}"#
+                ),
+                "the created pool's ID tokens, for its app client"
+            );
+        }
 
         let post = env(&t, &ev, POST_CONFIRMATION);
         let sync = env(&t, &ev, IDP_SYNC);
@@ -872,7 +935,7 @@ fn every_function_builds_a_binary_of_this_workspace() {
     let expected: BTreeSet<String> = BINARIES.iter().map(|b| (*b).to_owned()).collect();
     assert_eq!(
         built, expected,
-        "the template deploys exactly the three functions"
+        "the template deploys exactly the four functions"
     );
 
     for binary in BINARIES {
@@ -922,4 +985,238 @@ fn id_binary(f: &Json) -> &str {
     f["Metadata"]["BuildProperties"]["Binary"]
         .as_str()
         .expect("BuildProperties.Binary")
+}
+
+// ---------------------------------------------------------------------------
+// Credential exchange: the chat user role, the identity pool, the Function URL
+// ---------------------------------------------------------------------------
+
+/// Every IAM statement in the template, evaluated: `(where, statement)`. Covers
+/// the functions' inline policies, roles' inline policies and RolePolicy/Policy
+/// resources.
+fn all_statements(t: &Json, ev: &Eval) -> Vec<(String, Json)> {
+    let mut out = Vec::new();
+    let mut push = |place: String, doc: &Json| match ev.eval(&doc["Statement"]) {
+        Some(Json::Array(statements)) => {
+            out.extend(statements.into_iter().map(|s| (place.clone(), s)))
+        }
+        Some(one) => out.push((place, one)),
+        None => {}
+    };
+    for (id, r) in resources(t) {
+        let props = &r["Properties"];
+        match r["Type"].as_str() {
+            Some("AWS::Serverless::Function") => {
+                for p in props["Policies"].as_array().into_iter().flatten() {
+                    push(id.clone(), p);
+                }
+            }
+            Some("AWS::IAM::Role") => {
+                for p in props["Policies"].as_array().into_iter().flatten() {
+                    push(id.clone(), &p["PolicyDocument"]);
+                }
+            }
+            Some("AWS::IAM::RolePolicy" | "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy") => {
+                push(id.clone(), &props["PolicyDocument"]);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn no_resource_is_star_except_get_messaging_session_endpoint() {
+    let t = load_template();
+    for (scenario, params, _) in scenarios() {
+        let ev = Eval::new(&t, &params);
+        let statements = all_statements(&t, &ev);
+        assert!(
+            statements.len() > 10,
+            "[{scenario}] statements found: {}",
+            statements.len()
+        );
+        let mut star_grants = Vec::new();
+        for (place, s) in &statements {
+            assert!(
+                s.get("NotResource").is_none(),
+                "[{scenario}] {place}: NotResource in {s}"
+            );
+            if strings(&s["Resource"]).iter().any(|r| r == "*") {
+                star_grants.push((place.clone(), strings(&s["Action"])));
+            }
+        }
+        assert_eq!(
+            star_grants,
+            vec![(
+                "ChatUserRole".to_owned(),
+                vec!["chime:GetMessagingSessionEndpoint".to_owned()]
+            )],
+            "[{scenario}] only GetMessagingSessionEndpoint (no resource-level permission) may be on *"
+        );
+    }
+}
+
+#[test]
+fn chat_user_role_is_scoped_to_the_callers_own_user() {
+    let t = load_template();
+    for (scenario, params, app) in scenarios() {
+        let ev = Eval::new(&t, &params);
+        let role = ev
+            .eval(&resources(&t)["ChatUserRole"]["Properties"])
+            .expect("ChatUserRole");
+        assert_eq!(role["MaxSessionDuration"], 3600, "[{scenario}]");
+        assert!(
+            role.get("ManagedPolicyArns").is_none(),
+            "[{scenario}] no managed policy"
+        );
+        let policies = role["Policies"].as_array().expect("Policies");
+        assert_eq!(policies.len(), 1, "[{scenario}]");
+        let statements = policies[0]["PolicyDocument"]["Statement"].clone();
+        let own_user = format!("{app}/user/${{aws:PrincipalTag/UserUUID}}");
+        let channels = format!("{app}/channel/*");
+        let Json::Array(statements) = statements else {
+            panic!("statements")
+        };
+        assert_eq!(statements.len(), 2, "[{scenario}] {statements:?}");
+        assert_eq!(statements[0]["Effect"], "Allow");
+        assert_eq!(statements[0]["Action"], "chime:GetMessagingSessionEndpoint");
+        assert_eq!(statements[0]["Resource"], "*");
+        let chat = &statements[1];
+        assert_eq!(chat["Effect"], "Allow");
+        assert_eq!(
+            strings(&chat["Resource"]),
+            vec![own_user, channels],
+            "[{scenario}] the caller's own user (by tag) and the AppInstance's channels, nothing else"
+        );
+        let actions = strings(&chat["Action"]);
+        for a in &actions {
+            assert!(
+                a.starts_with("chime:") && !a.contains('*'),
+                "[{scenario}] {a}"
+            );
+            assert!(
+                !a.contains("AppInstanceUser")
+                    || a.contains("ForAppInstanceUser")
+                    || a.contains("ByAppInstanceUser"),
+                "[{scenario}] {a}: user management is for the provisioning functions only"
+            );
+        }
+        for needed in [
+            "chime:Connect",
+            "chime:SendChannelMessage",
+            "chime:ListChannelMessages",
+        ] {
+            assert!(actions.iter().any(|a| a == needed), "[{scenario}] {needed}");
+        }
+    }
+}
+
+#[test]
+fn chat_user_role_trusts_exactly_the_exchange_function_and_the_identity_pool() {
+    let t = load_template();
+    for (scenario, params, _) in scenarios() {
+        let ev = Eval::new(&t, &params);
+        let trust = ev
+            .eval(&resources(&t)["ChatUserRole"]["Properties"]["AssumeRolePolicyDocument"])
+            .expect("trust policy");
+        let exchange = json!({
+            "Sid": "CredentialExchangeWithUserTag",
+            "Effect": "Allow",
+            "Principal": {"AWS": format!("${{{}Role.Arn}}", function_id(&t, CREDENTIAL_EXCHANGE))},
+            "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
+            "Condition": {"Null": {"aws:RequestTag/UserUUID": "false"}},
+        });
+        let pool = json!({
+            "Sid": "CognitoIdentityPoolAuthenticated",
+            "Effect": "Allow",
+            "Principal": {"Federated": "cognito-identity.amazonaws.com"},
+            "Action": ["sts:AssumeRoleWithWebIdentity", "sts:TagSession"],
+            "Condition": {
+                "StringEquals": {"cognito-identity.amazonaws.com:aud": "${ChatIdentityPool}"},
+                "ForAnyValue:StringLike": {"cognito-identity.amazonaws.com:amr": "authenticated"},
+            },
+        });
+        let expected = if params.is_empty() {
+            json!([exchange, pool])
+        } else {
+            // No identity pool without the stack's own user pool.
+            json!([exchange])
+        };
+        assert_eq!(trust["Statement"], expected, "[{scenario}]");
+        assert!(
+            !trust
+                .to_string()
+                .contains("cognito-identity.amazonaws.com:sub"),
+            "the identity pool's sub is not the user pool's sub"
+        );
+    }
+}
+
+#[test]
+fn the_identity_pool_tags_sessions_with_the_user_pool_sub() {
+    let t = load_template();
+    let ev = Eval::new(&t, &[]);
+    let prop = |id: &str| ev.eval(&resources(&t)[id]["Properties"]).expect(id);
+    let pool = prop("ChatIdentityPool");
+    assert_eq!(pool["AllowUnauthenticatedIdentities"], false);
+    assert_eq!(pool["AllowClassicFlow"], false);
+    assert_eq!(
+        pool["CognitoIdentityProviders"],
+        json!([{"ClientId": "${UserPoolClient}", "ProviderName": "${UserPool.ProviderName}",
+                "ServerSideTokenCheck": true}])
+    );
+    let tag = prop("ChatIdentityPoolPrincipalTag");
+    assert_eq!(tag["IdentityPoolId"], "${ChatIdentityPool}");
+    assert_eq!(tag["IdentityProviderName"], "${UserPool.ProviderName}");
+    assert_eq!(tag["PrincipalTags"], json!({"UserUUID": "sub"}));
+    assert_eq!(tag["UseDefaults"], false);
+    let roles = prop("ChatIdentityPoolRoles");
+    assert_eq!(
+        roles["Roles"],
+        json!({"authenticated": "${ChatUserRole.Arn}"})
+    );
+    for id in [
+        "ChatIdentityPool",
+        "ChatIdentityPoolPrincipalTag",
+        "ChatIdentityPoolRoles",
+    ] {
+        assert_eq!(resources(&t)[id]["Condition"], "CreateUserPool", "{id}");
+    }
+}
+
+#[test]
+fn the_exchange_is_a_public_function_url_whose_token_is_the_auth() {
+    let t = load_template();
+    let ev = Eval::new(&t, &[]);
+    let id = function_id(&t, CREDENTIAL_EXCHANGE);
+    let urls = of_type(&t, "AWS::Lambda::Url");
+    assert_eq!(urls.len(), 1);
+    let url = ev.eval(&urls[0].1["Properties"]).expect("Url");
+    assert_eq!(url["TargetFunctionArn"], json!(format!("${{{id}.Arn}}")));
+    assert_eq!(url["AuthType"], "NONE");
+    assert!(
+        url.get("Cors").is_none(),
+        "the function answers CORS itself"
+    );
+    let mut perms: Vec<(String, Json)> = of_type(&t, "AWS::Lambda::Permission")
+        .into_iter()
+        .map(|(_, p)| ev.eval(&p["Properties"]).expect("permission"))
+        .filter(|p| p["FunctionName"] == json!(format!("${{{id}.Arn}}")))
+        .map(|p| (p["Action"].as_str().unwrap_or_default().to_owned(), p))
+        .collect();
+    perms.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(perms.len(), 2, "{perms:?}");
+    assert_eq!(perms[0].0, "lambda:InvokeFunction");
+    assert_eq!(
+        perms[0].1["InvokedViaFunctionUrl"], true,
+        "only through the URL"
+    );
+    assert_eq!(perms[1].0, "lambda:InvokeFunctionUrl");
+    assert_eq!(perms[1].1["FunctionUrlAuthType"], "NONE");
+    let timeout = as_u64(fn_prop(&t, CREDENTIAL_EXCHANGE, "Timeout"), "Timeout");
+    assert!(
+        (5..=30).contains(&timeout),
+        "room for a cold JWKS fetch, Chime and STS"
+    );
 }

@@ -33,6 +33,11 @@ pub const POST_CONFIRMATION: Function = Function {
     memory_mb: 256,
     timeout: Duration::from_secs(4),
 };
+pub const CREDENTIAL_EXCHANGE: Function = Function {
+    binary: "credential-exchange",
+    memory_mb: 256,
+    timeout: Duration::from_secs(10),
+};
 pub const IDP_SYNC: Function = Function {
     binary: "idp-sync",
     memory_mb: 256,

@@ -16,8 +16,10 @@
 //! service id "Chime SDK Identity"/"SQS" and replaces spaces with `_`, see
 //! aws-runtime's `env_config.rs`). Point those at the local fakes.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use chime_sync_core::credentials::{IssuerConfigError, MAX_SESSION, MIN_SESSION, TrustedIssuers};
 use chime_sync_core::handlers::post_confirmation;
 use chime_sync_core::profile::EmptyNamePolicy;
 use chime_sync_core::{AppInstanceArn, DisplayNamePolicy, InputError};
@@ -35,6 +37,11 @@ pub const DISPLAY_NAME_ATTRIBUTES: &str = "DISPLAY_NAME_ATTRIBUTES";
 pub const ALLOWED_EMAIL_DOMAINS: &str = "ALLOWED_EMAIL_DOMAINS";
 pub const AUTO_CONFIRM: &str = "AUTO_CONFIRM";
 pub const AUTO_VERIFY_EMAIL: &str = "AUTO_VERIFY_EMAIL";
+pub const TRUSTED_ISSUERS: &str = "TRUSTED_ISSUERS";
+pub const CHAT_USER_ROLE_ARN: &str = "CHAT_USER_ROLE_ARN";
+pub const ALLOWED_ORIGINS: &str = "ALLOWED_ORIGINS";
+pub const ENSURE_CHIME_USER: &str = "ENSURE_CHIME_USER";
+pub const MAX_SESSION_SECONDS: &str = "MAX_SESSION_SECONDS";
 
 /// post-confirmation's function timeout (template.yaml `Timeout: 4`): a
 /// second under the 5 s Cognito waits for a trigger before it retries.
@@ -80,6 +87,12 @@ pub const DEFAULT_MAX_CONCURRENT_GROUPS: usize = 10;
 /// `MAX_CONCURRENT_GROUPS` may not exceed this: a FIFO batch holds at most 10
 /// messages, and the bound keeps one invocation's request rate on Chime low.
 pub const MAX_MAX_CONCURRENT_GROUPS: usize = 10;
+/// credential-exchange's Chime budget per call when `CHIME_BUDGET_MS` is unset.
+pub const DEFAULT_EXCHANGE_CHIME_BUDGET: Duration = Duration::from_millis(3000);
+/// How long one GET of an issuer's discovery document or JWKS may take.
+pub const JWKS_TIMEOUT: Duration = Duration::from_millis(3000);
+/// How long one STS AssumeRole may take, retries included.
+pub const STS_TIMEOUT: Duration = Duration::from_millis(5000);
 
 /// A configuration value that is missing or malformed. Each names its variable.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -119,6 +132,22 @@ pub enum ConfigError {
     },
     #[error("{name} has an invalid email domain `{value}` (expected e.g. example.com,example.org)")]
     InvalidEmailDomain { name: &'static str, value: String },
+    #[error("{name} {source}")]
+    InvalidTrustedIssuers {
+        name: &'static str,
+        #[source]
+        source: IssuerConfigError,
+    },
+    #[error("{name} must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME), not `{value}`")]
+    InvalidRoleArn { name: &'static str, value: String },
+    #[error(
+        "{name} has an invalid origin `{value}`: {reason} (expected e.g. https://chat.example.com,https://app.example.com)"
+    )]
+    InvalidOrigin {
+        name: &'static str,
+        value: String,
+        reason: &'static str,
+    },
 }
 
 /// The pre-signup function's policy (no AWS client: it makes no calls).
@@ -221,6 +250,84 @@ impl IdpSyncConfig {
             )? as usize,
         })
     }
+}
+
+/// The credential-exchange function's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialExchangeConfig {
+    /// `APP_INSTANCE_ARN`, `CHIME_MAX_ATTEMPTS`, and `CHIME_BUDGET_MS` per call
+    /// (default 3000, at most 10000).
+    pub chime: ChimeConfig,
+    /// `TRUSTED_ISSUERS`: issuer URL → audiences, user id claim, token_use, JWKS.
+    pub issuers: TrustedIssuers,
+    /// `CHAT_USER_ROLE_ARN`: the role STS hands out sessions of.
+    pub chat_user_role_arn: String,
+    /// `ALLOWED_ORIGINS`: browser origins answered CORS (empty: none).
+    pub allowed_origins: Vec<String>,
+    /// `ENSURE_CHIME_USER` (default true): create a missing Chime user.
+    pub ensure_user: bool,
+    /// `DISPLAY_NAME_ATTRIBUTES`, read from the token's claims.
+    pub display_names: DisplayNamePolicy,
+    /// `MAX_SESSION_SECONDS` (900–3600, default 3600).
+    pub max_session: Duration,
+    /// `SSL_CERT_FILE`: PEM roots that replace the compiled-in ones for the JWKS fetch.
+    pub ssl_cert_file: Option<PathBuf>,
+    pub jwks_timeout: Duration,
+    pub sts_timeout: Duration,
+}
+
+impl CredentialExchangeConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(process_env)
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(lookup);
+        let issuers = TrustedIssuers::parse(&env.required(
+            TRUSTED_ISSUERS,
+            "a JSON object from issuer URL to {\"audiences\": [...]}, see the README",
+        )?)
+        .map_err(|source| ConfigError::InvalidTrustedIssuers {
+            name: TRUSTED_ISSUERS,
+            source,
+        })?;
+        let role = env.required(CHAT_USER_ROLE_ARN, "the role whose sessions are handed out")?;
+        if !is_role_arn(&role) {
+            return Err(ConfigError::InvalidRoleArn {
+                name: CHAT_USER_ROLE_ARN,
+                value: role,
+            });
+        }
+        Ok(Self {
+            chime: env.chime(DEFAULT_EXCHANGE_CHIME_BUDGET, Duration::from_secs(10))?,
+            issuers,
+            chat_user_role_arn: role,
+            allowed_origins: env.origins(ALLOWED_ORIGINS)?,
+            ensure_user: env.boolean(ENSURE_CHIME_USER, true)?,
+            display_names: env.display_names()?,
+            max_session: Duration::from_secs(env.number(
+                MAX_SESSION_SECONDS,
+                MAX_SESSION.as_secs(),
+                MIN_SESSION.as_secs(),
+                MAX_SESSION.as_secs(),
+            )?),
+            ssl_cert_file: env.get(crate::jwks::SSL_CERT_FILE).map(PathBuf::from),
+            jwks_timeout: JWKS_TIMEOUT,
+            sts_timeout: STS_TIMEOUT,
+        })
+    }
+}
+
+/// `arn:{partition}:iam::{12 digits}:role/{path/}name`.
+fn is_role_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    matches!(
+        parts[..],
+        ["arn", partition, "iam", "", account, resource]
+            if partition.starts_with("aws")
+            && account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
+            && resource.strip_prefix("role/").is_some_and(|name| !name.is_empty() && !name.ends_with('/'))
+    )
 }
 
 /// The process environment, for `from_env`. A value that is not valid
@@ -352,6 +459,43 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 }
             }),
         }
+    }
+
+    /// Comma-separated browser origins (`scheme://host[:port]`, as the
+    /// `Origin` header spells them): https, or http on localhost for
+    /// development. `*` is refused: credentials are not for any web page.
+    fn origins(&self, name: &'static str) -> Result<Vec<String>, ConfigError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(Vec::new());
+        };
+        let mut origins = Vec::new();
+        for entry in raw.split([',', ' ', '\n', '\t']).filter(|e| !e.is_empty()) {
+            let invalid = |reason| ConfigError::InvalidOrigin {
+                name,
+                value: entry.to_owned(),
+                reason,
+            };
+            let host = if let Some(rest) = entry.strip_prefix("https://") {
+                rest
+            } else if let Some(rest) = entry.strip_prefix("http://") {
+                let host = rest.split(':').next().unwrap_or_default();
+                if !matches!(host, "localhost" | "127.0.0.1") {
+                    return Err(invalid("only https:// origins (http:// for localhost)"));
+                }
+                rest
+            } else if entry == "*" {
+                return Err(invalid("a wildcard would let any web page exchange tokens"));
+            } else {
+                return Err(invalid("it must start with https://"));
+            };
+            if host.is_empty() || host.contains('/') {
+                return Err(invalid("an origin has no path, not even a trailing /"));
+            }
+            if !origins.iter().any(|o| o == entry) {
+                origins.push(entry.to_owned());
+            }
+        }
+        Ok(origins)
     }
 
     /// Comma- or space-separated domains, lower-cased, a leading `@` allowed.
@@ -630,5 +774,127 @@ mod tests {
         }
         let err = IdpSyncConfig::from_lookup(lookup(&[(APP_INSTANCE_ARN, ARN)])).unwrap_err();
         assert!(matches!(err, ConfigError::Missing { name: DLQ_URL, .. }));
+    }
+
+    const ISSUERS: &str = r#"{"https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Ab12Cd34E": {"audiences": ["client-1"], "tokenUse": "id"}}"#;
+    const ROLE: &str = "arn:aws:iam::123456789012:role/chime-identity-sync-ChatUserRole-1AB2";
+
+    fn exchange(
+        extra: &[(&'static str, &'static str)],
+    ) -> Result<CredentialExchangeConfig, ConfigError> {
+        let mut pairs = vec![
+            (APP_INSTANCE_ARN, ARN),
+            (TRUSTED_ISSUERS, ISSUERS),
+            (CHAT_USER_ROLE_ARN, ROLE),
+        ];
+        pairs.extend_from_slice(extra);
+        CredentialExchangeConfig::from_lookup(lookup(&pairs))
+    }
+
+    #[test]
+    fn credential_exchange_defaults() {
+        let cfg = exchange(&[]).unwrap();
+        assert_eq!(cfg.chat_user_role_arn, ROLE);
+        assert!(cfg.ensure_user);
+        assert!(cfg.allowed_origins.is_empty());
+        assert_eq!(cfg.max_session, Duration::from_secs(3600));
+        assert_eq!(cfg.chime.operation_timeout, DEFAULT_EXCHANGE_CHIME_BUDGET);
+        assert_eq!(cfg.ssl_cert_file, None);
+        assert!(
+            cfg.issuers
+                .get("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Ab12Cd34E")
+                .is_some()
+        );
+        let cfg = exchange(&[
+            (
+                ALLOWED_ORIGINS,
+                "https://chat.example.com, http://localhost:3000",
+            ),
+            (ENSURE_CHIME_USER, "false"),
+            (MAX_SESSION_SECONDS, "900"),
+            ("SSL_CERT_FILE", "/etc/ssl/private-ca.pem"),
+        ])
+        .unwrap();
+        assert_eq!(
+            cfg.allowed_origins,
+            vec!["https://chat.example.com", "http://localhost:3000"]
+        );
+        assert!(!cfg.ensure_user);
+        assert_eq!(cfg.max_session, Duration::from_secs(900));
+        assert_eq!(
+            cfg.ssl_cert_file.as_deref(),
+            Some(std::path::Path::new("/etc/ssl/private-ca.pem"))
+        );
+    }
+
+    #[test]
+    fn credential_exchange_errors_name_their_variable() {
+        let err = CredentialExchangeConfig::from_lookup(lookup(&[
+            (APP_INSTANCE_ARN, ARN),
+            (CHAT_USER_ROLE_ARN, ROLE),
+        ]))
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("TRUSTED_ISSUERS is required"),
+            "{err}"
+        );
+        let cases: [(&'static str, &'static str, &str); 9] = [
+            (
+                TRUSTED_ISSUERS,
+                "not json",
+                "TRUSTED_ISSUERS must be a JSON object",
+            ),
+            (
+                TRUSTED_ISSUERS,
+                r#"{"https://idp.example.com": {"audiences": []}}"#,
+                "TRUSTED_ISSUERS issuer https://idp.example.com: `audiences` must list",
+            ),
+            (
+                CHAT_USER_ROLE_ARN,
+                "ChatUserRole",
+                "CHAT_USER_ROLE_ARN must be an IAM role ARN",
+            ),
+            (
+                CHAT_USER_ROLE_ARN,
+                "arn:aws:iam::123456789012:user/ada",
+                "CHAT_USER_ROLE_ARN must be an IAM role ARN",
+            ),
+            (
+                ALLOWED_ORIGINS,
+                "*",
+                "ALLOWED_ORIGINS has an invalid origin `*`: a wildcard",
+            ),
+            (
+                ALLOWED_ORIGINS,
+                "https://chat.example.com/",
+                "ALLOWED_ORIGINS has an invalid origin",
+            ),
+            (ALLOWED_ORIGINS, "http://chat.example.com", "only https://"),
+            (
+                MAX_SESSION_SECONDS,
+                "7200",
+                "MAX_SESSION_SECONDS must be a whole number from 900 to 3600",
+            ),
+            (
+                ENSURE_CHIME_USER,
+                "yes",
+                "ENSURE_CHIME_USER must be true, false, 1 or 0",
+            ),
+        ];
+        for (name, value, says) in cases {
+            let mut pairs = vec![
+                (APP_INSTANCE_ARN, ARN),
+                (TRUSTED_ISSUERS, ISSUERS),
+                (CHAT_USER_ROLE_ARN, ROLE),
+            ];
+            pairs.retain(|(k, _)| *k != name);
+            pairs.push((name, value));
+            let err = CredentialExchangeConfig::from_lookup(lookup(&pairs)).unwrap_err();
+            assert!(err.to_string().contains(says), "{name}={value}: {err}");
+        }
+        assert!(is_role_arn(
+            "arn:aws-cn:iam::123456789012:role/path/to/Role"
+        ));
+        assert!(!is_role_arn("arn:aws:iam::123456789012:role/"));
     }
 }

@@ -5,6 +5,10 @@
 //!   `DirectoryError` in one place and retrying Chime's throttling, which the
 //!   SDK's standard retry does not ([`retry`]).
 //! - [`SqsQueue`] implements the `Queue` port with `aws-sdk-sqs`.
+//! - [`StsCredentialIssuer`] implements the credential exchange's
+//!   `CredentialIssuer` port with `aws-sdk-sts` (`AssumeRole` with a session tag).
+//! - [`HttpsJwksSource`] fetches the identity providers' discovery documents
+//!   and JWKS over hyper + rustls ([`jwks::tls_client_config`]).
 //! - [`config`] reads and validates each function's environment at start-up.
 //!
 //! The Lambda `main.rs` files only wire these together; logging is set up
@@ -14,14 +18,20 @@
 
 pub mod chime;
 pub mod config;
+pub mod jwks;
 pub mod retry;
 pub mod sqs;
+pub mod sts;
 
 pub use aws_config::SdkConfig;
 pub use chime::{ChimeConfig, ChimeDirectory};
-pub use config::{ConfigError, IdpSyncConfig, PostConfirmationConfig, PreSignupConfig};
+pub use config::{
+    ConfigError, CredentialExchangeConfig, IdpSyncConfig, PostConfirmationConfig, PreSignupConfig,
+};
+pub use jwks::{HttpsJwksSource, tls_client_config};
 pub use retry::ChimeThrottlingClassifier;
 pub use sqs::SqsQueue;
+pub use sts::StsCredentialIssuer;
 
 /// The shared AWS configuration (credentials, region, endpoint overrides)
 /// from the standard sources: in Lambda, the environment the runtime sets.

@@ -222,9 +222,10 @@ async fn run_replay(
                 AppInstanceArn::parse(&arn).map_err(|e: InputError| e.to_string())?;
             let chime = chime_directory(app_instance, endpoint_url).await;
             outln!(
-                "Replaying {} event files against Chime at {}\n",
+                "Replaying {} event files against Chime at {}\n{}\n",
                 files.len(),
-                chime.endpoint
+                chime.endpoint,
+                EXCHANGE_DOUBLES
             );
             let endpoint = chime.endpoint.to_string();
             replay_and_print(Replay::new(chime.directory), &files, times)
@@ -235,10 +236,11 @@ async fn run_replay(
             let replay = Replay::embedded().map_err(|e| e.to_string())?;
             outln!(
                 "Replaying {} event files against the embedded in-memory directory\n\
-                 (AppInstance {}; sub {} simulates a Chime outage)\n",
+                 (AppInstance {}; sub {} simulates a Chime outage)\n{}\n",
                 files.len(),
                 replay::DEMO_APP_INSTANCE_ARN,
-                replay::OUTAGE_SUB
+                replay::OUTAGE_SUB,
+                EXCHANGE_DOUBLES
             );
             replay_and_print(replay, &files, times)
                 .await
@@ -267,6 +269,10 @@ impl ReplayFailure {
         }
     }
 }
+
+/// How the credential-exchange samples are answered, said before every replay.
+const EXCHANGE_DOUBLES: &str = "(credential-exchange samples: tokens checked against an EMBEDDED JWKS of demo keys, \
+credentials from an STS DOUBLE that hands out fake keys; no identity provider, no AWS STS)";
 
 async fn replay_and_print<D: Directory>(
     replay: Replay<D>,
@@ -330,6 +336,21 @@ async fn replay_and_print<D: Directory>(
     outln!("Sync queue hand-offs: {}", handed_off.len());
     for m in &handed_off {
         outln!("  group {}  dedup {}", m.group_id, m.deduplication_id);
+    }
+    let assumed = replay.sts.requests();
+    outln!(
+        "STS double (not AWS): {} AssumeRole requests",
+        assumed.len()
+    );
+    for r in &assumed {
+        let tags: Vec<String> = r.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        outln!(
+            "  session {}  tags {}  source identity {}  {} s",
+            r.role_session_name,
+            tags.join(","),
+            r.source_identity,
+            r.duration.as_secs()
+        );
     }
     outln!("Dead-lettered messages: {}", dead.len());
     for m in &dead {

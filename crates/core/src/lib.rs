@@ -4,9 +4,11 @@
 //! validated identities ([`identity`], [`profile`]), the ports the handlers
 //! talk through ([`directory::Directory`], [`queue::Queue`]) with in-memory
 //! implementations ([`memory`]), the IdP message schema ([`schema`]) and the
-//! three Lambda handlers ([`handlers`]) as plain async functions over ports.
+//! Lambda handlers ([`handlers`]) as plain async functions over ports, and the
+//! credential exchange's token validation and STS port ([`credentials`]).
 //! No AWS SDK dependency: the real adapters live in `chime-sync-aws`.
 
+pub mod credentials;
 pub mod directory;
 pub mod error;
 pub mod handlers;

@@ -9,6 +9,11 @@
 //! which one well-known sub ([`OUTAGE_SUB`]) always gets `ServiceUnavailable`,
 //! so the samples can show the hand-off and the blocked-group paths without
 //! a network.
+//!
+//! Credential-exchange samples (Function URL events) are validated against an
+//! **embedded JWKS** ([`DEMO_JWKS`], the public halves of two demo keys that
+//! signed the sample tokens) and answered by an **STS double** that records
+//! the request and hands out obviously fake credentials: no IdP, no AWS.
 
 use std::path::{Path, PathBuf};
 
@@ -16,9 +21,12 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::credentials::memory::{InMemoryCredentialIssuer, StaticJwks};
+use crate::credentials::{JwksLocation, TokenUse, TrustedIssuer, TrustedIssuers};
 use crate::directory::Directory;
 use crate::error::DirectoryError;
 use crate::handlers::cognito::{trigger_source, user_attributes};
+use crate::handlers::credential_exchange::{self, CredentialExchange};
 use crate::handlers::idp_sync::{self, IdpSync};
 use crate::handlers::post_confirmation::{self, ConfirmationOutcome, PostConfirmation};
 use crate::handlers::pre_signup::{self, SignUpDecision, SignUpPolicy};
@@ -37,6 +45,17 @@ pub const DEMO_ALLOWED_DOMAINS: &str = "example.com,example.org";
 /// The display-name policy of the replay: a pool that wants a real name, so
 /// the email's local part is not a fallback and a nameless sign-up is refused.
 pub const DEMO_DISPLAY_NAME_ATTRIBUTES: &str = "preferred_username,name,given_name family_name";
+/// The replay's trusted issuers: a Cognito user pool (ID tokens of one app
+/// client) and a generic OIDC provider. Both publish [`DEMO_JWKS`].
+pub const DEMO_COGNITO_ISSUER: &str =
+    "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_DEMO12345";
+pub const DEMO_OIDC_ISSUER: &str = "https://idp.example.com/oauth2/demo";
+/// The browser origin the replay allows (CORS).
+pub const DEMO_ORIGIN: &str = "https://chat.example.com";
+/// The embedded JWKS: public keys of the demo RSA and EC keys that signed the
+/// tokens in `events/credential-exchange/`. Demo keys, published on purpose:
+/// never trust them outside the replay.
+pub const DEMO_JWKS: &str = r#"{"keys":[{"alg":"RS256","e":"AQAB","kid":"demo-rsa-2026","kty":"RSA","n":"tcNpRIY4mA13wjp-5TW6nOLvXDxiR8pvOyk-WxWkxjgRkRnxOd_knq3OPnAnA-k4sfE2OPOEixOhD3SIv8IuvCDkch89StEHAtK8Y3CZv2Jii7c7ae3Il7GjfvveNTsKcEN-3hsPPNQ_dIAhZX0W6PXP6-UkXUEY37eOm_yeS0vcfudXw2EUqH82EnRQE8ahRw-Cn8ZBPLBbuK4ptN_ewJDfaSkcWKzx3EC_7_q_fMkBezlu91Udw40vyXo0R5A36ztn13BCz8mkFxGXRTDBd3Er32qX8-jNAIEv_gya768eqjAR3I6_3sdzxq7ISBOS0SPYoWAsw5iGbZA5ydWqXw","use":"sig"},{"alg":"ES256","crv":"P-256","kid":"demo-ec-2026","kty":"EC","use":"sig","x":"Y2EqjF5Ey1FGQ5hfS7doKBC9guXz5oPWnRe3A_DzEIc","y":"4p6vHAT5r5mK8xjw0jbidoEixLXFKu-koBphRBUSD04"}]}"#;
 
 /// Which Lambda function an event is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +63,7 @@ pub enum Function {
     PreSignUp,
     PostConfirmation,
     IdpSync,
+    CredentialExchange,
 }
 
 impl Function {
@@ -51,6 +71,9 @@ impl Function {
     pub fn detect(event: &Value) -> Option<Self> {
         if event.get("Records").is_some_and(Value::is_array) {
             return Some(Self::IdpSync);
+        }
+        if event.pointer("/requestContext/http").is_some() {
+            return Some(Self::CredentialExchange);
         }
         let source = trigger_source(event)?;
         if source.starts_with("PreSignUp_") {
@@ -67,6 +90,7 @@ impl Function {
             Self::PreSignUp => "pre-signup",
             Self::PostConfirmation => "post-confirmation",
             Self::IdpSync => "idp-sync",
+            Self::CredentialExchange => "credential-exchange",
         }
     }
 }
@@ -111,13 +135,19 @@ pub enum ReplayError {
     },
 }
 
-/// The three handlers wired to one directory and two recording queues.
+/// The handlers wired to one directory, two recording queues, and the
+/// credential exchange's embedded JWKS and STS double.
 pub struct Replay<D> {
     pub directory: D,
     pub sync_queue: InMemoryQueue,
     pub dlq: InMemoryQueue,
     pub sign_up: SignUpPolicy,
     pub names: DisplayNamePolicy,
+    /// Serves [`DEMO_JWKS`] for both demo issuers.
+    pub jwks: StaticJwks,
+    /// Records every AssumeRole; answers fake credentials.
+    pub sts: InMemoryCredentialIssuer,
+    pub issuers: TrustedIssuers,
 }
 
 impl Replay<InMemoryDirectory> {
@@ -146,6 +176,9 @@ impl<D: Directory> Replay<D> {
                 ..SignUpPolicy::default()
             },
             names,
+            jwks: demo_jwks(),
+            sts: InMemoryCredentialIssuer::new(),
+            issuers: demo_issuers(),
         }
     }
 
@@ -235,6 +268,37 @@ impl<D: Directory> Replay<D> {
                     rows: vec![row(outcome, user)],
                 }
             }
+            Function::CredentialExchange => {
+                let deps = CredentialExchange {
+                    allowed_origins: vec![DEMO_ORIGIN.to_owned()],
+                    names: self.names.clone(),
+                    ..CredentialExchange::new(
+                        &self.directory,
+                        &self.jwks,
+                        &self.sts,
+                        self.issuers.clone(),
+                    )
+                };
+                let (response, outcome) = credential_exchange::handle(event, &deps).await;
+                let mut text = format!("{} {}", outcome.status, outcome.code);
+                if let Some(session) = outcome.session {
+                    text.push_str(&format!(
+                        " (chat user {}; STS double: {} s session tagged UserUUID)",
+                        outcome.chime_user.map_or("not checked", |a| a.as_str()),
+                        session.as_secs()
+                    ));
+                }
+                Replayed {
+                    function,
+                    response: serde_json::to_value(&response).map_err(|e| e.to_string()),
+                    rows: vec![Row {
+                        event: name.to_owned(),
+                        source: "function-url".to_owned(),
+                        outcome: text,
+                        user: outcome.user.as_ref().map(UserId::to_string),
+                    }],
+                }
+            }
             Function::IdpSync => {
                 let sqs: SqsEvent = serde_json::from_value(event).map_err(|error| {
                     ReplayError::InvalidSqsEvent {
@@ -273,6 +337,37 @@ impl<D: Directory> Replay<D> {
             }
         })
     }
+}
+
+/// The embedded JWKS at both demo issuers' discovery and JWKS URLs.
+fn demo_jwks() -> StaticJwks {
+    let jwks = StaticJwks::new();
+    let keys: Value = serde_json::from_str(DEMO_JWKS).unwrap_or(Value::Null);
+    for issuer in [DEMO_COGNITO_ISSUER, DEMO_OIDC_ISSUER] {
+        let jwks_uri = format!("{issuer}/.well-known/jwks.json");
+        jwks.set(
+            &format!("{issuer}/.well-known/openid-configuration"),
+            serde_json::json!({"issuer": issuer, "jwks_uri": jwks_uri}),
+        );
+        jwks.set(&jwks_uri, keys.clone());
+    }
+    jwks
+}
+
+/// `TRUSTED_ISSUERS` of the replay: the demo pool's ID tokens for client
+/// `demo-app-client`, and the OIDC provider's tokens for `chat-web`.
+fn demo_issuers() -> TrustedIssuers {
+    let issuer = |iss: &str, audience: &str, token_use| TrustedIssuer {
+        issuer: iss.to_owned(),
+        audiences: vec![audience.to_owned()],
+        user_id_claim: "sub".to_owned(),
+        token_use,
+        jwks: JwksLocation::Discovery(format!("{iss}/.well-known/openid-configuration")),
+    };
+    TrustedIssuers::from_issuers([
+        issuer(DEMO_COGNITO_ISSUER, "demo-app-client", Some(TokenUse::Id)),
+        issuer(DEMO_OIDC_ISSUER, "chat-web", None),
+    ])
 }
 
 /// The `.json` files named by `paths` (folders searched recursively), sorted
@@ -328,6 +423,11 @@ mod tests {
         assert_eq!(
             Function::detect(&json!({"triggerSource": "PostConfirmation_ConfirmSignUp"})),
             Some(Function::PostConfirmation)
+        );
+        assert_eq!(
+            Function::detect(&json!({"rawPath": "/credentials",
+                                     "requestContext": {"http": {"method": "POST"}}})),
+            Some(Function::CredentialExchange)
         );
         assert_eq!(
             Function::detect(&json!({"triggerSource": "CustomMessage_SignUp"})),

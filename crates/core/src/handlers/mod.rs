@@ -1,7 +1,8 @@
-//! The three Lambda handlers, as plain functions over the ports. Each Lambda
+//! The Lambda handlers, as plain functions over the ports. Each Lambda
 //! `main.rs` only builds the ports from configuration and calls one of these.
 
 pub mod cognito;
+pub mod credential_exchange;
 pub mod idp_sync;
 pub mod post_confirmation;
 pub mod pre_signup;

@@ -1,0 +1,89 @@
+//! The JWKS adapter (`HttpsJwksSource`: hyper + rustls with ring) against a
+//! local IdP over HTTPS whose certificate a throw-away CA signed, trusted
+//! through an `SSL_CERT_FILE`-style PEM file; and a whole token validation
+//! over that path.
+
+use std::time::Duration;
+
+use chime_sync_aws::{HttpsJwksSource, tls_client_config};
+use chime_sync_core::credentials::token::validate;
+use chime_sync_core::credentials::{JwksSource, KeyCache, TrustedIssuers};
+use credential_testkit::keys::{jwks, now};
+use credential_testkit::{LocalIdp, TestCa, TestKey};
+use serde_json::json;
+
+const SUB: &str = "6f1c2d3e-0b4a-4c5d-8e9f-a0b1c2d3e4f5";
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("chime-sync-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn discovery_and_jwks_over_https_with_a_private_ca() {
+    let (ca, key) = (TestCa::new(), TestKey::ec("ec-https"));
+    let idp = LocalIdp::start_tls(jwks(&[&key]), &ca).await;
+    assert!(idp.issuer().starts_with("https://localhost:"));
+    let ca_file = ca.write_ca(&temp_dir("jwks-https"));
+    let source = HttpsJwksSource::new(
+        tls_client_config(Some(&ca_file)).unwrap(),
+        Duration::from_secs(10),
+    );
+
+    let doc = source.get_json(&idp.discovery_url()).await.unwrap();
+    assert_eq!(doc["jwks_uri"], json!(idp.jwks_uri()));
+
+    // The whole validation over HTTPS: discovery, JWKS, signature, claims.
+    let issuers =
+        TrustedIssuers::parse(&json!({idp.issuer(): {"audiences": ["chat"]}}).to_string()).unwrap();
+    let cache = KeyCache::new(source);
+    let token = key.sign(&json!({"iss": idp.issuer(), "aud": "chat", "sub": SUB,
+                                 "exp": now() + 3600}));
+    let verified = validate(&token, &issuers, &cache).await.unwrap();
+    assert_eq!(verified.user_id.as_str(), SUB);
+    assert_eq!((idp.discovery_fetches(), idp.jwks_fetches()), (2, 1));
+}
+
+#[tokio::test]
+async fn a_server_the_roots_do_not_trust_is_refused() {
+    let (ca, key) = (TestCa::new(), TestKey::ec("ec"));
+    let idp = LocalIdp::start_tls(jwks(&[&key]), &ca).await;
+    // Mozilla's roots: the throw-away CA is not among them.
+    let source = HttpsJwksSource::new(tls_client_config(None).unwrap(), Duration::from_secs(10));
+    let err = source.get_json(&idp.jwks_uri()).await.unwrap_err();
+    assert!(err.reason.to_lowercase().contains("certificate"), "{err}");
+    assert_eq!(idp.jwks_fetches(), 0, "no request reached the server");
+}
+
+#[tokio::test]
+async fn unreachable_missing_and_non_json_documents_are_errors() {
+    let key = TestKey::ec("ec");
+    let idp = LocalIdp::start(jwks(&[&key])).await;
+    let source = HttpsJwksSource::new(tls_client_config(None).unwrap(), Duration::from_secs(10));
+    let missing = source
+        .get_json(&format!("{}/nope", idp.issuer()))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.reason, "HTTP 404");
+    let port = credential_testkit::serve::closed_port().await;
+    let down = source
+        .get_json(&format!("http://{port}/jwks.json"))
+        .await
+        .unwrap_err();
+    assert!(down.reason.to_lowercase().contains("refused"), "{down}");
+}
+
+#[test]
+fn a_bad_ssl_cert_file_is_named() {
+    let dir = temp_dir("bad-ca");
+    let empty = dir.join("empty.pem");
+    std::fs::write(&empty, "no certificates here\n").unwrap();
+    let err = tls_client_config(Some(&empty)).unwrap_err().to_string();
+    assert!(err.starts_with("SSL_CERT_FILE="), "{err}");
+    assert!(err.contains("holds no certificate"), "{err}");
+    let err = tls_client_config(Some(&dir.join("absent.pem")))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot read"), "{err}");
+}

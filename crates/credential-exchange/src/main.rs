@@ -1,0 +1,51 @@
+//! Lambda entrypoint of the credential exchange (behind a Function URL):
+//! build the Chime directory, the JWKS fetcher and the STS client once per
+//! sandbox, then serve requests. The signing keys are cached for the life of
+//! the sandbox by the handler's key cache.
+
+use std::process::ExitCode;
+
+use chime_sync_aws::{
+    ChimeDirectory, CredentialExchangeConfig, HttpsJwksSource, StsCredentialIssuer,
+    load_sdk_config, tls_client_config,
+};
+use chime_sync_core::handlers::credential_exchange::{self, CredentialExchange};
+use chime_sync_runtime::{
+    Error, LambdaEvent, exit_code, init_tracing, report_init_error, require_lambda, run, service_fn,
+};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    if let Err(outside_lambda) = require_lambda(env!("CARGO_BIN_NAME")) {
+        return outside_lambda;
+    }
+    init_tracing();
+    let config = match CredentialExchangeConfig::from_env() {
+        Ok(config) => config,
+        Err(e) => return report_init_error(e).await,
+    };
+    let tls = match tls_client_config(config.ssl_cert_file.as_deref()) {
+        Ok(tls) => tls,
+        Err(e) => return report_init_error(e).await,
+    };
+    let sdk = load_sdk_config().await;
+    let deps = &CredentialExchange {
+        allowed_origins: config.allowed_origins.clone(),
+        ensure_user: config.ensure_user,
+        names: config.display_names.clone(),
+        max_session: config.max_session,
+        ..CredentialExchange::new(
+            ChimeDirectory::new(&sdk, config.chime.clone()),
+            HttpsJwksSource::new(tls, config.jwks_timeout),
+            StsCredentialIssuer::new(&sdk, config.chat_user_role_arn.clone(), config.sts_timeout),
+            config.issuers.clone(),
+        )
+    };
+    let served = run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let (response, _) = credential_exchange::handle(event.payload, deps).await;
+        Ok::<_, Error>(response)
+    }))
+    .await;
+    exit_code(served)
+}

@@ -1,0 +1,122 @@
+//! A local identity provider's publishing side: OIDC discovery at
+//! `{issuer}/.well-known/openid-configuration` and the JWKS at
+//! `{issuer}/jwks.json`, over HTTP or HTTPS (with a [`TestCa`]). The JWKS can
+//! be swapped at run time (key rotation) and every GET is counted.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::serve::{Served, bind, serve_listener};
+use crate::tls::TestCa;
+
+/// The path prefix of the issuer on the server.
+const PREFIX: &str = "/idp";
+
+struct IdpState {
+    issuer: String,
+    jwks: Mutex<Value>,
+    gets: Mutex<HashMap<String, usize>>,
+}
+
+/// A running local IdP.
+pub struct LocalIdp {
+    state: Arc<IdpState>,
+    _served: Served,
+}
+
+impl LocalIdp {
+    /// Serve `jwks` over plain HTTP; the issuer is `http://127.0.0.1:PORT/idp`.
+    pub async fn start(jwks: Value) -> Self {
+        Self::start_inner(jwks, None).await
+    }
+
+    /// Serve `jwks` over HTTPS with a certificate of `ca`; the issuer is
+    /// `https://localhost:PORT/idp`.
+    pub async fn start_tls(jwks: Value, ca: &TestCa) -> Self {
+        Self::start_inner(jwks, Some(ca)).await
+    }
+
+    async fn start_inner(jwks: Value, ca: Option<&TestCa>) -> Self {
+        let listener = bind().await;
+        let port = listener.local_addr().expect("local address").port();
+        let issuer = match ca {
+            Some(_) => format!("https://localhost:{port}{PREFIX}"),
+            None => format!("http://127.0.0.1:{port}{PREFIX}"),
+        };
+        let state = Arc::new(IdpState {
+            issuer,
+            jwks: Mutex::new(jwks),
+            gets: Mutex::new(HashMap::new()),
+        });
+        let app = Router::new()
+            .fallback(get_document)
+            .with_state(Arc::clone(&state));
+        let served = serve_listener(listener, app, ca.map(|c| Arc::clone(&c.server)));
+        Self {
+            state,
+            _served: served,
+        }
+    }
+
+    /// The `iss` of tokens from this IdP.
+    pub fn issuer(&self) -> &str {
+        &self.state.issuer
+    }
+
+    /// Where the keys are (what discovery answers as `jwks_uri`).
+    pub fn jwks_uri(&self) -> String {
+        format!("{}/jwks.json", self.state.issuer)
+    }
+
+    /// The discovery URL.
+    pub fn discovery_url(&self) -> String {
+        format!("{}/.well-known/openid-configuration", self.state.issuer)
+    }
+
+    /// Publish another JWKS (key rotation).
+    pub fn set_jwks(&self, jwks: Value) {
+        *lock(&self.state.jwks) = jwks;
+    }
+
+    /// GETs of the JWKS so far.
+    pub fn jwks_fetches(&self) -> usize {
+        self.gets(&format!("{PREFIX}/jwks.json"))
+    }
+
+    /// GETs of the discovery document so far.
+    pub fn discovery_fetches(&self) -> usize {
+        self.gets(&format!("{PREFIX}/.well-known/openid-configuration"))
+    }
+
+    fn gets(&self, path: &str) -> usize {
+        lock(&self.state.gets).get(path).copied().unwrap_or(0)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn get_document(State(state): State<Arc<IdpState>>, uri: Uri) -> Response {
+    let path = uri.path().to_owned();
+    *lock(&state.gets).entry(path.clone()).or_default() += 1;
+    let issuer = &state.issuer;
+    match path.strip_prefix(PREFIX) {
+        Some("/.well-known/openid-configuration") => axum::Json(json!({
+            "issuer": issuer,
+            "jwks_uri": format!("{issuer}/jwks.json"),
+            "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+        }))
+        .into_response(),
+        Some("/jwks.json") => axum::Json(lock(&state.jwks).clone()).into_response(),
+        _ => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
