@@ -22,7 +22,7 @@
 //! Expectations live in [`CASES`], keyed by path relative to `events/`; a
 //! sample without an expectation, or an expectation without a sample, fails.
 //! The first replay creates what the story creates; the second and third find
-//! the same final directory (rows say `already-provisioned` where the first
+//! the same final directory (rows say `already-exists` where the first
 //! said `created`, except where the story itself creates and deletes).
 //!
 //! The in-memory queues record every send. Real SQS FIFO queues drop a
@@ -179,7 +179,7 @@ const NO_FLAGS: SignUp = SignUp::Allowed {
 };
 
 const CREATED: &str = "created";
-const PROVISIONED: &str = "already-provisioned";
+const PROVISIONED: &str = "already-exists";
 
 const CASES: &[Case] = &[
     // --- idp-sync -----------------------------------------------------------
