@@ -9,8 +9,9 @@
 //!   compares a full user export with the directory and prints the plan;
 //!   `--apply` carries it out. It covers the users no trigger provisions
 //!   (AdminCreateUser, federated) and deletions Cognito never announces.
-//! - `chime-sync serve-fake --port N` serves the local Chime SDK Identity fake
-//!   for development (`AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY=http://127.0.0.1:N`).
+//! - `chime-sync serve-fake --port N [--missing-user 403|404]` serves the local
+//!   Chime SDK Identity fake for development
+//!   (`AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY=http://127.0.0.1:N`).
 
 mod table;
 
@@ -78,6 +79,10 @@ enum Command {
         /// Port on 127.0.0.1 (0 picks a free one).
         #[arg(long, default_value_t = 4566)]
         port: u16,
+        /// How the fake answers a user that does not exist: 403 (Chime's
+        /// ForbiddenException, the default) or 404 (NotFoundException).
+        #[arg(long, default_value = "403")]
+        missing_user: chime_identity_fake::MissingUserError,
     },
 }
 
@@ -133,7 +138,7 @@ async fn main() -> ExitCode {
                 _ => Err("give exactly one of --cognito-export or --users".to_owned()),
             }
         }
-        Command::ServeFake { port } => serve_fake(port).await,
+        Command::ServeFake { port, missing_user } => serve_fake(port, missing_user).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -387,16 +392,26 @@ async fn chime_directory(app_instance: AppInstanceArn, endpoint_url: Option<Stri
     }
 }
 
-async fn serve_fake(port: u16) -> Result<(), String> {
-    println!("Serving the Chime SDK Identity fake on http://127.0.0.1:{port} (Ctrl-C stops it)");
+async fn serve_fake(
+    port: u16,
+    missing_user: chime_identity_fake::MissingUserError,
+) -> Result<(), String> {
+    println!(
+        "Serving the Chime SDK Identity fake on http://127.0.0.1:{port} (Ctrl-C stops it; \
+         missing users answer {})",
+        missing_user.status_name()
+    );
     println!("  export AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY=http://127.0.0.1:{port}");
     println!(
         "  chime-sync replay --endpoint-url http://127.0.0.1:{port} --app-instance-arn {}",
         replay::DEMO_APP_INSTANCE_ARN
     );
-    chime_identity_fake::serve(port, chime_identity_fake::FakeConfig::default())
-        .await
-        .map_err(|e| e.to_string())
+    chime_identity_fake::serve(
+        port,
+        chime_identity_fake::FakeConfig::default().with_missing_user(missing_user),
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
 /// `events/` in the working directory, else the one of this workspace (so
