@@ -49,6 +49,9 @@ pub struct InjectedCounts {
     pub lost_responses: u64,
     /// Requests answered 403 by an IAM denial.
     pub denied: u64,
+    /// Requests answered by a scripted non-IAM 403 or an HTML 400 (scripts `forbidden`,
+    /// `proxyBadRequest`).
+    pub refused: u64,
 }
 
 /// Counters of one operation.

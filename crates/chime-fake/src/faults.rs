@@ -61,6 +61,12 @@ pub enum ScriptedFault {
     /// Apply the request, then close the connection without the response: the client cannot
     /// tell whether its request took effect (what idempotency tokens are for).
     ApplyThenDrop,
+    /// 403 `ForbiddenException` with a message that is not IAM's, for a request that would
+    /// otherwise succeed: a refusal a client cannot explain (not applied).
+    Forbidden,
+    /// 400 with an HTML body and no `X-Amzn-Errortype`: an answer from something between the
+    /// client and Chime (a proxy, a load balancer), not from Chime (not applied).
+    ProxyBadRequest,
 }
 
 /// How an IAM denial is answered: AWS answers `AccessDeniedException` or the service's own
@@ -251,6 +257,8 @@ pub(crate) enum Fault {
     ServiceUnavailable,
     Drop,
     ApplyThenDrop,
+    Forbidden,
+    ProxyBadRequest,
 }
 
 /// The engine's verdict on one request.
@@ -398,6 +406,8 @@ impl FaultEngine {
                 ScriptedFault::ServiceUnavailable => Some(Fault::ServiceUnavailable),
                 ScriptedFault::Drop => Some(Fault::Drop),
                 ScriptedFault::ApplyThenDrop => Some(Fault::ApplyThenDrop),
+                ScriptedFault::Forbidden => Some(Fault::Forbidden),
+                ScriptedFault::ProxyBadRequest => Some(Fault::ProxyBadRequest),
             };
             return Decision {
                 delay,

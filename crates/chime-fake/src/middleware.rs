@@ -35,6 +35,16 @@ pub(crate) fn classify(method: &Method, path: &str) -> Option<Operation> {
     }
 }
 
+/// A 400 as a proxy in front of Chime writes it: HTML, no `X-Amzn-Errortype`.
+fn proxy_bad_request() -> Response {
+    (
+        axum::http::StatusCode::BAD_REQUEST,
+        [(axum::http::header::CONTENT_TYPE, "text/html")],
+        "<html><head><title>400 Bad Request</title></head><body><center><h1>400 Bad Request</h1></center><hr><center>proxy</center></body></html>",
+    )
+        .into_response()
+}
+
 /// A response that closes the connection instead of being sent.
 fn dropped_connection() -> Response {
     let mut response = Response::new(Body::empty());
@@ -46,6 +56,7 @@ fn injected(kind: ErrorKind) -> Response {
     let message = match kind {
         ErrorKind::ThrottledClient => "Rate exceeded (injected by the fake Chime server)",
         ErrorKind::ServiceFailure => "Service failure (injected by the fake Chime server)",
+        ErrorKind::Forbidden => "Request refused (injected by the fake Chime server)",
         _ => "Service unavailable (injected by the fake Chime server)",
     };
     ApiError::new(kind, message).into_response()
@@ -124,6 +135,8 @@ pub(crate) async fn faults_and_counters(
         (Some(Fault::Throttle), _) => injected(ErrorKind::ThrottledClient),
         (Some(Fault::ServiceFailure), _) => injected(ErrorKind::ServiceFailure),
         (Some(Fault::ServiceUnavailable), _) => injected(ErrorKind::ServiceUnavailable),
+        (Some(Fault::Forbidden), _) => injected(ErrorKind::Forbidden),
+        (Some(Fault::ProxyBadRequest), _) => proxy_bad_request(),
         (None, Some(as_kind)) => denial(op, &path, as_kind),
         (None, None) => next.run(request).await,
     };

@@ -104,6 +104,7 @@ impl Shared {
                 Some(Fault::ServiceUnavailable) => entry.injected.service_unavailable += 1,
                 Some(Fault::Drop) => entry.injected.dropped += 1,
                 Some(Fault::ApplyThenDrop) => entry.injected.lost_responses += 1,
+                Some(Fault::Forbidden | Fault::ProxyBadRequest) => entry.injected.refused += 1,
                 None => {}
             }
         });

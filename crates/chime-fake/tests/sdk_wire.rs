@@ -491,6 +491,44 @@ async fn iam_denials_answer_403_with_iams_message_per_operation() {
 }
 
 #[tokio::test]
+async fn scripted_refusals_and_proxy_pages_are_not_applied() {
+    within(async {
+        let fake = start(
+            FakeConfig::new().with_faults(
+                FaultConfig::none()
+                    .with_script([ScriptedFault::Forbidden, ScriptedFault::ProxyBadRequest]),
+            ),
+        )
+        .await;
+        let client = sdk_client(&fake, 3);
+        let err = create_request(&client, "r", "R", "tok")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status_of(&err), Some(403));
+        let service = err.into_service_error();
+        assert!(service.is_forbidden_exception());
+        assert!(
+            !service
+                .message()
+                .unwrap_or_default()
+                .contains("not authorized"),
+            "not IAM's message: {service:?}"
+        );
+        let page = raw(fake.addr(), "GET", &user_path(&user_arn("r")), None)
+            .await
+            .unwrap();
+        assert_eq!(page.status, 400);
+        assert_eq!(page.header("x-amzn-errortype"), None);
+        assert!(page.body.starts_with("<html>"), "{}", page.body);
+        assert!(fake.users().is_empty());
+        let refused: u64 = fake.counters().0.values().map(|c| c.injected.refused).sum();
+        assert_eq!(refused, 2);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_lost_response_was_applied_and_the_retry_finds_it_done() {
     within(async {
         let fake = start(FakeConfig::new()).await;
