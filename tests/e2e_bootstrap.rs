@@ -136,8 +136,6 @@ enum SignUp {
         code: &'static str,
         message: &'static str,
     },
-    /// The event comes back unchanged.
-    PassedThrough,
 }
 
 /// With `DISPLAY_NAME_ATTRIBUTES` = the replay's policy (a real name, no
@@ -169,7 +167,9 @@ fn sign_up_expectation(file: &str) -> SignUp {
         "sign-up-allowed.json" => SignUp::Allowed { verify_email: true },
         "sign-up-rejected-email-domain.json" => domain,
         "sign-up-rejected-no-display-name.json" => no_name,
-        "unknown-trigger-source.json" => SignUp::PassedThrough,
+        // A PreSignUp source we do not know: the same checks (fail closed).
+        "unknown-trigger-source.json" => SignUp::Allowed { verify_email: true },
+        "unknown-trigger-source-rejected-email-domain.json" => domain,
         other => panic!("events/pre-signup/{other} has no expectation in tests/e2e_bootstrap.rs"),
     }
 }
@@ -213,7 +213,6 @@ async fn pre_signup_answers_every_sample() {
                 );
                 assert_eq!(report.error_message, message, "{relative}");
             }
-            SignUp::PassedThrough => assert_eq!(outcome, Outcome::Response(event), "{relative}"),
         }
     }
     assert!(
@@ -221,14 +220,7 @@ async fn pre_signup_answers_every_sample() {
         "{:?}",
         lambda.api.violations()
     );
-    check_log(
-        &lambda,
-        &[
-            (None, "allowed"),
-            (None, "rejected"),
-            (None, "passed-through"),
-        ],
-    );
+    check_log(&lambda, &[(None, "allowed"), (None, "rejected")]);
 }
 
 // ---------------------------------------------------------------------------

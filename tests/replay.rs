@@ -127,8 +127,6 @@ enum SignUp {
     },
     /// The exact message Cognito shows inside `UserLambdaValidationException`.
     Rejected(&'static str),
-    /// The event comes back unchanged.
-    PassedThrough,
 }
 
 /// One SQS record's row: `source` is `sqs/{envelope} {type}` or `sqs` when unparseable.
@@ -535,11 +533,20 @@ const CASES: &[Case] = &[
         },
     },
     Case {
-        // A source AWS might add (aws_lambda_events refuses it): passed through unchanged.
+        // A source AWS might add (aws_lambda_events refuses it): checked and
+        // answered like a sign-up (fail closed).
         path: "pre-signup/unknown-trigger-source.json",
         expect: Expect::PreSignUp {
             trigger: "PreSignUp_PasswordlessSignUp",
-            answer: SignUp::PassedThrough,
+            answer: VERIFY_EMAIL,
+        },
+    },
+    Case {
+        // The same unknown source with a domain the policy forbids: refused.
+        path: "pre-signup/unknown-trigger-source-rejected-email-domain.json",
+        expect: Expect::PreSignUp {
+            trigger: "PreSignUp_PasswordlessSignUp",
+            answer: SignUp::Rejected(DOMAIN),
         },
     },
 ];
@@ -784,10 +791,6 @@ fn check(expect: &Expect, seen: Observed) {
                 SignUp::Rejected(message) => {
                     (Err((*message).to_owned()), format!("rejected: {message}"))
                 }
-                SignUp::PassedThrough => (
-                    Ok(event.clone()),
-                    "passed through (unknown source)".to_owned(),
-                ),
             };
             assert_eq!(replayed.response, response, "{context}: response");
             assert_eq!(
