@@ -418,11 +418,11 @@ async fn idp_sync_answers_partial_batch_responses_and_dead_letters_poison(mode) 
         .await
         .error()
         .clone();
-    assert!(
-        report
-            .error_message
-            .starts_with("failed to deserialize the incoming data"),
-        "{report:?}"
+    // In our own format, by path, never lambda_runtime's `DeserializeError`.
+    assert_eq!(report.error_type, "IdpSyncFailed.InvalidEvent");
+    assert_eq!(
+        report.error_message,
+        "the event could not be read: at `Records`: expected a sequence, found a string"
     );
 
     let files = samples("idp-sync");

@@ -5,7 +5,8 @@
 use chime_sync_aws::{ChimeDirectory, IdpSyncConfig, SqsQueue, load_sdk_config};
 use chime_sync_core::handlers::idp_sync::{self, IdpSync};
 use chime_sync_runtime::{
-    Error, LambdaEvent, deadline, init_tracing, report_init_error, run, service_fn,
+    Diagnostic, Error, Incoming, LambdaEvent, deadline, init_tracing, report_init_error, run,
+    service_fn, unreadable,
 };
 
 #[tokio::main]
@@ -23,12 +24,14 @@ async fn main() -> Result<(), Error> {
             SqsQueue::new(&sdk, config.dlq_url.clone(), Some(config.queue_timeout)),
         )
     };
-    run(service_fn(
-        move |event: LambdaEvent<idp_sync::SqsEvent>| async move {
-            let deadline = deadline(&event.context);
-            let report = idp_sync::handle(&event.payload, deps, Some(deadline)).await;
-            Ok::<_, Error>(report.response())
-        },
-    ))
+    run(service_fn(move |event: LambdaEvent<Incoming>| async move {
+        let deadline = deadline(&event.context);
+        let batch: idp_sync::SqsEvent = event
+            .payload
+            .typed()
+            .map_err(|e| unreadable("IdpSyncFailed", "idp-sync", &e))?;
+        let report = idp_sync::handle(&batch, deps, Some(deadline)).await;
+        Ok::<_, Diagnostic>(report.response())
+    }))
     .await
 }

@@ -4,9 +4,9 @@
 use chime_sync_aws::{ChimeDirectory, PostConfirmationConfig, SqsQueue, load_sdk_config};
 use chime_sync_core::handlers::post_confirmation::{self, ConfirmationError, PostConfirmation};
 use chime_sync_runtime::{
-    Error, LambdaEvent, deadline, diagnostic, init_tracing, report_init_error, run, service_fn,
+    Error, Incoming, LambdaEvent, deadline, diagnostic, init_tracing, report_init_error, run,
+    service_fn, unreadable,
 };
-use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -29,9 +29,13 @@ async fn main() -> Result<(), Error> {
             ),
         )
     };
-    run(service_fn(move |event: LambdaEvent<Value>| async move {
+    run(service_fn(move |event: LambdaEvent<Incoming>| async move {
         let deadline = deadline(&event.context);
-        post_confirmation::handle(event.payload, deps, Some(deadline))
+        let payload = event
+            .payload
+            .json()
+            .map_err(|e| unreadable("ConfirmationFailed", "post-confirmation", &e))?;
+        post_confirmation::handle(payload, deps, Some(deadline))
             .await
             .map(|(response, _)| response)
             .map_err(|e| {

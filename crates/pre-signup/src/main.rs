@@ -4,9 +4,9 @@
 use chime_sync_aws::PreSignupConfig;
 use chime_sync_core::handlers::pre_signup::{self, SignUpPolicy};
 use chime_sync_runtime::{
-    Error, LambdaEvent, diagnostic, init_tracing, report_init_error, run, service_fn,
+    Error, Incoming, LambdaEvent, diagnostic, init_tracing, report_init_error, run, service_fn,
+    unreadable,
 };
-use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -21,8 +21,12 @@ async fn main() -> Result<(), Error> {
         auto_confirm: config.auto_confirm,
         auto_verify_email: config.auto_verify_email,
     };
-    run(service_fn(move |event: LambdaEvent<Value>| async move {
-        pre_signup::handle(event.payload, policy)
+    run(service_fn(move |event: LambdaEvent<Incoming>| async move {
+        let event = event
+            .payload
+            .json()
+            .map_err(|e| unreadable("SignUpRejected", "pre-signup", &e))?;
+        pre_signup::handle(event, policy)
             .map(|(response, _)| response)
             .map_err(|e| diagnostic("SignUpRejected", e.code(), e))
     }))

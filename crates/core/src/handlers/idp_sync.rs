@@ -23,7 +23,7 @@ pub use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsE
 use futures_util::StreamExt;
 use futures_util::stream;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{info, trace, warn};
 
 use crate::directory::{Applied, Directory};
 use crate::error::{DirectoryError, ErrorClass, SyncError};
@@ -287,6 +287,8 @@ async fn run_message<D: Directory, Q: Queue>(
         Ok(m) => m,
         Err(e) => return dead_letter(p, deps, &SyncError::from(e.clone())).await,
     };
+    trace!(source = SOURCE, message_id = %p.message_id, sub = %message.event.user_id(),
+           event_type = message.event.type_name(), "applying");
     let applied = match deadline {
         Some(d) if Instant::now() >= d => Err(DirectoryError::Timeout),
         Some(d) => tokio::time::timeout_at(d, apply(&deps.directory, &message.event))

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 use thiserror::Error;
 use tokio::time::{Instant, timeout};
-use tracing::{info, warn};
+use tracing::{info, trace, warn};
 
 use super::cognito::{trigger_source, user_attributes};
 use crate::directory::{Applied, Directory};
@@ -139,6 +139,7 @@ pub async fn handle<D: Directory, Q: Queue>(
     };
 
     let budget = chime_budget(deps, deadline);
+    trace!(source = SOURCE, sub = %profile.id, trigger = ?source, budget_ms = budget.as_millis() as u64, "calling Chime");
     let call = async {
         match source {
             // Reads first, so Cognito's retry of a confirmation that did

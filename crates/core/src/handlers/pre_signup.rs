@@ -14,7 +14,7 @@
 
 use serde_json::{Map, Value};
 use thiserror::Error;
-use tracing::{info, warn};
+use tracing::{info, trace, warn};
 
 use super::cognito::{attribute, trigger_source, user_attributes};
 use crate::profile::DisplayNamePolicy;
@@ -136,6 +136,7 @@ pub fn handle(
         );
         return Ok((event, SignUpDecision::PassedThrough));
     };
+    trace!(source = SOURCE, trigger, "checking the sign-up");
     if source == PreSignUpSource::Unknown {
         warn!(
             source = SOURCE,
