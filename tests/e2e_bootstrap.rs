@@ -28,6 +28,7 @@ use chime_identity_sync::moto::{
 };
 use chime_identity_sync::runtime_api::Outcome;
 use chime_identity_sync::{personal_data_in_samples, read_event, samples};
+use chime_sync_core::handlers::idp_sync::dead_letter_deduplication_id;
 use chime_sync_core::replay::{
     DEMO_ALLOWED_DOMAINS, DEMO_APP_INSTANCE_ARN, DEMO_DISPLAY_NAME_ATTRIBUTES,
 };
@@ -559,7 +560,7 @@ async fn idp_sync_answers_partial_batch_responses_and_dead_letters_poison(mode) 
         );
         assert_eq!(
             system_attribute(m, MessageSystemAttributeName::MessageDeduplicationId),
-            Some(id)
+            Some(dead_letter_deduplication_id(id, bodies[id]).as_str())
         );
         seen.insert(id.to_owned());
     }

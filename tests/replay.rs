@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex};
 
 use chime_identity_sync::{events_dir, events_relative};
 use chime_sync_core::OutgoingMessage;
+use chime_sync_core::handlers::idp_sync::dead_letter_deduplication_id;
 use chime_sync_core::memory::InMemoryDirectory;
 use chime_sync_core::replay::{
     DEMO_APP_INSTANCE_ARN, Function, OUTAGE_SUB, Replay, Replayed, Row, collect_files,
@@ -866,7 +867,10 @@ fn check(expect: &Expect, seen: Observed) {
                 .map(|d| OutgoingMessage {
                     body: bodies[d.message_id].clone(),
                     group_id: d.group.to_owned(),
-                    deduplication_id: d.message_id.to_owned(),
+                    deduplication_id: dead_letter_deduplication_id(
+                        d.message_id,
+                        &bodies[d.message_id],
+                    ),
                     attributes: BTreeMap::from([
                         ("FailureReason".to_owned(), d.reason.to_owned()),
                         ("ErrorCode".to_owned(), d.code.to_owned()),

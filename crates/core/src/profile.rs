@@ -150,8 +150,6 @@ impl UserProfile {
     /// request gets Chime's Conflict, which `create_or_resolve` resolves by
     /// updating the user.
     pub fn client_request_token(&self) -> String {
-        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-        const PRIME: u64 = 0x0100_0000_01b3;
         let metadata: &[u8] = match &self.metadata {
             None => b"\x00",
             Some(m) => m.as_str().as_bytes(),
@@ -161,10 +159,8 @@ impl UserProfile {
         } else {
             b""
         };
-        let digest = [self.name.as_str().as_bytes(), b"\xff", marker, metadata]
-            .concat()
-            .iter()
-            .fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME));
+        let digest =
+            crate::queue::fnv1a64(&[self.name.as_str().as_bytes(), b"\xff", marker, metadata]);
         format!("{}-{digest:016x}", self.id.client_request_token())
     }
 }

@@ -833,6 +833,8 @@ enum Wrap {
     SnsOtherType,
     /// No `detail-type`: read as a raw message whose `version` is `"0"`.
     EventBridgeWithoutDetailType,
+    /// `detail-type` but no `detail`: the missing field is named.
+    EventBridgeWithoutDetail,
 }
 
 fn wrap() -> impl Strategy<Value = Wrap> {
@@ -853,6 +855,7 @@ fn wrap() -> impl Strategy<Value = Wrap> {
         1 => any::<Index>().prop_map(Wrap::EventBridgeTruncated),
         1 => Just(Wrap::SnsOtherType),
         1 => Just(Wrap::EventBridgeWithoutDetailType),
+        1 => Just(Wrap::EventBridgeWithoutDetail),
     ]
 }
 
@@ -936,6 +939,13 @@ fn wrapped(message: &Value, wrap: &Wrap) -> (String, Expect) {
                 o.remove("detail-type");
             }
             (envelope.to_string(), Err("UnsupportedVersion"))
+        }
+        Wrap::EventBridgeWithoutDetail => {
+            let mut envelope = eventbridge(message.clone());
+            if let Some(o) = envelope.as_object_mut() {
+                o.remove("detail");
+            }
+            (envelope.to_string(), Err("MissingField"))
         }
     }
 }

@@ -28,7 +28,7 @@ use tracing::{info, trace, warn};
 use crate::directory::{Applied, Directory};
 use crate::error::{DirectoryError, ErrorClass, SyncError};
 use crate::identity::UserId;
-use crate::queue::{OutgoingMessage, Queue, sqs_id, sqs_text};
+use crate::queue::{OutgoingMessage, Queue, fnv1a64, sqs_id, sqs_text};
 use crate::schema::{Envelope, IdentityEvent, IdpMessage, parse_body, sub_hint};
 
 const SOURCE: &str = "idp-sync";
@@ -305,6 +305,19 @@ async fn run_message<D: Directory, Q: Queue>(
     }
 }
 
+/// The DLQ deduplication id of a poison message: its SQS message id, then a
+/// digest of its body (at most 128 characters, as SQS allows).
+///
+/// The message id survives redelivery, so a re-run forwards a message once;
+/// but it is not unique within a batch (a duplicate delivery shares it, and
+/// so may a hand-made event), and with the id alone SQS dropped the second
+/// of two different poison messages as a duplicate of the first. With the
+/// digest, different messages both reach the DLQ; the same one, still once.
+pub fn dead_letter_deduplication_id(message_id: &str, body: &str) -> String {
+    let id: String = sqs_id(message_id).chars().take(128 - 17).collect();
+    format!("{id}-{:016x}", fnv1a64(&[body.as_bytes()]))
+}
+
 /// Send a permanently failed message to the DLQ with its reason.
 async fn dead_letter<D, Q: Queue>(
     p: &Parsed<'_>,
@@ -334,8 +347,10 @@ async fn dead_letter<D, Q: Queue>(
             .filter(|b| !b.is_empty())
             .unwrap_or_else(|| EMPTY_BODY.to_owned()),
         group_id: sqs_id(&p.group),
-        // The SQS message id survives redelivery, so a re-run forwards once.
-        deduplication_id: sqs_id(&p.message_id),
+        deduplication_id: dead_letter_deduplication_id(
+            &p.message_id,
+            p.record.body.as_deref().unwrap_or(""),
+        ),
         attributes,
     };
     match deps.dlq.send(message).await {
@@ -493,7 +508,10 @@ mod tests {
         let sent = d.dlq.sent();
         assert_eq!(sent.len(), 3);
         assert_eq!(sent[0].body, "{not json");
-        assert_eq!(sent[0].deduplication_id, "p1");
+        assert_eq!(
+            sent[0].deduplication_id,
+            dead_letter_deduplication_id("p1", "{not json")
+        );
         assert_eq!(sent[0].group_id, sub(1));
         assert!(sent[0].attributes[REASON_ATTRIBUTE].starts_with("invalid JSON"));
         assert_eq!(sent[1].attributes[CODE_ATTRIBUTE], "UnknownType");
@@ -735,5 +753,40 @@ mod tests {
             assert_eq!(d.directory.users().len(), 1, "the user stays");
             assert!(d.dlq.sent().is_empty());
         }
+    }
+
+    #[tokio::test]
+    async fn two_poison_messages_sharing_a_message_id_both_reach_the_dlq() {
+        let d = deps();
+        let event = batch(&[
+            ("same", "{not json".to_owned(), Some("g".into())),
+            ("same", "[]".to_owned(), Some("g".into())),
+        ]);
+        let report = handle(&event, &d, None).await;
+        assert!(failed_ids(&report).is_empty());
+        let sent = d.dlq.sent();
+        assert_eq!(sent.len(), 2);
+        assert_ne!(
+            sent[0].deduplication_id, sent[1].deduplication_id,
+            "SQS would drop the second as a duplicate"
+        );
+        // The same message delivered again keeps its id: forwarded once.
+        handle(
+            &batch(&[("same", "[]".to_owned(), Some("g".into()))]),
+            &d,
+            None,
+        )
+        .await;
+        assert_eq!(d.dlq.sent()[2].deduplication_id, sent[1].deduplication_id);
+        for m in d.dlq.sent() {
+            assert!(
+                m.deduplication_id.starts_with("same-"),
+                "{}",
+                m.deduplication_id
+            );
+            assert!(m.deduplication_id.len() <= 128);
+        }
+        let long = dead_letter_deduplication_id(&"x".repeat(300), "b");
+        assert_eq!(long.len(), 128);
     }
 }
