@@ -1,4 +1,4 @@
-//! End to end with the compiled functions (DESIGN.md §7.5): each bootstrap
+//! End to end with the compiled functions (README, Tests): each bootstrap
 //! binary (`target/debug/{pre-signup,post-confirmation,idp-sync}`) runs as
 //! Lambda runs it, behind a mock Runtime API (tests/support/runtime_api.rs)
 //! with Lambda's environment and static credentials, its Chime endpoint

@@ -1,6 +1,6 @@
 //! The samples in `events/` are AWS-shaped: each deserialises into the strict
 //! `aws_lambda_events` 1.2.1 type of its function, except the samples that
-//! exist to show our triggers are more tolerant than those types (DESIGN.md §4):
+//! exist to show our triggers are more tolerant than those types (README, tolerant triggers):
 //! for those, this test proves that `aws_lambda_events` refuses them, for
 //! exactly the documented reason, and that our handlers accept them.
 //!
@@ -141,7 +141,7 @@ fn every_sample_deserialises_into_its_aws_lambda_events_type() {
     }
 }
 
-/// DESIGN.md §4: a trigger source AWS adds later, and `"response": {}`, make
+/// A trigger source AWS adds later, and `"response": {}`, make
 /// `aws_lambda_events` fail; a trigger built on it would fail every sign-up.
 /// Ours reads the event as JSON and accepts both.
 #[tokio::test]

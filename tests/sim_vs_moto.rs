@@ -13,7 +13,7 @@
 //!   and a resent deduplication id is dropped.
 //!
 //! Ordering within a group is *not* compared: moto's FIFO ordering is not
-//! strict (DESIGN.md §7); the simulator's follows the SQS documentation and is
+//! strict (seen with moto 5.2.5); the simulator's follows the SQS documentation and is
 //! tested against it in `crates/sqs-sim/tests`.
 
 #[path = "support/esm_driver.rs"]

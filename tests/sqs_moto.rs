@@ -1,4 +1,4 @@
-//! The queue rung of the testing ladder (DESIGN.md §7.4): the real
+//! The queue rung of the testing ladder (README, Tests): the real
 //! `aws-sdk-sqs` client, through `chime_sync_aws::SqsQueue` and the real
 //! handlers, against moto's SQS server.
 //!

@@ -9,10 +9,10 @@
 //!   retry;
 //! - valid input is accepted, and means exactly what was generated;
 //! - whatever is accepted satisfies Chime's documented constraints
-//!   (DESIGN.md §2), and whatever goes to SQS satisfies SQS's.
+//!   (README, profile.rs), and whatever goes to SQS satisfies SQS's.
 //!
 //! Expected results come from small reference models written here from the
-//! spec (DESIGN.md §2, §4–§6 and the schema docs), not from the code under test.
+//! spec (the README and the schema docs), not from the code under test.
 //!
 //! # Running
 //!
@@ -115,7 +115,7 @@ fn directory() -> InMemoryDirectory {
 // Reference models, written from the spec
 // ---------------------------------------------------------------------------
 
-/// The display-name rule (DESIGN.md §2, profile.rs): runs of whitespace and
+/// The display-name rule (profile.rs): runs of whitespace and
 /// control characters become one space, the ends are trimmed, the result is
 /// cut to 100 UTF-16 units on a character boundary (then trimmed again), and
 /// a blank result is no name.
@@ -178,7 +178,7 @@ fn check_chime_name(name: &str) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// A Cognito sub: a UUID, any case (DESIGN.md §2).
+/// A Cognito sub: a UUID, any case.
 fn model_is_sub(s: &str) -> bool {
     s.len() == 36
         && s.bytes().enumerate().all(|(i, b)| match i {
@@ -270,7 +270,7 @@ fn meaning_of(m: &IdpMessage) -> (Envelope, Meaning) {
     (m.envelope, meaning)
 }
 
-/// Schema v1 (DESIGN.md §5, schema.rs): `version` must be the integer 1 and is
+/// Schema v1 (README, schema.rs): `version` must be the integer 1 and is
 /// read first; `type`, `user` and `user.sub` are required; `eventId` and
 /// `occurredAt` are optional strings; created/updated need a `displayName`
 /// string that yields a name; `metadata` is any JSON (strings as they are,
@@ -1481,7 +1481,7 @@ const PERMANENT_DIRECTORY_CODES: &[&str] = &["Rejected", "LimitExceeded"];
 type Users = BTreeMap<String, (String, String)>;
 
 /// Apply one accepted message to the model and say what Chime would report
-/// (DESIGN.md §3, §5: create heals, update upserts, delete of a gone user succeeds).
+/// (create heals, update upserts, delete of a gone user succeeds).
 fn model_apply(users: &mut Users, m: &Meaning) -> Applied {
     match m.kind {
         "user.deleted" => match users.remove(&m.sub) {
@@ -1558,7 +1558,7 @@ fn check_batch(case: &BatchCase) -> Result<(), TestCaseError> {
             None => {
                 // A record without an id cannot be reported on its own: its
                 // placeholder is no id of the batch, so reporting it failed
-                // makes Lambda retry the whole batch (DESIGN.md §6) — never
+                // makes Lambda retry the whole batch — never
                 // another message in its place.
                 prop_assert!(!real_ids.contains(m.message_id.as_str()));
                 placeholders.insert(m.message_id.as_str());
@@ -1969,7 +1969,7 @@ fn policy_spec() -> impl Strategy<Value = PolicySpec> {
         )
 }
 
-/// A non-blank string attribute (DESIGN.md §4 reading of Cognito attributes).
+/// A non-blank string attribute (how the triggers read Cognito attributes).
 fn model_attribute<'a>(attrs: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
     attrs
         .get(name)
@@ -1977,7 +1977,7 @@ fn model_attribute<'a>(attrs: &'a Map<String, Value>, name: &str) -> Option<&'a 
         .filter(|v| !v.trim().is_empty())
 }
 
-/// The display name a policy derives (DESIGN.md §2): the first entry whose
+/// The display name a policy derives : the first entry whose
 /// attributes (string ones, joined by a space) or email local part give a name.
 fn model_derive(spec: &str, attrs: &Map<String, Value>) -> Option<String> {
     spec.split(',')
