@@ -615,6 +615,22 @@ async fn start_with(mode: MissingUserError, faults: FaultConfig) -> FakeChimeHan
     .await
 }
 
+/// The next request of `op` (only) meets `fault`.
+fn next_of(fake: &FakeChimeHandle, op: Operation, fault: ScriptedFault) {
+    fake.set_faults(FaultConfig::none().only_for([op]).with_script([fault]))
+        .unwrap();
+}
+
+/// [`start_with`] and the directory over it.
+async fn fake_and_directory(
+    mode: MissingUserError,
+    faults: FaultConfig,
+) -> (FakeChimeHandle, ChimeDirectory) {
+    let fake = start_with(mode, faults).await;
+    let dir = directory(&fake);
+    (fake, dir)
+}
+
 fn counts(fake: &FakeChimeHandle, op: Operation) -> (u64, u64) {
     let c = fake.counters().get(op);
     (c.attempts, c.succeeded)
@@ -643,8 +659,7 @@ in_both_modes! {
 /// Row "404" and row "other 403" of the first table, on the raw calls.
 async fn a_missing_user_is_missing_or_possibly_missing_and_never_retried(mode) {
     within(async {
-        let fake = start_with(mode, FaultConfig::none()).await;
-        let dir = directory(&fake);
+        let (fake, dir) = fake_and_directory(mode, FaultConfig::none()).await;
         let id = sub(1);
         let (described, updated, deleted) = (
             dir.describe(&id).await,
@@ -676,8 +691,7 @@ in_both_modes! {
 /// Delete: 204, then 404 (or 403 settled by a describe that cannot find it either).
 async fn delete_of_a_user_already_gone_succeeds(mode) {
     within(async {
-        let fake = start_with(mode, FaultConfig::none()).await;
-        let dir = directory(&fake);
+        let (fake, dir) = fake_and_directory(mode, FaultConfig::none()).await;
         let user = ada();
         dir.create(&user).await.unwrap();
         assert_eq!(dir.delete_if_present(&user.id).await, Ok(Applied::Deleted));
@@ -701,15 +715,9 @@ in_both_modes! {
 /// Delete: a non-IAM 403 for a user that exists is a refusal, never a success.
 async fn a_refused_delete_of_an_existing_user_is_retryable_and_the_user_stays(mode) {
     within(async {
-        let fake = start_with(mode, FaultConfig::none()).await;
-        let dir = directory(&fake);
+        let (fake, dir) = fake_and_directory(mode, FaultConfig::none()).await;
         dir.create(&ada()).await.unwrap();
-        fake.set_faults(
-            FaultConfig::none()
-                .only_for([Operation::DeleteAppInstanceUser])
-                .with_script([ScriptedFault::Forbidden]),
-        )
-        .unwrap();
+        next_of(&fake, Operation::DeleteAppInstanceUser, ScriptedFault::Forbidden);
         assert_refused(dir.delete_if_present(&ada().id).await);
         assert_eq!(fake.users().len(), 1, "the user stays");
         assert_eq!(counts(&fake, Operation::DescribeAppInstanceUser), (1, 1));
@@ -725,8 +733,7 @@ in_both_modes! {
 async fn iam_denials_are_denied_on_every_call_and_never_a_success(mode) {
     within(async {
         for denial in [IamDenial::Forbidden, IamDenial::AccessDenied] {
-            let fake = start_with(mode, FaultConfig::none()).await;
-            let dir = directory(&fake);
+            let (fake, dir) = fake_and_directory(mode, FaultConfig::none()).await;
             let user = ada();
             dir.create(&user).await.unwrap();
             let deny = |op| {
@@ -783,8 +790,7 @@ in_both_modes! {
 /// Describe (upsert): a missing user is created; its replay reports `already-exists`.
 async fn update_of_a_missing_user_creates_it_and_a_replay_finds_it(mode) {
     within(async {
-        let fake = start_with(mode, FaultConfig::none()).await;
-        let dir = directory(&fake);
+        let (fake, dir) = fake_and_directory(mode, FaultConfig::none()).await;
         let user = ada();
         assert_eq!(dir.upsert(&user).await, Ok(Applied::Created));
         assert_eq!(counts(&fake, Operation::DescribeAppInstanceUser), (1, 0));
@@ -803,8 +809,7 @@ in_both_modes! {
 /// Describe (heal): a missing user is created directly, an existing one is left alone.
 async fn the_heal_creates_a_missing_user_directly(mode) {
     within(async {
-        let fake = start_with(mode, FaultConfig::none()).await;
-        let dir = directory(&fake);
+        let (fake, dir) = fake_and_directory(mode, FaultConfig::none()).await;
         assert_eq!(dir.ensure_exists(&ada()).await, Ok(Applied::Created));
         assert_eq!(
             (
@@ -829,17 +834,10 @@ in_both_modes! {
 /// heal only needed it to exist: already-exists.
 async fn a_refused_describe_of_an_existing_user_is_settled_by_the_conflict(mode) {
     within(async {
-        let fake = start_with(mode, FaultConfig::none()).await;
-        let dir = directory(&fake);
+        let (fake, dir) = fake_and_directory(mode, FaultConfig::none()).await;
         create_by_hand(&dir, SUB, "A. Lovelace").await;
-        let refuse_describe = || {
-            fake.set_faults(
-                FaultConfig::none()
-                    .only_for([Operation::DescribeAppInstanceUser])
-                    .with_script([ScriptedFault::Forbidden]),
-            )
-            .unwrap()
-        };
+        let refuse_describe =
+            || next_of(&fake, Operation::DescribeAppInstanceUser, ScriptedFault::Forbidden);
         refuse_describe();
         assert_refused(dir.upsert(&ada()).await);
         refuse_describe();
@@ -908,8 +906,7 @@ in_both_modes! {
 /// Update: the user vanished after the describe (404 or 403): the create makes it.
 async fn an_update_of_a_user_deleted_meanwhile_creates_it(mode) {
     within(async {
-        let fake = start_with(mode, FaultConfig::none()).await;
-        let dir = directory(&fake);
+        let (fake, dir) = fake_and_directory(mode, FaultConfig::none()).await;
         dir.create(&profile(&ada().id, "Ada")).await.unwrap();
         let racing = DeletedBeforeUpdate(&dir);
         assert_eq!(racing.upsert(&ada()).await, Ok(Applied::Created));
@@ -926,15 +923,9 @@ in_both_modes! {
 /// Update: a non-IAM 403 for a user that exists: the create conflicts, refused.
 async fn a_refused_update_of_an_existing_user_is_retryable(mode) {
     within(async {
-        let fake = start_with(mode, FaultConfig::none()).await;
-        let dir = directory(&fake);
+        let (fake, dir) = fake_and_directory(mode, FaultConfig::none()).await;
         dir.create(&profile(&ada().id, "Ada")).await.unwrap();
-        fake.set_faults(
-            FaultConfig::none()
-                .only_for([Operation::UpdateAppInstanceUser])
-                .with_script([ScriptedFault::Forbidden]),
-        )
-        .unwrap();
+        next_of(&fake, Operation::UpdateAppInstanceUser, ScriptedFault::Forbidden);
         assert_refused(dir.upsert(&ada()).await);
         assert_eq!(fake.users()[0].name, "Ada", "unchanged");
     })
@@ -964,8 +955,7 @@ in_both_modes! {
 /// fault: retryable, on every call, and the next attempt goes through.
 async fn an_html_400_from_a_proxy_is_retryable(mode) {
     within(async {
-        let fake = start_with(mode, FaultConfig::none()).await;
-        let dir = directory(&fake);
+        let (fake, dir) = fake_and_directory(mode, FaultConfig::none()).await;
         let user = ada();
         for call in 0..3 {
             fake.set_faults(FaultConfig::none().with_script([ScriptedFault::ProxyBadRequest]))
@@ -989,17 +979,9 @@ in_both_modes! {
 /// call still ends in the right state.
 async fn a_lost_response_is_settled_by_the_retry(mode) {
     within(async {
-        let fake = start_with(mode, FaultConfig::none()).await;
-        let dir = directory(&fake);
+        let (fake, dir) = fake_and_directory(mode, FaultConfig::none()).await;
         let user = ada();
-        let lose_next = |op| {
-            fake.set_faults(
-                FaultConfig::none()
-                    .only_for([op])
-                    .with_script([ScriptedFault::ApplyThenDrop]),
-            )
-            .unwrap()
-        };
+        let lose_next = |op| next_of(&fake, op, ScriptedFault::ApplyThenDrop);
         lose_next(Operation::CreateAppInstanceUser);
         // Describe, create (applied, lost), the same create again (Chime's replay).
         assert_eq!(dir.upsert(&user).await, Ok(Applied::Created));
