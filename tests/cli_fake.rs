@@ -24,6 +24,7 @@ use axum::response::IntoResponse;
 
 use chime_identity_fake::{FakeChime, FakeConfig, Operation, UserRecord};
 use chime_identity_sync::bins::binary;
+use chime_identity_sync::in_both_missing_user_modes;
 use chime_identity_sync::net::{free_port, http_get};
 use chime_identity_sync::process::ChildGuard;
 use chime_identity_sync::workspace_root;
@@ -91,12 +92,13 @@ fn final_directory(stdout: &str) -> &str {
     &stdout[start..end]
 }
 
+in_both_missing_user_modes! {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 /// Replaying every sample against the fake (no user fails there, so Hedy's
 /// FIFO messages apply too) leaves exactly the story's users; replaying again
 /// writes nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replay_applies_the_samples_to_the_fake_and_a_second_run_changes_nothing() {
-    let fake = FakeChime::start(FakeConfig::new())
+async fn replay_applies_the_samples_to_the_fake_and_a_second_run_changes_nothing(mode) {
+    let fake = FakeChime::start(FakeConfig::new().with_missing_user(mode))
         .await
         .expect("start the fake");
     let endpoint = fake.endpoint_url();
@@ -174,15 +176,20 @@ async fn replay_applies_the_samples_to_the_fake_and_a_second_run_changes_nothing
     let updates = after.get(Operation::UpdateAppInstanceUser).attempts
         - before.get(Operation::UpdateAppInstanceUser).attempts;
     assert_eq!(updates, 0, "the second replay sent UpdateAppInstanceUser");
-    // Creates in the second run are idempotent repeats (same ClientRequestToken,
-    // answered with the original ARN), except Edsger's, whom the standard batch
-    // creates and deletes again every run.
+    // The second run reads before it writes: it creates only Edsger, whom the
+    // standard batch creates and deletes again every run, and says
+    // `already-exists` for everyone else.
+    let creates = after.get(Operation::CreateAppInstanceUser).attempts
+        - before.get(Operation::CreateAppInstanceUser).attempts;
+    assert_eq!(creates, 1, "only Edsger is created (again) in the second run");
+    assert!(second.contains("already-exists"), "{second}");
     let deletes = after.get(Operation::DeleteAppInstanceUser).succeeded
         - before.get(Operation::DeleteAppInstanceUser).succeeded;
     assert_eq!(
         deletes, 1,
         "only Edsger is deleted (again) in the second run"
     );
+}
 }
 
 /// `chime-sync serve-fake --port N` serves the fake until killed.

@@ -16,7 +16,10 @@ mod esm_driver;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chime_identity_fake::{FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, Operation};
+use chime_identity_fake::{
+    FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, MissingUserError, Operation,
+};
+use chime_identity_sync::in_both_missing_user_modes;
 use chime_identity_sync::moto::{self, Moto};
 use chime_identity_sync::read_event;
 use chime_sync_aws::{ChimeDirectory, SqsQueue, config};
@@ -52,10 +55,14 @@ struct World {
     idp_sync: IdpSync<ChimeDirectory, SimQueue>,
 }
 
-async fn world(faults: FaultConfig) -> World {
-    let fake = FakeChime::start(FakeConfig::new().with_faults(faults))
-        .await
-        .expect("the fake starts");
+async fn world(mode: MissingUserError, faults: FaultConfig) -> World {
+    let fake = FakeChime::start(
+        FakeConfig::new()
+            .with_missing_user(mode)
+            .with_faults(faults),
+    )
+    .await
+    .expect("the fake starts");
     let sqs = Arc::new(Sqs::new(Arc::new(TokioClock::new()), 5));
     sqs.create_queue(QueueConfig::fifo(DLQ).with_content_based_deduplication(true))
         .unwrap();
@@ -114,8 +121,8 @@ async fn confirm_with<D: chime_sync_core::Directory, Q: Queue>(
 
 /// Three confirmations, `COGNITO_RETRY_AFTER` apart, each handed off within
 /// the budget; then Chime heals and idp-sync drains the queue.
-async fn outage_then_recovery(faults: FaultConfig, expect_codes: &[&str]) {
-    let w = world(faults).await;
+async fn outage_then_recovery(mode: MissingUserError, faults: FaultConfig, expect_codes: &[&str]) {
+    let w = world(mode, faults).await;
     for attempt in 1..=3 {
         let (outcome, took) = confirm(&w.trigger).await;
         match outcome {
@@ -128,7 +135,13 @@ async fn outage_then_recovery(faults: FaultConfig, expect_codes: &[&str]) {
         assert!(took <= CHIME_BUDGET, "attempt {attempt} took {took:?}");
         tokio::time::sleep(COGNITO_RETRY_AFTER).await;
     }
-    assert!(w.fake.counters().attempts(Operation::CreateAppInstanceUser) >= 3);
+    // Each confirmation reads first: the describe is what met the outage.
+    assert!(
+        w.fake
+            .counters()
+            .attempts(Operation::DescribeAppInstanceUser)
+            >= 3
+    );
     assert!(fake_users(&w.fake).is_empty());
     // Three hand-offs, one message: same deduplication id each time.
     let queued = w.sqs.messages(SYNC).unwrap();
@@ -155,41 +168,41 @@ async fn outage_then_recovery(faults: FaultConfig, expect_codes: &[&str]) {
     assert_eq!(users[SUB].name, NAME);
     assert!(w.sqs.messages(DLQ).unwrap().is_empty());
 
-    // A fourth, late retry with Chime healthy: the same create again, which
-    // Chime answers as an idempotent replay (same ClientRequestToken), so the
-    // handler reports it as created; still one user.
+    // A fourth, late retry with Chime healthy: the trigger reads first, finds
+    // the user the queue made and says so (`already-exists`); still one user.
     let (outcome, _) = confirm(&w.trigger).await;
-    assert!(
-        matches!(
-            outcome,
-            Ok(ConfirmationOutcome::Provisioned(
-                Applied::Created | Applied::AlreadyProvisioned
-            ))
-        ),
-        "{outcome:?}"
+    assert_eq!(
+        outcome,
+        Ok(ConfirmationOutcome::Provisioned(
+            Applied::AlreadyProvisioned
+        ))
     );
     assert_eq!(fake_users(&w.fake).len(), 1);
 }
 
+in_both_missing_user_modes! {
 #[tokio::test(start_paused = true)]
-async fn chime_answering_503_hands_off_within_the_budget_and_ends_in_one_user() {
+async fn chime_answering_503_hands_off_within_the_budget_and_ends_in_one_user(mode) {
     // The SDK retries the 503 with backoff (4 attempts, at most 0.7 s of
     // sleeps), then gives up well within the budget.
     outage_then_recovery(
+        mode,
         FaultConfig::none().with_service_unavailable_rate(1.0),
         &["Unavailable"],
     )
     .await;
 }
-
-#[tokio::test(start_paused = true)]
-async fn chime_dropping_connections_hands_off_within_the_budget_and_ends_in_one_user() {
-    outage_then_recovery(FaultConfig::none().with_drop_rate(1.0), &["Transport"]).await;
 }
-
+in_both_missing_user_modes! {
 #[tokio::test(start_paused = true)]
-async fn chime_slower_than_its_budget_is_cut_off_at_the_budget_and_ends_in_one_user() {
-    let w = world(FaultConfig::none().with_latency(10_000, 10_000)).await;
+async fn chime_dropping_connections_hands_off_within_the_budget_and_ends_in_one_user(mode) {
+    outage_then_recovery(mode, FaultConfig::none().with_drop_rate(1.0), &["Transport"]).await;
+}
+}
+in_both_missing_user_modes! {
+#[tokio::test(start_paused = true)]
+async fn chime_slower_than_its_budget_is_cut_off_at_the_budget_and_ends_in_one_user(mode) {
+    let w = world(mode, FaultConfig::none().with_latency(10_000, 10_000)).await;
     for _ in 0..3 {
         let (outcome, took) = confirm(&w.trigger).await;
         assert_eq!(
@@ -218,10 +231,11 @@ async fn chime_slower_than_its_budget_is_cut_off_at_the_budget_and_ends_in_one_u
     let users = fake_users(&w.fake);
     assert_eq!((users.len(), users[SUB].name.as_str()), (1, NAME));
 }
-
+}
+in_both_missing_user_modes! {
 #[tokio::test(start_paused = true)]
-async fn the_budget_shrinks_to_leave_the_hand_off_its_reserve_before_the_deadline() {
-    let w = world(FaultConfig::none().with_latency(10_000, 10_000)).await;
+async fn the_budget_shrinks_to_leave_the_hand_off_its_reserve_before_the_deadline(mode) {
+    let w = world(mode, FaultConfig::none().with_latency(10_000, 10_000)).await;
     let event = read_event(SAMPLE);
     // Only 2.5 s left of the invocation: 1 s for Chime, 1.5 s kept for the hand-off.
     let started = Instant::now();
@@ -243,12 +257,13 @@ async fn the_budget_shrinks_to_leave_the_hand_off_its_reserve_before_the_deadlin
         Duration::from_millis(2500) - HAND_OFF_RESERVE
     );
 }
-
+}
+in_both_missing_user_modes! {
 #[tokio::test(start_paused = true)]
-async fn a_hand_off_and_a_later_direct_create_still_make_one_user() {
+async fn a_hand_off_and_a_later_direct_create_still_make_one_user(mode) {
     // Attempt 1: Chime slow, handed off. Attempt 2: Chime healthy, created
     // directly. Then idp-sync applies the hand-off: the same create again.
-    let w = world(FaultConfig::none().with_latency(10_000, 10_000)).await;
+    let w = world(mode, FaultConfig::none().with_latency(10_000, 10_000)).await;
     let (outcome, _) = confirm(&w.trigger).await;
     assert!(matches!(outcome, Ok(ConfirmationOutcome::HandedOff { .. })));
     w.fake.set_faults(FaultConfig::none()).unwrap();
@@ -269,12 +284,13 @@ async fn a_hand_off_and_a_later_direct_create_still_make_one_user() {
     let users = fake_users(&w.fake);
     assert_eq!((users.len(), users[SUB].name.as_str()), (1, NAME));
 }
-
+}
+in_both_missing_user_modes! {
 #[tokio::test(start_paused = true)]
-async fn an_ambiguous_hand_off_failure_is_retried_by_cognito_and_deduplicated() {
+async fn an_ambiguous_hand_off_failure_is_retried_by_cognito_and_deduplicated(mode) {
     // Chime down, and the queue stores the hand-off but its answer is lost:
     // the trigger fails, Cognito retries, the second hand-off is a duplicate.
-    let w = world(FaultConfig::none().with_service_unavailable_rate(1.0)).await;
+    let w = world(mode, FaultConfig::none().with_service_unavailable_rate(1.0)).await;
     w.sync.set_faults(SendFaults {
         fail_after_rate: 1.0,
         ..SendFaults::default()
@@ -301,18 +317,22 @@ async fn an_ambiguous_hand_off_failure_is_retried_by_cognito_and_deduplicated() 
     .await;
     assert_eq!(fake_users(&w.fake).len(), 1);
 }
+}
 
+in_both_missing_user_modes! {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 /// The same hand-off through the real SQS adapter and moto's SQS server: its
 /// FIFO deduplication turns three hand-offs into one message, and idp-sync
 /// makes one user of it. Real time, so no Lambda deadline here (the deadline
 /// logic is pinned in paused time above) and only a loose bound on the time.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn against_moto_three_hand_offs_are_one_message_and_one_user() {
+async fn against_moto_three_hand_offs_are_one_message_and_one_user(mode) {
     let moto = Moto::start().await;
     let sqs = moto.sqs();
     let queues = moto::create_fifo_with_dlq(&sqs, "cognito-faults", 30, 5).await;
     let fake = FakeChime::start(
-        FakeConfig::new().with_faults(FaultConfig::none().with_service_unavailable_rate(1.0)),
+        FakeConfig::new()
+            .with_missing_user(mode)
+            .with_faults(FaultConfig::none().with_service_unavailable_rate(1.0)),
     )
     .await
     .unwrap();
@@ -366,4 +386,5 @@ async fn against_moto_three_hand_offs_are_one_message_and_one_user() {
     assert_eq!(moto::depth(&sqs, &queues.dlq_url).await, 0);
     let users = fake_users(&fake);
     assert_eq!((users.len(), users[SUB].name.as_str()), (1, NAME));
+}
 }

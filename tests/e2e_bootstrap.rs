@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chime_identity_fake::{
-    FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, Operation, ScriptedFault,
+    FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, MissingUserError, Operation, ScriptedFault,
 };
 use chime_identity_sync::bins::binary;
+use chime_identity_sync::in_both_missing_user_modes;
 use chime_identity_sync::lambda::{Function, IDP_SYNC, Lambda, POST_CONFIRMATION, PRE_SIGNUP};
 use chime_identity_sync::moto::{
     Moto, create_fifo_with_dlq, depth, receive_n, string_attribute, system_attribute,
@@ -29,6 +30,7 @@ use chime_identity_sync::moto::{
 use chime_identity_sync::process::ChildGuard;
 use chime_identity_sync::runtime_api::Outcome;
 use chime_identity_sync::{personal_data_in_samples, read_event, samples};
+use chime_sync_core::handlers::idp_sync::dead_letter_deduplication_id;
 use chime_sync_core::replay::{
     DEMO_ALLOWED_DOMAINS, DEMO_APP_INSTANCE_ARN, DEMO_DISPLAY_NAME_ATTRIBUTES,
 };
@@ -47,10 +49,18 @@ const RADIA: &str = "e8b4c0d6-9a2f-4e5b-b1c7-3f6a8d0e2b59";
 /// How long a process may take to report an init error and exit.
 const INIT_WITHIN: Duration = Duration::from_secs(10);
 
-async fn fake() -> FakeChimeHandle {
-    FakeChime::start(FakeConfig::new())
-        .await
-        .expect("start the Chime fake")
+async fn fake(mode: MissingUserError) -> FakeChimeHandle {
+    fake_with(mode, FaultConfig::none()).await
+}
+
+async fn fake_with(mode: MissingUserError, faults: FaultConfig) -> FakeChimeHandle {
+    FakeChime::start(
+        FakeConfig::new()
+            .with_missing_user(mode)
+            .with_faults(faults),
+    )
+    .await
+    .expect("start the Chime fake")
 }
 
 /// The fake's users as (id, name, metadata), ordered by id.
@@ -129,8 +139,6 @@ enum SignUp {
         code: &'static str,
         message: &'static str,
     },
-    /// The event comes back unchanged.
-    PassedThrough,
 }
 
 /// With `DISPLAY_NAME_ATTRIBUTES` = the replay's policy (a real name, no
@@ -162,7 +170,9 @@ fn sign_up_expectation(file: &str) -> SignUp {
         "sign-up-allowed.json" => SignUp::Allowed { verify_email: true },
         "sign-up-rejected-email-domain.json" => domain,
         "sign-up-rejected-no-display-name.json" => no_name,
-        "unknown-trigger-source.json" => SignUp::PassedThrough,
+        // A PreSignUp source we do not know: the same checks (fail closed).
+        "unknown-trigger-source.json" => SignUp::Allowed { verify_email: true },
+        "unknown-trigger-source-rejected-email-domain.json" => domain,
         other => panic!("events/pre-signup/{other} has no expectation in tests/e2e_bootstrap.rs"),
     }
 }
@@ -206,7 +216,6 @@ async fn pre_signup_answers_every_sample() {
                 );
                 assert_eq!(report.error_message, message, "{relative}");
             }
-            SignUp::PassedThrough => assert_eq!(outcome, Outcome::Response(event), "{relative}"),
         }
     }
     assert!(
@@ -214,27 +223,21 @@ async fn pre_signup_answers_every_sample() {
         "{:?}",
         lambda.api.violations()
     );
-    check_log(
-        &lambda,
-        &[
-            (None, "allowed"),
-            (None, "rejected"),
-            (None, "passed-through"),
-        ],
-    );
+    check_log(&lambda, &[(None, "allowed"), (None, "rejected")]);
 }
 
 // ---------------------------------------------------------------------------
 // post-confirmation
 // ---------------------------------------------------------------------------
 
+in_both_missing_user_modes! {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 /// post-confirmation with the fake as Chime and moto as the sync queue:
 /// users are created (or healed), a confirmation without sub is an error
 /// report, and when Chime fails (503s) or hangs the user is handed to the
 /// sync queue, grouped and deduplicated by sub, well inside Cognito's 5 s.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn post_confirmation_provisions_hands_off_and_reports_bad_events() {
-    let (moto, fake) = (Moto::start().await, fake().await);
+async fn post_confirmation_provisions_hands_off_and_reports_bad_events(mode) {
+    let (moto, fake) = (Moto::start().await, fake(mode).await);
     let sqs = moto.sqs();
     let queues = create_fifo_with_dlq(&sqs, "identity-sync", 30, 5).await;
     let lambda = Lambda::start(
@@ -264,10 +267,11 @@ async fn post_confirmation_provisions_hands_off_and_reports_bad_events() {
                 decisions.push((None, "invalid-event"));
             }
             "confirm-sign-up-chime-outage-hands-off.json" => {
-                // Every Chime request answers 503: the SDK tries 4 times, then hands off.
+                // Every Chime request answers 503: the SDK tries the describe
+                // (the trigger reads first) 4 times, then hands off.
                 fake.set_faults(FaultConfig::none().with_service_unavailable_rate(1.0))
                     .unwrap();
-                let before = fake.counters().get(Operation::CreateAppInstanceUser);
+                let before = fake.counters().get(Operation::DescribeAppInstanceUser);
                 let started = Instant::now();
                 let outcome = lambda.invoke(&event).await;
                 let took = started.elapsed();
@@ -277,7 +281,7 @@ async fn post_confirmation_provisions_hands_off_and_reports_bad_events() {
                     took < Duration::from_secs(3),
                     "{relative}: answered after {took:?}"
                 );
-                let after = fake.counters().get(Operation::CreateAppInstanceUser);
+                let after = fake.counters().get(Operation::DescribeAppInstanceUser);
                 assert_eq!(
                     after.attempts - before.attempts,
                     4,
@@ -375,6 +379,7 @@ async fn post_confirmation_provisions_hands_off_and_reports_bad_events() {
         decisions.iter().map(|(s, o)| (s.as_deref(), *o)).collect();
     check_log(&lambda, &decisions);
 }
+}
 
 // ---------------------------------------------------------------------------
 // idp-sync
@@ -385,15 +390,16 @@ const HEDY_CREATED: &str = "c9f5e3a7-4b6d-4e8f-9a0b-2c3d4e5f6a71";
 const HEDY_UPDATED: &str = "c9f5e3a7-4b6d-4e8f-9a0b-2c3d4e5f6a73";
 const SOURCE_QUEUE_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:identity-sync.fifo";
 
+in_both_missing_user_modes! {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 /// idp-sync with the fake as Chime and moto's DLQ: the exact partial batch
 /// responses, poison messages in the DLQ with their reasons, the final users.
 ///
 /// `MAX_CONCURRENT_GROUPS=1` makes the groups of a batch run one after the
 /// other, in order of first appearance, so a scripted burst of 503s lands on
 /// Hedy's group (the fake has no per-user faults) and nowhere else.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idp_sync_answers_partial_batch_responses_and_dead_letters_poison() {
-    let (moto, fake) = (Moto::start().await, fake().await);
+async fn idp_sync_answers_partial_batch_responses_and_dead_letters_poison(mode) {
+    let (moto, fake) = (Moto::start().await, fake(mode).await);
     let sqs = moto.sqs();
     let queues = create_fifo_with_dlq(&sqs, "identity-sync", 180, 5).await;
     let lambda = Lambda::start(
@@ -415,11 +421,11 @@ async fn idp_sync_answers_partial_batch_responses_and_dead_letters_poison() {
         .await
         .error()
         .clone();
-    assert!(
-        report
-            .error_message
-            .starts_with("failed to deserialize the incoming data"),
-        "{report:?}"
+    // In our own format, by path, never lambda_runtime's `DeserializeError`.
+    assert_eq!(report.error_type, "IdpSyncFailed.InvalidEvent");
+    assert_eq!(
+        report.error_message,
+        "the event could not be read: at `Records`: expected a sequence, found a string"
     );
 
     let files = samples("idp-sync");
@@ -432,7 +438,8 @@ async fn idp_sync_answers_partial_batch_responses_and_dead_letters_poison() {
             | "sns-wrapped-user-created.json"
             | "standard-batch-created-updated-deleted.json" => &[],
             "fifo-two-groups-one-failing.json" => {
-                // Hedy's create gets 503 on all 4 attempts; her update is blocked behind it.
+                // Hedy's create (its describe: idp-sync reads first) gets 503 on
+                // all 4 attempts; her update is blocked behind it.
                 fake.set_faults(
                     FaultConfig::none().with_script([ScriptedFault::ServiceUnavailable; 4]),
                 )
@@ -451,8 +458,8 @@ async fn idp_sync_answers_partial_batch_responses_and_dead_letters_poison() {
             "{relative}: the scripted faults were used up"
         );
     }
-    let creates = fake.counters().get(Operation::CreateAppInstanceUser);
-    assert_eq!(creates.injected.service_unavailable, 4);
+    let describes = fake.counters().get(Operation::DescribeAppInstanceUser);
+    assert_eq!(describes.injected.service_unavailable, 4);
 
     assert_eq!(
         users(&fake),
@@ -555,7 +562,7 @@ async fn idp_sync_answers_partial_batch_responses_and_dead_letters_poison() {
         );
         assert_eq!(
             system_attribute(m, MessageSystemAttributeName::MessageDeduplicationId),
-            Some(id)
+            Some(dead_letter_deduplication_id(id, bodies[id]).as_str())
         );
         seen.insert(id.to_owned());
     }
@@ -577,23 +584,105 @@ async fn idp_sync_answers_partial_batch_responses_and_dead_letters_poison() {
             (None, "dead-lettered (InvalidJson)"),
             // Invalid, but its body names whose it was.
             (Some(GRACE), "dead-lettered (UnknownType)"),
+            // A delete of a user who never existed, and an update of one who
+            // did not exist yet, whatever Chime answers for a missing user.
             (Some("8e5a1c7d-3f9b-4d2e-a6c8-0b4f2d6e8a17"), "already-gone"),
+            (Some(BARBARA), "created"),
         ],
     );
 }
+}
 
+/// One SQS record as the event source mapping delivers it from the sync queue.
+fn sqs_record(message_id: &str, sub: &str, body: &Value) -> Value {
+    json!({
+        "messageId": message_id, "receiptHandle": format!("rh-{message_id}"),
+        "body": body.to_string(),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1763632800000",
+                       "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1763632800001",
+                       "MessageGroupId": sub, "MessageDeduplicationId": message_id},
+        "messageAttributes": {}, "md5OfBody": "00000000000000000000000000000000",
+        "eventSource": "aws:sqs", "eventSourceARN": SOURCE_QUEUE_ARN, "awsRegion": "us-east-1"
+    })
+}
+
+in_both_missing_user_modes! {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// IAM denies DeleteAppInstanceUser (403 with IAM's message): the delete is
+/// reported in `batchItemFailures` (SQS keeps it), the user stays, and the
+/// log names the action as a deployment fault. Once the policy is fixed,
+/// the redelivered message deletes the user.
+async fn a_denied_delete_is_reported_failed_and_the_user_stays(mode) {
+    let fake = fake_with(
+        mode,
+        FaultConfig::none().deny([Operation::DeleteAppInstanceUser]),
+    )
+    .await;
+    let lambda = Lambda::start(
+        IDP_SYNC,
+        &[
+            ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+            // Never used: nothing here is dead-lettered.
+            ("DLQ_URL", "http://127.0.0.1:9/123456789012/identity-sync-dlq.fifo"),
+            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
+        ],
+    )
+    .await;
+    let created = json!({"version": 1, "type": "user.created", "eventId": "e-1",
+                         "user": {"sub": ADA, "displayName": "Ada Lovelace"}});
+    let deleted = json!({"version": 1, "type": "user.deleted", "eventId": "e-2", "user": {"sub": ADA}});
+    let batch = |records: Vec<Value>| json!({ "Records": records });
+    let outcome = lambda
+        .invoke(&batch(vec![sqs_record("m-create", ADA, &created)]))
+        .await;
+    assert_eq!(outcome, Outcome::Response(json!({"batchItemFailures": []})));
+
+    let delete = batch(vec![sqs_record("m-delete", ADA, &deleted)]);
+    let outcome = lambda.invoke(&delete).await;
+    assert_eq!(
+        outcome,
+        Outcome::Response(json!({"batchItemFailures": [{"itemIdentifier": "m-delete"}]}))
+    );
+    assert_eq!(users(&fake), vec![user(ADA, "Ada Lovelace", None)], "the user stays");
+    let deletes = fake.counters().get(Operation::DeleteAppInstanceUser);
+    assert_eq!((deletes.attempts, deletes.injected.denied), (1, 1), "a denial is not retried in the call");
+
+    // The policy is fixed; SQS delivers the message again.
+    fake.set_faults(FaultConfig::none()).unwrap();
+    let outcome = lambda.invoke(&delete).await;
+    assert_eq!(outcome, Outcome::Response(json!({"batchItemFailures": []})));
+    assert!(fake.users().is_empty());
+
+    check_log(
+        &lambda,
+        &[
+            (Some(ADA), "created"),
+            (Some(ADA), "denied"),
+            (Some(ADA), "failed, will retry (AccessDenied)"),
+            (Some(ADA), "deleted"),
+        ],
+    );
+    let denial = lambda
+        .log_lines()
+        .into_iter()
+        .find(|line| line.to_string().contains("\"denied\""))
+        .expect("a denial line");
+    let text = denial.to_string();
+    for part in ["chime:DeleteAppInstanceUser", "deployment", "ERROR"] {
+        assert!(text.contains(part), "{part} missing from {text}");
+    }
+}
+}
+
+in_both_missing_user_modes! {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 /// The invocation deadline (`Lambda-Runtime-Deadline-Ms`) reaches the
 /// handler: with a 2 s timeout and a Chime that takes 5 s per call, idp-sync
 /// stops before the deadline and reports every message failed (each group's
 /// first timed out, the rest blocked behind it) instead of being killed with
 /// the whole batch unanswered.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idp_sync_reports_unfinished_work_failed_before_the_deadline() {
-    let fake = FakeChime::start(
-        FakeConfig::new().with_faults(FaultConfig::none().with_latency(5_000, 5_000)),
-    )
-    .await
-    .expect("start the Chime fake");
+async fn idp_sync_reports_unfinished_work_failed_before_the_deadline(mode) {
+    let fake = fake_with(mode, FaultConfig::none().with_latency(5_000, 5_000)).await;
     let short = Function {
         timeout: Duration::from_secs(2),
         ..IDP_SYNC
@@ -631,6 +720,7 @@ async fn idp_sync_reports_unfinished_work_failed_before_the_deadline() {
     assert!(took < short.timeout, "answered after {took:?}");
     assert!(fake.users().is_empty());
     check_log(&lambda, &[(Some(GRACE), "failed, will retry (Timeout)")]);
+}
 }
 
 // ---------------------------------------------------------------------------
@@ -777,6 +867,8 @@ async fn outside_lambda_each_binary_exits_2_with_one_line_saying_how_to_run_it()
 /// duration (ten minutes), not an epoch time.
 const EMULATOR_DEADLINE_MS: u64 = 600_000;
 
+in_both_missing_user_modes! {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 /// Behind a Runtime API that sends `Lambda-Runtime-Deadline-Ms: 600000`,
 /// as `cargo lambda watch` does, the functions ignore that deadline (it is
 /// long past when read as an epoch time) and work within their configured
@@ -784,9 +876,8 @@ const EMULATOR_DEADLINE_MS: u64 = 600_000;
 /// (or failing, with no queue to hand off to), idp-sync applies the batch
 /// instead of failing every message with `Timeout`. Each logs one warning
 /// per process, however many invocations follow.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_emulators_duration_deadline_is_ignored_with_one_warning() {
-    let fake = fake().await;
+async fn an_emulators_duration_deadline_is_ignored_with_one_warning(mode) {
+    let fake = fake(mode).await;
     let confirm = Lambda::start(
         POST_CONFIRMATION,
         &[
@@ -862,6 +953,7 @@ async fn an_emulators_duration_deadline_is_ignored_with_one_warning() {
     .map(|(id, name)| (id.to_owned(), name.to_owned()));
     assert_eq!(names, expected);
     assert_one_deadline_warning(&sync);
+}
 }
 
 /// Stop the function; its log holds exactly one `deadline-ignored` warning.

@@ -23,8 +23,14 @@ use serde_json::{Value, json};
 
 /// Samples `aws_lambda_events` must refuse and our handlers must accept.
 const UNKNOWN_TRIGGER_SOURCE: &str = "pre-signup/unknown-trigger-source.json";
+const UNKNOWN_TRIGGER_SOURCE_REJECTED: &str =
+    "pre-signup/unknown-trigger-source-rejected-email-domain.json";
 const EMPTY_RESPONSE: &str = "pre-signup/empty-response.json";
-const TOLERANT: &[&str] = &[UNKNOWN_TRIGGER_SOURCE, EMPTY_RESPONSE];
+const TOLERANT: &[&str] = &[
+    UNKNOWN_TRIGGER_SOURCE,
+    UNKNOWN_TRIGGER_SOURCE_REJECTED,
+    EMPTY_RESPONSE,
+];
 
 /// The function a sample is for, from its folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,8 +187,28 @@ async fn tolerant_samples_are_refused_by_aws_lambda_events_and_accepted_by_our_h
         .file(&events_dir().join(UNKNOWN_TRIGGER_SOURCE))
         .await
         .unwrap();
-    assert_eq!(replayed.response, Ok(unknown), "passed through unchanged");
-    assert_eq!(replayed.rows[0].outcome, "passed through (unknown source)");
+    let mut answered = unknown.clone();
+    answered["response"]["autoVerifyEmail"] = json!(true);
+    assert_eq!(
+        replayed.response,
+        Ok(answered),
+        "checked and answered like a sign-up"
+    );
+    assert_eq!(
+        replayed.rows[0].outcome,
+        "allowed (auto-confirm false, email verified true)"
+    );
+    // Fail closed: the same unknown source with a forbidden domain is refused.
+    let rejected = sample(UNKNOWN_TRIGGER_SOURCE_REJECTED);
+    assert!(strict(Kind::PreSignUp, &rejected).is_err());
+    let replayed = replay
+        .file(&events_dir().join(UNKNOWN_TRIGGER_SOURCE_REJECTED))
+        .await
+        .unwrap();
+    assert_eq!(
+        replayed.response,
+        Err("Sign-ups with this email domain are not allowed.".to_owned())
+    );
 
     // `"response": {}`: the three booleans are required fields.
     let empty = sample(EMPTY_RESPONSE);

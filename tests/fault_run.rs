@@ -27,6 +27,7 @@ use std::time::Duration;
 use chime_identity_fake::{
     FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, InjectedCounts, ScriptedFault,
 };
+use chime_identity_sync::in_both_missing_user_modes;
 use chime_identity_sync::lambda::{Function, IDP_SYNC, Lambda};
 use chime_identity_sync::runtime_api::Outcome;
 use chime_sync_core::handlers::idp_sync::{
@@ -242,8 +243,9 @@ fn workload() -> Workload {
     }
 }
 
-/// The fault script of one phase: 11% throttled, 6% 500, 6% 503, 5% dropped;
-/// with the latency spikes about 30% of requests meet a fault.
+/// The fault script of one phase: 11% throttled, 6% 500, 6% 503, 5% dropped,
+/// 3% applied with the response lost; with the latency spikes about a third
+/// of requests meet a fault.
 fn fault_phase(seed: u64, spike: bool) -> FaultConfig {
     let mut rng = SplitMix64::new(seed);
     let script: Vec<ScriptedFault> = (0..4000)
@@ -252,6 +254,7 @@ fn fault_phase(seed: u64, spike: bool) -> FaultConfig {
             11..17 => ScriptedFault::ServiceFailure,
             17..23 => ScriptedFault::ServiceUnavailable,
             23..28 => ScriptedFault::Drop,
+            28..31 => ScriptedFault::ApplyThenDrop,
             _ => ScriptedFault::Pass,
         })
         .collect();
@@ -262,6 +265,7 @@ fn fault_phase(seed: u64, spike: bool) -> FaultConfig {
         .with_drop_rate(0.05)
         .with_service_failure_rate(0.06)
         .with_service_unavailable_rate(0.06)
+        .with_lost_response_rate(0.03)
         .with_seed(seed);
     if spike {
         // Every request of the spike takes longer than the 200 ms budget.
@@ -293,12 +297,14 @@ fn injected_total(fake: &FakeChimeHandle) -> (InjectedCounts, u64) {
         total.service_failures += c.injected.service_failures;
         total.service_unavailable += c.injected.service_unavailable;
         total.dropped += c.injected.dropped;
+        total.lost_responses += c.injected.lost_responses;
     }
     (total, attempts)
 }
 
+in_both_missing_user_modes! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_thousand_events_under_faults_end_in_exactly_the_model_state() {
+async fn ten_thousand_events_under_faults_end_in_exactly_the_model_state(mode) {
     let wall = std::time::Instant::now();
     let work = workload();
     let poison_count = work
@@ -338,7 +344,9 @@ async fn ten_thousand_events_under_faults_end_in_exactly_the_model_state() {
     }
     assert_eq!(deduplicated, work.resent);
 
-    let fake = FakeChime::start(FakeConfig::new()).await.unwrap();
+    let fake = FakeChime::start(FakeConfig::new().with_missing_user(mode))
+        .await
+        .unwrap();
     let directory = chime_directory(&fake, |c| {
         c.operation_timeout = Duration::from_millis(200);
         c.max_attempts = 3;
@@ -366,6 +374,7 @@ async fn ten_thousand_events_under_faults_end_in_exactly_the_model_state() {
             after_at_most: Duration::from_millis(40),
         }),
         seed: KILL_SEED,
+        visibility_timeout: Duration::from_secs(1),
         idle_wait: Duration::from_millis(20),
     };
     let esm = EventSourceMapping::new(QUEUE);
@@ -386,8 +395,8 @@ async fn ten_thousand_events_under_faults_end_in_exactly_the_model_state() {
 
     let summary = format!(
         "fault run: {} messages ({} events over {} users, {} producer resends, {} poison), kinds {:?}\n\
-         drained in {:.1?} by {} invocations: {} killed mid-batch, {} cut off at the timeout, {} messages handled, {} batches sharing a group with a running one\n\
-         chime: {} calls by idp-sync, {} requests (≈{} SDK retries), injected {} throttled, {} 500, {} 503, {} dropped, {} delayed past the budget ({:.1}% of requests faulted)\n\
+         drained in {:.1?} by {} invocations: {} killed mid-batch, {} cut off at the timeout, {} messages handled, {} batches sharing a group with a running one ({} more after the holder overran its visibility timeout)\n\
+         chime: {} calls by idp-sync, {} requests (≈{} SDK retries), injected {} throttled, {} 500, {} 503, {} dropped, {} applied with the response lost, {} delayed past the budget ({:.1}% of requests faulted)\n\
          outcomes: {:?}\n\
          queue: {} deliveries, {} redeliveries, {} deleted, {} moved to the DLQ by redrive; receives at delete {:?}\n\
          dlq sends: {:?}; wall {:.1?}",
@@ -403,6 +412,7 @@ async fn ten_thousand_events_under_faults_end_in_exactly_the_model_state() {
         report.timed_out,
         report.messages_handled,
         report.groups_held_twice,
+        report.groups_after_overrun,
         deps.directory.calls(),
         attempts,
         attempts.saturating_sub(deps.directory.calls()),
@@ -410,12 +420,14 @@ async fn ten_thousand_events_under_faults_end_in_exactly_the_model_state() {
         injected.service_failures,
         injected.service_unavailable,
         injected.dropped,
+        injected.lost_responses,
         injected.delayed,
         100.0
             * (injected.throttled
                 + injected.service_failures
                 + injected.service_unavailable
                 + injected.dropped
+                + injected.lost_responses
                 + injected.delayed) as f64
             / attempts.max(1) as f64,
         report.outcomes,
@@ -470,6 +482,7 @@ async fn ten_thousand_events_under_faults_end_in_exactly_the_model_state() {
         + injected.service_failures
         + injected.service_unavailable
         + injected.dropped
+        + injected.lost_responses
         + injected.delayed;
     assert!(
         faulted * 100 >= attempts * 20,
@@ -480,6 +493,7 @@ async fn ten_thousand_events_under_faults_end_in_exactly_the_model_state() {
         ("500", injected.service_failures),
         ("503", injected.service_unavailable),
         ("dropped", injected.dropped),
+        ("lost responses", injected.lost_responses),
         ("delayed", injected.delayed),
         ("killed", report.killed),
         ("timed-out calls", report.outcome("failed/Timeout")),
@@ -527,17 +541,21 @@ async fn ten_thousand_events_under_faults_end_in_exactly_the_model_state() {
     let present = work.expected.values().filter(|e| e.is_some()).count();
     assert_eq!(users.len(), present);
 }
+}
 
-/// `user.created` is "create or heal" (DESIGN §5): a create of an existing
+in_both_missing_user_modes! {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// `user.created` is "create or heal" (README, IdP message schema): a create of an existing
 /// user with a new name or metadata must rename it, on the wire too. The fault
 /// run caught this going wrong (217 of 1,000 users stale) while the
 /// `ClientRequestToken` came from the sub alone: Chime answered the second
 /// create as an idempotent replay of the first and the user kept its old name.
 /// Fixed by a token that also digests the request (4abc4bf); this is the
 /// one-user reproduction, through the queue and idp-sync.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_create_of_an_existing_user_with_a_new_name_renames_it_on_the_wire() {
-    let fake = FakeChime::start(FakeConfig::new()).await.unwrap();
+async fn a_create_of_an_existing_user_with_a_new_name_renames_it_on_the_wire(mode) {
+    let fake = FakeChime::start(FakeConfig::new().with_missing_user(mode))
+        .await
+        .unwrap();
     let sqs = Arc::new(Sqs::new(Arc::new(TokioClock::new()), 1));
     sqs.create_queue(QueueConfig::fifo(DLQ).with_content_based_deduplication(true))
         .unwrap();
@@ -578,19 +596,25 @@ async fn a_create_of_an_existing_user_with_a_new_name_renames_it_on_the_wire() {
         report.outcomes
     );
 }
+}
 
+in_both_missing_user_modes! {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 /// End to end: the compiled `idp-sync` bootstrap behind the mock Lambda
 /// Runtime API, fed by the simulated event source mapping, and its process
 /// killed (SIGKILL) in the middle of a batch, after some of the batch's Chime
 /// calls went through. The killed invocation never answers, so the mapping
 /// deletes nothing; the whole batch comes back after the visibility timeout
 /// to a fresh process, and the final state is still exactly the model.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_the_idp_sync_process_mid_batch_redelivers_the_whole_batch() {
+async fn killing_the_idp_sync_process_mid_batch_redelivers_the_whole_batch(mode) {
     // 40 ms per Chime call: a batch of one user's events takes long enough to
     // be killed in the middle.
     let fake =
-        FakeChime::start(FakeConfig::new().with_faults(FaultConfig::none().with_latency(40, 40)))
+        FakeChime::start(
+            FakeConfig::new()
+                .with_missing_user(mode)
+                .with_faults(FaultConfig::none().with_latency(40, 40)),
+        )
             .await
             .unwrap();
     let sqs = Sqs::new(Arc::new(TokioClock::new()), KILL_SEED);
@@ -757,15 +781,19 @@ async fn killing_the_idp_sync_process_mid_batch_redelivers_the_whole_batch() {
     );
     assert_eq!(sqs.depth(DLQ).unwrap().total(), 0);
 }
+}
 
+in_both_missing_user_modes! {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 /// On a standard queue SQS delivers at least once: here a third of the
 /// deletes are missed by a replica, so those messages come back after being
 /// handled. Creates are idempotent, so each user still exists exactly once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_standard_queue_delivering_messages_twice_still_makes_each_user_once() {
+async fn a_standard_queue_delivering_messages_twice_still_makes_each_user_once(mode) {
     const STD: &str = "idp-sync-standard";
     const STD_DLQ: &str = "idp-sync-standard-dlq";
-    let fake = FakeChime::start(FakeConfig::new()).await.unwrap();
+    let fake = FakeChime::start(FakeConfig::new().with_missing_user(mode))
+        .await
+        .unwrap();
     let sqs = Arc::new(Sqs::new(Arc::new(TokioClock::new()), EVENT_SEED));
     sqs.create_queue(QueueConfig::standard(STD_DLQ)).unwrap();
     sqs.create_queue(
@@ -806,4 +834,5 @@ async fn a_standard_queue_delivering_messages_twice_still_makes_each_user_once()
         "{:?}",
         report.outcomes
     );
+}
 }

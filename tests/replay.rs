@@ -28,7 +28,7 @@
 //! Expectations live in [`CASES`], keyed by path relative to `events/`; a
 //! sample without an expectation, or an expectation without a sample, fails.
 //! The first replay creates what the story creates; the second and third find
-//! the same final directory (rows say `already-provisioned` where the first
+//! the same final directory (rows say `already-exists` where the first
 //! said `created`, except where the story itself creates and deletes).
 //!
 //! The in-memory queues record every send. Real SQS FIFO queues drop a
@@ -45,6 +45,7 @@ use chime_identity_sync::{events_dir, events_relative};
 use std::time::Duration;
 
 use chime_sync_core::credentials::AssumeRoleRequest;
+use chime_sync_core::handlers::idp_sync::dead_letter_deduplication_id;
 use chime_sync_core::memory::InMemoryDirectory;
 use chime_sync_core::replay::{
     DEMO_APP_INSTANCE_ARN, Function, OUTAGE_SUB, Replay, Replayed, Row, collect_files,
@@ -153,8 +154,6 @@ enum SignUp {
     },
     /// The exact message Cognito shows inside `UserLambdaValidationException`.
     Rejected(&'static str),
-    /// The event comes back unchanged.
-    PassedThrough,
 }
 
 /// One SQS record's row: `source` is `sqs/{envelope} {type}` or `sqs` when unparseable.
@@ -229,14 +228,14 @@ const fn issued(file: &'static str, user: &'static str) -> Case {
             error: None,
             user: Some(user),
             first: "200 credentials-issued (chat user created; STS double: 3600 s session tagged UserUUID)",
-            later: "200 credentials-issued (chat user already-provisioned; STS double: 3600 s session tagged UserUUID)",
+            later: "200 credentials-issued (chat user already-exists; STS double: 3600 s session tagged UserUUID)",
             assumes_role: true,
         },
     }
 }
 
 const CREATED: &str = "created";
-const PROVISIONED: &str = "already-provisioned";
+const PROVISIONED: &str = "already-exists";
 
 const CASES: &[Case] = &[
     // --- credential-exchange (embedded JWKS, STS double) ----------------------
@@ -647,11 +646,20 @@ const CASES: &[Case] = &[
         },
     },
     Case {
-        // A source AWS might add (aws_lambda_events refuses it): passed through unchanged.
+        // A source AWS might add (aws_lambda_events refuses it): checked and
+        // answered like a sign-up (fail closed).
         path: "pre-signup/unknown-trigger-source.json",
         expect: Expect::PreSignUp {
             trigger: "PreSignUp_PasswordlessSignUp",
-            answer: SignUp::PassedThrough,
+            answer: VERIFY_EMAIL,
+        },
+    },
+    Case {
+        // The same unknown source with a domain the policy forbids: refused.
+        path: "pre-signup/unknown-trigger-source-rejected-email-domain.json",
+        expect: Expect::PreSignUp {
+            trigger: "PreSignUp_PasswordlessSignUp",
+            answer: SignUp::Rejected(DOMAIN),
         },
     },
 ];
@@ -903,10 +911,6 @@ fn check(expect: &Expect, seen: Observed) {
                 SignUp::Rejected(message) => {
                     (Err((*message).to_owned()), format!("rejected: {message}"))
                 }
-                SignUp::PassedThrough => (
-                    Ok(event.clone()),
-                    "passed through (unknown source)".to_owned(),
-                ),
             };
             assert_eq!(replayed.response, response, "{context}: response");
             assert_eq!(
@@ -1054,7 +1058,10 @@ fn check(expect: &Expect, seen: Observed) {
                 .map(|d| OutgoingMessage {
                     body: bodies[d.message_id].clone(),
                     group_id: d.group.to_owned(),
-                    deduplication_id: d.message_id.to_owned(),
+                    deduplication_id: dead_letter_deduplication_id(
+                        d.message_id,
+                        &bodies[d.message_id],
+                    ),
                     attributes: BTreeMap::from([
                         ("FailureReason".to_owned(), d.reason.to_owned()),
                         ("ErrorCode".to_owned(), d.code.to_owned()),

@@ -29,7 +29,9 @@ use chime_identity_sync::moto::{
 };
 use chime_identity_sync::read_event;
 use chime_sync_aws::SqsQueue;
-use chime_sync_core::handlers::idp_sync::{self, IdpSync, MessageOutcome, SqsEvent};
+use chime_sync_core::handlers::idp_sync::{
+    self, IdpSync, MessageOutcome, SqsEvent, dead_letter_deduplication_id,
+};
 use chime_sync_core::handlers::post_confirmation::{self, ConfirmationOutcome, PostConfirmation};
 use chime_sync_core::memory::InMemoryDirectory;
 use chime_sync_core::replay::DEMO_APP_INSTANCE_ARN;
@@ -454,8 +456,8 @@ async fn idp_sync_dead_letters_poison_messages_with_their_reason() {
         );
         assert_eq!(
             system_attribute(m, MessageSystemAttributeName::MessageDeduplicationId),
-            Some(source_id.as_str()),
-            "{sample_id}: deduplicated by its SQS message id"
+            Some(dead_letter_deduplication_id(&source_id, body).as_str()),
+            "{sample_id}: deduplicated by its SQS message id and body"
         );
         seen.insert(sample_id);
     }

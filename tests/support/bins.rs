@@ -7,6 +7,15 @@
 //! every binary in `<target>/<profile>/`. `CARGO_TARGET_DIR` and the
 //! workspace's `target/` are fallbacks. `scripts/test.sh` builds them first
 //! (`cargo build --workspace --bins`); plain `cargo nextest run` does not.
+//!
+//! `CHIME_SYNC_BIN_DIR` overrides all of that, to run the end-to-end tests
+//! against other builds of the same binaries, e.g. the release bootstraps
+//! Lambda runs:
+//!
+//! ```sh
+//! cargo build --release -p pre-signup -p post-confirmation -p idp-sync
+//! CHIME_SYNC_BIN_DIR=target/release cargo nextest run --test e2e_bootstrap --test fault_run
+//! ```
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -36,6 +45,15 @@ pub fn binary(name: &str) -> PathBuf {
 
 fn candidates(name: &str) -> Vec<PathBuf> {
     let file = format!("{name}{}", std::env::consts::EXE_SUFFIX);
+    if let Some(dir) = std::env::var_os("CHIME_SYNC_BIN_DIR") {
+        let dir = PathBuf::from(dir);
+        let dir = if dir.is_relative() {
+            workspace_root().join(dir)
+        } else {
+            dir
+        };
+        return vec![dir.join(file)];
+    }
     let mut dirs = Vec::new();
     if let Ok(exe) = std::env::current_exe() {
         // <target>/<profile>/deps/<test>: the profile directory is the parent of deps/.

@@ -98,6 +98,10 @@ pub struct Driver {
     pub kills: Option<Kills>,
     /// Seeds the kill decisions (one generator per poller).
     pub seed: u64,
+    /// The queue's visibility timeout: how long a received group is the
+    /// receiver's alone. A holder that outlives it (a slow, loaded machine)
+    /// may legally see its group handed out again; that is counted apart.
+    pub visibility_timeout: Duration,
     /// Longest sleep of a poller that found nothing visible.
     pub idle_wait: Duration,
 }
@@ -109,6 +113,7 @@ impl Default for Driver {
             function_timeout: Duration::from_secs(30),
             kills: None,
             seed: 0,
+            visibility_timeout: Duration::from_secs(30),
             idle_wait: Duration::from_millis(20),
         }
     }
@@ -132,10 +137,12 @@ pub struct DrainReport {
     pub reported_failed: u64,
     /// Deletes SQS refused (the invocation outlived the visibility timeout).
     pub failed_deletes: u64,
-    /// Batches that held a message group another running invocation also
-    /// held: never on a FIFO queue whose visibility timeout outlasts the
-    /// function timeout.
+    /// Batches that held a message group another running invocation had
+    /// received less than a visibility timeout before: never on a FIFO queue.
     pub groups_held_twice: u64,
+    /// Batches that held a group whose other holder had outlived the
+    /// visibility timeout (it ran late: SQS may hand the group out again).
+    pub groups_after_overrun: u64,
     /// Outcome labels of finished invocations (`applied/created`,
     /// `failed/Throttled`, `blocked`, `dead-lettered/InvalidJson`, …) and how often.
     pub outcomes: BTreeMap<String, u64>,
@@ -182,12 +189,10 @@ enum Ended {
 /// no message (all deleted or moved to its DLQ). Bound it with a timeout at
 /// the caller.
 ///
-/// The pollers run as futures of the caller's task rather than spawned tasks:
-/// `tokio::spawn` refuses `idp_sync::handle`'s future ("implementation of
-/// `FnOnce` is not general enough": rustc cannot prove the `buffer_unordered`
-/// closure over borrowed records `Send` for every lifetime, a known
-/// limitation of its higher-ranked lifetime checks). The SDK's connection
-/// tasks and the fake's still run on the runtime's other workers.
+/// The pollers run as futures of the caller's task rather than spawned tasks,
+/// so they can borrow the queue, the mapping and the handler's dependencies;
+/// the SDK's connection tasks and the fake's still run on the runtime's other
+/// workers.
 pub async fn drain<D: Directory, Q: Queue>(
     sqs: &Sqs,
     esm: &EventSourceMapping,
@@ -210,7 +215,7 @@ async fn poller<D: Directory, Q: Queue>(
     deps: &IdpSync<D, Q>,
     driver: &Driver,
     report: &Mutex<DrainReport>,
-    held: &Mutex<BTreeMap<String, usize>>,
+    held: &Mutex<BTreeMap<String, Vec<Instant>>>,
 ) {
     let mut rng =
         SplitMix64::new(driver.seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -247,13 +252,17 @@ async fn poller<D: Directory, Q: Queue>(
             .iter()
             .filter_map(|m| m.group_id().map(str::to_owned))
             .collect();
-        let clash = {
+        let received_at = Instant::now();
+        let (clash, after_overrun) = {
             let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
-            let clash = groups.iter().any(|g| held.contains_key(g));
+            let holders = || groups.iter().filter_map(|g| held.get(g)).flatten();
+            let within =
+                holders().any(|at| received_at.duration_since(*at) < driver.visibility_timeout);
+            let overrun = !within && holders().next().is_some();
             for g in &groups {
-                *held.entry(g.clone()).or_insert(0) += 1;
+                held.entry(g.clone()).or_default().push(received_at);
             }
-            clash
+            (within, overrun)
         };
         let deadline = Instant::now() + driver.function_timeout;
         let run = async {
@@ -284,9 +293,9 @@ async fn poller<D: Directory, Q: Queue>(
         {
             let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
             for g in &groups {
-                if let Some(n) = held.get_mut(g) {
-                    *n -= 1;
-                    if *n == 0 {
+                if let Some(at) = held.get_mut(g) {
+                    at.retain(|t| *t != received_at);
+                    if at.is_empty() {
                         held.remove(g);
                     }
                 }
@@ -295,6 +304,7 @@ async fn poller<D: Directory, Q: Queue>(
         with_report(&mut |r| {
             r.invocations += 1;
             r.groups_held_twice += u64::from(clash);
+            r.groups_after_overrun += u64::from(after_overrun);
             r.messages_handled += batch.len() as u64;
             match &ended {
                 Ended::Finished(report) => {

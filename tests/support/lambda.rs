@@ -122,7 +122,18 @@ impl Lambda {
     /// Serve `event` and wait up to `within` for the answer; fails at once
     /// (with the process's output) if the process exits first.
     pub async fn invoke_within(&self, event: &Value, within: Duration) -> Outcome {
-        let id = self.api.enqueue(event);
+        self.answer(self.api.enqueue(event), within).await
+    }
+
+    /// Serve a raw payload (which need not be JSON, or even UTF-8) and wait
+    /// for the answer as [`Lambda::invoke`] does.
+    pub async fn invoke_bytes(&self, payload: Vec<u8>) -> Outcome {
+        let id = self.api.enqueue_raw(payload.into());
+        self.answer(id, self.function.timeout + Duration::from_secs(1))
+            .await
+    }
+
+    async fn answer(&self, id: String, within: Duration) -> Outcome {
         tokio::select! {
             outcome = self.api.outcome(&id, within) => outcome,
             // The guard prints the process's output as the panic unwinds.

@@ -19,6 +19,41 @@ pub mod runtime_api;
 
 use std::path::{Path, PathBuf};
 
+/// A test that must hold whichever answer Chime gives for a missing user,
+/// run once per answer of the fake: `name::missing_user_404` and
+/// `name::missing_user_403`. The body is `async fn name(mode)`, `mode` a
+/// `chime_identity_fake::MissingUserError`, under the given test attribute:
+///
+/// ```ignore
+/// in_both_missing_user_modes! {
+///     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+///     /// What it proves.
+///     async fn deletes_succeed(mode) { /* FakeConfig::new().with_missing_user(mode) … */ }
+/// }
+/// ```
+#[macro_export]
+macro_rules! in_both_missing_user_modes {
+    (#[$test:meta] $(#[doc = $doc:expr])* async fn $name:ident($mode:ident) $body:block) => {
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($mode: chime_identity_fake::MissingUserError) $body
+
+            #[$test]
+            async fn missing_user_404() {
+                run(chime_identity_fake::MissingUserError::NotFound).await
+            }
+
+            #[$test]
+            async fn missing_user_403() {
+                run(chime_identity_fake::MissingUserError::Forbidden).await
+            }
+        }
+    };
+}
+
 use serde_json::Value;
 
 /// The workspace root (where `events/` and `template.yaml` live).

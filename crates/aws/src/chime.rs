@@ -4,16 +4,64 @@
 //! [`DirectoryError`] by one function, [`map_error`], so the handlers decide
 //! from one classification (retryable or permanent) and never see the SDK.
 //!
-//! ## A missing user
-//! Chime's Smithy model lists no `NotFoundException` for the user operations,
-//! so the SDK surfaces one as an unmodelled error whose code is still
-//! `NotFoundException` (HTTP 404). [`map_error`] matches on the error *code*
-//! (falling back to the HTTP status), which covers both the modelled and the
-//! unmodelled case. `ForbiddenException` (403) is deliberately **not** read as
-//! "missing": an IAM denial looks the same, and reading it as "already gone"
-//! would make a mis-deployed function silently acknowledge every deletion. A
-//! 403 stays `AccessDenied`, which is retryable, so the message waits in the
-//! queue (and reaches the DLQ by redrive) where an operator sees it.
+//! ## A missing user, a denied call: one classification
+//! Chime's Smithy model lists no `NotFoundException` for Describe, Update or
+//! Delete of an AppInstanceUser; it lists `ForbiddenException` (403), and
+//! Chime messaging answers an unknown user ARN with `403 Forbidden: An invalid
+//! app instance user ARN was supplied…`. Operators also report `404
+//! NotFoundException`. What Chime answers is not documented, so both are
+//! handled. An IAM denial is a 403 as well (`AccessDeniedException` or
+//! `ForbiddenException`), but its message is IAM's: `User: arn:aws:sts::…
+//! is not authorized to perform: chime:<Action> on resource: …` (SCP and
+//! permission-boundary denials say so in the same sentence).
+//!
+//! Only an answer that carries `X-Amzn-Errortype` is read as Chime's (or
+//! AWS's) answer about the request; anything else on the path (a proxy's HTML
+//! 400 or 403, a truncated response) is retryable, whatever its status.
+//!
+//! | Chime's answer | Create | Describe | Update | Delete | List |
+//! |---|---|---|---|---|---|
+//! | 2xx | created | the user | updated | deleted | a page |
+//! | 404 `NotFoundException` | denied (no such AppInstance) | missing: `Ok(None)` | `NotFound` | `NotFound` | denied (no such AppInstance) |
+//! | 401, `UnauthorizedClientException`, `AccessDeniedException`, AWS's authentication errors (`UnrecognizedClientException`, `InvalidSignatureException`, `ExpiredTokenException`, …), a 403 whose message is IAM's or an authentication failure | denied | denied | denied | denied | denied |
+//! | any other 403 `ForbiddenException` | denied | `PossiblyMissing` | `PossiblyMissing` | `PossiblyMissing` | denied |
+//! | 409 `ConflictException` | `AlreadyExists` | — | concurrent change: retryable | concurrent change: retryable | — |
+//! | 400 `BadRequestException` (or another type AWS names) | rejected: permanent | rejected | rejected | rejected | rejected |
+//! | 400 `ResourceLimitExceededException` | limit: permanent | — | — | — | — |
+//! | any 4xx without `X-Amzn-Errortype` | retryable | retryable | retryable | retryable | retryable |
+//! | 429, `ThrottledClientException` | throttled (the SDK retries, [`crate::retry`]) | throttled | throttled | throttled | throttled |
+//! | 5xx, timeouts, I/O | retryable | retryable | retryable | retryable | retryable |
+//!
+//! "Denied" is `AccessDenied`: retryable (it is the deployment's fault, not the
+//! message's: the message waits in the queue and reaches the DLQ by redrive),
+//! and logged at ERROR as a deployment fault that names the action.
+//!
+//! `PossiblyMissing` is settled by a second call, in the `Directory` port's
+//! provided methods (`chime_sync_core::directory`), so every adapter shares
+//! it. What the handlers end up with:
+//!
+//! | operation (who calls it) | first answer | second call | outcome |
+//! |---|---|---|---|
+//! | delete (`user.deleted`, `reconcile --delete-missing`) | 204 | — | deleted |
+//! | delete | 404 | — | already gone (success) |
+//! | delete | other 403 | Describe answers 404 or another non-IAM 403 | already gone (success) |
+//! | delete | other 403 | Describe returns the user | refused: retryable; the user stays |
+//! | delete | denied | — | denied: retryable; the user stays |
+//! | describe (`user.created`, `user.updated`, ConfirmSignUp, reconcile: upsert) | the user | Update if name or metadata differ | updated / already-exists |
+//! | describe (upsert) | 404 | Create | created (a Conflict is resolved by describing again) |
+//! | describe (upsert) | other 403 | Create, same deterministic token | 201: created; 409: refused, retryable; denied: denied |
+//! | describe (heal: ConfirmForgotPassword) | other 403 | Create, same token | 201: created; 409: already-exists; denied: denied |
+//! | update (after a describe found the user) | 404 | Create | created |
+//! | update | other 403 | Create, same token | 201: created; 409: refused, retryable; denied: denied |
+//! | any | denied | — | denied: retryable, logged as a deployment fault |
+//!
+//! Two decisions the issue tracker did not make for us: only
+//! `ForbiddenException` can mean "missing" (AWS's authentication errors are
+//! 403s too, with their own types, and a delete must never be acknowledged
+//! because the credentials expired), and a 403 whose message reads like an
+//! authentication failure (`security token`, `signature`, `authorization
+//! failed`, `access denied`, `explicit deny`, …) counts as denied even when
+//! its type is `ForbiddenException`.
 
 use std::time::Duration;
 
@@ -28,7 +76,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use chime_sync_core::{
     AppInstanceArn, Directory, DirectoryError, DirectoryPage, DirectoryUser, UserId, UserProfile,
 };
-use tracing::debug;
+use tracing::{debug, error};
 
 use crate::retry::ChimeThrottlingClassifier;
 
@@ -148,22 +196,26 @@ pub(crate) enum Op {
     List,
 }
 
-/// The one place an SDK error becomes a [`DirectoryError`].
-///
-/// - `ThrottledClientException`, 429 → `Throttled`
-/// - `ServiceFailureException`, `ServiceUnavailableException`, any 5xx, an
-///   unreadable response → `Unavailable`
-/// - the SDK's operation or attempt timeout, a connect/read timeout → `Timeout`
-/// - connection and I/O failures, a request that could not be built or
-///   signed (credentials) → `Transport`
-/// - `UnauthorizedClientException`, `ForbiddenException`, 401, 403 → `AccessDenied`
-/// - `BadRequestException`, other 4xx → `Rejected`
-/// - `ResourceLimitExceededException` → `LimitExceeded`
-/// - `NotFoundException`, 404 → `NotFound` on a user (describe, update,
-///   delete); on create and list it is the AppInstance that is missing, a
-///   deployment fault → `AccessDenied` (retryable, with the hint to check the ARN)
-/// - `ConflictException`, 409 → `AlreadyExists` on create; on update or
-///   delete it is a concurrent change → `Unavailable` (retry)
+impl Op {
+    /// The IAM action of the call, as IAM's messages and our logs name it.
+    pub(crate) fn action(self) -> &'static str {
+        match self {
+            Self::Create => "chime:CreateAppInstanceUser",
+            Self::Describe => "chime:DescribeAppInstanceUser",
+            Self::Update => "chime:UpdateAppInstanceUser",
+            Self::Delete => "chime:DeleteAppInstanceUser",
+            Self::List => "chime:ListAppInstanceUsers",
+        }
+    }
+
+    /// Calls on one existing user, where a 403 may mean "no such user".
+    fn on_one_user(self) -> bool {
+        matches!(self, Self::Describe | Self::Update | Self::Delete)
+    }
+}
+
+/// The one place an SDK error becomes a [`DirectoryError`]; the table in the
+/// module documentation says what each answer becomes.
 pub(crate) fn map_error<E>(op: Op, err: &SdkError<E, HttpResponse>) -> DirectoryError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -182,9 +234,16 @@ where
         SdkError::ResponseError(_) => DirectoryError::Transport(detail(err)),
         SdkError::ServiceError(service) => from_service_error(
             op,
-            service.raw().status().as_u16(),
-            service.err().code(),
-            service.err().message(),
+            Answer {
+                status: service.raw().status().as_u16(),
+                error_type: service
+                    .raw()
+                    .headers()
+                    .get(crate::retry::ERROR_TYPE_HEADER)
+                    .map(error_type_code),
+                code: service.err().code(),
+                message: service.err().message(),
+            },
         ),
         // SdkError is non-exhaustive; an unknown kind is treated as transient.
         _ => DirectoryError::Transport(detail(err)),
@@ -195,68 +254,173 @@ fn detail<E: std::error::Error + 'static>(err: &SdkError<E, HttpResponse>) -> St
     DisplayErrorContext(err).to_string()
 }
 
-/// A modelled or unmodelled service error, by code first, then by status.
-fn from_service_error(
-    op: Op,
+/// `X-Amzn-Errortype`'s error name: the part before a `:` (AWS may append a
+/// namespace URL).
+fn error_type_code(header: &str) -> &str {
+    header.split(':').next().unwrap_or(header).trim()
+}
+
+/// An error response, as far as the classification needs it.
+#[derive(Debug, Clone, Copy)]
+struct Answer<'a> {
     status: u16,
-    code: Option<&str>,
-    message: Option<&str>,
-) -> DirectoryError {
-    let why = match (code, message) {
-        (Some(c), Some(m)) => format!("{c} (HTTP {status}): {m}"),
-        (Some(c), None) => format!("{c} (HTTP {status})"),
-        (None, Some(m)) => format!("HTTP {status}: {m}"),
-        (None, None) => format!("HTTP {status}"),
-    };
-    let by_code = match code {
-        Some("ThrottledClientException") => Some(Kind::Throttled),
-        Some("ServiceFailureException" | "ServiceUnavailableException") => Some(Kind::Unavailable),
-        Some("UnauthorizedClientException" | "ForbiddenException" | "AccessDeniedException") => {
-            Some(Kind::Denied)
-        }
-        Some("BadRequestException") => Some(Kind::Rejected),
-        Some("ResourceLimitExceededException") => Some(Kind::Limit),
-        Some("NotFoundException") => Some(Kind::NotFound),
-        Some("ConflictException") => Some(Kind::Conflict),
-        _ => None,
-    };
-    let kind = by_code.unwrap_or(match status {
-        429 => Kind::Throttled,
-        401 | 403 => Kind::Denied,
-        404 => Kind::NotFound,
-        408 => Kind::Timeout,
-        409 => Kind::Conflict,
-        s if s >= 500 => Kind::Unavailable,
-        _ => Kind::Rejected,
-    });
-    match (kind, op) {
-        (Kind::Throttled, _) => DirectoryError::Throttled(why),
-        (Kind::Unavailable, _) => DirectoryError::Unavailable(why),
-        (Kind::Timeout, _) => DirectoryError::Timeout,
-        (Kind::Denied, _) => DirectoryError::AccessDenied(why),
-        (Kind::Rejected, _) => DirectoryError::Rejected(why),
-        (Kind::Limit, _) => DirectoryError::LimitExceeded(why),
-        (Kind::NotFound, Op::Describe | Op::Update | Op::Delete) => DirectoryError::NotFound,
-        (Kind::NotFound, Op::Create | Op::List) => {
-            DirectoryError::AccessDenied(format!("the AppInstance was not found: {why}"))
-        }
-        (Kind::Conflict, Op::Create) => DirectoryError::AlreadyExists,
-        (Kind::Conflict, _) => {
-            DirectoryError::Unavailable(format!("concurrent change to the user: {why}"))
+    /// `X-Amzn-Errortype`, when the response has it: only then is the
+    /// answer Chime's (or AWS's) about the request.
+    error_type: Option<&'a str>,
+    /// The code the SDK read (header first, then the body).
+    code: Option<&'a str>,
+    message: Option<&'a str>,
+}
+
+impl Answer<'_> {
+    fn why(&self) -> String {
+        match (self.code, self.message) {
+            (Some(c), Some(m)) => format!("{c} (HTTP {}): {m}", self.status),
+            (Some(c), None) => format!("{c} (HTTP {})", self.status),
+            (None, Some(m)) => format!("HTTP {}: {m}", self.status),
+            (None, None) => format!("HTTP {}", self.status),
         }
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Throttled,
-    Unavailable,
-    Timeout,
-    Denied,
-    Rejected,
-    Limit,
-    NotFound,
-    Conflict,
+/// Authentication and authorization errors AWS answers with their own
+/// types, before the request reaches Chime.
+const DENIAL_TYPES: [&str; 11] = [
+    "AccessDeniedException",
+    "UnauthorizedClientException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "IncompleteSignatureException",
+    "MissingAuthenticationToken",
+    "MissingAuthenticationTokenException",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+];
+
+/// Whether a 403's message is IAM's authorization failure (`… is not
+/// authorized to perform: chime:…`, with or without `because no
+/// identity-based policy allows…`, `with an explicit deny in a service
+/// control policy`, `…permissions boundary…`) or an authentication failure.
+/// Chime's "invalid app instance user ARN" is none of these.
+pub(crate) fn is_denial_message(message: &str) -> bool {
+    const SIGNS: [&str; 11] = [
+        "not authorized",
+        "explicit deny",
+        "identity-based policy",
+        "permissions boundary",
+        "service control policy",
+        "session policy",
+        "security token",
+        "signature",
+        "authorization failed",
+        "access denied",
+        "credential",
+    ];
+    let message = message.to_ascii_lowercase();
+    SIGNS.iter().any(|sign| message.contains(sign))
+}
+
+/// What an error response means; see the table in the module documentation.
+fn from_service_error(op: Op, answer: Answer<'_>) -> DirectoryError {
+    let why = answer.why();
+    let Some(error_type) = answer.error_type else {
+        return not_chimes_answer(answer.status, why);
+    };
+    let denied = || {
+        DirectoryError::AccessDenied(format!(
+            "{} denied: {why}; check the function's IAM policy (and any SCP or permission \
+             boundary) and APP_INSTANCE_ARN",
+            op.action()
+        ))
+    };
+    match error_type {
+        "ThrottledClientException" => DirectoryError::Throttled(why),
+        "ServiceFailureException" | "ServiceUnavailableException" => {
+            DirectoryError::Unavailable(why)
+        }
+        t if DENIAL_TYPES.contains(&t) => denied(),
+        "ForbiddenException" => {
+            if answer.message.is_some_and(is_denial_message) || !op.on_one_user() {
+                denied()
+            } else {
+                DirectoryError::PossiblyMissing(why)
+            }
+        }
+        "NotFoundException" if op.on_one_user() => DirectoryError::NotFound,
+        "NotFoundException" => DirectoryError::AccessDenied(format!(
+            "the AppInstance was not found (check APP_INSTANCE_ARN): {why}"
+        )),
+        "ConflictException" if op == Op::Create => DirectoryError::AlreadyExists,
+        "ConflictException" => {
+            DirectoryError::Unavailable(format!("concurrent change to the user: {why}"))
+        }
+        "BadRequestException" => DirectoryError::Rejected(why),
+        "ResourceLimitExceededException" => DirectoryError::LimitExceeded(why),
+        // A type we do not know: the status decides.
+        _ => match answer.status {
+            429 => DirectoryError::Throttled(why),
+            401 | 403 => denied(),
+            408 => DirectoryError::Timeout,
+            409 if op == Op::Create => DirectoryError::AlreadyExists,
+            s if s >= 500 => DirectoryError::Unavailable(why),
+            // A 404 of another type (`UnknownOperationException`): the endpoint
+            // is wrong, which is no answer about the user.
+            404 => DirectoryError::Transport(format!(
+                "the endpoint does not serve {}: {why}",
+                op.action()
+            )),
+            _ => DirectoryError::Rejected(why),
+        },
+    }
+}
+
+/// A response without `X-Amzn-Errortype` did not come from Chime: an HTML
+/// page from a proxy or a load balancer, a broken connection. Nothing in it
+/// is about the message, so everything is retryable (SQS's maxReceiveCount
+/// still bounds it); 401/403 count as denied, to point at the deployment.
+fn not_chimes_answer(status: u16, why: String) -> DirectoryError {
+    match status {
+        429 => DirectoryError::Throttled(why),
+        408 => DirectoryError::Timeout,
+        401 | 403 => DirectoryError::AccessDenied(format!(
+            "HTTP {status} without X-Amzn-Errortype (not from Chime; a proxy?): {why}"
+        )),
+        s if s >= 500 => DirectoryError::Unavailable(why),
+        _ => DirectoryError::Transport(format!(
+            "HTTP {status} without X-Amzn-Errortype: not an answer from Chime (a proxy or a \
+             broken connection?): {why}"
+        )),
+    }
+}
+
+/// Map a failed call and, for a denial, log it as the deployment fault it is
+/// (naming the action, so the fix is obvious from the log line alone).
+fn failed<E>(op: Op, sub: Option<&UserId>, err: &SdkError<E, HttpResponse>) -> DirectoryError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let mapped = map_error(op, err);
+    match &mapped {
+        DirectoryError::AccessDenied(why) => error!(
+            source = "chime",
+            outcome = "denied",
+            fault = "deployment",
+            action = op.action(),
+            sub = sub.map(UserId::as_str).unwrap_or("-"),
+            error = %why,
+            "Chime denied {}: a deployment fault, retried until fixed", op.action()
+        ),
+        DirectoryError::PossiblyMissing(why) => debug!(
+            action = op.action(),
+            sub = sub.map(UserId::as_str).unwrap_or("-"),
+            error = %why,
+            "Chime answered 403 for the user: missing or refused; settling with a second call"
+        ),
+        _ => {}
+    }
+    mapped
 }
 
 impl Directory for ChimeDirectory {
@@ -280,7 +444,7 @@ impl Directory for ChimeDirectory {
             .client_request_token(user.client_request_token())
             .send()
             .await
-            .map_err(|e| map_error(Op::Create, &e))?;
+            .map_err(|e| failed(Op::Create, Some(&user.id), &e))?;
         debug!(sub = %user.id, "chime user created");
         Ok(())
     }
@@ -296,7 +460,7 @@ impl Directory for ChimeDirectory {
         {
             Ok(output) => output,
             Err(e) => {
-                return match map_error(Op::Describe, &e) {
+                return match failed(Op::Describe, Some(id), &e) {
                     DirectoryError::NotFound => Ok(None),
                     other => Err(other),
                 };
@@ -324,7 +488,7 @@ impl Directory for ChimeDirectory {
             .metadata(metadata)
             .send()
             .await
-            .map_err(|e| map_error(Op::Update, &e))?;
+            .map_err(|e| failed(Op::Update, Some(id), &e))?;
         Ok(())
     }
 
@@ -334,7 +498,7 @@ impl Directory for ChimeDirectory {
             .app_instance_user_arn(self.app_instance.user_arn(id))
             .send()
             .await
-            .map_err(|e| map_error(Op::Delete, &e))?;
+            .map_err(|e| failed(Op::Delete, Some(id), &e))?;
         Ok(())
     }
 
@@ -347,7 +511,7 @@ impl Directory for ChimeDirectory {
             .set_next_token(next_token)
             .send()
             .await
-            .map_err(|e| map_error(Op::List, &e))?;
+            .map_err(|e| failed(Op::List, None, &e))?;
         Ok(DirectoryPage {
             users: output
                 .app_instance_users()
@@ -401,15 +565,52 @@ mod tests {
         HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty())
     }
 
-    /// A service error as the SDK produces it for an unmodelled code, and the
-    /// mapping of it for `op`.
+    /// A service error as the SDK produces it for an unmodelled code, with
+    /// `X-Amzn-Errortype` set to `code` (as Chime sends it), and its mapping.
     fn service(op: Op, status: u16, code: Option<&str>) -> DirectoryError {
-        let mut meta = ErrorMetadata::builder().message("details");
+        answered(op, status, code, code, "details")
+    }
+
+    /// The same with each part chosen: the header (`None`: not sent), the
+    /// code the SDK read, and the message.
+    fn answered(
+        op: Op,
+        status: u16,
+        header: Option<&str>,
+        code: Option<&str>,
+        message: &str,
+    ) -> DirectoryError {
+        let mut meta = ErrorMetadata::builder().message(message);
         if let Some(code) = code {
             meta = meta.code(code);
         }
+        let mut raw = response(status);
+        if let Some(header) = header {
+            raw.headers_mut()
+                .insert(crate::retry::ERROR_TYPE_HEADER, header.to_owned());
+        }
         let err = CreateAppInstanceUserError::generic(meta.build());
-        map_error(op, &SdkError::service_error(err, response(status)))
+        map_error(op, &SdkError::service_error(err, raw))
+    }
+
+    const ONE_USER: [Op; 3] = [Op::Describe, Op::Update, Op::Delete];
+    const ALL: [Op; 5] = [Op::Create, Op::Describe, Op::Update, Op::Delete, Op::List];
+    const CHIME_MISSING: &str =
+        "An invalid app instance user ARN was supplied for the input parameter.";
+
+    /// IAM's messages for an identity policy, an SCP, a permission boundary,
+    /// a session policy, and the older short form.
+    fn iam_messages(action: &str) -> Vec<String> {
+        let who = "User: arn:aws:sts::123456789012:assumed-role/sync-role/sync";
+        let on =
+            format!("{who} is not authorized to perform: {action} on resource: {ARN}/user/{SUB}");
+        vec![
+            format!("{on} because no identity-based policy allows the {action} action"),
+            format!("{on} with an explicit deny in a service control policy"),
+            format!("{on} because no permissions boundary allows the {action} action"),
+            format!("{on} because no session policy allows the {action} action"),
+            on,
+        ]
     }
 
     #[test]
@@ -420,6 +621,7 @@ mod tests {
             (503, "ServiceUnavailableException", "Unavailable"),
             (401, "UnauthorizedClientException", "AccessDenied"),
             (403, "ForbiddenException", "AccessDenied"),
+            (403, "AccessDeniedException", "AccessDenied"),
             (400, "BadRequestException", "Rejected"),
             (400, "ResourceLimitExceededException", "LimitExceeded"),
             (404, "NotFoundException", "NotFound"),
@@ -447,27 +649,76 @@ mod tests {
             service(Op::Create, 400, Some("ThrottledClientException")),
             DirectoryError::Throttled(_)
         ));
+        // AWS may append a namespace to the header.
+        assert_eq!(
+            answered(
+                Op::Delete,
+                404,
+                Some("NotFoundException:http://internal.amazon.com/coral/"),
+                Some("NotFoundException"),
+                "gone"
+            ),
+            DirectoryError::NotFound
+        );
     }
 
     #[test]
-    fn without_a_code_the_status_decides() {
+    fn an_unknown_error_type_is_judged_by_its_status() {
         use DirectoryError as D;
-        assert!(matches!(service(Op::Update, 429, None), D::Throttled(_)));
-        assert!(matches!(service(Op::Update, 502, None), D::Unavailable(_)));
-        assert!(matches!(service(Op::Update, 504, None), D::Unavailable(_)));
-        assert!(matches!(service(Op::Update, 403, None), D::AccessDenied(_)));
-        assert_eq!(service(Op::Update, 404, None), D::NotFound);
-        assert_eq!(service(Op::Update, 408, None), D::Timeout);
-        assert!(matches!(service(Op::Update, 422, None), D::Rejected(_)));
-        assert!(matches!(
-            service(Op::Update, 418, Some("SomethingNew")),
-            D::Rejected(_)
-        ));
+        let odd = |op, status| service(op, status, Some("SomethingNew"));
+        assert!(matches!(odd(Op::Update, 429), D::Throttled(_)));
+        assert!(matches!(odd(Op::Update, 502), D::Unavailable(_)));
+        assert!(matches!(odd(Op::Update, 403), D::AccessDenied(_)));
+        assert_eq!(odd(Op::Update, 408), D::Timeout);
+        assert!(matches!(odd(Op::Update, 422), D::Rejected(_)));
+        assert!(matches!(odd(Op::Update, 418), D::Rejected(_)));
+        // A 404 that is not NotFoundException (the fake's unknown path, a wrong
+        // endpoint) says nothing about the user: retryable, never "gone".
+        let wrong_endpoint = service(Op::Delete, 404, Some("UnknownOperationException"));
+        assert!(
+            matches!(wrong_endpoint, D::Transport(_)),
+            "{wrong_endpoint:?}"
+        );
+    }
+
+    #[test]
+    fn without_x_amzn_errortype_nothing_is_the_messages_fault() {
+        // A proxy's HTML 400, a load balancer's 403 or 404: not Chime's answer.
+        for op in ALL {
+            for status in [400, 404, 409, 413, 422] {
+                let e = answered(op, status, None, None, "<html>Bad Request</html>");
+                assert_eq!(e.class(), ErrorClass::Retryable, "{op:?} {status}: {e:?}");
+                assert!(
+                    !matches!(e, DirectoryError::NotFound | DirectoryError::AlreadyExists),
+                    "{op:?} {status}: {e:?}"
+                );
+            }
+            // Even when the SDK found a code in the body.
+            let e = answered(op, 400, None, Some("BadRequestException"), "from a body");
+            assert_eq!(e.class(), ErrorClass::Retryable, "{op:?}: {e:?}");
+            for status in [401, 403] {
+                let e = answered(op, status, None, None, "<html>Forbidden</html>");
+                assert!(matches!(e, DirectoryError::AccessDenied(_)), "{e:?}");
+            }
+            assert!(matches!(
+                answered(op, 429, None, None, ""),
+                DirectoryError::Throttled(_)
+            ));
+            assert!(matches!(
+                answered(op, 502, None, None, ""),
+                DirectoryError::Unavailable(_)
+            ));
+        }
+        // With Chime's error type, a 400 is the request's fault: permanent.
+        assert_eq!(
+            service(Op::Update, 400, Some("BadRequestException")).class(),
+            ErrorClass::Permanent
+        );
     }
 
     #[test]
     fn not_found_means_the_user_only_for_user_calls() {
-        for op in [Op::Describe, Op::Update, Op::Delete] {
+        for op in ONE_USER {
             assert_eq!(
                 service(op, 404, Some("NotFoundException")),
                 DirectoryError::NotFound
@@ -481,6 +732,98 @@ mod tests {
     }
 
     #[test]
+    fn chimes_403_for_a_missing_user_is_possibly_missing_on_one_user_calls_only() {
+        for op in ONE_USER {
+            for message in [CHIME_MISSING, "", "Forbidden"] {
+                let e = answered(
+                    op,
+                    403,
+                    Some("ForbiddenException"),
+                    Some("ForbiddenException"),
+                    message,
+                );
+                assert!(
+                    matches!(&e, DirectoryError::PossiblyMissing(m) if m.contains(message)),
+                    "{op:?} {message:?}: {e:?}"
+                );
+                assert_eq!(e.class(), ErrorClass::Retryable, "never permanent");
+            }
+        }
+        for op in [Op::Create, Op::List] {
+            let e = answered(
+                op,
+                403,
+                Some("ForbiddenException"),
+                Some("ForbiddenException"),
+                CHIME_MISSING,
+            );
+            assert!(
+                matches!(e, DirectoryError::AccessDenied(_)),
+                "{op:?}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn iams_denials_are_denied_whatever_their_type_and_name_the_action() {
+        for op in ALL {
+            for message in iam_messages(op.action()) {
+                for error_type in ["ForbiddenException", "AccessDeniedException"] {
+                    let e = answered(op, 403, Some(error_type), Some(error_type), &message);
+                    match &e {
+                        DirectoryError::AccessDenied(why) => {
+                            assert!(why.starts_with(op.action()), "{why}");
+                            assert!(why.contains("IAM"), "{why}");
+                        }
+                        other => panic!("{op:?} {error_type} {message}: {other:?}"),
+                    }
+                    assert_eq!(e.class(), ErrorClass::Retryable);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn authentication_failures_are_denied_never_missing() {
+        let cases = [
+            (401, "UnauthorizedClientException", "Unauthorized"),
+            (
+                403,
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            ),
+            (
+                403,
+                "ExpiredTokenException",
+                "The security token included in the request is expired",
+            ),
+            (
+                403,
+                "InvalidSignatureException",
+                "The request signature we calculated does not match the signature you provided.",
+            ),
+            (
+                403,
+                "MissingAuthenticationTokenException",
+                "Missing Authentication Token",
+            ),
+            // Chime's own type with an authentication message (aws/amazon-chime-sdk-js#647).
+            (403, "ForbiddenException", "AWS authorization failed"),
+            (403, "ForbiddenException", "Access denied"),
+        ];
+        for op in ONE_USER {
+            for (status, error_type, message) in cases {
+                let e = answered(op, status, Some(error_type), Some(error_type), message);
+                assert!(
+                    matches!(e, DirectoryError::AccessDenied(_)),
+                    "{op:?} {error_type} {message}: {e:?}"
+                );
+            }
+        }
+        assert!(!is_denial_message(CHIME_MISSING));
+    }
+
+    #[test]
     fn conflict_is_already_exists_only_on_create() {
         assert_eq!(
             service(Op::Create, 409, Some("ConflictException")),
@@ -490,16 +833,6 @@ mod tests {
             let e = service(op, 409, Some("ConflictException"));
             assert!(matches!(e, DirectoryError::Unavailable(_)), "{e:?}");
             assert_eq!(e.class(), ErrorClass::Retryable);
-        }
-    }
-
-    #[test]
-    fn forbidden_is_never_read_as_missing() {
-        for op in [Op::Describe, Op::Delete] {
-            assert!(matches!(
-                service(op, 403, Some("ForbiddenException")),
-                DirectoryError::AccessDenied(_)
-            ));
         }
     }
 

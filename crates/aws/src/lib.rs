@@ -12,9 +12,9 @@
 //! - [`config`] reads and validates each function's environment at start-up.
 //!
 //! The Lambda `main.rs` files only wire these together; logging is set up
-//! with `lambda_runtime::tracing::init_default_subscriber()`, which honours
-//! `AWS_LAMBDA_LOG_FORMAT=JSON` and `AWS_LAMBDA_LOG_LEVEL` (checked in
-//! lambda_runtime_api_client 1.1.1's `tracing.rs`).
+//! by `chime_sync_runtime::init_tracing`, which honours
+//! `AWS_LAMBDA_LOG_FORMAT=JSON` and `AWS_LAMBDA_LOG_LEVEL` as lambda_runtime's
+//! default subscriber does, and keeps TRACE to this workspace's crates.
 
 pub mod chime;
 pub mod config;

@@ -30,7 +30,7 @@ use aws_smithy_runtime_api::client::retries::classifiers::{
 
 /// The response header restJson1 services name their error in; the SDK reads
 /// the error code from it (everything before the first `:`).
-const ERROR_TYPE_HEADER: &str = "x-amzn-errortype";
+pub(crate) const ERROR_TYPE_HEADER: &str = "x-amzn-errortype";
 
 /// Classifies Chime's throttling (HTTP 429 or `ThrottledClientException`) as a
 /// throttling error, and `ServiceFailureException` / `ServiceUnavailableException`

@@ -15,7 +15,8 @@ use aws_sdk_chimesdkidentity::config::{Credentials, Region, SharedCredentialsPro
 use aws_sdk_chimesdkidentity::error::ProvideErrorMetadata;
 use aws_sdk_chimesdkidentity::operation::create_app_instance_user::builders::CreateAppInstanceUserFluentBuilder;
 use chime_identity_fake::{
-    FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, MissingUserError, Operation, ScriptedFault,
+    FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, IamDenial, MissingUserError, Operation,
+    ScriptedFault,
 };
 use chime_sync_aws::{ChimeConfig, ChimeDirectory};
 use chime_sync_core::{
@@ -26,6 +27,30 @@ use chime_sync_core::{
 const APP: &str =
     "arn:aws:chime:eu-west-1:123456789012:app-instance/0a1b2c3d-4e5f-6789-abcd-ef0123456789";
 const SUB: &str = "6f1c2d3e-0b4a-4c5d-8e9f-a0b1c2d3e4f5";
+
+/// A wire test run once per missing-user answer of the fake, as
+/// `name::missing_user_404` and `name::missing_user_403`: everything here must
+/// hold whichever Chime really answers.
+macro_rules! in_both_modes {
+    ($(#[doc = $doc:expr])* async fn $name:ident($mode:ident) $body:block) => {
+        $(#[doc = $doc])*
+        mod $name {
+            use super::*;
+
+            async fn run($mode: MissingUserError) $body
+
+            #[tokio::test]
+            async fn missing_user_404() {
+                run(MissingUserError::NotFound).await
+            }
+
+            #[tokio::test]
+            async fn missing_user_403() {
+                run(MissingUserError::Forbidden).await
+            }
+        }
+    };
+}
 
 /// Bounds every test so a regression fails instead of hanging CI.
 async fn within<F: Future>(test: F) -> F::Output {
@@ -71,9 +96,13 @@ fn directory_with(fake: &FakeChimeHandle, tune: impl FnOnce(&mut ChimeConfig)) -
 }
 
 /// A fake that throttles everything: no tokens, no refill.
-async fn start_always_throttling() -> FakeChimeHandle {
-    start(FakeConfig::new().with_faults(FaultConfig::none().with_tps_limit(0.0).with_burst(0)))
-        .await
+async fn start_always_throttling(mode: MissingUserError) -> FakeChimeHandle {
+    start(
+        FakeConfig::new()
+            .with_missing_user(mode)
+            .with_faults(FaultConfig::none().with_tps_limit(0.0).with_burst(0)),
+    )
+    .await
 }
 
 fn sub(n: u32) -> UserId {
@@ -120,10 +149,10 @@ fn create_request(
         .client_request_token(token)
 }
 
-#[tokio::test]
-async fn create_sends_the_sub_the_name_and_a_deterministic_token() {
+in_both_modes! {
+async fn create_sends_the_sub_the_name_and_a_deterministic_token(mode) {
     within(async {
-        let fake = start(FakeConfig::new()).await;
+        let fake = start(FakeConfig::new().with_missing_user(mode)).await;
         let dir = directory(&fake);
         let user = ada();
 
@@ -154,11 +183,12 @@ async fn create_sends_the_sub_the_name_and_a_deterministic_token() {
     })
     .await;
 }
+}
 
-#[tokio::test]
-async fn create_with_metadata_stores_it() {
+in_both_modes! {
+async fn create_with_metadata_stores_it(mode) {
     within(async {
-        let fake = start(FakeConfig::new()).await;
+        let fake = start(FakeConfig::new().with_missing_user(mode)).await;
         let dir = directory(&fake);
         let mut user = ada();
         user.metadata = Some(Metadata::parse(r#"{"department":"R&D"}"#).unwrap());
@@ -170,11 +200,12 @@ async fn create_with_metadata_stores_it() {
     })
     .await;
 }
+}
 
-#[tokio::test]
-async fn a_create_asking_for_a_new_name_renames_the_existing_user() {
+in_both_modes! {
+async fn a_create_asking_for_a_new_name_renames_the_existing_user(mode) {
     within(async {
-        let fake = start(FakeConfig::new()).await;
+        let fake = start(FakeConfig::new().with_missing_user(mode)).await;
         let dir = directory(&fake);
         let id = UserId::parse(SUB).unwrap();
         assert_eq!(
@@ -195,11 +226,12 @@ async fn a_create_asking_for_a_new_name_renames_the_existing_user() {
     })
     .await;
 }
+}
 
-#[tokio::test]
-async fn re_creating_with_the_same_token_is_an_idempotent_replay() {
+in_both_modes! {
+async fn re_creating_with_the_same_token_is_an_idempotent_replay(mode) {
     within(async {
-        let fake = start(FakeConfig::new()).await;
+        let fake = start(FakeConfig::new().with_missing_user(mode)).await;
         let dir = directory(&fake);
         let user = ada();
 
@@ -214,11 +246,12 @@ async fn re_creating_with_the_same_token_is_an_idempotent_replay() {
     })
     .await;
 }
+}
 
-#[tokio::test]
-async fn a_conflict_resolves_to_updated_then_already_provisioned() {
+in_both_modes! {
+async fn a_conflict_resolves_to_updated_then_already_provisioned(mode) {
     within(async {
-        let fake = start(FakeConfig::new()).await;
+        let fake = start(FakeConfig::new().with_missing_user(mode)).await;
         let dir = directory(&fake);
         let user = ada();
         create_by_hand(&dir, SUB, "A. Lovelace").await;
@@ -248,11 +281,12 @@ async fn a_conflict_resolves_to_updated_then_already_provisioned() {
     })
     .await;
 }
+}
 
-#[tokio::test]
-async fn update_replaces_name_and_metadata() {
+in_both_modes! {
+async fn update_replaces_name_and_metadata(mode) {
     within(async {
-        let fake = start(FakeConfig::new()).await;
+        let fake = start(FakeConfig::new().with_missing_user(mode)).await;
         let dir = directory(&fake);
         let user = ada();
         dir.create(&user).await.unwrap();
@@ -274,65 +308,12 @@ async fn update_replaces_name_and_metadata() {
     })
     .await;
 }
-
-#[tokio::test]
-async fn update_of_a_missing_user_is_not_found() {
-    within(async {
-        let fake = start(FakeConfig::new()).await;
-        let dir = directory(&fake);
-        assert_eq!(
-            dir.update(&sub(1), "Nobody", "").await,
-            Err(DirectoryError::NotFound)
-        );
-    })
-    .await;
 }
 
-#[tokio::test]
-async fn delete_then_delete_again_is_already_gone() {
+in_both_modes! {
+async fn list_pages_through_every_user_and_skips_non_subs(mode) {
     within(async {
-        let fake = start(FakeConfig::new()).await;
-        let dir = directory(&fake);
-        let user = ada();
-        dir.create(&user).await.unwrap();
-
-        assert_eq!(dir.delete_if_present(&user.id).await, Ok(Applied::Deleted));
-        assert!(fake.users().is_empty());
-        assert_eq!(dir.describe(&user.id).await, Ok(None));
-
-        // The fake answers 404 NotFoundException (unmodelled for these calls).
-        assert_eq!(dir.delete(&user.id).await, Err(DirectoryError::NotFound));
-        assert_eq!(
-            dir.delete_if_present(&user.id).await,
-            Ok(Applied::AlreadyGone)
-        );
-        // 404s are answers, not failures: never retried.
-        assert_eq!(attempts(&fake, Operation::DeleteAppInstanceUser), 3);
-        assert_eq!(attempts(&fake, Operation::DescribeAppInstanceUser), 1);
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn forbidden_for_a_missing_user_stays_access_denied() {
-    // If Chime answered 403 for a missing user, we would rather keep the
-    // message (retryable AccessDenied, DLQ by redrive) than acknowledge a
-    // deletion an IAM denial could equally have caused. See `chime.rs`.
-    within(async {
-        let fake = start(FakeConfig::new().with_missing_user(MissingUserError::Forbidden)).await;
-        let dir = directory(&fake);
-        let err = dir.delete_if_present(&sub(7)).await.unwrap_err();
-        assert!(matches!(err, DirectoryError::AccessDenied(_)), "{err:?}");
-        assert_eq!(err.class(), ErrorClass::Retryable);
-        assert_eq!(attempts(&fake, Operation::DeleteAppInstanceUser), 1);
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn list_pages_through_every_user_and_skips_non_subs() {
-    within(async {
-        let fake = start(FakeConfig::new()).await;
+        let fake = start(FakeConfig::new().with_missing_user(mode)).await;
         let dir = directory(&fake);
         let mut expected: Vec<UserId> = (0..120).map(sub).collect();
         for id in &expected {
@@ -368,11 +349,12 @@ async fn list_pages_through_every_user_and_skips_non_subs() {
     })
     .await;
 }
+}
 
-#[tokio::test]
-async fn a_429_burst_is_retried_and_succeeds() {
+in_both_modes! {
+async fn a_429_burst_is_retried_and_succeeds(mode) {
     within(async {
-        let fake = start(FakeConfig::new()).await;
+        let fake = start(FakeConfig::new().with_missing_user(mode)).await;
         let dir = directory(&fake);
         fake.set_faults(
             FaultConfig::none().with_script([ScriptedFault::Throttle, ScriptedFault::Throttle]),
@@ -389,11 +371,12 @@ async fn a_429_burst_is_retried_and_succeeds() {
     })
     .await;
 }
+}
 
-#[tokio::test]
-async fn a_503_burst_is_retried_and_succeeds() {
+in_both_modes! {
+async fn a_503_burst_is_retried_and_succeeds(mode) {
     within(async {
-        let fake = start(FakeConfig::new()).await;
+        let fake = start(FakeConfig::new().with_missing_user(mode)).await;
         let dir = directory(&fake);
         fake.set_faults(FaultConfig::none().with_script([
             ScriptedFault::ServiceUnavailable,
@@ -409,11 +392,12 @@ async fn a_503_burst_is_retried_and_succeeds() {
     })
     .await;
 }
+}
 
-#[tokio::test]
-async fn a_500_and_a_dropped_connection_are_retried() {
+in_both_modes! {
+async fn a_500_and_a_dropped_connection_are_retried(mode) {
     within(async {
-        let fake = start(FakeConfig::new()).await;
+        let fake = start(FakeConfig::new().with_missing_user(mode)).await;
         let dir = directory(&fake);
         dir.create(&ada()).await.unwrap();
         fake.set_faults(
@@ -434,11 +418,12 @@ async fn a_500_and_a_dropped_connection_are_retried() {
     })
     .await;
 }
+}
 
-#[tokio::test]
-async fn persistent_throttling_gives_up_after_max_attempts_within_the_budget() {
+in_both_modes! {
+async fn persistent_throttling_gives_up_after_max_attempts_within_the_budget(mode) {
     within(async {
-        let fake = start_always_throttling().await;
+        let fake = start_always_throttling(mode).await;
         let budget = Duration::from_millis(1500);
         let dir = directory_with(&fake, |cfg| {
             cfg.operation_timeout = budget;
@@ -461,11 +446,12 @@ async fn persistent_throttling_gives_up_after_max_attempts_within_the_budget() {
     })
     .await;
 }
+}
 
-#[tokio::test]
-async fn persistent_throttling_stops_at_the_deadline_when_attempts_would_outlast_it() {
+in_both_modes! {
+async fn persistent_throttling_stops_at_the_deadline_when_attempts_would_outlast_it(mode) {
     within(async {
-        let fake = start_always_throttling().await;
+        let fake = start_always_throttling(mode).await;
         let budget = Duration::from_millis(600);
         let dir = directory_with(&fake, |cfg| {
             cfg.operation_timeout = budget;
@@ -491,12 +477,13 @@ async fn persistent_throttling_stops_at_the_deadline_when_attempts_would_outlast
     })
     .await;
 }
+}
 
-#[tokio::test]
-async fn slow_chime_is_a_timeout_within_the_budget() {
+in_both_modes! {
+async fn slow_chime_is_a_timeout_within_the_budget(mode) {
     within(async {
         let fake =
-            start(FakeConfig::new().with_faults(FaultConfig::none().with_latency(2000, 2000)))
+            start(FakeConfig::new().with_missing_user(mode).with_faults(FaultConfig::none().with_latency(2000, 2000)))
                 .await;
         let budget = Duration::from_millis(400);
         let dir = directory_with(&fake, |cfg| cfg.operation_timeout = budget);
@@ -512,11 +499,12 @@ async fn slow_chime_is_a_timeout_within_the_budget() {
     })
     .await;
 }
+}
 
-#[tokio::test]
-async fn a_400_is_never_retried() {
+in_both_modes! {
+async fn a_400_is_never_retried(mode) {
     within(async {
-        let fake = start(FakeConfig::new()).await;
+        let fake = start(FakeConfig::new().with_missing_user(mode)).await;
         let dir = directory(&fake);
         dir.create(&ada()).await.unwrap();
 
@@ -535,11 +523,12 @@ async fn a_400_is_never_retried() {
     })
     .await;
 }
+}
 
-#[tokio::test]
-async fn the_user_limit_is_limit_exceeded_and_not_retried() {
+in_both_modes! {
+async fn the_user_limit_is_limit_exceeded_and_not_retried(mode) {
     within(async {
-        let fake = start(FakeConfig::new().with_user_limit(1)).await;
+        let fake = start(FakeConfig::new().with_missing_user(mode).with_user_limit(1)).await;
         let dir = directory(&fake);
         dir.create(&profile(&sub(1), "One")).await.unwrap();
 
@@ -549,6 +538,7 @@ async fn the_user_limit_is_limit_exceeded_and_not_retried() {
         assert_eq!(attempts(&fake, Operation::CreateAppInstanceUser), 2);
     })
     .await;
+}
 }
 
 #[tokio::test]
@@ -610,4 +600,410 @@ async fn without_our_classifier_the_sdk_does_not_retry_a_429() {
         assert_eq!(attempts(&fake, Operation::CreateAppInstanceUser), 2);
     })
     .await;
+}
+
+// ---------------------------------------------------------------------------
+// The missing-or-denied table of `chime.rs`, row by row, in both modes
+// ---------------------------------------------------------------------------
+
+/// A fake answering missing users with `mode`, with `faults` from the start.
+async fn start_with(mode: MissingUserError, faults: FaultConfig) -> FakeChimeHandle {
+    start(
+        FakeConfig::new()
+            .with_missing_user(mode)
+            .with_faults(faults),
+    )
+    .await
+}
+
+/// The next request of `op` (only) meets `fault`.
+fn next_of(fake: &FakeChimeHandle, op: Operation, fault: ScriptedFault) {
+    fake.set_faults(FaultConfig::none().only_for([op]).with_script([fault]))
+        .unwrap();
+}
+
+/// [`start_with`] and the directory over it.
+async fn fake_and_directory(
+    mode: MissingUserError,
+    faults: FaultConfig,
+) -> (FakeChimeHandle, ChimeDirectory) {
+    let fake = start_with(mode, faults).await;
+    let dir = directory(&fake);
+    (fake, dir)
+}
+
+fn counts(fake: &FakeChimeHandle, op: Operation) -> (u64, u64) {
+    let c = fake.counters().get(op);
+    (c.attempts, c.succeeded)
+}
+
+fn assert_denied(result: Result<impl std::fmt::Debug, DirectoryError>, action: &str) {
+    match result {
+        Err(e @ DirectoryError::AccessDenied(_)) => {
+            assert_eq!(e.class(), ErrorClass::Retryable);
+            assert!(e.to_string().contains(action), "{e}");
+        }
+        other => panic!("expected {action} denied, got {other:?}"),
+    }
+}
+
+fn assert_refused(result: Result<Applied, DirectoryError>) {
+    match &result {
+        Err(e @ DirectoryError::AccessDenied(why)) if why.contains("refused") => {
+            assert_eq!(e.class(), ErrorClass::Retryable)
+        }
+        other => panic!("expected a retryable refusal, got {other:?}"),
+    }
+}
+
+in_both_modes! {
+/// Row "404" and row "other 403" of the first table, on the raw calls.
+async fn a_missing_user_is_missing_or_possibly_missing_and_never_retried(mode) {
+    within(async {
+        let (fake, dir) = fake_and_directory(mode, FaultConfig::none()).await;
+        let id = sub(1);
+        let (described, updated, deleted) = (
+            dir.describe(&id).await,
+            dir.update(&id, "Nobody", "").await,
+            dir.delete(&id).await,
+        );
+        match mode {
+            MissingUserError::NotFound => {
+                assert_eq!(described, Ok(None));
+                assert_eq!(updated, Err(DirectoryError::NotFound));
+                assert_eq!(deleted, Err(DirectoryError::NotFound));
+            }
+            MissingUserError::Forbidden => {
+                for e in [described.map(|_| ()), updated, deleted] {
+                    assert!(
+                        matches!(&e, Err(DirectoryError::PossiblyMissing(m)) if m.contains("invalid app instance user ARN")),
+                        "{e:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(fake.counters().total_attempts(), 3, "answers, not failures");
+    })
+    .await;
+}
+}
+
+in_both_modes! {
+/// Delete: 204, then 404 (or 403 settled by a describe that cannot find it either).
+async fn delete_of_a_user_already_gone_succeeds(mode) {
+    within(async {
+        let (fake, dir) = fake_and_directory(mode, FaultConfig::none()).await;
+        let user = ada();
+        dir.create(&user).await.unwrap();
+        assert_eq!(dir.delete_if_present(&user.id).await, Ok(Applied::Deleted));
+        assert!(fake.users().is_empty());
+        assert_eq!(
+            dir.delete_if_present(&user.id).await,
+            Ok(Applied::AlreadyGone)
+        );
+        let describes = attempts(&fake, Operation::DescribeAppInstanceUser);
+        match mode {
+            MissingUserError::NotFound => assert_eq!(describes, 0, "a 404 settles it"),
+            MissingUserError::Forbidden => assert_eq!(describes, 1, "one describe settles it"),
+        }
+        assert_eq!(attempts(&fake, Operation::DeleteAppInstanceUser), 2);
+    })
+    .await;
+}
+}
+
+in_both_modes! {
+/// Delete: a non-IAM 403 for a user that exists is a refusal, never a success.
+async fn a_refused_delete_of_an_existing_user_is_retryable_and_the_user_stays(mode) {
+    within(async {
+        let (fake, dir) = fake_and_directory(mode, FaultConfig::none()).await;
+        dir.create(&ada()).await.unwrap();
+        next_of(&fake, Operation::DeleteAppInstanceUser, ScriptedFault::Forbidden);
+        assert_refused(dir.delete_if_present(&ada().id).await);
+        assert_eq!(fake.users().len(), 1, "the user stays");
+        assert_eq!(counts(&fake, Operation::DescribeAppInstanceUser), (1, 1));
+    })
+    .await;
+}
+}
+
+in_both_modes! {
+/// Any call IAM denies (as ForbiddenException or AccessDeniedException) is
+/// denied: retryable, not retried by the SDK, naming the action, and a
+/// denied delete leaves the user.
+async fn iam_denials_are_denied_on_every_call_and_never_a_success(mode) {
+    within(async {
+        for denial in [IamDenial::Forbidden, IamDenial::AccessDenied] {
+            let (fake, dir) = fake_and_directory(mode, FaultConfig::none()).await;
+            let user = ada();
+            dir.create(&user).await.unwrap();
+            let deny = |op| {
+                fake.reset_counters();
+                fake.set_faults(FaultConfig::none().deny([op]).deny_as(denial))
+                    .unwrap();
+            };
+            deny(Operation::DeleteAppInstanceUser);
+            assert_denied(dir.delete_if_present(&user.id).await, "chime:DeleteAppInstanceUser");
+            assert_eq!(fake.users().len(), 1, "{denial:?}: the user stays");
+            assert_eq!(counts(&fake, Operation::DeleteAppInstanceUser), (1, 0));
+            assert_eq!(attempts(&fake, Operation::DescribeAppInstanceUser), 0, "no settling a denial");
+            deny(Operation::DescribeAppInstanceUser);
+            assert_denied(dir.upsert(&user).await, "chime:DescribeAppInstanceUser");
+            assert_denied(dir.ensure_exists(&user).await, "chime:DescribeAppInstanceUser");
+            assert_eq!(attempts(&fake, Operation::CreateAppInstanceUser), 0);
+            deny(Operation::UpdateAppInstanceUser);
+            assert_denied(
+                dir.upsert(&profile(&user.id, "Renamed")).await,
+                "chime:UpdateAppInstanceUser",
+            );
+            deny(Operation::CreateAppInstanceUser);
+            assert_denied(dir.upsert(&profile(&sub(2), "Bob")).await, "chime:CreateAppInstanceUser");
+            deny(Operation::ListAppInstanceUsers);
+            assert_denied(dir.list(None).await, "chime:ListAppInstanceUsers");
+            assert_eq!(fake.users().len(), 1);
+            assert_eq!(fake.users()[0].name, "Ada Lovelace");
+        }
+    })
+    .await;
+}
+}
+
+in_both_modes! {
+/// Delete: a possibly-missing answer whose settling describe is denied stays denied.
+async fn a_possibly_missing_delete_whose_describe_is_denied_is_denied(mode) {
+    within(async {
+        let fake = start_with(
+            mode,
+            FaultConfig::none()
+                .deny([Operation::DescribeAppInstanceUser])
+                .only_for([Operation::DeleteAppInstanceUser])
+                .with_script([ScriptedFault::Forbidden]),
+        )
+        .await;
+        let dir = directory(&fake);
+        assert_denied(dir.delete_if_present(&sub(3)).await, "chime:DescribeAppInstanceUser");
+    })
+    .await;
+}
+}
+
+in_both_modes! {
+/// Describe (upsert): a missing user is created; its replay reports `already-exists`.
+async fn update_of_a_missing_user_creates_it_and_a_replay_finds_it(mode) {
+    within(async {
+        let (fake, dir) = fake_and_directory(mode, FaultConfig::none()).await;
+        let user = ada();
+        assert_eq!(dir.upsert(&user).await, Ok(Applied::Created));
+        assert_eq!(counts(&fake, Operation::DescribeAppInstanceUser), (1, 0));
+        assert_eq!(counts(&fake, Operation::CreateAppInstanceUser), (1, 1));
+        // The same message again (SQS redelivery, a replay): it reads first.
+        assert_eq!(dir.upsert(&user).await, Ok(Applied::AlreadyProvisioned));
+        assert_eq!(Applied::AlreadyProvisioned.as_str(), "already-exists");
+        assert_eq!(attempts(&fake, Operation::CreateAppInstanceUser), 1);
+        assert_eq!(fake.users().len(), 1);
+    })
+    .await;
+}
+}
+
+in_both_modes! {
+/// Describe (heal): a missing user is created directly, an existing one is left alone.
+async fn the_heal_creates_a_missing_user_directly(mode) {
+    within(async {
+        let (fake, dir) = fake_and_directory(mode, FaultConfig::none()).await;
+        assert_eq!(dir.ensure_exists(&ada()).await, Ok(Applied::Created));
+        assert_eq!(
+            (
+                attempts(&fake, Operation::DescribeAppInstanceUser),
+                attempts(&fake, Operation::CreateAppInstanceUser)
+            ),
+            (1, 1)
+        );
+        assert_eq!(
+            dir.ensure_exists(&profile(&ada().id, "Other")).await,
+            Ok(Applied::AlreadyProvisioned)
+        );
+        assert_eq!(fake.users()[0].name, "Ada Lovelace");
+    })
+    .await;
+}
+}
+
+in_both_modes! {
+/// Describe: a non-IAM 403 for a user that exists (made by another request):
+/// the create conflicts. The upsert cannot read it: refused, retryable; the
+/// heal only needed it to exist: already-exists.
+async fn a_refused_describe_of_an_existing_user_is_settled_by_the_conflict(mode) {
+    within(async {
+        let (fake, dir) = fake_and_directory(mode, FaultConfig::none()).await;
+        create_by_hand(&dir, SUB, "A. Lovelace").await;
+        let refuse_describe =
+            || next_of(&fake, Operation::DescribeAppInstanceUser, ScriptedFault::Forbidden);
+        refuse_describe();
+        assert_refused(dir.upsert(&ada()).await);
+        refuse_describe();
+        assert_eq!(dir.ensure_exists(&ada()).await, Ok(Applied::AlreadyProvisioned));
+        assert_eq!(
+            fake.counters()
+                .get(Operation::CreateAppInstanceUser)
+                .errors
+                .get("ConflictException"),
+            Some(&2)
+        );
+        assert_eq!(fake.users()[0].name, "A. Lovelace", "untouched");
+    })
+    .await;
+}
+}
+
+in_both_modes! {
+/// Describe: possibly missing (or missing), and the create that settles it is
+/// denied: the denial stands, nothing is created.
+async fn a_missing_user_whose_create_is_denied_is_denied(mode) {
+    within(async {
+        let fake = start_with(mode, FaultConfig::none().deny([Operation::CreateAppInstanceUser])).await;
+        let dir = directory(&fake);
+        assert_denied(dir.upsert(&ada()).await, "chime:CreateAppInstanceUser");
+        assert_denied(dir.ensure_exists(&ada()).await, "chime:CreateAppInstanceUser");
+        assert!(fake.users().is_empty());
+    })
+    .await;
+}
+}
+
+/// Deletes the user through the SDK right before forwarding `update`: the
+/// update then meets a user that a describe found a moment ago.
+struct DeletedBeforeUpdate<'a>(&'a ChimeDirectory);
+
+impl Directory for DeletedBeforeUpdate<'_> {
+    fn app_instance_arn(&self) -> &AppInstanceArn {
+        self.0.app_instance_arn()
+    }
+    async fn create(&self, user: &UserProfile) -> Result<(), DirectoryError> {
+        self.0.create(user).await
+    }
+    async fn describe(
+        &self,
+        id: &UserId,
+    ) -> Result<Option<chime_sync_core::DirectoryUser>, DirectoryError> {
+        self.0.describe(id).await
+    }
+    async fn update(&self, id: &UserId, name: &str, metadata: &str) -> Result<(), DirectoryError> {
+        self.0.delete(id).await?;
+        self.0.update(id, name, metadata).await
+    }
+    async fn delete(&self, id: &UserId) -> Result<(), DirectoryError> {
+        self.0.delete(id).await
+    }
+    async fn list(
+        &self,
+        next_token: Option<String>,
+    ) -> Result<chime_sync_core::DirectoryPage, DirectoryError> {
+        self.0.list(next_token).await
+    }
+}
+
+in_both_modes! {
+/// Update: the user vanished after the describe (404 or 403): the create makes it.
+async fn an_update_of_a_user_deleted_meanwhile_creates_it(mode) {
+    within(async {
+        let (fake, dir) = fake_and_directory(mode, FaultConfig::none()).await;
+        dir.create(&profile(&ada().id, "Ada")).await.unwrap();
+        let racing = DeletedBeforeUpdate(&dir);
+        assert_eq!(racing.upsert(&ada()).await, Ok(Applied::Created));
+        let users = fake.users();
+        assert_eq!((users.len(), users[0].name.as_str()), (1, "Ada Lovelace"));
+        let update = fake.counters().get(Operation::UpdateAppInstanceUser);
+        assert_eq!((update.attempts, update.succeeded), (1, 0));
+    })
+    .await;
+}
+}
+
+in_both_modes! {
+/// Update: a non-IAM 403 for a user that exists: the create conflicts, refused.
+async fn a_refused_update_of_an_existing_user_is_retryable(mode) {
+    within(async {
+        let (fake, dir) = fake_and_directory(mode, FaultConfig::none()).await;
+        dir.create(&profile(&ada().id, "Ada")).await.unwrap();
+        next_of(&fake, Operation::UpdateAppInstanceUser, ScriptedFault::Forbidden);
+        assert_refused(dir.upsert(&ada()).await);
+        assert_eq!(fake.users()[0].name, "Ada", "unchanged");
+    })
+    .await;
+}
+}
+
+in_both_modes! {
+/// Create and list: a non-IAM 403 cannot mean "no such user": denied.
+async fn a_forbidden_create_or_list_is_denied(mode) {
+    within(async {
+        let fake = start_with(
+            mode,
+            FaultConfig::none().with_script([ScriptedFault::Forbidden, ScriptedFault::Forbidden]),
+        )
+        .await;
+        let dir = directory(&fake);
+        assert_denied(dir.create(&ada()).await, "chime:CreateAppInstanceUser");
+        assert_denied(dir.list(None).await, "chime:ListAppInstanceUsers");
+    })
+    .await;
+}
+}
+
+in_both_modes! {
+/// A 400 without X-Amzn-Errortype (a proxy's HTML page) is not the message's
+/// fault: retryable, on every call, and the next attempt goes through.
+async fn an_html_400_from_a_proxy_is_retryable(mode) {
+    within(async {
+        let (fake, dir) = fake_and_directory(mode, FaultConfig::none()).await;
+        let user = ada();
+        for call in 0..3 {
+            fake.set_faults(FaultConfig::none().with_script([ScriptedFault::ProxyBadRequest]))
+                .unwrap();
+            let err = match call {
+                0 => dir.upsert(&user).await.unwrap_err(),
+                1 => dir.create(&user).await.unwrap_err(),
+                _ => dir.delete_if_present(&user.id).await.unwrap_err(),
+            };
+            assert!(matches!(err, DirectoryError::Transport(_)), "{err:?}");
+            assert_eq!(err.class(), ErrorClass::Retryable, "{err:?}");
+        }
+        assert_eq!(dir.upsert(&user).await, Ok(Applied::Created));
+    })
+    .await;
+}
+}
+
+in_both_modes! {
+/// Applied, then the response lost: the SDK's retry meets the result and each
+/// call still ends in the right state.
+async fn a_lost_response_is_settled_by_the_retry(mode) {
+    within(async {
+        let (fake, dir) = fake_and_directory(mode, FaultConfig::none()).await;
+        let user = ada();
+        let lose_next = |op| next_of(&fake, op, ScriptedFault::ApplyThenDrop);
+        lose_next(Operation::CreateAppInstanceUser);
+        // Describe, create (applied, lost), the same create again (Chime's replay).
+        assert_eq!(dir.upsert(&user).await, Ok(Applied::Created));
+        lose_next(Operation::UpdateAppInstanceUser);
+        assert_eq!(
+            dir.upsert(&profile(&user.id, "Countess")).await,
+            Ok(Applied::Updated)
+        );
+        assert_eq!(fake.users()[0].name, "Countess");
+        lose_next(Operation::DeleteAppInstanceUser);
+        // The retried delete finds the user gone: the desired state holds.
+        assert_eq!(dir.delete_if_present(&user.id).await, Ok(Applied::AlreadyGone));
+        assert!(fake.users().is_empty());
+        let injected: u64 = fake
+            .counters()
+            .0
+            .values()
+            .map(|c| c.injected.lost_responses)
+            .sum();
+        assert_eq!(injected, 3);
+    })
+    .await;
+}
 }

@@ -13,7 +13,7 @@ pub const DEFAULT_USER_LIMIT: usize = 100_000;
 ///
 /// The default listens on `127.0.0.1:0` (an ephemeral port, so parallel tests never collide),
 /// allows [`DEFAULT_USER_LIMIT`] users per AppInstance, answers missing users with
-/// [`MissingUserError::NotFound`] and injects no faults.
+/// [`MissingUserError::Forbidden`] (403, as the model suggests) and injects no faults.
 #[derive(Debug, Clone)]
 pub struct FakeConfig {
     /// Listening address; port 0 picks a free port.

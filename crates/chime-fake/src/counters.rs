@@ -45,6 +45,13 @@ pub struct InjectedCounts {
     pub service_unavailable: u64,
     /// Connections closed without a response.
     pub dropped: u64,
+    /// Requests applied, then their connections closed without the response.
+    pub lost_responses: u64,
+    /// Requests answered 403 by an IAM denial.
+    pub denied: u64,
+    /// Requests answered by a scripted non-IAM 403 or an HTML 400 (scripts `forbidden`,
+    /// `proxyBadRequest`).
+    pub refused: u64,
 }
 
 /// Counters of one operation.

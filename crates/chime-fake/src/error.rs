@@ -21,6 +21,9 @@ pub const REQUEST_ID_HEADER: &str = "x-amzn-requestid";
 /// enum).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ErrorKind {
+    /// 403 `AccessDeniedException`: not in Chime's model, but what AWS's authorization layer
+    /// may answer when IAM denies a call (see [`crate::IamDenial`]).
+    AccessDenied,
     /// 400: input fails the service's constraints.
     BadRequest,
     /// 409: the resource exists in a conflicting state (e.g. same id, different request token).
@@ -48,7 +51,7 @@ impl ErrorKind {
         match self {
             Self::BadRequest | Self::ResourceLimitExceeded => StatusCode::BAD_REQUEST,
             Self::Conflict => StatusCode::CONFLICT,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::AccessDenied => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::ServiceFailure => StatusCode::INTERNAL_SERVER_ERROR,
             Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -60,6 +63,7 @@ impl ErrorKind {
     /// The Smithy shape name, sent in `X-Amzn-Errortype`; the SDK matches on it.
     pub fn exception_name(self) -> &'static str {
         match self {
+            Self::AccessDenied => "AccessDeniedException",
             Self::BadRequest => "BadRequestException",
             Self::Conflict => "ConflictException",
             Self::Forbidden => "ForbiddenException",
@@ -75,6 +79,7 @@ impl ErrorKind {
     /// The `ErrorCode` enum value the real service puts in the body's `Code` member.
     pub fn code(self) -> &'static str {
         match self {
+            Self::AccessDenied => "AccessDenied",
             Self::BadRequest => "BadRequest",
             Self::Conflict => "Conflict",
             Self::Forbidden => "Forbidden",
@@ -198,6 +203,7 @@ mod tests {
             (ErrorKind::ResourceLimitExceeded, 400),
             (ErrorKind::UnauthorizedClient, 401),
             (ErrorKind::Forbidden, 403),
+            (ErrorKind::AccessDenied, 403),
             (ErrorKind::NotFound, 404),
             (ErrorKind::Conflict, 409),
             (ErrorKind::ThrottledClient, 429),

@@ -8,7 +8,12 @@
 //! 4. the TPS quota: a token bucket of `burst` tokens refilled at `tpsLimit` per second; no
 //!    token means 429 `ThrottledClientException`;
 //! 5. one uniform draw `r`: `r < dropRate` drops the connection, the next `serviceFailureRate`
-//!    of the range answers 500, the next `serviceUnavailableRate` answers 503.
+//!    of the range answers 500, the next `serviceUnavailableRate` answers 503, the next
+//!    `lostResponseRate` applies the request and then drops the connection.
+//!
+//! An IAM denial ([`FaultConfig::iam_deny`]) is not a fault of Chime but of the caller's
+//! permissions: a denied operation is answered 403 with IAM's message on every request that no
+//! injected fault answered first, whatever `operations` says.
 //!
 //! Decisions are made one request at a time under a lock, so with a fixed `seed` the sequence
 //! of outcomes is the same for the same sequence of arriving requests.
@@ -53,6 +58,41 @@ pub enum ScriptedFault {
     ServiceUnavailable,
     /// Close the connection without a response.
     Drop,
+    /// Apply the request, then close the connection without the response: the client cannot
+    /// tell whether its request took effect (what idempotency tokens are for).
+    ApplyThenDrop,
+    /// 403 `ForbiddenException` with a message that is not IAM's, for a request that would
+    /// otherwise succeed: a refusal a client cannot explain (not applied).
+    Forbidden,
+    /// 400 with an HTML body and no `X-Amzn-Errortype`: an answer from something between the
+    /// client and Chime (a proxy, a load balancer), not from Chime (not applied).
+    ProxyBadRequest,
+}
+
+/// How an IAM denial is answered: AWS answers `AccessDeniedException` or the service's own
+/// `ForbiddenException`, both 403, both with IAM's message. `Forbidden` is the default because
+/// only the message tells it from Chime's 403 for a missing user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum IamDenial {
+    /// 403 `ForbiddenException` with IAM's message (default).
+    #[default]
+    Forbidden,
+    /// 403 `AccessDeniedException` with IAM's message.
+    AccessDenied,
+}
+
+/// The role the fake's IAM messages name as the caller.
+pub const DENIED_CALLER: &str =
+    "arn:aws:sts::123456789012:assumed-role/chime-sync-function-role/chime-sync";
+
+/// IAM's authorization-failure message for `action` (`chime:DeleteAppInstanceUser`) on
+/// `resource`, in the form AWS writes for an identity-based policy that does not allow it.
+pub fn iam_denial_message(action: &str, resource: &str) -> String {
+    format!(
+        "User: {DENIED_CALLER} is not authorized to perform: {action} on resource: {resource} \
+         because no identity-based policy allows the {action} action"
+    )
 }
 
 /// The fault configuration, settable at start ([`crate::FakeConfig::with_faults`]) and at run
@@ -74,6 +114,12 @@ pub struct FaultConfig {
     pub service_unavailable_rate: f64,
     /// Share (0.0–1.0) of requests whose connection is closed without a response.
     pub drop_rate: f64,
+    /// Share (0.0–1.0) of requests applied and then answered by closing the connection.
+    pub lost_response_rate: f64,
+    /// Operations IAM denies: answered 403 with IAM's message (see [`IamDenial`]).
+    pub iam_deny: BTreeSet<Operation>,
+    /// The error type of those denials.
+    pub iam_deny_as: IamDenial,
     /// Seed of the random generator; `None` picks one (reported as `faultSeed` in
     /// `GET /_fake/state`, so the run can be replayed).
     pub seed: Option<u64>,
@@ -128,6 +174,24 @@ impl FaultConfig {
         self
     }
 
+    /// Applies this share of requests and then drops their connection.
+    pub fn with_lost_response_rate(mut self, rate: f64) -> Self {
+        self.lost_response_rate = rate;
+        self
+    }
+
+    /// Lets IAM deny these operations (403 with IAM's message, as [`IamDenial::Forbidden`]).
+    pub fn deny(mut self, operations: impl IntoIterator<Item = Operation>) -> Self {
+        self.iam_deny.extend(operations);
+        self
+    }
+
+    /// Answers the IAM denials with this error type.
+    pub fn deny_as(mut self, denial: IamDenial) -> Self {
+        self.iam_deny_as = denial;
+        self
+    }
+
     /// Makes the random decisions reproducible.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
@@ -153,6 +217,7 @@ impl FaultConfig {
             ("serviceFailureRate", self.service_failure_rate),
             ("serviceUnavailableRate", self.service_unavailable_rate),
             ("dropRate", self.drop_rate),
+            ("lostResponseRate", self.lost_response_rate),
         ];
         for (field, rate) in rates {
             if !(0.0..=1.0).contains(&rate) {
@@ -164,7 +229,7 @@ impl FaultConfig {
         let total: f64 = rates.iter().map(|(_, rate)| rate).sum();
         if total > 1.0 + 1e-9 {
             return Err(FakeError::InvalidFaults(format!(
-                "dropRate + serviceFailureRate + serviceUnavailableRate must not exceed 1.0, got {total}"
+                "dropRate + serviceFailureRate + serviceUnavailableRate + lostResponseRate must not exceed 1.0, got {total}"
             )));
         }
         if let Some(tps) = self.tps_limit
@@ -191,6 +256,9 @@ pub(crate) enum Fault {
     ServiceFailure,
     ServiceUnavailable,
     Drop,
+    ApplyThenDrop,
+    Forbidden,
+    ProxyBadRequest,
 }
 
 /// The engine's verdict on one request.
@@ -198,6 +266,8 @@ pub(crate) enum Fault {
 pub(crate) struct Decision {
     pub delay: Duration,
     pub fault: Option<Fault>,
+    /// IAM denies the request (only when no fault answers it first).
+    pub denied: Option<IamDenial>,
 }
 
 /// SplitMix64: tiny, fast and good enough to spread fault decisions; no dependency needed.
@@ -301,9 +371,18 @@ impl FaultEngine {
 
     /// Decides the fate of one request of `op` arriving at `now`.
     pub fn decide(&mut self, op: Operation, now: Instant) -> Decision {
+        let mut decision = self.decide_fault(op, now);
+        if decision.fault.is_none() && self.config.iam_deny.contains(&op) {
+            decision.denied = Some(self.config.iam_deny_as);
+        }
+        decision
+    }
+
+    fn decide_fault(&mut self, op: Operation, now: Instant) -> Decision {
         let none = Decision {
             delay: Duration::ZERO,
             fault: None,
+            denied: None,
         };
         if self
             .config
@@ -326,8 +405,15 @@ impl FaultEngine {
                 ScriptedFault::ServiceFailure => Some(Fault::ServiceFailure),
                 ScriptedFault::ServiceUnavailable => Some(Fault::ServiceUnavailable),
                 ScriptedFault::Drop => Some(Fault::Drop),
+                ScriptedFault::ApplyThenDrop => Some(Fault::ApplyThenDrop),
+                ScriptedFault::Forbidden => Some(Fault::Forbidden),
+                ScriptedFault::ProxyBadRequest => Some(Fault::ProxyBadRequest),
             };
-            return Decision { delay, fault };
+            return Decision {
+                delay,
+                fault,
+                denied: None,
+            };
         }
         if let Some(bucket) = self.bucket.as_mut()
             && !bucket.try_take(now)
@@ -335,28 +421,40 @@ impl FaultEngine {
             return Decision {
                 delay,
                 fault: Some(Fault::Throttle),
+                denied: None,
             };
         }
         let FaultConfig {
             drop_rate,
             service_failure_rate,
             service_unavailable_rate,
+            lost_response_rate,
             ..
         } = self.config;
-        if drop_rate + service_failure_rate + service_unavailable_rate <= 0.0 {
-            return Decision { delay, fault: None };
+        let bands = [
+            (drop_rate, Fault::Drop),
+            (service_failure_rate, Fault::ServiceFailure),
+            (service_unavailable_rate, Fault::ServiceUnavailable),
+            (lost_response_rate, Fault::ApplyThenDrop),
+        ];
+        if bands.iter().map(|(rate, _)| rate).sum::<f64>() <= 0.0 {
+            return Decision {
+                delay,
+                fault: None,
+                denied: None,
+            };
         }
         let draw = self.rng.next_f64();
-        let fault = if draw < drop_rate {
-            Some(Fault::Drop)
-        } else if draw < drop_rate + service_failure_rate {
-            Some(Fault::ServiceFailure)
-        } else if draw < drop_rate + service_failure_rate + service_unavailable_rate {
-            Some(Fault::ServiceUnavailable)
-        } else {
-            None
-        };
-        Decision { delay, fault }
+        let mut upper = 0.0;
+        let fault = bands.into_iter().find_map(|(rate, fault)| {
+            upper += rate;
+            (draw < upper).then_some(fault)
+        });
+        Decision {
+            delay,
+            fault,
+            denied: None,
+        }
     }
 }
 
@@ -403,6 +501,54 @@ mod tests {
             10_000,
         );
         assert_ne!(first, other);
+    }
+
+    #[test]
+    fn lost_responses_take_their_share_after_the_others() {
+        let config = FaultConfig::none()
+            .with_drop_rate(0.1)
+            .with_lost_response_rate(0.2)
+            .with_seed(9);
+        let got = outcomes(config, 10_000);
+        let share = |f: Fault| got.iter().filter(|o| **o == Some(f)).count() as f64 / 10_000.0;
+        assert!((share(Fault::Drop) - 0.1).abs() < 0.02);
+        assert!((share(Fault::ApplyThenDrop) - 0.2).abs() < 0.02);
+        assert_eq!(
+            outcomes(
+                FaultConfig::none().with_script([ScriptedFault::ApplyThenDrop]),
+                2
+            ),
+            [Some(Fault::ApplyThenDrop), None]
+        );
+        assert!(
+            FaultConfig::none()
+                .with_drop_rate(0.5)
+                .with_lost_response_rate(0.6)
+                .validate()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn iam_denials_and_lost_responses_have_a_json_form() {
+        let config: FaultConfig = serde_json::from_str(
+            r#"{"iamDeny":["DeleteAppInstanceUser"],"iamDenyAs":"accessDenied",
+                "lostResponseRate":0.25,"script":["applyThenDrop"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config,
+            FaultConfig::none()
+                .deny([Operation::DeleteAppInstanceUser])
+                .deny_as(IamDenial::AccessDenied)
+                .with_lost_response_rate(0.25)
+                .with_script([ScriptedFault::ApplyThenDrop])
+        );
+        let message = iam_denial_message("chime:DeleteAppInstanceUser", "arn:x");
+        assert!(
+            message.contains("is not authorized to perform: chime:DeleteAppInstanceUser"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -475,7 +621,8 @@ mod tests {
             untouched,
             Decision {
                 delay: Duration::ZERO,
-                fault: None
+                fault: None,
+                denied: None,
             }
         );
         for _ in 0..100 {

@@ -6,7 +6,8 @@
 //! AppInstanceUser operations on the real paths, with the real status codes, JSON bodies and
 //! `X-Amzn-Errortype` headers, enforces the model's input constraints with
 //! `BadRequestException`, and injects faults (latency, a TPS quota answered with
-//! `ThrottledClientException`, 500/503 rates, dropped connections, scripted bursts).
+//! `ThrottledClientException`, 500/503 rates, dropped connections, requests applied whose
+//! response is lost, scripted bursts) and IAM denials per operation.
 //!
 //! | operation | request | success |
 //! |---|---|---|
@@ -17,9 +18,9 @@
 //! | ListAppInstanceUsers | `GET /app-instance-users?app-instance-arn=&max-results=&next-token=` | 200 |
 //!
 //! Requests may be SigV4-signed; signatures are not checked and `Authorization` is ignored.
-//! AppInstances exist implicitly (see [`model`]); a missing user answers
-//! [`MissingUserError::NotFound`] by default, an assumption documented there. Control endpoints
-//! live under `/_fake/` (see [`control`]).
+//! AppInstances exist implicitly (see [`model`]); a missing user is answered as
+//! [`MissingUserError`] says: 403 with Chime's message by default, or 404 (AWS documents
+//! neither). Control endpoints live under `/_fake/` (see [`control`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), chime_identity_fake::FakeError> {
@@ -49,7 +50,9 @@ pub use config::{DEFAULT_USER_LIMIT, FakeConfig};
 pub use control::{CONTROL_PREFIX, StateSnapshot};
 pub use counters::{Counters, InjectedCounts, Operation, OperationCounts};
 pub use error::{ApiError, ERROR_TYPE_HEADER, ErrorKind, FakeError, REQUEST_ID_HEADER};
-pub use faults::{FaultConfig, LatencyMs, ScriptedFault};
-pub use model::{Expiration, MissingUserError, Tag, UserRecord};
+pub use faults::{
+    DENIED_CALLER, FaultConfig, IamDenial, LatencyMs, ScriptedFault, iam_denial_message,
+};
+pub use model::{Expiration, MISSING_USER_MESSAGE, MissingUserError, Tag, UserRecord};
 pub use routes::DEFAULT_MAX_RESULTS;
 pub use server::{FakeChime, FakeChimeHandle, serve, serve_until};

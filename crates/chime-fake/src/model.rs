@@ -18,33 +18,69 @@ use crate::validate::{UserArn, user_arn};
 /// What Describe, Update and Delete answer for a user that does not exist.
 ///
 /// The Smithy model lists no `NotFoundException` for these operations (only
-/// `DescribeAppInstanceBot` has one), and AWS does not document the answer. The default,
-/// [`MissingUserError::NotFound`] (HTTP 404, `X-Amzn-Errortype: NotFoundException`), follows
-/// operators' reports that `aws chime-sdk-identity describe-app-instance-user` on a missing user
-/// fails with `NotFoundException`; it is an assumption, not a verified fact, so the other
-/// plausible answers are selectable to test that a client copes with each. Because the error is
-/// not modelled, the Rust SDK surfaces it as the operation error's `Unhandled` variant whose
-/// `code()` is `"NotFoundException"` and whose raw response status is 404.
+/// `DescribeAppInstanceBot` has one), and AWS does not document the answer. Two answers are
+/// plausible, so the fake gives either and the clients' tests run under both:
+///
+/// - [`MissingUserError::Forbidden`] (default): 403 `ForbiddenException` with the message Chime
+///   messaging answers for an unknown user ARN (`An invalid app instance user ARN was supplied
+///   for the input parameter.`, reported in aws/amazon-chime-sdk-js#1148). It is the default
+///   because `ForbiddenException` is what the model lists, and because it is the harder case for
+///   a client: an IAM denial has the same status.
+/// - [`MissingUserError::NotFound`]: 404 `NotFoundException`, what operators report for
+///   `aws chime-sdk-identity describe-app-instance-user` on a user that was never created.
+///   Because the error is not modelled, the Rust SDK surfaces it as the operation error's
+///   `Unhandled` variant whose `code()` is `"NotFoundException"`.
+///
+/// A 400 is not offered: nothing suggests Chime answers a well-formed ARN that way.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum MissingUserError {
-    /// 404 `NotFoundException` (default; see the type's documentation for why).
-    #[default]
+    /// 404 `NotFoundException`.
     NotFound,
-    /// 403 `ForbiddenException`, as some Chime messaging APIs answer for unknown users.
+    /// 403 `ForbiddenException` with [`MISSING_USER_MESSAGE`] (default).
+    #[default]
     Forbidden,
-    /// 400 `BadRequestException`.
-    BadRequest,
 }
 
+/// The message of Chime's 403 for an unknown AppInstanceUser ARN.
+pub const MISSING_USER_MESSAGE: &str =
+    "An invalid app instance user ARN was supplied for the input parameter.";
+
 impl MissingUserError {
+    /// Both answers, for tests that must hold under either.
+    pub const BOTH: [MissingUserError; 2] = [Self::NotFound, Self::Forbidden];
+
+    /// A short name for test names and logs: `404` or `403`.
+    pub fn status_name(self) -> &'static str {
+        match self {
+            Self::NotFound => "404",
+            Self::Forbidden => "403",
+        }
+    }
+
     fn error(self, arn: &str) -> ApiError {
-        let kind = match self {
-            Self::NotFound => ErrorKind::NotFound,
-            Self::Forbidden => ErrorKind::Forbidden,
-            Self::BadRequest => ErrorKind::BadRequest,
-        };
-        ApiError::new(kind, format!("AppInstanceUser {arn} does not exist"))
+        match self {
+            Self::NotFound => ApiError::new(
+                ErrorKind::NotFound,
+                format!("AppInstanceUser {arn} does not exist"),
+            ),
+            Self::Forbidden => ApiError::new(ErrorKind::Forbidden, MISSING_USER_MESSAGE),
+        }
+    }
+}
+
+impl std::str::FromStr for MissingUserError {
+    type Err = String;
+
+    /// `404` / `not-found` or `403` / `forbidden`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "404" | "not-found" | "notfound" => Ok(Self::NotFound),
+            "403" | "forbidden" => Ok(Self::Forbidden),
+            other => Err(format!(
+                "unknown missing-user answer `{other}`: expected 404 or 403"
+            )),
+        }
     }
 }
 
@@ -379,10 +415,17 @@ mod tests {
 
     #[test]
     fn missing_user_answers_with_the_configured_error() {
+        assert_eq!(MissingUserError::default(), MissingUserError::Forbidden);
+        assert_eq!(
+            MissingUserError::Forbidden.error("x").message,
+            MISSING_USER_MESSAGE
+        );
+        assert_eq!("404".parse(), Ok(MissingUserError::NotFound));
+        assert_eq!("Forbidden".parse(), Ok(MissingUserError::Forbidden));
+        assert!("400".parse::<MissingUserError>().is_err());
         for (missing, kind) in [
             (MissingUserError::NotFound, ErrorKind::NotFound),
             (MissingUserError::Forbidden, ErrorKind::Forbidden),
-            (MissingUserError::BadRequest, ErrorKind::BadRequest),
         ] {
             let mut dir = Directory::new(10, missing);
             assert_eq!(dir.describe(&arn(APP, "nope")).unwrap_err().kind, kind);

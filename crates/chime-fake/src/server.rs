@@ -179,6 +179,12 @@ impl FakeChimeHandle {
         self.shared.reset();
     }
 
+    /// Zeroes the counters only: users and faults stay.
+    pub fn reset_counters(&self) {
+        self.shared
+            .with_counters(|counters| *counters = Counters::default());
+    }
+
     /// Stops accepting, closes open connections and waits for the server task to end.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {

@@ -88,17 +88,23 @@ impl Shared {
     /// Decides the faults for one request of `op` and counts the attempt and any injection.
     pub fn admit(&self, op: Operation) -> Decision {
         let decision = lock(&self.faults).decide(op, Instant::now());
+
         self.with_counters(|counters| {
             let entry = counters.entry(op);
             entry.attempts += 1;
             if !decision.delay.is_zero() {
                 entry.injected.delayed += 1;
             }
+            if decision.denied.is_some() {
+                entry.injected.denied += 1;
+            }
             match decision.fault {
                 Some(Fault::Throttle) => entry.injected.throttled += 1,
                 Some(Fault::ServiceFailure) => entry.injected.service_failures += 1,
                 Some(Fault::ServiceUnavailable) => entry.injected.service_unavailable += 1,
                 Some(Fault::Drop) => entry.injected.dropped += 1,
+                Some(Fault::ApplyThenDrop) => entry.injected.lost_responses += 1,
+                Some(Fault::Forbidden | Fault::ProxyBadRequest) => entry.injected.refused += 1,
                 None => {}
             }
         });

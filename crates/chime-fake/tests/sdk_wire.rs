@@ -23,8 +23,8 @@ use aws_sdk_chimesdkidentity::operation::update_app_instance_user::{
 };
 use aws_sdk_chimesdkidentity::types::{ExpirationCriterion, ExpirationSettings, Tag};
 use chime_identity_fake::{
-    FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, MissingUserError, Operation,
-    ScriptedFault, StateSnapshot,
+    FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, IamDenial, MISSING_USER_MESSAGE,
+    MissingUserError, Operation, ScriptedFault, StateSnapshot, iam_denial_message,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -351,7 +351,14 @@ async fn describe_update_delete_round_trip() {
         let raw_delete = raw(fake.addr(), "DELETE", &user_path(&arn), None)
             .await
             .unwrap();
-        assert_eq!(raw_delete.status, 404, "the user is gone");
+        assert_eq!(
+            raw_delete.status, 403,
+            "the user is gone (the default answer)"
+        );
+        assert_eq!(
+            raw_delete.header("x-amzn-errortype"),
+            Some("ForbiddenException")
+        );
         create(&client, "gone", "tok-g").await.unwrap();
         let raw_delete = raw(fake.addr(), "DELETE", &user_path(&user_arn("gone")), None)
             .await
@@ -362,9 +369,34 @@ async fn describe_update_delete_round_trip() {
 }
 
 #[tokio::test]
-async fn missing_users_answer_not_found_which_the_sdk_leaves_unmodelled() {
+async fn missing_users_answer_forbidden_with_chimes_message_by_default() {
     within(async {
         let fake = start(FakeConfig::new()).await;
+        let client = sdk_client(&fake, 3);
+        let arn = user_arn("nobody");
+
+        let err = describe(&client, &arn).await.unwrap_err();
+        assert_eq!(status_of(&err), Some(403));
+        let service = err.into_service_error();
+        assert!(service.is_forbidden_exception(), "{service:?}");
+        assert_eq!(service.message(), Some(MISSING_USER_MESSAGE));
+
+        let err = delete(&client, &arn).await.unwrap_err();
+        assert_eq!(status_of(&err), Some(403));
+        assert!(err.into_service_error().is_forbidden_exception());
+        let err = update(&client, &arn, Some("n"), Some("m"))
+            .await
+            .unwrap_err();
+        assert!(err.into_service_error().is_forbidden_exception());
+        assert_eq!(fake.counters().total_attempts(), 3, "a 403 is not retried");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn missing_users_can_answer_not_found_which_the_sdk_leaves_unmodelled() {
+    within(async {
+        let fake = start(FakeConfig::new().with_missing_user(MissingUserError::NotFound)).await;
         let client = sdk_client(&fake, 3);
         let arn = user_arn("nobody");
 
@@ -396,13 +428,145 @@ async fn missing_users_answer_not_found_which_the_sdk_leaves_unmodelled() {
 }
 
 #[tokio::test]
-async fn missing_user_error_is_configurable() {
+async fn iam_denials_answer_403_with_iams_message_per_operation() {
     within(async {
-        let fake = start(FakeConfig::new().with_missing_user(MissingUserError::Forbidden)).await;
-        let client = sdk_client(&fake, 1);
-        let err = describe(&client, user_arn("x")).await.unwrap_err();
+        let fake = start(FakeConfig::new().with_faults(
+            FaultConfig::none().deny([Operation::DeleteAppInstanceUser]),
+        ))
+        .await;
+        let client = sdk_client(&fake, 3);
+        create(&client, "kept", "tok").await.unwrap();
+        describe(&client, user_arn("kept")).await.unwrap();
+
+        let err = delete(&client, user_arn("kept")).await.unwrap_err();
         assert_eq!(status_of(&err), Some(403));
+        let service = err.into_service_error();
+        assert!(service.is_forbidden_exception(), "{service:?}");
+        assert_eq!(
+            service.message(),
+            Some(
+                iam_denial_message("chime:DeleteAppInstanceUser", &user_arn("kept")).as_str()
+            )
+        );
+        assert_eq!(fake.users().len(), 1, "a denied delete deletes nothing");
+        let counts = fake.counters().get(Operation::DeleteAppInstanceUser);
+        assert_eq!((counts.attempts, counts.injected.denied), (1, 1));
+
+        // The other error type AWS uses for denials, on another operation.
+        fake.set_faults(
+            FaultConfig::none()
+                .deny([Operation::CreateAppInstanceUser])
+                .deny_as(IamDenial::AccessDenied),
+        )
+        .unwrap();
+        let err = create_request(&client, "new", "New", "tok")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status_of(&err), Some(403));
+        let service = err.into_service_error();
+        assert_eq!(service.code(), Some("AccessDeniedException"));
+        assert!(
+            service
+                .message()
+                .unwrap_or_default()
+                .contains("is not authorized to perform: chime:CreateAppInstanceUser on resource: arn:aws:chime:"),
+            "{service:?}"
+        );
+        // An injected fault answers first; the denial applies to what is left.
+        fake.set_faults(
+            FaultConfig::none()
+                .deny([Operation::DescribeAppInstanceUser])
+                .with_script([ScriptedFault::ServiceUnavailable]),
+        )
+        .unwrap();
+        let err = describe(&sdk_client(&fake, 1), user_arn("kept"))
+            .await
+            .unwrap_err();
+        assert_eq!(status_of(&err), Some(503));
+        let err = describe(&client, user_arn("kept")).await.unwrap_err();
+        assert_eq!(status_of(&err), Some(403));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn scripted_refusals_and_proxy_pages_are_not_applied() {
+    within(async {
+        let fake = start(
+            FakeConfig::new().with_faults(
+                FaultConfig::none()
+                    .with_script([ScriptedFault::Forbidden, ScriptedFault::ProxyBadRequest]),
+            ),
+        )
+        .await;
+        let client = sdk_client(&fake, 3);
+        let err = create_request(&client, "r", "R", "tok")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status_of(&err), Some(403));
+        let service = err.into_service_error();
+        assert!(service.is_forbidden_exception());
+        assert!(
+            !service
+                .message()
+                .unwrap_or_default()
+                .contains("not authorized"),
+            "not IAM's message: {service:?}"
+        );
+        let page = raw(fake.addr(), "GET", &user_path(&user_arn("r")), None)
+            .await
+            .unwrap();
+        assert_eq!(page.status, 400);
+        assert_eq!(page.header("x-amzn-errortype"), None);
+        assert!(page.body.starts_with("<html>"), "{}", page.body);
+        assert!(fake.users().is_empty());
+        let refused: u64 = fake.counters().0.values().map(|c| c.injected.refused).sum();
+        assert_eq!(refused, 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_lost_response_was_applied_and_the_retry_finds_it_done() {
+    within(async {
+        let fake = start(FakeConfig::new()).await;
+        let client = sdk_client(&fake, 3);
+        fake.set_faults(FaultConfig::none().with_script([ScriptedFault::ApplyThenDrop]))
+            .unwrap();
+        // Applied, then no answer: the SDK retries the same request (same token), which
+        // the fake answers as the idempotent replay it is.
+        assert_eq!(
+            create(&client, "lost", "tok-lost").await,
+            Ok(user_arn("lost"))
+        );
+        let create_counts = fake.counters().get(Operation::CreateAppInstanceUser);
+        assert_eq!(
+            (
+                create_counts.attempts,
+                create_counts.injected.lost_responses,
+                create_counts.succeeded
+            ),
+            (2, 1, 1)
+        );
+        assert_eq!(fake.users().len(), 1);
+
+        // A delete applied and lost: the retry meets a missing user (403 by default).
+        fake.set_faults(FaultConfig::none().with_script([ScriptedFault::ApplyThenDrop]))
+            .unwrap();
+        let err = delete(&client, user_arn("lost")).await.unwrap_err();
         assert!(err.into_service_error().is_forbidden_exception());
+        assert!(fake.users().is_empty(), "the delete took effect");
+        // Without retries the client sees only the dropped connection.
+        fake.set_faults(FaultConfig::none().with_script([ScriptedFault::ApplyThenDrop]))
+            .unwrap();
+        let err = create_request(&sdk_client(&fake, 1), "again", "Again", "tok")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SdkError::DispatchFailure(_)), "{err:?}");
+        assert_eq!(fake.users().len(), 1, "but the create took effect");
     })
     .await;
 }
@@ -848,7 +1012,7 @@ async fn control_endpoints_read_reset_and_set_faults() {
                 .counters
                 .get(Operation::DescribeAppInstanceUser)
                 .errors
-                .get("NotFoundException"),
+                .get("ForbiddenException"),
             Some(&1)
         );
         let json = state.json();

@@ -9,8 +9,10 @@
 //!   compares a full user export with the directory and prints the plan;
 //!   `--apply` carries it out. It covers the users no trigger provisions
 //!   (AdminCreateUser, federated) and deletions Cognito never announces.
-//! - `chime-sync serve-fake --port N` serves the local Chime SDK Identity fake
-//!   for development (`AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY=http://127.0.0.1:N`).
+//! - `chime-sync serve-fake --port N [--missing-user 403|404]` serves the local
+//!   Chime SDK Identity fake for development
+//!   (`AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY=http://127.0.0.1:N`).
+//!
 //!
 //! A failure is one line on stderr; an AWS error says what to do about it
 //! ([`aws_errors`]), and `--verbose` adds the SDK's full text. Output piped
@@ -90,6 +92,10 @@ enum Command {
         /// Port on 127.0.0.1 (0 picks a free one).
         #[arg(long, default_value_t = 4566)]
         port: u16,
+        /// How the fake answers a user that does not exist: 403 (Chime's
+        /// ForbiddenException, the default) or 404 (NotFoundException).
+        #[arg(long, default_value = "403")]
+        missing_user: chime_identity_fake::MissingUserError,
     },
 }
 
@@ -146,7 +152,7 @@ async fn main() -> ExitCode {
                 _ => Err("give exactly one of --cognito-export or --users".into()),
             }
         }
-        Command::ServeFake { port } => serve_fake(port).await,
+        Command::ServeFake { port, missing_user } => serve_fake(port, missing_user).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -517,8 +523,13 @@ async fn chime_directory(app_instance: AppInstanceArn, endpoint_url: Option<Stri
 /// Serve the fake until Ctrl-C. The port is bound before anything is
 /// announced, so a busy port is one error line, not a banner and then an
 /// error; the banner names the port actually bound (`--port 0` picks one).
-async fn serve_fake(port: u16) -> Result<(), Failure> {
-    let config = chime_identity_fake::FakeConfig::default().with_port(port);
+async fn serve_fake(
+    port: u16,
+    missing_user: chime_identity_fake::MissingUserError,
+) -> Result<(), Failure> {
+    let config = chime_identity_fake::FakeConfig::default()
+        .with_port(port)
+        .with_missing_user(missing_user);
     let fake = chime_identity_fake::FakeChime::start(config)
         .await
         .map_err(|e| match e {
@@ -529,7 +540,11 @@ async fn serve_fake(port: u16) -> Result<(), Failure> {
             other => other.to_string(),
         })?;
     let url = fake.endpoint_url();
-    outln!("Serving the Chime SDK Identity fake on {url} (Ctrl-C stops it)");
+    outln!(
+        "Serving the Chime SDK Identity fake on {url} (Ctrl-C stops it; missing users \
+         answer {})",
+        missing_user.status_name()
+    );
     outln!("  export AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY={url}");
     outln!(
         "  chime-sync replay --endpoint-url {url} --app-instance-arn {}",

@@ -65,13 +65,25 @@ impl InputError {
 
 /// A failure talking to the user directory (Chime SDK Identity or a fake).
 ///
-/// Adapters map their SDK's errors into this enum in one place; `NotFound` and
-/// `AlreadyExists` are answers the domain resolves (delete of a missing user is
-/// a success, create of an existing one is "already provisioned").
+/// Adapters map their SDK's errors into this enum in one place; `NotFound`,
+/// `PossiblyMissing` and `AlreadyExists` are answers the domain resolves in
+/// the `Directory` port's provided methods (delete of a missing user is a
+/// success, create of an existing one is "already provisioned", a possibly
+/// missing user is settled with a second call).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DirectoryError {
     #[error("user does not exist")]
     NotFound,
+    /// An answer that may mean "no such user" or may be a refusal: Chime's
+    /// model lists no NotFound for the user operations, and it answers an
+    /// unknown user ARN with `403 ForbiddenException` — the status an IAM
+    /// denial also has. The adapter reports an IAM (or authentication)
+    /// denial as [`DirectoryError::AccessDenied`]; any other 403 on a
+    /// one-user call is this, and the port's provided methods settle it with
+    /// a second call (see `directory.rs`). Unsettled, it is retryable: it is
+    /// never read as "gone" on its own.
+    #[error("the directory answered 403 for the user; missing or refused: {0}")]
+    PossiblyMissing(String),
     #[error("user already exists")]
     AlreadyExists,
     #[error("throttled by the directory: {0}")]
@@ -102,7 +114,8 @@ impl DirectoryError {
             | Self::Unavailable(_)
             | Self::Timeout
             | Self::Transport(_)
-            | Self::AccessDenied(_) => ErrorClass::Retryable,
+            | Self::AccessDenied(_)
+            | Self::PossiblyMissing(_) => ErrorClass::Retryable,
             Self::NotFound | Self::AlreadyExists | Self::Rejected(_) | Self::LimitExceeded(_) => {
                 ErrorClass::Permanent
             }
@@ -113,6 +126,7 @@ impl DirectoryError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::NotFound => "NotFound",
+            Self::PossiblyMissing(_) => "PossiblyMissing",
             Self::AlreadyExists => "AlreadyExists",
             Self::Throttled(_) => "Throttled",
             Self::Unavailable(_) => "Unavailable",
@@ -194,6 +208,7 @@ mod tests {
             DirectoryError::Timeout,
             DirectoryError::Transport("reset".into()),
             DirectoryError::AccessDenied("403".into()),
+            DirectoryError::PossiblyMissing("403".into()),
         ] {
             assert_eq!(e.class(), ErrorClass::Retryable, "{e:?}");
             assert!(SyncError::from(e).is_retryable());

@@ -1,6 +1,12 @@
 //! In-memory adapters for both ports: the embedded directory the CLI replays
 //! against, and the test double every handler test uses. They can inject
 //! failures and latency so the unhappy paths are testable without a network.
+//!
+//! The directory answers like Chime where Chime's answers shape the domain's
+//! logic: a repeated create with the same `ClientRequestToken` succeeds
+//! again (another token gets `AlreadyExists`), and a missing user is
+//! answered as configured ([`MissingAnswer`]): `NotFound`, or
+//! `PossiblyMissing` as the Chime adapter reports Chime's 403.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -15,9 +21,39 @@ use crate::queue::{OutgoingMessage, Queue};
 /// Page size of [`InMemoryDirectory::list`], Chime's maximum.
 const PAGE_SIZE: usize = 50;
 
+/// How the in-memory directory answers describe, update and delete of a user
+/// that does not exist — the two answers the Chime adapter can report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MissingAnswer {
+    /// `NotFound` (describe: `Ok(None)`), as for Chime's 404.
+    #[default]
+    NotFound,
+    /// `PossiblyMissing`, as for Chime's `403 ForbiddenException`.
+    Forbidden,
+}
+
+impl MissingAnswer {
+    /// Both answers, for tests that must hold under either.
+    pub const BOTH: [MissingAnswer; 2] = [Self::NotFound, Self::Forbidden];
+
+    fn error(self) -> DirectoryError {
+        match self {
+            Self::NotFound => DirectoryError::NotFound,
+            Self::Forbidden => DirectoryError::PossiblyMissing(
+                "ForbiddenException (HTTP 403): An invalid app instance user ARN was supplied \
+                 for the input parameter. (in-memory)"
+                    .to_owned(),
+            ),
+        }
+    }
+}
+
 #[derive(Default)]
 struct DirectoryState {
     users: BTreeMap<UserId, DirectoryUser>,
+    /// The `ClientRequestToken` of the create that made each user.
+    tokens: BTreeMap<UserId, String>,
+    missing: MissingAnswer,
     injected: VecDeque<DirectoryError>,
     /// Users whose every call fails (a simulated per-user outage).
     failing_users: BTreeMap<UserId, DirectoryError>,
@@ -41,6 +77,11 @@ impl InMemoryDirectory {
             latency: Mutex::new(Duration::ZERO),
             state: Mutex::new(DirectoryState::default()),
         }
+    }
+
+    /// Answer calls about missing users this way from now on.
+    pub fn set_missing_answer(&self, missing: MissingAnswer) {
+        self.lock().missing = missing;
     }
 
     /// The next calls fail with these errors, one each, before calls work again.
@@ -131,9 +172,16 @@ impl Directory for InMemoryDirectory {
     async fn create(&self, user: &UserProfile) -> Result<(), DirectoryError> {
         self.enter_for(&user.id).await?;
         let mut state = self.lock();
+        let token = user.client_request_token();
         if state.users.contains_key(&user.id) {
-            return Err(DirectoryError::AlreadyExists);
+            // Chime answers a repeat of the same request as it answered the first.
+            return if state.tokens.get(&user.id) == Some(&token) {
+                Ok(())
+            } else {
+                Err(DirectoryError::AlreadyExists)
+            };
         }
+        state.tokens.insert(user.id.clone(), token);
         let record = DirectoryUser {
             id: user.id.clone(),
             arn: self.app_instance.user_arn(&user.id),
@@ -150,13 +198,21 @@ impl Directory for InMemoryDirectory {
 
     async fn describe(&self, id: &UserId) -> Result<Option<DirectoryUser>, DirectoryError> {
         self.enter_for(id).await?;
-        Ok(self.lock().users.get(id).cloned())
+        let state = self.lock();
+        match state.users.get(id) {
+            Some(user) => Ok(Some(user.clone())),
+            None => match state.missing.error() {
+                DirectoryError::NotFound => Ok(None),
+                other => Err(other),
+            },
+        }
     }
 
     async fn update(&self, id: &UserId, name: &str, metadata: &str) -> Result<(), DirectoryError> {
         self.enter_for(id).await?;
         let mut state = self.lock();
-        let user = state.users.get_mut(id).ok_or(DirectoryError::NotFound)?;
+        let missing = state.missing;
+        let user = state.users.get_mut(id).ok_or_else(|| missing.error())?;
         name.clone_into(&mut user.name);
         metadata.clone_into(&mut user.metadata);
         Ok(())
@@ -164,11 +220,14 @@ impl Directory for InMemoryDirectory {
 
     async fn delete(&self, id: &UserId) -> Result<(), DirectoryError> {
         self.enter_for(id).await?;
-        self.lock()
+        let mut state = self.lock();
+        state.tokens.remove(id);
+        let missing = state.missing;
+        state
             .users
             .remove(id)
             .map(|_| ())
-            .ok_or(DirectoryError::NotFound)
+            .ok_or_else(|| missing.error())
     }
 
     async fn list(&self, next_token: Option<String>) -> Result<DirectoryPage, DirectoryError> {
@@ -258,10 +317,9 @@ mod tests {
         let d = directory();
         let ada = profile(1, "Ada", None);
         assert_eq!(d.create_or_resolve(&ada).await, Ok(Applied::Created));
-        assert_eq!(
-            d.create_or_resolve(&ada).await,
-            Ok(Applied::AlreadyProvisioned)
-        );
+        // The same request again: answered as the first, like Chime does.
+        assert_eq!(d.create_or_resolve(&ada).await, Ok(Applied::Created));
+        assert_eq!(d.upsert(&ada).await, Ok(Applied::AlreadyProvisioned));
         let renamed = profile(1, "Ada Lovelace", None);
         assert_eq!(d.create_or_resolve(&renamed).await, Ok(Applied::Updated));
         let users = d.users();
@@ -296,23 +354,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn upsert_creates_missing_users() {
+    async fn a_missing_user_is_answered_as_configured() {
         let d = directory();
-        assert_eq!(
-            d.upsert(&profile(2, "Bob", None)).await,
-            Ok(Applied::Created)
-        );
-        assert_eq!(d.users().len(), 1);
+        let id = profile(2, "Bob", None).id;
+        assert_eq!(d.describe(&id).await, Ok(None));
+        assert_eq!(d.delete(&id).await, Err(DirectoryError::NotFound));
+        d.set_missing_answer(MissingAnswer::Forbidden);
+        for result in [
+            d.describe(&id).await.map(|_| ()),
+            d.update(&id, "Bob", "").await,
+            d.delete(&id).await,
+        ] {
+            assert!(
+                matches!(result, Err(DirectoryError::PossiblyMissing(_))),
+                "{result:?}"
+            );
+        }
     }
 
     #[tokio::test]
-    async fn delete_of_a_missing_user_is_success() {
+    async fn a_create_with_another_token_is_already_exists_until_deleted() {
         let d = directory();
         let bob = profile(2, "Bob", None);
-        d.create_or_resolve(&bob).await.unwrap();
-        assert_eq!(d.delete_if_present(&bob.id).await, Ok(Applied::Deleted));
-        assert_eq!(d.delete_if_present(&bob.id).await, Ok(Applied::AlreadyGone));
-        assert!(d.users().is_empty());
+        d.create(&bob).await.unwrap();
+        assert_eq!(d.create(&bob).await, Ok(()), "same request, same answer");
+        let renamed = profile(2, "Robert", None);
+        assert_eq!(d.create(&renamed).await, Err(DirectoryError::AlreadyExists));
+        d.delete(&bob.id).await.unwrap();
+        assert_eq!(d.create(&renamed).await, Ok(()));
+        assert_eq!(d.users()[0].name, "Robert");
     }
 
     #[tokio::test]

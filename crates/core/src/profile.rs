@@ -15,15 +15,49 @@ pub const MAX_NAME_UNITS: usize = 100;
 /// Chime's limit for `Metadata`.
 pub const MAX_METADATA_UNITS: usize = 1024;
 
-/// A Chime display name: whitespace runs folded to one space, control
-/// characters dropped, trimmed, cut to 100 units on a character boundary, and
-/// never blank (Chime requires a non-space character).
+/// A Chime display name: invisible characters removed (see [`is_invisible`]),
+/// whitespace runs folded to one space, control characters dropped, trimmed,
+/// cut to 100 units on a character boundary, and never without a visible
+/// character (Chime requires a non-space one; a chat UI needs one to show).
+///
+/// In a chat UI an invisible name impersonates nobody in particular and a
+/// right-to-left override (`"\u{202e}evoL adA"` shows as "Ada Love") or a
+/// zero-width character (`"Ad\u{200b}a"`) impersonates someone in particular,
+/// so neither survives parsing. The price, accepted: a zero-width joiner
+/// also joins emoji sequences (a family emoji becomes its members) and
+/// Persian or Indic words (ZWNJ), which then render slightly differently.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
+/// Characters removed from display names: bidirectional embedding, override
+/// and isolate controls (U+202A–U+202E, U+2066–U+2069) and marks (U+200E,
+/// U+200F, U+061C); zero-width characters (U+200B–U+200D, U+2060–U+2064,
+/// U+FEFF, U+180E, the soft hyphen U+00AD, the grapheme joiner U+034F);
+/// deprecated format characters (U+206A–U+206F); and the Hangul and Khmer
+/// fillers that render as nothing (U+115F, U+1160, U+3164, U+FFA0, U+17B4,
+/// U+17B5).
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00ad}' | '\u{034f}' | '\u{061c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
+        | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206f}' | '\u{3164}' | '\u{feff}' | '\u{ffa0}')
+}
+
+/// Whether `c` shows anything on its own. Variation selectors and tag
+/// characters stay in a name (they shape the emoji before them: ❤️, flags),
+/// but a name made only of them, of blanks (U+2800) or of whitespace shows
+/// nothing.
+fn is_visible(c: char) -> bool {
+    !(c.is_whitespace()
+        || c.is_control()
+        || is_invisible(c)
+        || matches!(c, '\u{fe00}'..='\u{fe0f}' | '\u{e0000}'..='\u{e007f}' | '\u{e0100}'..='\u{e01ef}' | '\u{2800}'))
+}
+
 impl DisplayName {
     pub fn parse(raw: &str) -> Result<Self, InputError> {
-        let cleaned: String = raw
+        let visible: String = raw.chars().filter(|c| !is_invisible(*c)).collect();
+        let cleaned: String = visible
             .split(|c: char| c.is_whitespace() || c.is_control())
             .filter(|w| !w.is_empty())
             .collect::<Vec<_>>()
@@ -38,9 +72,9 @@ impl DisplayName {
             cut.push(c);
         }
         let trimmed = cut.trim_end();
-        if trimmed.is_empty() {
+        if !trimmed.chars().any(is_visible) {
             return Err(InputError::InvalidDisplayName(
-                "it is blank; Chime needs at least one visible character",
+                "it has no visible character; Chime needs at least one",
             ));
         }
         Ok(Self(trimmed.to_owned()))
@@ -116,8 +150,6 @@ impl UserProfile {
     /// request gets Chime's Conflict, which `create_or_resolve` resolves by
     /// updating the user.
     pub fn client_request_token(&self) -> String {
-        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-        const PRIME: u64 = 0x0100_0000_01b3;
         let metadata: &[u8] = match &self.metadata {
             None => b"\x00",
             Some(m) => m.as_str().as_bytes(),
@@ -127,10 +159,8 @@ impl UserProfile {
         } else {
             b""
         };
-        let digest = [self.name.as_str().as_bytes(), b"\xff", marker, metadata]
-            .concat()
-            .iter()
-            .fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME));
+        let digest =
+            crate::queue::fnv1a64(&[self.name.as_str().as_bytes(), b"\xff", marker, metadata]);
         format!("{}-{digest:016x}", self.id.client_request_token())
     }
 }
@@ -256,6 +286,57 @@ mod tests {
                 Err(InputError::InvalidDisplayName(_))
             ));
         }
+    }
+
+    #[test]
+    fn bidi_controls_and_zero_width_characters_are_stripped() {
+        let cases = [
+            ("\u{202e}evoL adA", "evoL adA"),
+            ("Ada\u{2066} Lovelace\u{2069}", "Ada Lovelace"),
+            ("A\u{200b}d\u{200c}a\u{200d}", "Ada"),
+            ("\u{200f}Ada\u{200e}\u{061c}", "Ada"),
+            ("\u{feff}Ada\u{2060}", "Ada"),
+            ("Ad\u{00ad}a", "Ada"),
+            (
+                "Ada \u{202a}\u{202b}\u{202c}\u{202d} Lovelace",
+                "Ada Lovelace",
+            ),
+            // What is visible stays: emoji with their variation selector.
+            ("Ada ❤\u{fe0f}", "Ada ❤\u{fe0f}"),
+            ("李 小龙", "李 小龙"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(DisplayName::parse(raw).unwrap().as_str(), want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn a_name_with_nothing_visible_left_is_no_name() {
+        for raw in [
+            "\u{200f}\u{200e}\u{202e}",
+            "\u{200b}\u{200b}",
+            " \u{2066}\u{2069} ",
+            "\u{3164}",
+            "\u{115f}\u{1160}",
+            "\u{ffa0}",
+            "\u{fe0f}",
+            "\u{2800}\u{2800}",
+            "\u{e0041}\u{e0064}",
+        ] {
+            assert!(
+                matches!(
+                    DisplayName::parse(raw),
+                    Err(InputError::InvalidDisplayName(_))
+                ),
+                "{raw:?}"
+            );
+        }
+        // From Cognito: an invisible name is no name, so the next source is used.
+        let p = DisplayNamePolicy::default();
+        let a = attrs(json!({"preferred_username": "\u{200f}\u{200e}\u{202e}", "name": "Ada"}));
+        assert_eq!(p.derive(&a).unwrap().as_str(), "Ada");
+        let none = attrs(json!({"name": "\u{202e}\u{200b}"}));
+        assert_eq!(p.derive(&none), None);
     }
 
     #[test]

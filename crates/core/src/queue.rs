@@ -44,6 +44,18 @@ impl<T: Queue + ?Sized> Queue for std::sync::Arc<T> {
     }
 }
 
+/// FNV-1a over `parts`, 64 bits: a stable digest for ids derived from
+/// content (request tokens, deduplication ids). Not for security: it only
+/// has to tell different content apart, the same on every run and release.
+pub fn fnv1a64(parts: &[&[u8]]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0100_0000_01b3;
+    parts
+        .iter()
+        .flat_map(|part| part.iter())
+        .fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME))
+}
+
 /// SQS limits a deduplication or group id to 128 characters of
 /// alphanumerics and punctuation; anything else becomes `_`.
 pub fn sqs_id(raw: &str) -> String {

@@ -229,7 +229,7 @@ impl<D: Directory> Replay<D> {
                         ),
                     ),
                     Ok((out, SignUpDecision::PassedThrough)) => {
-                        (Ok(out), "passed through (unknown source)".into())
+                        (Ok(out), "passed through (not a PreSignUp event)".into())
                     }
                     Err(e) => (Err(e.to_string()), format!("rejected: {e}")),
                 };
@@ -258,7 +258,7 @@ impl<D: Directory> Replay<D> {
                         format!("handed off to the sync queue ({chime_error})"),
                     ),
                     Ok((out, ConfirmationOutcome::PassedThrough)) => {
-                        (Ok(out), "passed through (unknown source)".into())
+                        (Ok(out), "passed through (not a PreSignUp event)".into())
                     }
                     Err(e) => (Err(e.to_string()), format!("error: {e}")),
                 };

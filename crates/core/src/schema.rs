@@ -117,8 +117,13 @@ fn unwrap_envelope(outer: Value) -> Result<(Envelope, Value), InputError> {
             .map_err(|e| InputError::InvalidJson(format!("in SNS Message: {e}")))?;
         return Ok((Envelope::Sns, value));
     }
-    if obj.contains_key("detail-type") && obj.contains_key("detail") {
-        let detail = obj.remove("detail").unwrap_or(Value::Null);
+    // EventBridge always sends `detail-type`; an envelope with it but without
+    // `detail` has lost its message, which is what the error must say (read
+    // as a raw message it would be "unsupported schema version 0").
+    if obj.contains_key("detail-type") {
+        let detail = obj
+            .remove("detail")
+            .ok_or(InputError::MissingField("detail"))?;
         // EventBridge keeps `detail` an object; a string detail is a JSON text.
         let detail = match detail {
             Value::String(s) => serde_json::from_str(&s)
@@ -315,6 +320,10 @@ mod tests {
                 json!({"Type": "Notification", "Message": 5}).to_string(),
                 "WrongType",
             ),
+            (
+                json!({"version": "0", "detail-type": "user.created", "source": "hr"}).to_string(),
+                "MissingField",
+            ),
         ];
         for (input, code) in cases {
             let err = parse_body(&input).expect_err(&input);
@@ -348,6 +357,16 @@ mod tests {
             Err(InputError::UnsupportedVersion(v)) => assert_eq!(v.chars().count(), 64),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn an_eventbridge_envelope_without_detail_names_the_field() {
+        let eb = json!({"version": "0", "id": "x", "detail-type": "user.updated", "source": "hr",
+                        "account": "123456789012", "time": "2026-11-20T10:00:00Z"});
+        assert_eq!(
+            parse_body(&eb.to_string()),
+            Err(InputError::MissingField("detail"))
+        );
     }
 
     #[test]

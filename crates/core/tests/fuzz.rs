@@ -49,7 +49,9 @@ use chime_sync_core::handlers::post_confirmation::{
 use chime_sync_core::handlers::pre_signup::{self, SignUpDecision, SignUpPolicy, SignUpRejected};
 use chime_sync_core::identity::{AppInstanceArn, UserId};
 use chime_sync_core::memory::{InMemoryDirectory, InMemoryQueue};
-use chime_sync_core::profile::{DisplayName, DisplayNamePolicy, Metadata, UserProfile};
+use chime_sync_core::profile::{
+    DisplayName, DisplayNamePolicy, Metadata, UserProfile, is_invisible,
+};
 use chime_sync_core::schema::{Envelope, IdentityEvent, IdpMessage, parse_body, sub_hint};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
@@ -121,7 +123,7 @@ fn directory() -> InMemoryDirectory {
 fn model_name(raw: &str) -> Option<String> {
     let mut folded = String::new();
     let mut gap = false;
-    for c in raw.chars() {
+    for c in raw.chars().filter(|c| !is_invisible(*c)) {
         if c.is_whitespace() || c.is_control() {
             gap = !folded.is_empty();
             continue;
@@ -142,7 +144,12 @@ fn model_name(raw: &str) -> Option<String> {
         cut.push(c);
     }
     let cut = cut.trim_end();
-    (!cut.is_empty()).then(|| cut.to_owned())
+    // Something must show: not only variation selectors, tags or blanks.
+    let shows = |c: char| {
+        !matches!(c, ' ' | '\u{fe00}'..='\u{fe0f}' | '\u{e0000}'..='\u{e007f}'
+            | '\u{e0100}'..='\u{e01ef}' | '\u{2800}')
+    };
+    cut.chars().any(shows).then(|| cut.to_owned())
 }
 
 /// Java's `\s` (Chime validates with Java regexes, without UNICODE_CHARACTER_CLASS).
@@ -492,7 +499,8 @@ fn raw_name() -> impl Strategy<Value = String> {
         4 => text(0..30),
         4 => near_limit_name(),
         1 => text(0..250),
-        1 => select(&["", " ", "\u{0}", "\t\n", "\u{3000}\u{a0}", "\u{200b}", "\u{feff}"][..])
+        1 => select(&["", " ", "\u{0}", "\t\n", "\u{3000}\u{a0}", "\u{200b}", "\u{feff}",
+                      "\u{200f}\u{200e}\u{202e}", "\u{202e}evoL adA", "\u{3164}", "❤\u{fe0f}"][..])
             .prop_map(str::to_owned),
     ]
 }
@@ -826,6 +834,8 @@ enum Wrap {
     SnsOtherType,
     /// No `detail-type`: read as a raw message whose `version` is `"0"`.
     EventBridgeWithoutDetailType,
+    /// `detail-type` but no `detail`: the missing field is named.
+    EventBridgeWithoutDetail,
 }
 
 fn wrap() -> impl Strategy<Value = Wrap> {
@@ -846,6 +856,7 @@ fn wrap() -> impl Strategy<Value = Wrap> {
         1 => any::<Index>().prop_map(Wrap::EventBridgeTruncated),
         1 => Just(Wrap::SnsOtherType),
         1 => Just(Wrap::EventBridgeWithoutDetailType),
+        1 => Just(Wrap::EventBridgeWithoutDetail),
     ]
 }
 
@@ -929,6 +940,13 @@ fn wrapped(message: &Value, wrap: &Wrap) -> (String, Expect) {
                 o.remove("detail-type");
             }
             (envelope.to_string(), Err("UnsupportedVersion"))
+        }
+        Wrap::EventBridgeWithoutDetail => {
+            let mut envelope = eventbridge(message.clone());
+            if let Some(o) = envelope.as_object_mut() {
+                o.remove("detail");
+            }
+            (envelope.to_string(), Err("MissingField"))
         }
     }
 }
@@ -1191,7 +1209,8 @@ proptest! {
                 prop_assert_eq!(name.as_str(), want.as_str());
                 // Prefix-compatible: the name starts the folded input, and is
                 // all of it whenever that fits.
-                let folded = raw
+                let visible: String = raw.chars().filter(|c| !is_invisible(*c)).collect();
+                let folded = visible
                     .split(|c: char| c.is_whitespace() || c.is_control())
                     .filter(|w| !w.is_empty())
                     .collect::<Vec<_>>()
@@ -2014,15 +2033,21 @@ fn check_pre_signup(event: &Value, spec: &PolicySpec) -> Result<(), TestCaseErro
         );
         return Ok(());
     };
-    let source = event
-        .get("triggerSource")
-        .and_then(Value::as_str)
-        .filter(|s| PRE_SIGNUP_SOURCES.contains(s));
-    let Some(source) = source else {
-        // Unknown trigger sources come back unchanged.
-        prop_assert_eq!(result, Ok((event.clone(), SignUpDecision::PassedThrough)));
+    let Some(source) = event.get("triggerSource").and_then(Value::as_str) else {
+        // Not a Cognito event: refused (fail closed).
+        prop_assert!(
+            matches!(result, Err(SignUpRejected::InvalidEvent(_))),
+            "{:?}",
+            result
+        );
         return Ok(());
     };
+    if !source.starts_with("PreSignUp_") {
+        // Another trigger's event comes back unchanged.
+        prop_assert_eq!(result, Ok((event.clone(), SignUpDecision::PassedThrough)));
+        return Ok(());
+    }
+    // Known or not, a PreSignUp source gets the checks (fail closed).
     let attrs = event_attributes(event);
     let email = model_attribute(attrs, "email");
     let expected = if !policy.allowed_email_domains.is_empty() && email.is_none() {

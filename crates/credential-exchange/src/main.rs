@@ -11,9 +11,9 @@ use chime_sync_aws::{
 };
 use chime_sync_core::handlers::credential_exchange::{self, CredentialExchange};
 use chime_sync_runtime::{
-    Error, LambdaEvent, exit_code, init_tracing, report_init_error, require_lambda, run, service_fn,
+    Diagnostic, Incoming, LambdaEvent, exit_code, init_tracing, report_init_error, require_lambda,
+    run, service_fn, unreadable,
 };
-use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -42,9 +42,13 @@ async fn main() -> ExitCode {
             config.issuers.clone(),
         )
     };
-    let served = run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let (response, _) = credential_exchange::handle(event.payload, deps).await;
-        Ok::<_, Error>(response)
+    let served = run(service_fn(move |event: LambdaEvent<Incoming>| async move {
+        let payload = event
+            .payload
+            .json()
+            .map_err(|e| unreadable("CredentialExchangeFailed", "credential-exchange", &e))?;
+        let (response, _) = credential_exchange::handle(payload, deps).await;
+        Ok::<_, Diagnostic>(response)
     }))
     .await;
     exit_code(served)

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use chime_sync_aws::{ChimeDirectory, IdpSyncConfig, SqsQueue, load_sdk_config};
 use chime_sync_core::handlers::idp_sync::{self, IdpSync};
 use chime_sync_runtime::{
-    Error, LambdaEvent, deadline, exit_code, init_tracing, report_init_error, require_lambda, run,
-    service_fn,
+    Diagnostic, Incoming, LambdaEvent, deadline, exit_code, init_tracing, report_init_error,
+    require_lambda, run, service_fn, unreadable,
 };
 
 #[tokio::main]
@@ -29,13 +29,15 @@ async fn main() -> ExitCode {
             SqsQueue::new(&sdk, config.dlq_url.clone(), Some(config.queue_timeout)),
         )
     };
-    let served = run(service_fn(
-        move |event: LambdaEvent<idp_sync::SqsEvent>| async move {
-            let deadline = deadline(&event.context);
-            let report = idp_sync::handle(&event.payload, deps, deadline).await;
-            Ok::<_, Error>(report.response())
-        },
-    ))
+    let served = run(service_fn(move |event: LambdaEvent<Incoming>| async move {
+        let deadline = deadline(&event.context);
+        let batch: idp_sync::SqsEvent = event
+            .payload
+            .typed()
+            .map_err(|e| unreadable("IdpSyncFailed", "idp-sync", &e))?;
+        let report = idp_sync::handle(&batch, deps, deadline).await;
+        Ok::<_, Diagnostic>(report.response())
+    }))
     .await;
     exit_code(served)
 }

@@ -6,10 +6,9 @@ use std::process::ExitCode;
 use chime_sync_aws::{ChimeDirectory, PostConfirmationConfig, SqsQueue, load_sdk_config};
 use chime_sync_core::handlers::post_confirmation::{self, ConfirmationError, PostConfirmation};
 use chime_sync_runtime::{
-    LambdaEvent, deadline, diagnostic, exit_code, init_tracing, report_init_error, require_lambda,
-    run, service_fn,
+    Incoming, LambdaEvent, deadline, diagnostic, exit_code, init_tracing, report_init_error,
+    require_lambda, run, service_fn, unreadable,
 };
-use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -35,9 +34,13 @@ async fn main() -> ExitCode {
             ),
         )
     };
-    let served = run(service_fn(move |event: LambdaEvent<Value>| async move {
+    let served = run(service_fn(move |event: LambdaEvent<Incoming>| async move {
         let deadline = deadline(&event.context);
-        post_confirmation::handle(event.payload, deps, deadline)
+        let payload = event
+            .payload
+            .json()
+            .map_err(|e| unreadable("ConfirmationFailed", "post-confirmation", &e))?;
+        post_confirmation::handle(payload, deps, deadline)
             .await
             .map(|(response, _)| response)
             .map_err(|e| {

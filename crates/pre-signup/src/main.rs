@@ -6,10 +6,9 @@ use std::process::ExitCode;
 use chime_sync_aws::PreSignupConfig;
 use chime_sync_core::handlers::pre_signup::{self, SignUpPolicy};
 use chime_sync_runtime::{
-    LambdaEvent, diagnostic, exit_code, init_tracing, report_init_error, require_lambda, run,
-    service_fn,
+    Incoming, LambdaEvent, diagnostic, exit_code, init_tracing, report_init_error, require_lambda,
+    run, service_fn, unreadable,
 };
-use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -27,8 +26,12 @@ async fn main() -> ExitCode {
         auto_confirm: config.auto_confirm,
         auto_verify_email: config.auto_verify_email,
     };
-    let served = run(service_fn(move |event: LambdaEvent<Value>| async move {
-        pre_signup::handle(event.payload, policy)
+    let served = run(service_fn(move |event: LambdaEvent<Incoming>| async move {
+        let event = event
+            .payload
+            .json()
+            .map_err(|e| unreadable("SignUpRejected", "pre-signup", &e))?;
+        pre_signup::handle(event, policy)
             .map(|(response, _)| response)
             .map_err(|e| diagnostic("SignUpRejected", e.code(), e))
     }))

@@ -1,9 +1,14 @@
 //! What every Lambda entrypoint of chime-identity-sync shares, so that each
 //! `main.rs` is only configuration, clients and `lambda_runtime::run`.
 //!
-//! - [`init_tracing`]: `lambda_runtime`'s subscriber, which writes JSON lines
-//!   when `AWS_LAMBDA_LOG_FORMAT=JSON` (the SAM template sets it) and honours
-//!   `AWS_LAMBDA_LOG_LEVEL` / `RUST_LOG`.
+//! - [`init_tracing`]: `lambda_runtime`'s subscriber settings (JSON lines
+//!   when `AWS_LAMBDA_LOG_FORMAT=JSON`, which the SAM template sets;
+//!   `AWS_LAMBDA_LOG_LEVEL` / `RUST_LOG`), with TRACE kept to our own crates
+//!   because other crates log raw events and request bodies there
+//!   ([`logging`]).
+//! - [`Incoming`]: the payload type of every function, read so that a
+//!   malformed event is answered in our own error format, by path, without
+//!   its values ([`event`]).
 //! - [`report_init_error`]: `lambda_runtime` reports handler errors but not a
 //!   configuration error found before `run`; without a report, Lambda only
 //!   sees a crashed process. Posting to `/runtime/init/error` makes the
@@ -17,6 +22,9 @@
 mod deadline;
 mod environment;
 
+pub mod event;
+pub mod logging;
+
 use std::fmt::Display;
 use std::process::ExitCode;
 
@@ -24,14 +32,20 @@ use lambda_runtime_api_client::body::Body;
 
 pub use deadline::deadline;
 pub use environment::{NotInLambda, OUTSIDE_LAMBDA_EXIT, require_lambda};
+pub use event::{EventError, Incoming};
 pub use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn};
+pub use logging::init_tracing;
 
 /// The error type Lambda shows for a start-up configuration error.
 pub const CONFIG_ERROR_TYPE: &str = "Runtime.ConfigError";
 
-/// Install the JSON-capable tracing subscriber (call once, first thing).
-pub fn init_tracing() {
-    lambda_runtime::tracing::init_default_subscriber();
+/// The error a function reports for an event it cannot read:
+/// `{kind}.InvalidJson` or `{kind}.InvalidEvent`, with a message that names
+/// where and what was expected, never a value. Logged (at WARN, as the
+/// decision it is) before it is returned.
+pub fn unreadable(kind: &str, source: &str, error: &EventError) -> Diagnostic {
+    tracing::warn!(source, outcome = "invalid-event", reason = error.code(), error = %error);
+    diagnostic(kind, error.code(), error)
 }
 
 /// An invocation error as Lambda reports it: `errorType` is `{kind}.{code}`

@@ -23,12 +23,12 @@ pub use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsE
 use futures_util::StreamExt;
 use futures_util::stream;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{info, trace, warn};
 
 use crate::directory::{Applied, Directory};
 use crate::error::{DirectoryError, ErrorClass, SyncError};
 use crate::identity::UserId;
-use crate::queue::{OutgoingMessage, Queue, sqs_id, sqs_text};
+use crate::queue::{OutgoingMessage, Queue, fnv1a64, sqs_id, sqs_text};
 use crate::schema::{Envelope, IdentityEvent, IdpMessage, parse_body, sub_hint};
 
 const SOURCE: &str = "idp-sync";
@@ -128,13 +128,20 @@ impl BatchReport {
 }
 
 /// Apply one identity event to the directory.
+///
+/// `user.created` and `user.updated` both read first ([`Directory::upsert`]):
+/// a redelivered or replayed create then reports the user it found
+/// (`already-exists`, `updated`) instead of `created`, which Chime's
+/// idempotent answer to a repeated create could not tell apart. It costs a
+/// read for a new user and saves a conflicting write for an existing one.
 pub async fn apply<D: Directory>(
     directory: &D,
     event: &IdentityEvent,
 ) -> Result<Applied, DirectoryError> {
     match event {
-        IdentityEvent::Provision(profile) => directory.create_or_resolve(profile).await,
-        IdentityEvent::Update(profile) => directory.upsert(profile).await,
+        IdentityEvent::Provision(profile) | IdentityEvent::Update(profile) => {
+            directory.upsert(profile).await
+        }
         IdentityEvent::Deprovision(id) => directory.delete_if_present(id).await,
     }
 }
@@ -152,8 +159,15 @@ pub async fn handle<D: Directory, Q: Queue>(
         .map(|(index, record)| Parsed::new(index, record))
         .collect();
     let work_deadline = deadline.map(|d| d.checked_sub(deps.deadline_margin).unwrap_or(d));
-    let results: Vec<Vec<(usize, MessageReport)>> = stream::iter(groups(&parsed))
+    // The group futures are made up front (they start when polled, at most
+    // `max_concurrent_groups` at once): a closure over borrowed groups inside
+    // the stream would make this future !Send (a higher-ranked lifetime the
+    // compiler cannot prove general), and Lambda runtimes may spawn it.
+    let work: Vec<_> = groups(&parsed)
+        .into_iter()
         .map(|group| run_group(group, deps, work_deadline))
+        .collect();
+    let results: Vec<Vec<(usize, MessageReport)>> = stream::iter(work)
         .buffer_unordered(deps.max_concurrent_groups.max(1))
         .collect()
         .await;
@@ -273,6 +287,8 @@ async fn run_message<D: Directory, Q: Queue>(
         Ok(m) => m,
         Err(e) => return dead_letter(p, deps, &SyncError::from(e.clone())).await,
     };
+    trace!(source = SOURCE, message_id = %p.message_id, sub = %message.event.user_id(),
+           event_type = message.event.type_name(), "applying");
     let applied = match deadline {
         Some(d) if Instant::now() >= d => Err(DirectoryError::Timeout),
         Some(d) => tokio::time::timeout_at(d, apply(&deps.directory, &message.event))
@@ -287,6 +303,19 @@ async fn run_message<D: Directory, Q: Queue>(
             ErrorClass::Permanent => dead_letter(p, deps, &SyncError::from(e)).await,
         },
     }
+}
+
+/// The DLQ deduplication id of a poison message: its SQS message id, then a
+/// digest of its body (at most 128 characters, as SQS allows).
+///
+/// The message id survives redelivery, so a re-run forwards a message once;
+/// but it is not unique within a batch (a duplicate delivery shares it, and
+/// so may a hand-made event), and with the id alone SQS dropped the second
+/// of two different poison messages as a duplicate of the first. With the
+/// digest, different messages both reach the DLQ; the same one, still once.
+pub fn dead_letter_deduplication_id(message_id: &str, body: &str) -> String {
+    let id: String = sqs_id(message_id).chars().take(128 - 17).collect();
+    format!("{id}-{:016x}", fnv1a64(&[body.as_bytes()]))
 }
 
 /// Send a permanently failed message to the DLQ with its reason.
@@ -318,8 +347,10 @@ async fn dead_letter<D, Q: Queue>(
             .filter(|b| !b.is_empty())
             .unwrap_or_else(|| EMPTY_BODY.to_owned()),
         group_id: sqs_id(&p.group),
-        // The SQS message id survives redelivery, so a re-run forwards once.
-        deduplication_id: sqs_id(&p.message_id),
+        deduplication_id: dead_letter_deduplication_id(
+            &p.message_id,
+            p.record.body.as_deref().unwrap_or(""),
+        ),
         attributes,
     };
     match deps.dlq.send(message).await {
@@ -340,7 +371,7 @@ mod tests {
     use super::*;
     use crate::error::QueueError;
     use crate::identity::AppInstanceArn;
-    use crate::memory::{InMemoryDirectory, InMemoryQueue};
+    use crate::memory::{InMemoryDirectory, InMemoryQueue, MissingAnswer};
 
     fn sub(n: u32) -> String {
         format!("00000000-0000-4000-8000-{n:012}")
@@ -477,7 +508,10 @@ mod tests {
         let sent = d.dlq.sent();
         assert_eq!(sent.len(), 3);
         assert_eq!(sent[0].body, "{not json");
-        assert_eq!(sent[0].deduplication_id, "p1");
+        assert_eq!(
+            sent[0].deduplication_id,
+            dead_letter_deduplication_id("p1", "{not json")
+        );
         assert_eq!(sent[0].group_id, sub(1));
         assert!(sent[0].attributes[REASON_ATTRIBUTE].starts_with("invalid JSON"));
         assert_eq!(sent[1].attributes[CODE_ATTRIBUTE], "UnknownType");
@@ -583,12 +617,13 @@ mod tests {
             .iter()
             .map(|(a, b, c)| (a.as_str(), b.clone(), c.clone()))
             .collect();
+        // Each new user is one describe and one create: two calls, 100 ms.
         let started = Instant::now();
         handle(&batch(&refs), &d, None).await;
         assert_eq!(
             started.elapsed(),
-            Duration::from_millis(50),
-            "ten groups, one round trip"
+            Duration::from_millis(100),
+            "ten groups take as long as one"
         );
         let mut d = deps();
         d.max_concurrent_groups = 5;
@@ -597,7 +632,7 @@ mod tests {
         handle(&batch(&refs), &d, None).await;
         assert_eq!(
             started.elapsed(),
-            Duration::from_millis(100),
+            Duration::from_millis(200),
             "bound of five: two waves"
         );
     }
@@ -619,5 +654,139 @@ mod tests {
         );
         assert_eq!(failed_ids(&report), vec!["m1", "m2"]);
         assert!(Instant::now() <= deadline);
+    }
+
+    /// `handle`'s future is `Send`, so a runtime may spawn it: proven by
+    /// spawning it on a multi-thread runtime (it would not compile otherwise).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_handler_future_can_be_spawned() {
+        let deps = std::sync::Arc::new(deps());
+        let event = batch(&[("m1", body("user.created", 1, "Ada"), None)]);
+        let spawned = tokio::spawn({
+            let deps = deps.clone();
+            async move { handle(&event, &*deps, None).await }
+        });
+        let report = spawned.await.unwrap();
+        assert_eq!(
+            report.messages[0].outcome,
+            MessageOutcome::Applied(Applied::Created)
+        );
+    }
+
+    fn deps_answering(missing: MissingAnswer) -> IdpSync<InMemoryDirectory, InMemoryQueue> {
+        let d = deps();
+        d.directory.set_missing_answer(missing);
+        d
+    }
+
+    #[tokio::test]
+    async fn update_of_a_missing_user_creates_and_delete_of_a_gone_one_succeeds() {
+        for missing in MissingAnswer::BOTH {
+            let d = deps_answering(missing);
+            let event = batch(&[
+                ("m1", body("user.updated", 1, "Ada"), Some(sub(1))),
+                ("m2", body("user.deleted", 2, ""), Some(sub(2))),
+            ]);
+            let report = handle(&event, &d, None).await;
+            assert!(failed_ids(&report).is_empty(), "{missing:?}: {report:?}");
+            assert_eq!(
+                report.messages[0].outcome,
+                MessageOutcome::Applied(Applied::Created)
+            );
+            assert_eq!(
+                report.messages[1].outcome,
+                MessageOutcome::Applied(Applied::AlreadyGone)
+            );
+            assert!(d.dlq.sent().is_empty());
+            assert_eq!(d.directory.users().len(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_replayed_create_reports_the_user_it_found() {
+        for missing in MissingAnswer::BOTH {
+            let d = deps_answering(missing);
+            let event = batch(&[("m1", body("user.created", 1, "Ada"), Some(sub(1)))]);
+            let first = handle(&event, &d, None).await;
+            assert_eq!(first.messages[0].outcome.label(), "created");
+            // SQS redelivers it (or the producer sends it again).
+            let again = handle(&event, &d, None).await;
+            assert_eq!(
+                again.messages[0].outcome,
+                MessageOutcome::Applied(Applied::AlreadyProvisioned),
+                "{missing:?}"
+            );
+            assert_eq!(again.messages[0].outcome.label(), "already-exists");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_denied_delete_is_reported_failed_and_the_user_stays() {
+        for missing in MissingAnswer::BOTH {
+            let d = deps_answering(missing);
+            handle(
+                &batch(&[("m1", body("user.created", 1, "Ada"), Some(sub(1)))]),
+                &d,
+                None,
+            )
+            .await;
+            let id = UserId::parse(&sub(1)).unwrap();
+            d.directory.fail_next_for(
+                id,
+                [DirectoryError::AccessDenied(
+                    "chime:DeleteAppInstanceUser denied".into(),
+                )],
+            );
+            let report = handle(
+                &batch(&[("m2", body("user.deleted", 1, ""), Some(sub(1)))]),
+                &d,
+                None,
+            )
+            .await;
+            assert_eq!(failed_ids(&report), vec!["m2"], "{missing:?}");
+            assert_eq!(
+                report.messages[0].outcome,
+                MessageOutcome::Failed {
+                    code: "AccessDenied"
+                }
+            );
+            assert_eq!(d.directory.users().len(), 1, "the user stays");
+            assert!(d.dlq.sent().is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn two_poison_messages_sharing_a_message_id_both_reach_the_dlq() {
+        let d = deps();
+        let event = batch(&[
+            ("same", "{not json".to_owned(), Some("g".into())),
+            ("same", "[]".to_owned(), Some("g".into())),
+        ]);
+        let report = handle(&event, &d, None).await;
+        assert!(failed_ids(&report).is_empty());
+        let sent = d.dlq.sent();
+        assert_eq!(sent.len(), 2);
+        assert_ne!(
+            sent[0].deduplication_id, sent[1].deduplication_id,
+            "SQS would drop the second as a duplicate"
+        );
+        // The same message delivered again keeps its id: forwarded once.
+        handle(
+            &batch(&[("same", "[]".to_owned(), Some("g".into()))]),
+            &d,
+            None,
+        )
+        .await;
+        assert_eq!(d.dlq.sent()[2].deduplication_id, sent[1].deduplication_id);
+        for m in d.dlq.sent() {
+            assert!(
+                m.deduplication_id.starts_with("same-"),
+                "{}",
+                m.deduplication_id
+            );
+            assert!(m.deduplication_id.len() <= 128);
+        }
+        let long = dead_letter_deduplication_id(&"x".repeat(300), "b");
+        assert_eq!(long.len(), 128);
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 use thiserror::Error;
 use tokio::time::{Instant, timeout};
-use tracing::{info, warn};
+use tracing::{info, trace, warn};
 
 use super::cognito::{trigger_source, user_attributes};
 use crate::directory::{Applied, Directory};
@@ -148,9 +148,12 @@ pub async fn handle<D: Directory, Q: Queue>(
     };
 
     let budget = chime_budget(deps, deadline);
+    trace!(source = SOURCE, sub = %profile.id, trigger = ?source, budget_ms = budget.as_millis() as u64, "calling Chime");
     let call = async {
         match source {
-            ConfirmationSource::ConfirmSignUp => deps.directory.create_or_resolve(&profile).await,
+            // Reads first, so Cognito's retry of a confirmation that did
+            // create the user logs `already-exists`, not `created`.
+            ConfirmationSource::ConfirmSignUp => deps.directory.upsert(&profile).await,
             ConfirmationSource::ConfirmForgotPassword => {
                 deps.directory.ensure_exists(&profile).await
             }
@@ -233,7 +236,7 @@ mod tests {
 
     use super::*;
     use crate::identity::AppInstanceArn;
-    use crate::memory::{InMemoryDirectory, InMemoryQueue};
+    use crate::memory::{InMemoryDirectory, InMemoryQueue, MissingAnswer};
     use crate::schema::{IdentityEvent, parse_body};
 
     const SUB: &str = "6f1c2d3e-0b4a-4c5d-8e9f-a0b1c2d3e4f5";
@@ -280,6 +283,41 @@ mod tests {
         }
         assert_eq!(d.directory.users().len(), 1);
         assert!(d.sync_queue.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_retried_confirmation_reports_the_user_it_found() {
+        for missing in MissingAnswer::BOTH {
+            let d = deps();
+            d.directory.set_missing_answer(missing);
+            let (_, first) = handle(confirm(), &d, None).await.unwrap();
+            assert_eq!(first, ConfirmationOutcome::Provisioned(Applied::Created));
+            let (_, again) = handle(confirm(), &d, None).await.unwrap();
+            assert_eq!(
+                again,
+                ConfirmationOutcome::Provisioned(Applied::AlreadyProvisioned),
+                "{missing:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn forgot_password_heals_a_missing_user_directly_whatever_chime_answers() {
+        for missing in MissingAnswer::BOTH {
+            let d = deps();
+            d.directory.set_missing_answer(missing);
+            let e = event(
+                "PostConfirmation_ConfirmForgotPassword",
+                json!({"sub": SUB, "name": "Ada"}),
+            );
+            let (_, outcome) = handle(e, &d, None).await.unwrap();
+            assert_eq!(
+                outcome,
+                ConfirmationOutcome::Provisioned(Applied::Created),
+                "{missing:?}"
+            );
+            assert!(d.sync_queue.sent().is_empty(), "no hand-off");
+        }
     }
 
     #[tokio::test]

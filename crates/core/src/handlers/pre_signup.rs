@@ -5,10 +5,16 @@
 //! client sees inside `UserLambdaValidationException`, and applies the
 //! optional auto-confirm / auto-verify policy. It calls no AWS API: the sub
 //! does not exist yet at this point.
+//!
+//! It fails closed: a `PreSignUp_*` trigger source it does not know (a flow
+//! AWS adds later) gets the same name and domain checks and is answered like
+//! `PreSignUp_SignUp`; only the response members it does not understand are
+//! left as Cognito sent them. An event without a `triggerSource` is refused.
+//! An event of another trigger (a misconfigured pool) is returned unchanged.
 
 use serde_json::{Map, Value};
 use thiserror::Error;
-use tracing::{info, warn};
+use tracing::{info, trace, warn};
 
 use super::cognito::{attribute, trigger_source, user_attributes};
 use crate::profile::DisplayNamePolicy;
@@ -38,20 +44,26 @@ impl SignUpPolicy {
     }
 }
 
-/// The PreSignUp trigger sources Cognito documents.
+/// The PreSignUp trigger sources: the three Cognito documents, and any other
+/// `PreSignUp_*` one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PreSignUpSource {
     SignUp,
     AdminCreateUser,
     ExternalProvider,
+    /// A `PreSignUp_*` source this version does not know: checked and
+    /// answered like `SignUp` (fail closed).
+    Unknown,
 }
 
 impl PreSignUpSource {
+    /// The source of a PreSignUp event; `None` for another trigger's.
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "PreSignUp_SignUp" => Some(Self::SignUp),
             "PreSignUp_AdminCreateUser" => Some(Self::AdminCreateUser),
             "PreSignUp_ExternalProvider" => Some(Self::ExternalProvider),
+            other if other.starts_with("PreSignUp_") => Some(Self::Unknown),
             _ => None,
         }
     }
@@ -64,7 +76,7 @@ pub enum SignUpDecision {
         auto_confirmed: bool,
         email_verified: bool,
     },
-    /// A trigger source we do not know: returned unchanged.
+    /// Another trigger's event (not `PreSignUp_*`): returned unchanged.
     PassedThrough,
 }
 
@@ -107,16 +119,30 @@ pub fn handle(
         );
         return Err(SignUpRejected::InvalidEvent("it is not a JSON object"));
     }
-    let Some(source) = trigger_source(&event).and_then(PreSignUpSource::parse) else {
+    let Some(trigger) = trigger_source(&event).map(str::to_owned) else {
         warn!(
             source = SOURCE,
-            trigger = trigger_source(&event).unwrap_or("<missing>"),
+            outcome = "rejected",
+            reason = "InvalidEvent"
+        );
+        return Err(SignUpRejected::InvalidEvent("it has no triggerSource"));
+    };
+    let Some(source) = PreSignUpSource::parse(&trigger) else {
+        warn!(
+            source = SOURCE,
+            trigger,
             outcome = "passed-through",
-            "unknown trigger source; event returned unchanged"
+            "not a PreSignUp trigger source; event returned unchanged"
         );
         return Ok((event, SignUpDecision::PassedThrough));
     };
-    let trigger = trigger_source(&event).unwrap_or_default().to_owned();
+    trace!(source = SOURCE, trigger, "checking the sign-up");
+    if source == PreSignUpSource::Unknown {
+        warn!(
+            source = SOURCE,
+            trigger, "unknown PreSignUp trigger source; checked and answered like PreSignUp_SignUp"
+        );
+    }
     let attributes = user_attributes(&event);
     if let Err(rejection) = check(attributes, policy) {
         info!(
@@ -340,11 +366,58 @@ mod tests {
     }
 
     #[test]
-    fn unknown_trigger_sources_pass_through_unchanged() {
-        let e = event("PreSignUp_SomethingNew", json!({}));
+    fn unknown_pre_sign_up_sources_fail_closed() {
+        // The same checks as a sign-up: a domain the policy forbids is refused.
+        let p = SignUpPolicy {
+            allowed_email_domains: SignUpPolicy::parse_domains("example.com"),
+            ..SignUpPolicy::default()
+        };
+        let eve = event(
+            "PreSignUp_NewFlow",
+            json!({"email": "eve@evil.com", "name": "Eve"}),
+        );
+        assert_eq!(
+            handle(eve, &p).unwrap_err(),
+            SignUpRejected::EmailDomainNotAllowed
+        );
+        let nameless = event("PreSignUp_NewFlow", json!({"phone_number": "+15555550100"}));
+        assert!(matches!(
+            handle(nameless, &SignUpPolicy::default()),
+            Err(SignUpRejected::NoDisplayName(_))
+        ));
+        // Allowed: answered like a sign-up; response members we do not know stay.
+        let mut ada = event(
+            "PreSignUp_NewFlow",
+            json!({"email": "ada@example.com", "name": "Ada"}),
+        );
+        ada["response"]["futureFlag"] = json!("kept");
+        let (out, decision) = handle(ada.clone(), &policy()).unwrap();
+        assert_eq!(
+            decision,
+            SignUpDecision::Allowed {
+                auto_confirmed: true,
+                email_verified: true
+            }
+        );
+        assert_eq!(out["response"]["futureFlag"], json!("kept"));
+        assert_eq!(out["response"]["autoConfirmUser"], json!(true));
+        assert_eq!(out["request"], ada["request"]);
+    }
+
+    #[test]
+    fn other_triggers_pass_through_and_a_missing_source_is_refused() {
+        let e = event("PostConfirmation_ConfirmSignUp", json!({}));
         let (out, decision) = handle(e.clone(), &policy()).unwrap();
         assert_eq!(decision, SignUpDecision::PassedThrough);
         assert_eq!(out, e);
+        for source in [json!(null), json!(5)] {
+            let mut e = event("x", json!({"name": "Ada", "email": "ada@example.com"}));
+            e["triggerSource"] = source;
+            assert!(matches!(
+                handle(e, &policy()),
+                Err(SignUpRejected::InvalidEvent(_))
+            ));
+        }
     }
 
     #[test]

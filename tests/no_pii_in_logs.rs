@@ -1,0 +1,332 @@
+//! No personal data in any log line, at any level: every function's compiled
+//! bootstrap runs with `AWS_LAMBDA_LOG_LEVEL=TRACE` (the most it can be asked
+//! to log) behind the mock Runtime API, is served events full of personal data
+//! — well-formed, wrong-typed, not JSON at all (invalid UTF-8, a lone
+//! surrogate, 10,000 levels of nesting) — and then every line it wrote, on
+//! stdout and stderr, is searched for each item. The error reports it sends
+//! back are searched too, and must be in our own format.
+//!
+//! At TRACE, `lambda_runtime` logs each raw event and the AWS SDK each request
+//! body; `chime_sync_runtime::logging` keeps TRACE to our own crates. Without
+//! that cap, or with serde's messages passed on, this test fails.
+//!
+//! Needs `cargo build --workspace --bins` first (scripts/test.sh does it).
+
+use std::time::Duration;
+
+use chime_identity_fake::{FakeChime, FakeConfig};
+use chime_identity_sync::lambda::{IDP_SYNC, Lambda, POST_CONFIRMATION, PRE_SIGNUP};
+use chime_identity_sync::moto::{Moto, create_fifo_with_dlq, depth};
+use chime_identity_sync::runtime_api::Outcome;
+use chime_sync_core::replay::DEMO_APP_INSTANCE_ARN;
+use serde_json::{Value, json};
+
+const SUB: &str = "5a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+const OTHER_SUB: &str = "6b2c3d4e-5f6a-4b7c-9d8e-0f1a2b3c4d5e";
+
+/// What must never appear in a log line or an error report.
+const PII: [&str; 14] = [
+    "alice.pii@example.com",
+    "alice.pii",
+    "+15555550123",
+    "+44 20 7946 0958",
+    "Alicia Piiname",
+    "Piiname",
+    "alicia_pii_handle",
+    "221B Baker Street",
+    "1815-12-10",
+    "078-05-1120",
+    "Bartholomew Piiperson",
+    "bart.pii@example.net",
+    "+15555550199",
+    "alice.wrongtype@example.com",
+];
+
+fn attributes(sub: Option<&str>) -> Value {
+    let mut attributes = json!({
+        "email": PII[0], "email_verified": "true", "phone_number": PII[2],
+        "name": PII[4], "given_name": "Alicia", "family_name": PII[5],
+        "preferred_username": PII[6], "address": PII[7], "birthdate": PII[8],
+        "custom:ssn": PII[9], "custom:alt_phone": PII[3],
+    });
+    if let Some(sub) = sub {
+        attributes["sub"] = json!(sub);
+        attributes["cognito:user_status"] = json!("CONFIRMED");
+    }
+    attributes
+}
+
+fn cognito(trigger: &str, attributes: Value) -> Value {
+    json!({
+        "version": "1", "region": "us-east-1", "userPoolId": "us-east-1_aBcD3fGhI",
+        "userName": PII[6], "triggerSource": trigger,
+        "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": "4example7k2m9q3r5t8v1w6x0y"},
+        "request": {"userAttributes": attributes, "clientMetadata": {"contact": PII[0]}},
+        "response": {}
+    })
+}
+
+/// Events that are not JSON, each with personal data inside.
+fn malformed() -> Vec<Vec<u8>> {
+    let mut invalid_utf8 = format!(
+        r#"{{"triggerSource":"PreSignUp_SignUp","request":{{"userAttributes":{{"email":"{}"#,
+        PII[0]
+    )
+    .into_bytes();
+    invalid_utf8.extend(b"\xff\xfe\"}}}");
+    let lone_surrogate = format!(
+        r#"{{"request":{{"userAttributes":{{"name":"{}\ud800","email":"{}"}}}}}}"#,
+        PII[4], PII[0]
+    );
+    let deep = format!(
+        "{}{{\"email\":\"{}\"}}{}",
+        "[".repeat(10_000),
+        PII[0],
+        "]".repeat(10_000)
+    );
+    vec![invalid_utf8, lone_surrogate.into_bytes(), deep.into_bytes()]
+}
+
+/// An SQS record of the sync queue.
+fn record(message_id: &str, sub: &str, body: String) -> Value {
+    json!({
+        "messageId": message_id, "receiptHandle": format!("rh-{message_id}"), "body": body,
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1763632800000",
+                       "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1763632800001",
+                       "MessageGroupId": sub, "MessageDeduplicationId": message_id},
+        "messageAttributes": {}, "md5OfBody": "00000000000000000000000000000000",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:pii.fifo", "awsRegion": "us-east-1"
+    })
+}
+
+fn user_message(kind: &str, sub: &str) -> String {
+    json!({"version": 1, "type": kind, "eventId": format!("e-{kind}"),
+           "user": {"sub": sub, "displayName": PII[10],
+                    "metadata": {"email": PII[11], "phone": PII[12], "note": PII[7]}}})
+    .to_string()
+}
+
+/// Every line the function wrote (stdout and stderr) and every error report
+/// it sent: none holds an item of [`PII`]; each log line is JSON; the
+/// function really logged above INFO.
+fn assert_no_pii(lambda: &Lambda, reports: &[Outcome]) {
+    lambda.stop();
+    let lines = lambda.log_lines();
+    assert!(
+        lines.iter().any(|l| l["level"] == "DEBUG"),
+        "{}: TRACE was asked for, yet nothing below INFO was logged:\n{}",
+        lambda.function.binary,
+        lambda.log()
+    );
+    assert!(
+        lines.iter().any(|l| l["level"] == "TRACE"),
+        "{}: our crates log at TRACE when asked to:\n{}",
+        lambda.function.binary,
+        lambda.log()
+    );
+    let stderr = lambda.process.stderr();
+    for (n, line) in lines
+        .iter()
+        .map(Value::to_string)
+        .chain(stderr.lines().map(str::to_owned))
+        .enumerate()
+    {
+        for item in PII {
+            assert!(
+                !line.contains(item),
+                "{} logged {item:?} in line {n}: {line}",
+                lambda.function.binary
+            );
+        }
+    }
+    for report in reports {
+        let text = match report {
+            Outcome::Error(e) => {
+                assert!(
+                    !e.error_type.contains("lambda_runtime") && e.error_type.contains('.'),
+                    "{}: not our error format: {e:?}",
+                    lambda.function.binary
+                );
+                e.body.to_string()
+            }
+            Outcome::Response(_) => continue,
+        };
+        for item in PII {
+            assert!(
+                !text.contains(item),
+                "{} answered with {item:?}: {text}",
+                lambda.function.binary
+            );
+        }
+    }
+}
+
+/// The three malformed payloads: each answered with our InvalidJson report.
+async fn serve_malformed(lambda: &Lambda, kind: &str, reports: &mut Vec<Outcome>) {
+    for (n, payload) in malformed().into_iter().enumerate() {
+        let outcome = lambda.invoke_bytes(payload).await;
+        let error = outcome.error();
+        assert_eq!(
+            error.error_type,
+            format!("{kind}.InvalidJson"),
+            "payload {n}: {error:?}"
+        );
+        assert!(
+            error
+                .error_message
+                .starts_with("the event is not valid JSON: "),
+            "payload {n}: {error:?}"
+        );
+        reports.push(outcome.clone());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_signup_logs_no_personal_data_at_trace() {
+    let lambda = Lambda::start(
+        PRE_SIGNUP,
+        &[
+            ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
+            ("ALLOWED_EMAIL_DOMAINS", "example.com"),
+            ("AUTO_VERIFY_EMAIL", "true"),
+        ],
+    )
+    .await;
+    let mut reports = Vec::new();
+    for trigger in [
+        "PreSignUp_SignUp",
+        "PreSignUp_ExternalProvider",
+        "PreSignUp_AdminCreateUser",
+        "PreSignUp_NewFlow",
+    ] {
+        let outcome = lambda.invoke(&cognito(trigger, attributes(None))).await;
+        assert!(
+            matches!(outcome, Outcome::Response(_)),
+            "{trigger}: {outcome:?}"
+        );
+    }
+    let mut elsewhere = attributes(None);
+    elsewhere["email"] = json!(PII[11]);
+    reports.push(lambda.invoke(&cognito("PreSignUp_SignUp", elsewhere)).await);
+    assert_eq!(
+        reports[0].error().error_type,
+        "SignUpRejected.EmailDomainNotAllowed"
+    );
+    serve_malformed(&lambda, "SignUpRejected", &mut reports).await;
+    assert_no_pii(&lambda, &reports);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_confirmation_logs_no_personal_data_at_trace() {
+    let fake = FakeChime::start(FakeConfig::new()).await.expect("fake");
+    let lambda = Lambda::start(
+        POST_CONFIRMATION,
+        &[
+            ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
+            ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+            (
+                "SYNC_QUEUE_URL",
+                "http://127.0.0.1:9/123456789012/identity-sync.fifo",
+            ),
+            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
+        ],
+    )
+    .await;
+    let mut reports = Vec::new();
+    for trigger in [
+        "PostConfirmation_ConfirmSignUp",
+        "PostConfirmation_ConfirmSignUp",
+        "PostConfirmation_ConfirmForgotPassword",
+    ] {
+        let outcome = lambda
+            .invoke(&cognito(trigger, attributes(Some(SUB))))
+            .await;
+        assert!(
+            matches!(outcome, Outcome::Response(_)),
+            "{trigger}: {outcome:?}"
+        );
+    }
+    let heal = cognito(
+        "PostConfirmation_ConfirmForgotPassword",
+        attributes(Some(OTHER_SUB)),
+    );
+    assert!(matches!(lambda.invoke(&heal).await, Outcome::Response(_)));
+    assert_eq!(fake.users().len(), 2);
+    // A sub of the wrong type, holding personal data.
+    let mut wrong = attributes(None);
+    wrong["sub"] = json!({"email": PII[13]});
+    let outcome = lambda
+        .invoke(&cognito("PostConfirmation_ConfirmSignUp", wrong))
+        .await;
+    assert_eq!(outcome.error().error_type, "ConfirmationFailed.WrongType");
+    reports.push(outcome);
+    serve_malformed(&lambda, "ConfirmationFailed", &mut reports).await;
+    assert_no_pii(&lambda, &reports);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idp_sync_logs_no_personal_data_at_trace() {
+    let (moto, fake) = (
+        Moto::start().await,
+        FakeChime::start(FakeConfig::new()).await.expect("fake"),
+    );
+    let sqs = moto.sqs();
+    let queues = create_fifo_with_dlq(&sqs, "pii", 30, 5).await;
+    let lambda = Lambda::start(
+        IDP_SYNC,
+        &[
+            ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
+            ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+            ("DLQ_URL", &queues.dlq_url),
+            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
+            ("AWS_ENDPOINT_URL_SQS", moto.endpoint_url()),
+        ],
+    )
+    .await;
+    let mut reports = Vec::new();
+    let sns = json!({"Type": "Notification", "MessageId": "sns-1",
+                     "TopicArn": "arn:aws:sns:us-east-1:123456789012:hr",
+                     "Message": user_message("user.updated", OTHER_SUB)})
+    .to_string();
+    let batch = json!({"Records": [
+        record("m1", SUB, user_message("user.created", SUB)),
+        record("m2", SUB, user_message("user.updated", SUB)),
+        record("m3", OTHER_SUB, sns),
+        // Poison with personal data: not JSON, and an unknown type.
+        record("m4", SUB, format!("{{\"email\": \"{}\", ", PII[0])),
+        record("m5", SUB, json!({"version": 1, "type": PII[0], "user": {"sub": SUB}}).to_string()),
+        record("m6", OTHER_SUB, user_message("user.deleted", OTHER_SUB)),
+    ]});
+    let outcome = lambda.invoke(&batch).await;
+    assert_eq!(outcome, Outcome::Response(json!({"batchItemFailures": []})));
+    assert_eq!(depth(&sqs, &queues.dlq_url).await, 2, "{}", moto.output());
+    assert_eq!(fake.users().len(), 1);
+
+    // Wrong-typed SQS fields whose values are personal data.
+    let mut wrong_count = record("w1", SUB, user_message("user.created", SUB));
+    wrong_count["messageAttributes"] = json!({"contact": {"dataType": "String", "stringValue": "x",
+                                                          "binaryListValues": PII[13]}});
+    let mut wrong_id = record("w2", SUB, user_message("user.created", SUB));
+    wrong_id["messageId"] = json!({"email": PII[13]});
+    for bad in [
+        json!({"Records": [wrong_count]}),
+        json!({"Records": [wrong_id]}),
+        json!({"Records": PII[13]}),
+    ] {
+        let outcome = lambda.invoke(&bad).await;
+        let error = outcome.error();
+        assert_eq!(error.error_type, "IdpSyncFailed.InvalidEvent", "{error:?}");
+        assert!(error.error_message.contains("at `Records"), "{error:?}");
+        reports.push(outcome.clone());
+    }
+    serve_malformed(&lambda, "IdpSyncFailed", &mut reports).await;
+    // Still serving after all of that.
+    let outcome = lambda
+        .invoke(&json!({"Records": [record("m7", SUB, user_message("user.deleted", SUB))]}))
+        .await;
+    assert_eq!(outcome, Outcome::Response(json!({"batchItemFailures": []})));
+    assert!(fake.users().is_empty());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_no_pii(&lambda, &reports);
+}
