@@ -33,7 +33,7 @@ use aws_lambda_events::event::lambda_function_urls::{
 };
 use aws_lambda_events::http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
-use tracing::{error, info, warn};
+use tracing::{error, info, trace, warn};
 
 use crate::credentials::keys::{JwksSource, KeyCache};
 use crate::credentials::sts::{AssumeRoleRequest, CredentialIssuer, IssueError};
@@ -222,6 +222,7 @@ async fn exchange<D: Directory, S: JwksSource, C: CredentialIssuer>(
     };
     outcome.issuer = Some(verified.issuer.clone());
     outcome.user = Some(verified.user_id.clone());
+    trace!(source = SOURCE, issuer = %verified.issuer, sub = %verified.user_id, "token verified");
 
     let remaining = Duration::from_secs(verified.expires_at.saturating_sub(now_seconds()));
     if remaining < MIN_SESSION {
