@@ -6,6 +6,10 @@
 //! stdout and stderr, is searched for each item. The error reports it sends
 //! back are searched too, and must be in our own format.
 //!
+//! The metric lines (CloudWatch's embedded metric format) are among the lines
+//! searched, and are also validated against the specification, with the
+//! function's name as their only dimension.
+//!
 //! At TRACE, `lambda_runtime` logs each raw event and the AWS SDK each request
 //! body; `chime_sync_runtime::logging` keeps TRACE to our own crates. Without
 //! that cap, or with serde's messages passed on, this test fails.
@@ -15,6 +19,7 @@
 use std::time::Duration;
 
 use chime_identity_fake::{FakeChime, FakeConfig};
+use chime_identity_sync::emf;
 use chime_identity_sync::lambda::{IDP_SYNC, Lambda, POST_CONFIRMATION, PRE_SIGNUP};
 use chime_identity_sync::moto::{Moto, create_fifo_with_dlq, depth};
 use chime_identity_sync::runtime_api::Outcome;
@@ -125,6 +130,19 @@ fn assert_no_pii(lambda: &Lambda, reports: &[Outcome]) {
         lambda.function.binary,
         lambda.log()
     );
+    // The metric lines: valid EMF, one per invocation, the function's name
+    // their only dimension, and not even a sub in them (they are counts).
+    let metrics = emf::function_metrics(&lines, lambda.function.binary);
+    assert_eq!(metrics.len(), lambda.api.seen().outcomes.len());
+    for line in lines
+        .iter()
+        .filter(|l| emf::is_emf(l))
+        .map(Value::to_string)
+    {
+        for sub in [SUB, OTHER_SUB] {
+            assert!(!line.contains(sub), "a sub in a metric line: {line}");
+        }
+    }
     let stderr = lambda.process.stderr();
     for (n, line) in lines
         .iter()

@@ -8,9 +8,12 @@
 //!   environment.
 //! - [`process`]: the child-process guard under both ([`process::ChildGuard`]).
 //! - [`bins`]: where the workspace's compiled binaries are.
+//! - [`emf`]: a validator of CloudWatch embedded-metric-format lines, from
+//!   the specification.
 //! - [`net`]: free ports and a minimal HTTP GET for readiness probes.
 
 pub mod bins;
+pub mod emf;
 pub mod lambda;
 pub mod moto;
 pub mod net;
