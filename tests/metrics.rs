@@ -14,6 +14,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use chime_identity_sync::PII;
 use chime_identity_sync::emf::{self, Published, validate};
 use chime_sync_core::credentials::TrustedIssuers;
 use chime_sync_core::credentials::memory::{InMemoryCredentialIssuer, StaticJwks};
@@ -32,20 +33,6 @@ const ARN: &str = "arn:aws:chime:us-east-1:123456789012:app-instance/demo";
 const SUB: &str = "5a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 const OTHER_SUB: &str = "6b2c3d4e-5f6a-4b7c-9d8e-0f1a2b3c4d5e";
 const ISSUER: &str = "https://idp.example.com/tenant";
-
-/// What must never appear in a metric line (nor, as a dimension, anywhere).
-const PII: [&str; 10] = [
-    "alice.pii@example.com",
-    "+15555550123",
-    "Alicia Piiname",
-    "alicia_pii_handle",
-    "221B Baker Street",
-    "078-05-1120",
-    "Bartholomew Piiperson",
-    "bart.pii@example.net",
-    "+15555550199",
-    "Piiname",
-];
 
 /// The lines the entrypoint would write for `invocation`, as `function_name`.
 fn written(invocation: &Invocation, function_name: &str) -> Vec<String> {
@@ -86,9 +73,9 @@ fn read(lines: &[String], function_name: &str) -> Vec<Vec<Published>> {
 }
 
 fn attributes(sub: Option<&str>) -> Value {
-    let mut a = json!({"email": PII[0], "email_verified": "true", "phone_number": PII[1],
-                       "name": PII[2], "family_name": PII[9], "preferred_username": PII[3],
-                       "address": PII[4], "custom:ssn": PII[5]});
+    let mut a = json!({"email": PII[0], "email_verified": "true", "phone_number": PII[2],
+                       "name": PII[4], "family_name": PII[5], "preferred_username": PII[6],
+                       "address": PII[7], "custom:ssn": PII[9]});
     if let Some(sub) = sub {
         a["sub"] = json!(sub);
     }
@@ -97,7 +84,7 @@ fn attributes(sub: Option<&str>) -> Value {
 
 fn cognito(trigger: &str, attributes: Value) -> Value {
     json!({"version": "1", "region": "us-east-1", "userPoolId": "us-east-1_aBcD3fGhI",
-           "userName": PII[3], "triggerSource": trigger,
+           "userName": PII[6], "triggerSource": trigger,
            "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": "c"},
            "request": {"userAttributes": attributes, "clientMetadata": {"contact": PII[0]}},
            "response": {}})
@@ -110,7 +97,7 @@ fn pre_signup_counts_decisions_and_nothing_personal() {
         ..SignUpPolicy::default()
     };
     let mut other_domain = attributes(None);
-    other_domain["email"] = json!(PII[7]);
+    other_domain["email"] = json!(PII[11]);
     let events = [
         cognito("PreSignUp_SignUp", attributes(None)),
         cognito("PreSignUp_ExternalProvider", attributes(None)),
@@ -192,8 +179,8 @@ async fn idp_sync_counts_one_decision_per_message() {
     let deps = IdpSync::new(InMemoryDirectory::new(arn), InMemoryQueue::new());
     let message = |kind: &str, sub: &str| {
         json!({"version": 1, "type": kind, "eventId": format!("e-{kind}"),
-               "user": {"sub": sub, "displayName": PII[6],
-                        "metadata": {"email": PII[7], "phone": PII[8], "address": PII[4]}}})
+               "user": {"sub": sub, "displayName": PII[10],
+                        "metadata": {"email": PII[11], "phone": PII[12], "address": PII[7]}}})
         .to_string()
     };
     let record = |id: &str, sub: &str, body: String| {
@@ -261,7 +248,7 @@ async fn credential_exchange_counts_issued_refused_and_denied() {
     let token = |exp: u64| {
         rsa.sign(
             &json!({"iss": ISSUER, "aud": "chat", "sub": SUB, "iat": now(), "exp": exp,
-                         "name": PII[2], "email": PII[0], "phone_number": PII[1]}),
+                         "name": PII[4], "email": PII[0], "phone_number": PII[2]}),
         )
     };
     let post = |token: String| {

@@ -19,33 +19,15 @@
 use std::time::Duration;
 
 use chime_identity_fake::{FakeChime, FakeConfig};
-use chime_identity_sync::emf;
 use chime_identity_sync::lambda::{IDP_SYNC, Lambda, POST_CONFIRMATION, PRE_SIGNUP};
 use chime_identity_sync::moto::{Moto, create_fifo_with_dlq, depth};
 use chime_identity_sync::runtime_api::Outcome;
+use chime_identity_sync::{PII, emf};
 use chime_sync_core::replay::DEMO_APP_INSTANCE_ARN;
 use serde_json::{Value, json};
 
 const SUB: &str = "5a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 const OTHER_SUB: &str = "6b2c3d4e-5f6a-4b7c-9d8e-0f1a2b3c4d5e";
-
-/// What must never appear in a log line or an error report.
-const PII: [&str; 14] = [
-    "alice.pii@example.com",
-    "alice.pii",
-    "+15555550123",
-    "+44 20 7946 0958",
-    "Alicia Piiname",
-    "Piiname",
-    "alicia_pii_handle",
-    "221B Baker Street",
-    "1815-12-10",
-    "078-05-1120",
-    "Bartholomew Piiperson",
-    "bart.pii@example.net",
-    "+15555550199",
-    "alice.wrongtype@example.com",
-];
 
 fn attributes(sub: Option<&str>) -> Value {
     let mut attributes = json!({

@@ -135,6 +135,23 @@ fn only_members(object: &Map<String, Value>, allowed: &[&str], at: &str, errors:
     }
 }
 
+/// `value` as an array, noting in `errors` when it is none or holds more than `max` items.
+fn bounded_array<'v>(
+    value: Option<&'v Value>,
+    max: usize,
+    at: &str,
+    errors: &mut Vec<String>,
+) -> Option<&'v Vec<Value>> {
+    let Some(items) = value.and_then(Value::as_array) else {
+        errors.push(format!("{at} is not an array"));
+        return None;
+    };
+    if items.len() > max {
+        errors.push(format!("{at} has {} items, more than {max}", items.len()));
+    }
+    Some(items)
+}
+
 fn check_timestamp(timestamp: Option<&Value>, errors: &mut Vec<String>) {
     let Some(ms) = timestamp.and_then(Value::as_u64) else {
         errors.push("`_aws.Timestamp` is not an integer of milliseconds".into());
@@ -186,16 +203,12 @@ fn check_directive(
             }
         }
     }
-    let Some(definitions) = directive.get("Metrics").and_then(Value::as_array) else {
-        errors.push(format!("{at}.Metrics is not an array"));
+    let at_metrics = format!("{at}.Metrics");
+    let Some(definitions) =
+        bounded_array(directive.get("Metrics"), MAX_METRICS, &at_metrics, errors)
+    else {
         return Vec::new();
     };
-    if definitions.len() > MAX_METRICS {
-        errors.push(format!(
-            "{at}.Metrics has {} definitions, more than {MAX_METRICS}",
-            definitions.len()
-        ));
-    }
     let mut published = Vec::new();
     for (k, definition) in definitions.iter().enumerate() {
         let at = format!("{at}.Metrics[{k}]");
@@ -264,16 +277,9 @@ fn check_dimension_set(
     at: &str,
     errors: &mut Vec<String>,
 ) -> Vec<(String, String)> {
-    let Some(keys) = set.as_array() else {
-        errors.push(format!("{at} is not an array"));
+    let Some(keys) = bounded_array(Some(set), MAX_DIMENSIONS, at, errors) else {
         return Vec::new();
     };
-    if keys.len() > MAX_DIMENSIONS {
-        errors.push(format!(
-            "{at} has {} keys, more than {MAX_DIMENSIONS}",
-            keys.len()
-        ));
-    }
     let mut seen = BTreeSet::new();
     let mut pairs = Vec::new();
     for key in keys {
