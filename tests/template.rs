@@ -1276,48 +1276,39 @@ fn our_metric(t: &Json, name: &str, dimensions: &[(String, Json)]) -> (&'static 
     (binary, name.to_owned())
 }
 
-/// Every metric an alarm reads: `(namespace, name, dimensions, statistic, period)`,
-/// from `MetricName` or from each `MetricStat` of `Metrics`.
-fn alarm_metrics(alarm: &Json) -> Vec<(String, String, Vec<(String, Json)>, String, u64)> {
-    let dims = |d: &Json| -> Vec<(String, Json)> {
-        d.as_array()
+/// One metric an alarm reads.
+struct AlarmMetric {
+    namespace: String,
+    name: String,
+    dimensions: Vec<(String, Json)>,
+    statistic: String,
+}
+
+/// Every metric an alarm reads: its `MetricName`, or each `MetricStat` of its `Metrics`.
+fn alarm_metrics(alarm: &Json) -> Vec<AlarmMetric> {
+    let text = |v: &Json| v.as_str().unwrap_or("").to_owned();
+    let read = |metric: &Json, statistic: &Json| AlarmMetric {
+        namespace: text(&metric["Namespace"]),
+        name: text(&metric["MetricName"]),
+        dimensions: metric["Dimensions"]
+            .as_array()
             .map(|a| {
                 a.iter()
-                    .map(|d| {
-                        (
-                            d["Name"].as_str().unwrap_or("").to_owned(),
-                            d["Value"].clone(),
-                        )
-                    })
+                    .map(|d| (text(&d["Name"]), d["Value"].clone()))
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        statistic: text(statistic),
     };
-    let text = |v: &Json| v.as_str().unwrap_or("").to_owned();
     if alarm.get("MetricName").is_some() {
-        return vec![(
-            text(&alarm["Namespace"]),
-            text(&alarm["MetricName"]),
-            dims(&alarm["Dimensions"]),
-            text(&alarm["Statistic"]),
-            as_u64(&alarm["Period"], "Period"),
-        )];
+        return vec![read(alarm, &alarm["Statistic"])];
     }
     alarm["Metrics"]
         .as_array()
         .expect("an alarm reads MetricName or Metrics")
         .iter()
         .filter_map(|q| q.get("MetricStat"))
-        .map(|s| {
-            let m = &s["Metric"];
-            (
-                text(&m["Namespace"]),
-                text(&m["MetricName"]),
-                dims(&m["Dimensions"]),
-                text(&s["Stat"]),
-                as_u64(&s["Period"], "Period"),
-            )
-        })
+        .map(|stat| read(&stat["Metric"], &stat["Stat"]))
         .collect()
 }
 
@@ -1341,14 +1332,18 @@ fn alarms_watch_metrics_the_functions_publish() {
         let metrics = alarm_metrics(alarm);
         let ours: Vec<(&str, String)> = metrics
             .iter()
-            .filter(|(ns, ..)| ns == NAMESPACE)
-            .map(|(_, name, dims, stat, _)| {
-                assert_eq!(stat, "Sum", "{id}: counts are summed");
-                our_metric(&t, name, dims)
+            .filter(|m| m.namespace == NAMESPACE)
+            .map(|m| {
+                assert_eq!(m.statistic, "Sum", "{id}: counts are summed");
+                our_metric(&t, &m.name, &m.dimensions)
             })
             .collect();
-        for (ns, ..) in &metrics {
-            assert!(ns == NAMESPACE || ns == "AWS/SQS", "{id}: namespace {ns}");
+        for m in &metrics {
+            assert!(
+                m.namespace == NAMESPACE || m.namespace == "AWS/SQS",
+                "{id}: namespace {}",
+                m.namespace
+            );
         }
         if ours.len() == 1 && ours[0].1 == Metric::Denied.name() {
             assert_eq!(alarm["ComparisonOperator"], "GreaterThanThreshold", "{id}");
