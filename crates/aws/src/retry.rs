@@ -26,7 +26,7 @@
 //! [`ThrottledRetryCounter`] counts those retries for the `ThrottledRetries`
 //! metric. The retries happen inside one SDK call, out of the handlers' sight,
 //! so an interceptor sees them: after each attempt it notes whether the answer
-//! was throttling (by the classifier's own [`verdict`]), and when the SDK
+//! was throttling (by the classifier's own `verdict`), and when the SDK
 //! starts another attempt of the same operation after such an answer, that is
 //! one throttled attempt retried. A throttled last attempt (attempts or budget
 //! used up) is not a retry and is not counted: the call fails `Throttled`.

@@ -53,6 +53,7 @@ pub const METRICS: FunctionMetrics = FunctionMetrics {
         Metric::ChimeCallLatency,
     ],
 };
+
 /// DLQ message attributes, so an operator sees why without reading logs.
 pub const REASON_ATTRIBUTE: &str = "FailureReason";
 pub const CODE_ATTRIBUTE: &str = "ErrorCode";

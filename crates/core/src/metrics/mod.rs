@@ -11,7 +11,8 @@
 //!
 //! - [`Metric`]: every metric name, in one list that the template's alarms
 //!   and dashboard are checked against (`tests/template.rs`). Adding one is
-//!   one line in [`metrics!`].
+//!   one line in the `metrics!` declaration below (and, for an outcome, one
+//!   arm where the handler maps its decision to it).
 //! - [`FunctionMetrics`]: what a function publishes (each handler module
 //!   declares its own `METRICS`).
 //! - [`Invocation`]: one invocation's counts, turned into an [`Emf`].
