@@ -6,6 +6,10 @@
 //! stdout and stderr, is searched for each item. The error reports it sends
 //! back are searched too, and must be in our own format.
 //!
+//! The metric lines (CloudWatch's embedded metric format) are among the lines
+//! searched, and are also validated against the specification, with the
+//! function's name as their only dimension.
+//!
 //! At TRACE, `lambda_runtime` logs each raw event and the AWS SDK each request
 //! body; `chime_sync_runtime::logging` keeps TRACE to our own crates. Without
 //! that cap, or with serde's messages passed on, this test fails.
@@ -21,29 +25,12 @@ use chime_identity_fake::{FakeChime, FakeConfig};
 use chime_identity_sync::lambda::{IDP_SYNC, Lambda, POST_CONFIRMATION, PRE_SIGNUP};
 use chime_identity_sync::moto::{Moto, create_fifo_with_dlq, depth};
 use chime_identity_sync::runtime_api::Outcome;
+use chime_identity_sync::{PII, emf};
 use chime_sync_core::replay::DEMO_APP_INSTANCE_ARN;
 use serde_json::{Value, json};
 
 const SUB: &str = "5a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 const OTHER_SUB: &str = "6b2c3d4e-5f6a-4b7c-9d8e-0f1a2b3c4d5e";
-
-/// What must never appear in a log line or an error report.
-const PII: [&str; 14] = [
-    "alice.pii@example.com",
-    "alice.pii",
-    "+15555550123",
-    "+44 20 7946 0958",
-    "Alicia Piiname",
-    "Piiname",
-    "alicia_pii_handle",
-    "221B Baker Street",
-    "1815-12-10",
-    "078-05-1120",
-    "Bartholomew Piiperson",
-    "bart.pii@example.net",
-    "+15555550199",
-    "alice.wrongtype@example.com",
-];
 
 fn attributes(sub: Option<&str>) -> Value {
     let mut attributes = json!({
@@ -128,6 +115,19 @@ fn assert_no_pii(lambda: &Lambda, reports: &[Outcome]) {
         lambda.function.binary,
         lambda.log()
     );
+    // The metric lines: valid EMF, one per invocation, the function's name
+    // their only dimension, and not even a sub in them (they are counts).
+    let metrics = emf::function_metrics(&lines, lambda.function.binary);
+    assert_eq!(metrics.len(), lambda.api.seen().outcomes.len());
+    for line in lines
+        .iter()
+        .filter(|l| emf::is_emf(l))
+        .map(Value::to_string)
+    {
+        for sub in [SUB, OTHER_SUB] {
+            assert!(!line.contains(sub), "a sub in a metric line: {line}");
+        }
+    }
     let stderr = lambda.process.stderr();
     for (n, line) in lines
         .iter()

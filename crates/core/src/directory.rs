@@ -6,6 +6,7 @@ use std::future::Future;
 
 use crate::error::DirectoryError;
 use crate::identity::{AppInstanceArn, UserId};
+use crate::metrics::{CallStats, Metric};
 use crate::profile::{Metadata, UserProfile};
 
 /// A user as the directory reports it.
@@ -46,6 +47,17 @@ impl Applied {
             Self::Updated => "updated",
             Self::Deleted => "deleted",
             Self::AlreadyGone => "already-gone",
+        }
+    }
+
+    /// The metric counting this outcome.
+    pub fn metric(self) -> Metric {
+        match self {
+            Self::Created => Metric::Created,
+            Self::AlreadyProvisioned => Metric::AlreadyExists,
+            Self::Updated => Metric::Updated,
+            Self::Deleted => Metric::Deleted,
+            Self::AlreadyGone => Metric::AlreadyGone,
         }
     }
 }
@@ -113,6 +125,14 @@ pub trait Directory: Send + Sync {
         &self,
         next_token: Option<String>,
     ) -> impl Future<Output = Result<DirectoryPage, DirectoryError>> + Send;
+
+    /// What the calls made since the last take cost: each call's duration
+    /// and the throttled attempts retried inside them, for the invocation's
+    /// metrics ([`crate::metrics`]). Taking resets them. A directory that
+    /// measures nothing answers empty figures.
+    fn take_call_stats(&self) -> CallStats {
+        CallStats::default()
+    }
 
     /// Create the user, or resolve an existing one as already provisioned and
     /// bring its name (and metadata, when the profile carries some) up to date.
@@ -284,6 +304,9 @@ macro_rules! forward_directory {
                 next_token: Option<String>,
             ) -> impl Future<Output = Result<DirectoryPage, DirectoryError>> + Send {
                 (**self).list(next_token)
+            }
+            fn take_call_stats(&self) -> CallStats {
+                (**self).take_call_stats()
             }
         }
     };

@@ -11,8 +11,8 @@ use chime_sync_aws::{
 };
 use chime_sync_core::handlers::credential_exchange::{self, CredentialExchange};
 use chime_sync_runtime::{
-    Diagnostic, Incoming, LambdaEvent, exit_code, init_tracing, report_init_error, require_lambda,
-    run, service_fn, unreadable,
+    Diagnostic, Incoming, LambdaEvent, emit, exit_code, init_tracing, report_init_error,
+    require_lambda, run, service_fn, unreadable,
 };
 
 #[tokio::main]
@@ -43,11 +43,11 @@ async fn main() -> ExitCode {
         )
     };
     let served = run(service_fn(move |event: LambdaEvent<Incoming>| async move {
-        let payload = event
-            .payload
-            .json()
-            .map_err(|e| unreadable("CredentialExchangeFailed", "credential-exchange", &e))?;
-        let (response, _) = credential_exchange::handle(payload, deps).await;
+        let payload = event.payload.json().map_err(|e| {
+            unreadable("CredentialExchangeFailed", credential_exchange::METRICS, &e)
+        })?;
+        let (response, outcome) = credential_exchange::handle(payload, deps).await;
+        emit(&credential_exchange::metrics(&outcome, &deps.directory));
         Ok::<_, Diagnostic>(response)
     }))
     .await;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use chime_sync_aws::{ChimeDirectory, IdpSyncConfig, SqsQueue, load_sdk_config};
 use chime_sync_core::handlers::idp_sync::{self, IdpSync};
 use chime_sync_runtime::{
-    Diagnostic, Incoming, LambdaEvent, deadline, exit_code, init_tracing, report_init_error,
+    Diagnostic, Incoming, LambdaEvent, deadline, emit, exit_code, init_tracing, report_init_error,
     require_lambda, run, service_fn, unreadable,
 };
 
@@ -34,8 +34,9 @@ async fn main() -> ExitCode {
         let batch: idp_sync::SqsEvent = event
             .payload
             .typed()
-            .map_err(|e| unreadable("IdpSyncFailed", "idp-sync", &e))?;
+            .map_err(|e| unreadable("IdpSyncFailed", idp_sync::METRICS, &e))?;
         let report = idp_sync::handle(&batch, deps, deadline).await;
+        emit(&idp_sync::metrics(&report, &deps.directory));
         Ok::<_, Diagnostic>(report.response())
     }))
     .await;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use chime_sync_aws::{ChimeDirectory, PostConfirmationConfig, SqsQueue, load_sdk_config};
 use chime_sync_core::handlers::post_confirmation::{self, ConfirmationError, PostConfirmation};
 use chime_sync_runtime::{
-    Incoming, LambdaEvent, deadline, diagnostic, exit_code, init_tracing, report_init_error,
+    Incoming, LambdaEvent, deadline, diagnostic, emit, exit_code, init_tracing, report_init_error,
     require_lambda, run, service_fn, unreadable,
 };
 
@@ -39,17 +39,16 @@ async fn main() -> ExitCode {
         let payload = event
             .payload
             .json()
-            .map_err(|e| unreadable("ConfirmationFailed", "post-confirmation", &e))?;
-        post_confirmation::handle(payload, deps, deadline)
-            .await
-            .map(|(response, _)| response)
-            .map_err(|e| {
-                let code = match &e {
-                    ConfirmationError::InvalidEvent(input) => input.code(),
-                    ConfirmationError::HandOffFailed { .. } => "HandOffFailed",
-                };
-                diagnostic("ConfirmationFailed", code, e)
-            })
+            .map_err(|e| unreadable("ConfirmationFailed", post_confirmation::METRICS, &e))?;
+        let result = post_confirmation::handle(payload, deps, deadline).await;
+        emit(&post_confirmation::metrics(&result, &deps.directory));
+        result.map(|(response, _)| response).map_err(|e| {
+            let code = match &e {
+                ConfirmationError::InvalidEvent(input) => input.code(),
+                ConfirmationError::HandOffFailed { .. } => "HandOffFailed",
+            };
+            diagnostic("ConfirmationFailed", code, e)
+        })
     }))
     .await;
     exit_code(served)

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use chime_sync_aws::PreSignupConfig;
 use chime_sync_core::handlers::pre_signup::{self, SignUpPolicy};
 use chime_sync_runtime::{
-    Incoming, LambdaEvent, diagnostic, exit_code, init_tracing, report_init_error, require_lambda,
-    run, service_fn, unreadable,
+    Incoming, LambdaEvent, diagnostic, emit, exit_code, init_tracing, report_init_error,
+    require_lambda, run, service_fn, unreadable,
 };
 
 #[tokio::main]
@@ -30,8 +30,10 @@ async fn main() -> ExitCode {
         let event = event
             .payload
             .json()
-            .map_err(|e| unreadable("SignUpRejected", "pre-signup", &e))?;
-        pre_signup::handle(event, policy)
+            .map_err(|e| unreadable("SignUpRejected", pre_signup::METRICS, &e))?;
+        let result = pre_signup::handle(event, policy);
+        emit(&pre_signup::metrics(&result));
+        result
             .map(|(response, _)| response)
             .map_err(|e| diagnostic("SignUpRejected", e.code(), e))
     }))
