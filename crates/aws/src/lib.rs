@@ -6,6 +6,9 @@
 //!   SDK's standard retry does not ([`retry`]).
 //! - [`SqsQueue`] implements the `Queue` port with `aws-sdk-sqs`.
 //! - [`config`] reads and validates each function's environment at start-up.
+//! - [`http`] is the one HTTPS stack (rustls on *ring*, compiled-in roots, `SSL_CERT_FILE`):
+//!   [`load_sdk_config`] and [`sdk_config_loader`] put it into every `SdkConfig`, so every
+//!   client built from one uses it; non-SDK HTTPS takes [`http::rustls_client_config`].
 //!
 //! The Lambda `main.rs` files only wire these together; logging is set up
 //! with `lambda_runtime::tracing::init_default_subscriber()`, which honours
@@ -14,21 +17,35 @@
 
 pub mod chime;
 pub mod config;
+pub mod http;
 pub mod retry;
 pub mod sqs;
+
+use aws_config::{BehaviorVersion, ConfigLoader};
 
 pub use aws_config::SdkConfig;
 pub use chime::{ChimeConfig, ChimeDirectory};
 pub use config::{ConfigError, IdpSyncConfig, PostConfirmationConfig, PreSignupConfig};
+pub use http::{TlsError, TrustRoots};
 pub use retry::ChimeThrottlingClassifier;
 pub use sqs::SqsQueue;
 
+/// An `aws-config` loader with the full default chains (profiles, SSO-less credential chain
+/// with STS web identity, ECS and IMDS, region from profile or IMDS) that uses our HTTPS stack
+/// ([`http::sdk_http_client`]) for the SDK clients and for those providers. For the CLI and
+/// tools that run on laptops and CI.
+pub fn sdk_config_loader(roots: &TrustRoots) -> Result<ConfigLoader, TlsError> {
+    Ok(aws_config::defaults(BehaviorVersion::latest()).http_client(http::sdk_http_client(roots)?))
+}
+
 /// The shared AWS configuration (credentials, region, endpoint overrides)
-/// from the standard sources: in Lambda, the environment the runtime sets.
+/// from the standard sources, over our HTTPS stack ([`http::sdk_http_client`], with the
+/// roots `SSL_CERT_FILE` chooses; a bad `SSL_CERT_FILE` is the error).
 ///
 /// Load it once per sandbox, before the runtime loop; each client derives its
 /// own settings from it (the Chime client overrides the region with the
 /// AppInstance's).
-pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+pub async fn load_sdk_config() -> Result<SdkConfig, TlsError> {
+    let roots = TrustRoots::from_env()?;
+    Ok(sdk_config_loader(&roots)?.load().await)
 }

@@ -17,7 +17,7 @@ use aws_sdk_chimesdkidentity::operation::create_app_instance_user::builders::Cre
 use chime_identity_fake::{
     FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, MissingUserError, Operation, ScriptedFault,
 };
-use chime_sync_aws::{ChimeConfig, ChimeDirectory};
+use chime_sync_aws::{ChimeConfig, ChimeDirectory, TrustRoots};
 use chime_sync_core::{
     AppInstanceArn, Applied, Directory, DirectoryError, DisplayName, ErrorClass, Metadata, UserId,
     UserProfile,
@@ -49,6 +49,7 @@ fn sdk_config() -> SdkConfig {
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
             "AKIDTEST", "secret", None, None, "test",
         )))
+        .http_client(chime_sync_aws::http::sdk_http_client(&TrustRoots::Compiled).unwrap())
         .build()
 }
 

@@ -43,6 +43,7 @@ pub mod model;
 mod routes;
 mod server;
 mod state;
+pub mod tls;
 pub mod validate;
 
 pub use config::{DEFAULT_USER_LIMIT, FakeConfig};
@@ -53,3 +54,4 @@ pub use faults::{FaultConfig, LatencyMs, ScriptedFault};
 pub use model::{Expiration, MissingUserError, Tag, UserRecord};
 pub use routes::DEFAULT_MAX_RESULTS;
 pub use server::{FakeChime, FakeChimeHandle, serve, serve_until};
+pub use tls::{TestCa, TlsFront, TlsFrontError};

@@ -17,7 +17,7 @@ mod table;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chime_sync_aws::{ChimeConfig, ChimeDirectory};
+use chime_sync_aws::{ChimeConfig, ChimeDirectory, TrustRoots, sdk_config_loader};
 use chime_sync_core::directory::{Directory, list_all};
 use chime_sync_core::replay::{self, Replay};
 use chime_sync_core::{AppInstanceArn, DisplayNamePolicy, InputError, reconcile};
@@ -163,7 +163,7 @@ async fn run_replay(
         Some(arn) => {
             let app_instance =
                 AppInstanceArn::parse(&arn).map_err(|e: InputError| e.to_string())?;
-            let directory = chime_directory(app_instance, endpoint_url).await;
+            let directory = chime_directory(app_instance, endpoint_url).await?;
             println!(
                 "Replaying {} event files against Chime at {}\n",
                 files.len(),
@@ -297,7 +297,7 @@ async fn run_reconcile(
         eprintln!("skipped entry {}: {}", s.position, s.reason);
     }
     let app_instance = AppInstanceArn::parse(&app_instance_arn).map_err(|e| e.to_string())?;
-    let endpoint = chime_directory(app_instance, endpoint_url).await;
+    let endpoint = chime_directory(app_instance, endpoint_url).await?;
     let current = list_all(&endpoint.directory)
         .await
         .map_err(|e| format!("cannot list users at {}: {e}", endpoint.endpoint))?;
@@ -362,8 +362,16 @@ struct Endpoint {
 /// A Chime directory for the CLI. With `--endpoint-url` and no credentials in
 /// the environment, static placeholder credentials are used: local fakes
 /// accept any signature, and nothing is sent anywhere else.
-async fn chime_directory(app_instance: AppInstanceArn, endpoint_url: Option<String>) -> Endpoint {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+///
+/// Unlike the functions, the CLI keeps aws-config's full chains (profiles, SSO-less web
+/// identity, IMDS): it runs on laptops and CI. It shares their HTTPS stack, and so their
+/// `SSL_CERT_FILE` rule; a bad `SSL_CERT_FILE` is the error.
+async fn chime_directory(
+    app_instance: AppInstanceArn,
+    endpoint_url: Option<String>,
+) -> Result<Endpoint, String> {
+    let roots = TrustRoots::from_env().map_err(|e| e.to_string())?;
+    let mut loader = sdk_config_loader(&roots).map_err(|e| e.to_string())?;
     if endpoint_url.is_some() && std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
         loader = loader.credentials_provider(aws_sdk_chimesdkidentity::config::Credentials::new(
             "local",
@@ -381,10 +389,10 @@ async fn chime_directory(app_instance: AppInstanceArn, endpoint_url: Option<Stri
         endpoint_url,
         ..ChimeConfig::new(app_instance)
     };
-    Endpoint {
+    Ok(Endpoint {
         directory: ChimeDirectory::new(&sdk, config),
         endpoint,
-    }
+    })
 }
 
 async fn serve_fake(port: u16) -> Result<(), String> {

@@ -15,7 +15,10 @@ async fn main() -> Result<(), Error> {
         Ok(config) => config,
         Err(e) => return Err(report_init_error(e).await),
     };
-    let sdk = load_sdk_config().await;
+    let sdk = match load_sdk_config().await {
+        Ok(sdk) => sdk,
+        Err(e) => return Err(report_init_error(e).await),
+    };
     let deps = &PostConfirmation {
         names: config.display_names.clone(),
         chime_budget: config.chime_budget(),
