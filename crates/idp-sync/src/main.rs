@@ -2,7 +2,7 @@
 //! and the DLQ client once per sandbox, then serve SQS batches with partial
 //! batch responses.
 
-use chime_sync_aws::{ChimeDirectory, IdpSyncConfig, SqsQueue, load_sdk_config};
+use chime_sync_aws::{ChimeDirectory, IdpSyncConfig, SqsQueue, lambda_sdk_config};
 use chime_sync_core::handlers::idp_sync::{self, IdpSync};
 use chime_sync_runtime::{
     Error, LambdaEvent, deadline, init_tracing, report_init_error, run, service_fn,
@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
         Ok(config) => config,
         Err(e) => return Err(report_init_error(e).await),
     };
-    let sdk = match load_sdk_config().await {
+    let sdk = match lambda_sdk_config().await {
         Ok(sdk) => sdk,
         Err(e) => return Err(report_init_error(e).await),
     };

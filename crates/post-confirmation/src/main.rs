@@ -1,7 +1,7 @@
 //! Lambda entrypoint of the Cognito PostConfirmation trigger: build the Chime
 //! directory and the sync-queue client once per sandbox, then serve events.
 
-use chime_sync_aws::{ChimeDirectory, PostConfirmationConfig, SqsQueue, load_sdk_config};
+use chime_sync_aws::{ChimeDirectory, PostConfirmationConfig, SqsQueue, lambda_sdk_config};
 use chime_sync_core::handlers::post_confirmation::{self, ConfirmationError, PostConfirmation};
 use chime_sync_runtime::{
     Error, LambdaEvent, deadline, diagnostic, init_tracing, report_init_error, run, service_fn,
@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
         Ok(config) => config,
         Err(e) => return Err(report_init_error(e).await),
     };
-    let sdk = match load_sdk_config().await {
+    let sdk = match lambda_sdk_config().await {
         Ok(sdk) => sdk,
         Err(e) => return Err(report_init_error(e).await),
     };
