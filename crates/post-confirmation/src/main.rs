@@ -8,7 +8,10 @@ use chime_sync_runtime::{
 };
 use serde_json::Value;
 
-#[tokio::main]
+// One thread: a Lambda sandbox serves one invocation at a time, and the concurrent Chime calls
+// of a batch wait on I/O, so a multi-thread runtime only adds start-up work (worker threads,
+// cgroup probing) and cross-thread wake-ups (docs/PERFORMANCE.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     init_tracing();
     let config = match PostConfirmationConfig::from_env() {
