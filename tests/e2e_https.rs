@@ -181,3 +181,50 @@ async fn a_bad_ssl_cert_file_is_an_init_error_naming_it() {
     }
     assert_eq!(https.attempts(), 0);
 }
+
+/// The functions read credentials and region from the environment only: with no static
+/// credentials set but a container-credentials endpoint and an IMDS endpoint offered (both
+/// a local listener that counts connections), the default chains would call them; ours never
+/// do. The Chime call and the hand-off both fail for want of credentials, and the function
+/// says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_come_from_the_environment_only() {
+    let https = HttpsFake::start("env-only").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let decoy = format!("http://{}", listener.local_addr().unwrap());
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    let server = tokio::spawn(async move {
+        while let Ok((_stream, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let creds_uri = format!("{decoy}/credentials");
+    let lambda = start(
+        POST_CONFIRMATION,
+        &https,
+        &[
+            ("SSL_CERT_FILE", https.ca()),
+            ("SYNC_QUEUE_URL", QUEUE),
+            // Lambda always sets these three; without them the default chain goes on to the
+            // container endpoint and IMDS.
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", ""),
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &creds_uri),
+            ("AWS_EC2_METADATA_DISABLED", "false"),
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &decoy),
+        ],
+    )
+    .await;
+    let event = read_event("post-confirmation/confirm-sign-up-new-user.json");
+    let report = lambda.invoke(&event).await.error().clone();
+    assert_eq!(report.error_type, "ConfirmationFailed.HandOffFailed");
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a credentials provider other than the environment's was called"
+    );
+    assert!(https.fake.users().is_empty());
+    lambda.stop();
+    server.abort();
+}

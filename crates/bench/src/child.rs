@@ -48,6 +48,24 @@ impl FunctionProcess {
         }
     }
 
+    /// CPU time the process's threads have used so far, in ns: the sum of the first field of
+    /// `/proc/{pid}/task/*/schedstat` (time on the CPU, user and kernel, ns resolution).
+    /// Threads that already exited are not counted, so read it while they live: tokio's
+    /// current_thread runtime does everything on the main thread, and the multi-thread
+    /// runtime's workers and Node.js's helper threads live as long as the process.
+    pub fn cpu_ns(&self) -> std::io::Result<u64> {
+        let mut total = 0;
+        for task in std::fs::read_dir(format!("/proc/{}/task", self.pid()))? {
+            let schedstat = std::fs::read_to_string(task?.path().join("schedstat"))?;
+            total += schedstat
+                .split_whitespace()
+                .next()
+                .and_then(|ns| ns.parse::<u64>().ok())
+                .ok_or_else(|| std::io::Error::other("unreadable schedstat"))?;
+        }
+        Ok(total)
+    }
+
     /// Whether it has exited (and how), without waiting.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
