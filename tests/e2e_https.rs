@@ -57,6 +57,16 @@ impl HttpsFake {
     }
 }
 
+/// Serves the sample confirmation of a new user (Ada) and expects the event back unchanged:
+/// post-confirmation's answer whether it created her or handed her off.
+async fn confirm_new_user(lambda: &Lambda) {
+    let event = read_event("post-confirmation/confirm-sign-up-new-user.json");
+    assert_eq!(
+        lambda.invoke(&event).await,
+        Outcome::Response(event.clone())
+    );
+}
+
 async fn start(function: Function, https: &HttpsFake, extra: &[(&str, &str)]) -> Lambda {
     let endpoint = https.front.endpoint_url();
     let mut env = vec![
@@ -80,11 +90,7 @@ async fn functions_reach_chime_over_tls_when_ssl_cert_file_names_its_root() {
         ],
     )
     .await;
-    let event = read_event("post-confirmation/confirm-sign-up-new-user.json");
-    assert_eq!(
-        lambda.invoke(&event).await,
-        Outcome::Response(event.clone())
-    );
+    confirm_new_user(&lambda).await;
     let users: Vec<String> = https
         .fake
         .users()
@@ -130,11 +136,7 @@ async fn without_ssl_cert_file_a_private_ca_is_not_trusted() {
         ],
     )
     .await;
-    let event = read_event("post-confirmation/confirm-sign-up-new-user.json");
-    assert_eq!(
-        lambda.invoke(&event).await,
-        Outcome::Response(event.clone())
-    );
+    confirm_new_user(&lambda).await;
     assert_eq!(
         https.attempts(),
         0,

@@ -47,8 +47,9 @@ pub fn sdk_config_loader(roots: &TrustRoots) -> Result<ConfigLoader, TlsError> {
 /// `AWS_SESSION_TOKEN`, and its region in `AWS_REGION`, so only the environment providers are
 /// installed: the default chains would also build an STS client (web identity, assume-role
 /// profiles) and an IMDS client that a Lambda never calls, which measurably slows every cold
-/// start. No Lambda feature available to `provided.al2023` needs them (SnapStart, which hands
-/// credentials over a container endpoint, does not support OS-only runtimes). Everything else
+/// start. The one Lambda feature that needs another provider is SnapStart (credentials over a
+/// container endpoint), open to `provided.al2023` only as a container image; template.yaml
+/// deploys zip archives. Everything else
 /// `aws-config` reads from the environment still applies, notably the endpoint overrides
 /// `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`.
 ///

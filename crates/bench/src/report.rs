@@ -332,6 +332,21 @@ pub struct Report {
     pub root: std::path::PathBuf,
 }
 
+/// Writes one summary row with its verdict in the last column; a target not met is also
+/// recorded among the misses (explained at the end of the report).
+fn judge(
+    out: &mut String,
+    misses: &mut Vec<String>,
+    met: bool,
+    miss: String,
+    row: std::fmt::Arguments,
+) {
+    if !met {
+        misses.push(miss);
+    }
+    let _ = writeln!(out, "{row} {} |", verdict(met));
+}
+
 fn verdict(met: bool) -> &'static str {
     if met { "✅ met" } else { "❌ **missed**" }
 }
@@ -479,16 +494,17 @@ impl Report {
                 };
                 let share = r.median / floor.median;
                 let met = share <= NAIVE_FLOOR_SHARE;
-                if !met {
-                    misses.push(format!("cold start of {} against the naive floor", b.name));
-                }
-                let _ = writeln!(
-                    out,
-                    "| 1 | cold start over HTTPS, {} (exec → first response) | ≤ {NAIVE_FLOOR_SHARE}× the naive floor | {} = {share:.2}× | naive floor {} | {} |",
-                    b.name,
-                    ms(r),
-                    ms(floor),
-                    verdict(met)
+                judge(
+                    &mut out,
+                    &mut misses,
+                    met,
+                    format!("cold start of {} against the naive floor", b.name),
+                    format_args!(
+                        "| 1 | cold start over HTTPS, {} (exec → first response) | ≤ {NAIVE_FLOOR_SHARE}× the naive floor | {} = {share:.2}× | naive floor {} |",
+                        b.name,
+                        ms(r),
+                        ms(floor),
+                    ),
                 );
             }
             if let Some(p) = ours
@@ -513,66 +529,65 @@ impl Report {
             ) {
                 let speedup = n.median / r.median;
                 let met = speedup >= NODE_SPEEDUP;
-                if !met {
-                    misses.push(format!("cold start of {} against Node.js", b.name));
-                }
-                let _ = writeln!(
-                    out,
-                    "| 1 | cold start over HTTPS, {} vs its Node.js 20 equivalent | ≥ {NODE_SPEEDUP:.0}× faster | {} | Node.js {} | {} ({speedup:.1}×) |",
-                    b.name,
-                    ms(r),
-                    ms(n),
-                    verdict(met)
+                judge(
+                    &mut out,
+                    &mut misses,
+                    met,
+                    format!("cold start of {} against Node.js", b.name),
+                    format_args!(
+                        "| 1 | cold start over HTTPS, {} vs its Node.js 20 equivalent | ≥ {NODE_SPEEDUP:.0}× faster | {} = {speedup:.1}× faster | Node.js {} |",
+                        b.name,
+                        ms(r),
+                        ms(n),
+                    ),
                 );
             }
         }
         for b in &ours {
             if let Some(r) = self.long(b.name, Lang::Rust) {
-                let met = r.peak_mb.max <= PEAK_RSS_MB;
-                if !met {
-                    misses.push(format!("peak RSS of {}", b.name));
-                }
                 let node = self.long(b.name, Lang::Node).map_or("—".to_owned(), |n| {
                     format!("Node.js {:.1} MB", n.peak_mb.median)
                 });
-                let _ = writeln!(
-                    out,
-                    "| 2 | peak RSS after {} invocations over HTTPS, {} | ≤ {PEAK_RSS_MB:.0} MB (every run) | {:.1} MB (max {:.1}) | {node} | {} |",
-                    r.invocations,
-                    b.name,
-                    r.peak_mb.median,
-                    r.peak_mb.max,
-                    verdict(met)
+                judge(
+                    &mut out,
+                    &mut misses,
+                    r.peak_mb.max <= PEAK_RSS_MB,
+                    format!("peak RSS of {}", b.name),
+                    format_args!(
+                        "| 2 | peak RSS after {} invocations over HTTPS, {} | ≤ {PEAK_RSS_MB:.0} MB (every run) | {:.1} MB (max {:.1}) | {node} |",
+                        r.invocations, b.name, r.peak_mb.median, r.peak_mb.max,
+                    ),
                 );
             }
         }
         for b in &ours {
             if let Some(mb) = self.size_mb(b.name) {
-                let met = mb <= BINARY_MB;
-                if !met {
-                    misses.push(format!("binary size of {}", b.name));
-                }
                 let naive_mb = naive
                     .and_then(|n| self.size_mb(n))
                     .map_or("—".to_owned(), |m| format!("naive floor {m:.2} MB"));
-                let _ = writeln!(
-                    out,
-                    "| 2 | stripped release binary, x86_64, {} | ≤ {BINARY_MB:.0} MB | {mb:.2} MB | {naive_mb} | {} |",
-                    b.name,
-                    verdict(met)
+                judge(
+                    &mut out,
+                    &mut misses,
+                    mb <= BINARY_MB,
+                    format!("binary size of {}", b.name),
+                    format_args!(
+                        "| 2 | stripped release binary, x86_64, {} | ≤ {BINARY_MB:.0} MB | {mb:.2} MB | {naive_mb} |",
+                        b.name,
+                    ),
                 );
             }
             match (self.arm64.size_mb(b.name), self.size_mb(b.name)) {
                 (Some(arm), Some(x86)) => {
                     let met = arm < x86 && arm <= BINARY_MB;
-                    if !met {
-                        misses.push(format!("arm64 size of {}", b.name));
-                    }
-                    let _ = writeln!(
-                        out,
-                        "| 2 | arm64 `sam build` artifact, {} | smaller than x86_64 (and ≤ {BINARY_MB:.0} MB) | {arm:.2} MB | x86_64 {x86:.2} MB | {} |",
-                        b.name,
-                        verdict(met)
+                    judge(
+                        &mut out,
+                        &mut misses,
+                        met,
+                        format!("arm64 size of {}", b.name),
+                        format_args!(
+                            "| 2 | arm64 `sam build` artifact, {} | smaller than x86_64 (and ≤ {BINARY_MB:.0} MB) | {arm:.2} MB | x86_64 {x86:.2} MB |",
+                            b.name,
+                        ),
                     );
                 }
                 _ => {
@@ -600,16 +615,17 @@ impl Report {
                 };
                 let ratio = r.cpu_ms_per_invocation.median / reference.cpu_ms_per_invocation.median;
                 let met = ratio <= WARM_CPU_VS_NO_SDK;
-                if !met {
-                    misses.push(format!("warm CPU of {}", b.name));
-                }
-                let _ = writeln!(
-                    out,
-                    "| 2 | warm CPU per one-call invocation over HTTPS, {} | ≤ {WARM_CPU_VS_NO_SDK}× the no-SDK reference | {:.3} ms = {ratio:.2}× | no-SDK {:.3} ms | {} |",
-                    b.name,
-                    r.cpu_ms_per_invocation.median,
-                    reference.cpu_ms_per_invocation.median,
-                    verdict(met)
+                judge(
+                    &mut out,
+                    &mut misses,
+                    met,
+                    format!("warm CPU of {}", b.name),
+                    format_args!(
+                        "| 2 | warm CPU per one-call invocation over HTTPS, {} | ≤ {WARM_CPU_VS_NO_SDK}× the no-SDK reference | {:.3} ms = {ratio:.2}× | no-SDK {:.3} ms |",
+                        b.name,
+                        r.cpu_ms_per_invocation.median,
+                        reference.cpu_ms_per_invocation.median,
+                    ),
                 );
             }
         }
@@ -620,15 +636,16 @@ impl Report {
             ) {
                 (Some((bare, ..)), Some((logged, ..))) => {
                     let met = bare.max(logged) < PER_EVENT_MS;
-                    if !met {
-                        misses.push(format!("per-event overhead of {label}"));
-                    }
-                    let _ = writeln!(
-                        out,
-                        "| 3 | per-event handler cost, {label} | < {PER_EVENT_MS} ms | {:.1} µs ({:.1} µs with JSON logs) | — | {} |",
-                        bare * 1e3,
-                        logged * 1e3,
-                        verdict(met)
+                    judge(
+                        &mut out,
+                        &mut misses,
+                        met,
+                        format!("per-event overhead of {label}"),
+                        format_args!(
+                            "| 3 | per-event handler cost, {label} | < {PER_EVENT_MS} ms | {:.1} µs ({:.1} µs with JSON logs) | — |",
+                            bare * 1e3,
+                            logged * 1e3,
+                        ),
                     );
                 }
                 _ => {
@@ -643,33 +660,35 @@ impl Report {
         let c = &self.concurrency;
         let ten_ratio = c.ten_groups.median / c.round_trip.median;
         let ten_met = ten_ratio <= TEN_GROUPS_RT;
-        if !ten_met {
-            misses.push("batch of ten groups".to_owned());
-        }
-        let _ = writeln!(
-            out,
-            "| 4 | batch of 10 messages in 10 FIFO groups, {} ms Chime latency | ≤ {TEN_GROUPS_RT}× one round trip ({}) | {} = {ten_ratio:.2}× | — | {} |",
-            c.latency_ms,
-            ms(&c.round_trip),
-            ms(&c.ten_groups),
-            verdict(ten_met)
+        judge(
+            &mut out,
+            &mut misses,
+            ten_met,
+            "batch of ten groups".to_owned(),
+            format_args!(
+                "| 4 | batch of 10 messages in 10 FIFO groups, {} ms Chime latency | ≤ {TEN_GROUPS_RT}× one round trip ({}) | {} = {ten_ratio:.2}× | — |",
+                c.latency_ms,
+                ms(&c.round_trip),
+                ms(&c.ten_groups),
+            ),
         );
         let one_ratio = c.one_group.median / c.round_trip.median;
         let one_met = c.one_group_in_order && (9.0..=11.5).contains(&one_ratio);
-        if !one_met {
-            misses.push("batch of one group".to_owned());
-        }
-        let _ = writeln!(
-            out,
-            "| 4 | batch of 10 messages in 1 FIFO group, {} ms latency | in order, ≈ 10 round trips | {} = {one_ratio:.2} round trips, {} | — | {} |",
-            c.latency_ms,
-            ms(&c.one_group),
-            if c.one_group_in_order {
-                "in order in every run"
-            } else {
-                "**out of order**"
-            },
-            verdict(one_met)
+        judge(
+            &mut out,
+            &mut misses,
+            one_met,
+            "batch of one group".to_owned(),
+            format_args!(
+                "| 4 | batch of 10 messages in 1 FIFO group, {} ms latency | in order, ≈ 10 round trips | {} = {one_ratio:.2} round trips, {} | — |",
+                c.latency_ms,
+                ms(&c.one_group),
+                if c.one_group_in_order {
+                    "in order in every run"
+                } else {
+                    "**out of order**"
+                },
+            ),
         );
         let d = &self.drain;
         let share = d.sustained_rate / d.tps_limit;
