@@ -261,7 +261,7 @@ async fn measure(
     // 1. Cold starts, interleaved so drift in the machine's load hits every subject alike.
     progress("cold starts");
     let mut n = 0u64;
-    let mut cold: Vec<Vec<Duration>> = vec![Vec::new(); cold_cases.len()];
+    let mut cold: Vec<Vec<procs::ColdStart>> = vec![Vec::new(); cold_cases.len()];
     for round in 0..args.runs + 2 {
         for (k, &(i, transport)) in cold_cases.iter().enumerate() {
             n += 1;
@@ -275,13 +275,20 @@ async fn measure(
         .iter()
         .zip(&cold)
         .map(|(&(subject, transport), c)| {
-            Summary::of_durations_ms(c)
-                .map(|summary| ColdRow {
+            let wall: Vec<Duration> = c.iter().map(|s| s.wall).collect();
+            let cpu: Vec<Duration> = c.iter().map(|s| s.cpu).collect();
+            match (
+                Summary::of_durations_ms(&wall),
+                Summary::of_durations_ms(&cpu),
+            ) {
+                (Some(summary), Some(cpu)) => Ok(ColdRow {
                     subject,
                     transport,
                     summary,
-                })
-                .ok_or("no cold starts")
+                    cpu,
+                }),
+                _ => Err("no cold starts"),
+            }
         })
         .collect::<Result<_, _>>()?;
 

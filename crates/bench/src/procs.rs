@@ -422,13 +422,22 @@ impl Subject {
 /// How long to wait for any one answer before calling the run failed.
 const ANSWER_WAIT: Duration = Duration::from_secs(30);
 
-/// Exec → the first response POSTed to the Runtime API, for event number `n`.
+/// One cold start: exec → the first response POSTed to the Runtime API, and the CPU time the
+/// process had used when that response arrived (all its threads; it goes on running until it
+/// is killed, so the reading can include a little of what it does after answering).
+#[derive(Debug, Clone, Copy)]
+pub struct ColdStart {
+    pub wall: Duration,
+    pub cpu: Duration,
+}
+
+/// A cold start for event number `n`.
 pub async fn cold_start(
     s: &Subject,
     endpoints: &Endpoints,
     transport: Transport,
     n: u64,
-) -> Result<Duration, String> {
+) -> Result<ColdStart, String> {
     let mut api = MockRuntime::start(s.name(), s.timeout())
         .await
         .map_err(|e| format!("mock Runtime API: {e}"))?;
@@ -447,10 +456,14 @@ pub async fn cold_start(
             s.log_path(endpoints).display()
         ));
     };
-    let elapsed = answer.at.duration_since(started);
+    let cpu = process
+        .cpu_ns()
+        .map(Duration::from_nanos)
+        .unwrap_or_default();
+    let wall = answer.at.duration_since(started);
     s.check(&answer, &event)?;
     drop(process);
-    Ok(elapsed)
+    Ok(ColdStart { wall, cpu })
 }
 
 /// What one process looked like after serving many invocations.

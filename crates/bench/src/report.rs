@@ -31,6 +31,8 @@ pub struct ColdRow {
     pub subject: usize,
     pub transport: Transport,
     pub summary: Summary,
+    /// CPU time the process had used when its first response arrived, ms.
+    pub cpu: Summary,
 }
 
 /// The arm64 bootstrap binaries `sam build` left (`.aws-sam/build/{LogicalId}/bootstrap`),
@@ -768,23 +770,32 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "| bootstrap | transport | median | p10 | p90 | min | max |"
+            "| bootstrap | transport | median | p10 | p90 | min | max | CPU until the answer, median (p10–p90) |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
         for c in &self.cold {
             let s = &c.summary;
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
+                "| {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms ({:.1}–{:.1}) |",
                 self.subjects[c.subject].label(),
                 c.transport.label(),
                 s.median,
                 s.p10,
                 s.p90,
                 s.min,
-                s.max
+                s.max,
+                c.cpu.median,
+                c.cpu.p10,
+                c.cpu.p90
             );
         }
+        let _ = writeln!(
+            out,
+            "\nThe last column is the CPU time of all the process's threads \
+             (`/proc/{{pid}}/task/*/schedstat`) read when the first response arrived: less \
+             sensitive than wall time to other load on the machine.\n"
+        );
 
         let _ = writeln!(out, "\n## 2. Peak memory, warm CPU and binary size\n");
         let _ = writeln!(out, "{RSS_METHOD}\n");
