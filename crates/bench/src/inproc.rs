@@ -195,6 +195,10 @@ pub struct Concurrency {
     /// Every one-group run applied its ten messages one after the other, in batch order.
     pub one_group_in_order: bool,
     pub one_group_calls: usize,
+    /// Directory calls the handler made in all the batches, warm-up included.
+    pub calls: usize,
+    /// HTTP requests the fake saw: more than `calls` means the SDK retried.
+    pub http_attempts: u64,
 }
 
 /// Batches of ten `user.created` messages (one Chime call each) with a fixed Chime
@@ -216,7 +220,12 @@ pub async fn batch_concurrency(runs: usize, latency_ms: u64) -> Result<Concurren
         .await
         .map_err(|e| e.to_string())?;
     let deps = deps(front.endpoint_url(), &roots)?;
-    let result = on_current_thread(move || measure_batches(deps, runs, latency_ms)).await;
+    let result = on_current_thread(move || measure_batches(deps, runs, latency_ms))
+        .await
+        .map(|c| Concurrency {
+            http_attempts: fake.counters().total_attempts(),
+            ..c
+        });
     drop(front);
     fake.shutdown().await;
     result
@@ -245,7 +254,7 @@ async fn measure_batches(deps: Deps, runs: usize, latency_ms: u64) -> Result<Con
     // Warm-up: opens the ten pooled connections the measured batches reuse.
     let warm = batch(next() * 100, None);
     run(&sqs_event(&warm), &deps).await;
-    deps.directory.take();
+    let mut total_calls = deps.directory.take().len();
 
     let (mut one, mut ten, mut seq) = (Vec::new(), Vec::new(), Vec::new());
     let mut min_peak = usize::MAX;
@@ -265,11 +274,13 @@ async fn measure_batches(deps: Deps, runs: usize, latency_ms: u64) -> Result<Con
         one.push(t);
 
         let messages = batch(next() * 100, None);
-        deps.directory.take();
+        total_calls += deps.directory.take().len();
         let (t, report) = run(&sqs_event(&messages), &deps).await;
         expect_applied(&report)?;
         ten.push(t);
-        min_peak = min_peak.min(max_overlap(&deps.directory.take()));
+        let calls = deps.directory.take();
+        total_calls += calls.len();
+        min_peak = min_peak.min(max_overlap(&calls));
 
         let group = format!("tenant-{r}");
         let messages = batch(next() * 100, Some(&group));
@@ -277,6 +288,7 @@ async fn measure_batches(deps: Deps, runs: usize, latency_ms: u64) -> Result<Con
         expect_applied(&report)?;
         seq.push(t);
         let calls = deps.directory.take();
+        total_calls += calls.len();
         one_group_calls = calls.len();
         let wanted: Vec<String> = messages
             .iter()
@@ -298,6 +310,8 @@ async fn measure_batches(deps: Deps, runs: usize, latency_ms: u64) -> Result<Con
         one_group: Summary::of_durations_ms(&seq).ok_or("no runs")?,
         one_group_in_order: in_order,
         one_group_calls,
+        calls: total_calls,
+        http_attempts: 0,
     })
 }
 

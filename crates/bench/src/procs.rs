@@ -471,8 +471,10 @@ pub async fn cold_start(
 pub struct LongRun {
     /// `VmHWM`: the peak resident set over the process's life, KiB.
     pub peak_kib: u64,
-    /// `VmRSS` at the end, KiB.
+    /// `VmRSS` at the end, KiB, and its anonymous (heap, stacks) and file-backed (code) parts.
     pub rss_kib: u64,
+    pub anon_kib: u64,
+    pub file_kib: u64,
     /// From the first answer to the last: the warm invocations.
     pub warm: Duration,
     /// CPU time the process used over the same span (all its threads), ns.
@@ -522,14 +524,16 @@ pub async fn long_run(
         last = answer.at;
     }
     let cpu_end = cpu(&process)?;
-    let (peak_kib, rss_kib) = process
+    let memory = process
         .memory_kib()
         .map_err(|e| format!("{}: {e}", s.label()))?;
     drop(process);
     let (first_at, cpu_start) = first.unwrap_or((last, cpu_end));
     Ok(LongRun {
-        peak_kib,
-        rss_kib,
+        peak_kib: memory.peak,
+        rss_kib: memory.rss,
+        anon_kib: memory.anon,
+        file_kib: memory.file,
         warm: last.duration_since(first_at),
         warm_cpu_ns: cpu_end.saturating_sub(cpu_start),
         invocations: count,

@@ -224,6 +224,8 @@ fn sources(root: &Path) -> String {
 pub struct LongRunRow {
     peak_mb: Summary,
     end_rss_mb: Summary,
+    end_anon_mb: Summary,
+    end_file_mb: Summary,
     warm_ms_per_invocation: Summary,
     /// CPU time (all threads) per warm invocation, ms.
     cpu_ms_per_invocation: Summary,
@@ -236,6 +238,8 @@ impl LongRunRow {
         Some(LongRunRow {
             peak_mb: Summary::of(&runs.iter().map(|r| mb(r.peak_kib)).collect::<Vec<_>>())?,
             end_rss_mb: Summary::of(&runs.iter().map(|r| mb(r.rss_kib)).collect::<Vec<_>>())?,
+            end_anon_mb: Summary::of(&runs.iter().map(|r| mb(r.anon_kib)).collect::<Vec<_>>())?,
+            end_file_mb: Summary::of(&runs.iter().map(|r| mb(r.file_kib)).collect::<Vec<_>>())?,
             warm_ms_per_invocation: Summary::of(
                 &runs
                     .iter()
@@ -806,18 +810,20 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "| bootstrap | peak RSS (VmHWM) median | min–max | RSS at the end | warm CPU per invocation, median (p10–p90) | warm time per invocation, median (p10–p90) |"
+            "| bootstrap | peak RSS (VmHWM) median | min–max | RSS at the end (anonymous + file-backed) | warm CPU per invocation, median (p10–p90) | warm time per invocation, median (p10–p90) |"
         );
         let _ = writeln!(out, "|---|---|---|---|---|---|");
         for (s, l) in self.subjects.iter().zip(&self.long) {
             let _ = writeln!(
                 out,
-                "| {} | {:.1} MB | {:.1}–{:.1} MB | {:.1} MB | {:.3} ms ({:.3}–{:.3}) | {:.3} ms ({:.3}–{:.3}) |",
+                "| {} | {:.1} MB | {:.1}–{:.1} MB | {:.1} MB ({:.1} + {:.1}) | {:.3} ms ({:.3}–{:.3}) | {:.3} ms ({:.3}–{:.3}) |",
                 s.label(),
                 l.peak_mb.median,
                 l.peak_mb.min,
                 l.peak_mb.max,
                 l.end_rss_mb.median,
+                l.end_anon_mb.median,
+                l.end_file_mb.median,
                 l.cpu_ms_per_invocation.median,
                 l.cpu_ms_per_invocation.p10,
                 l.cpu_ms_per_invocation.p90,
@@ -921,6 +927,14 @@ impl Report {
             } else {
                 "**not** all one after the other in batch order"
             }
+        );
+        let _ = writeln!(
+            out,
+            "\nThe handler made {} Chime calls in all (warm-up included); the fake saw {} HTTP \
+             requests, so the SDK retried {} times.",
+            c.calls,
+            c.http_attempts,
+            c.http_attempts.saturating_sub(c.calls as u64)
         );
 
         let _ = writeln!(out, "\n## 5. Backlog drain under throttling\n");
