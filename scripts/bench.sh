@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Rebuilds everything BENCHMARKS.md measures, then runs chime-sync-bench, which writes it.
 #
-#   bash scripts/bench.sh                # build, then measure (about 30 min on 2 quiet cores)
+#   bash scripts/bench.sh                # build, then measure (see docs/PERFORMANCE.md for times)
 #   bash scripts/bench.sh --build-only   # build only
 #   bash scripts/bench.sh -- --runs 5    # pass options on to chime-sync-bench
 #
 # What it builds (docs/PERFORMANCE.md says why each is measured):
 #  1. the functions, the no-SDK reference and chime-sync-bench (release profile);
 #  2. the naive floor, bench/bare-trigger, in its own workspace (target/bare-trigger);
-#  3. the functions again at opt-level 3 (target/variant-opt3), measured beside ours;
+#  3. the functions again at opt-level 3 and "z" (target/variant-opt3, target/variant-optz),
+#     measured beside the profile's own build;
 #  4. the arm64 artifacts with `sam build` (.aws-sam/build), as deployed; see arm64() below;
 #  5. criterion's per-event figures, and bench/node's pinned npm packages.
 set -euo pipefail
@@ -26,6 +27,7 @@ while [ $# -gt 0 ]; do
 done
 
 FUNCTIONS=(-p pre-signup -p post-confirmation -p idp-sync)
+VARIANTS=(--variant opt-level=3=target/variant-opt3/release --variant opt-level=z=target/variant-optz/release)
 VENV=target/bench-venv
 # sam build and cargo-lambda, pinned (scripts/bench-requirements.txt), in a venv of their own.
 BENCH_REQS=scripts/bench-requirements.txt
@@ -39,9 +41,11 @@ step "naive floor (bench/bare-trigger, its own workspace)"
 cargo build --release --locked --manifest-path bench/bare-trigger/Cargo.toml \
   --target-dir target/bare-trigger
 
-step "variant: the functions at opt-level 3"
-CARGO_PROFILE_RELEASE_OPT_LEVEL=3 cargo build --release "${FUNCTIONS[@]}" \
-  --target-dir target/variant-opt3
+for level in 3 z; do
+  step "variant: the functions at opt-level $level"
+  CARGO_PROFILE_RELEASE_OPT_LEVEL=$level cargo build --release "${FUNCTIONS[@]}" \
+    --target-dir "target/variant-opt$level"
+done
 
 # The arm64 artifacts, built the way `sam build` builds them for deployment: SAM's
 # rust-cargolambda builder runs `cargo lambda build --release --arm64 --bin <name>` at the
@@ -95,9 +99,8 @@ step "bench/node: npm ci"
 npm ci --prefix bench/node --no-audit --no-fund
 
 if [ "$build_only" = true ]; then
-  step "built; measure with: cargo run --release -p chime-sync-bench -- --variant opt-level=3=target/variant-opt3/release"
+  step "built; measure with: cargo run --release -p chime-sync-bench -- ${VARIANTS[*]}"
   exit 0
 fi
 step "measuring (writes BENCHMARKS.md)"
-cargo run --release -p chime-sync-bench -- \
-  --variant opt-level=3=target/variant-opt3/release "${bench_args[@]}"
+cargo run --release -p chime-sync-bench -- "${VARIANTS[@]}" "${bench_args[@]}"

@@ -1190,10 +1190,11 @@ bash scripts/bench.sh            # builds what is measured, then runs chime-sync
 ```\n\n\
 `scripts/bench.sh` builds the functions, the no-SDK reference and this tool \
 (`cargo build --release --workspace --bins`), the naive floor in its own workspace \
-(`bench/bare-trigger`), the `--variant opt-level=3` build of the functions, the arm64 \
-artifacts with `sam build` when it can, runs criterion (`cargo bench -p chime-sync-core --bench \
-handlers`) and `npm ci --prefix bench/node`, then `cargo run --release -p chime-sync-bench -- \
---variant opt-level=3=target/variant-opt3/release`. `--build-only` stops before measuring; \
+(`bench/bare-trigger`), the functions at opt-level 3 and \"z\" (the `--variant` rows), the \
+arm64 artifacts with `sam build` when it can, runs criterion (`cargo bench -p chime-sync-core \
+--bench handlers`) and `npm ci --prefix bench/node`, then `cargo run --release -p \
+chime-sync-bench -- --variant opt-level=3=target/variant-opt3/release --variant \
+opt-level=z=target/variant-optz/release`. `--build-only` stops before measuring; \
 `chime-sync-bench --help` lists the knobs (runs, events per long run, latency, drain size and \
 quota, `--output -` to print instead of writing). Run it on a quiet machine: the report \
 gives the load average at the start and the end.";
