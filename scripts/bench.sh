@@ -8,8 +8,8 @@
 # What it builds (docs/PERFORMANCE.md says why each is measured):
 #  1. the functions, the no-SDK reference and chime-sync-bench (release profile);
 #  2. the naive floor, bench/bare-trigger, in its own workspace (target/bare-trigger);
-#  3. the functions again at opt-level 3 and "z" (target/variant-opt3, target/variant-optz),
-#     measured beside the profile's own build;
+#  3. the functions again at opt-level 3 and "s" (target/variant-opt3, target/variant-opts),
+#     measured beside the profile's own build ("z");
 #  4. the arm64 artifacts with `sam build` (.aws-sam/build), as deployed; see arm64() below;
 #  5. criterion's per-event figures, and bench/node's pinned npm packages.
 set -euo pipefail
@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
 done
 
 FUNCTIONS=(-p pre-signup -p post-confirmation -p idp-sync)
-VARIANTS=(--variant opt-level=3=target/variant-opt3/release --variant opt-level=z=target/variant-optz/release)
+VARIANTS=(--variant opt-level=3=target/variant-opt3/release --variant opt-level=s=target/variant-opts/release)
 VENV=target/bench-venv
 # sam build and cargo-lambda, pinned (scripts/bench-requirements.txt), in a venv of their own.
 BENCH_REQS=scripts/bench-requirements.txt
@@ -41,7 +41,7 @@ step "naive floor (bench/bare-trigger, its own workspace)"
 cargo build --release --locked --manifest-path bench/bare-trigger/Cargo.toml \
   --target-dir target/bare-trigger
 
-for level in 3 z; do
+for level in 3 s; do
   step "variant: the functions at opt-level $level"
   CARGO_PROFILE_RELEASE_OPT_LEVEL=$level cargo build --release "${FUNCTIONS[@]}" \
     --target-dir "target/variant-opt$level"

@@ -1190,11 +1190,11 @@ bash scripts/bench.sh            # builds what is measured, then runs chime-sync
 ```\n\n\
 `scripts/bench.sh` builds the functions, the no-SDK reference and this tool \
 (`cargo build --release --workspace --bins`), the naive floor in its own workspace \
-(`bench/bare-trigger`), the functions at opt-level 3 and \"z\" (the `--variant` rows), the \
+(`bench/bare-trigger`), the functions at opt-level 3 and \"s\" (the `--variant` rows), the \
 arm64 artifacts with `sam build` when it can, runs criterion (`cargo bench -p chime-sync-core \
 --bench handlers`) and `npm ci --prefix bench/node`, then `cargo run --release -p \
 chime-sync-bench -- --variant opt-level=3=target/variant-opt3/release --variant \
-opt-level=z=target/variant-optz/release`. `--build-only` stops before measuring; \
+opt-level=s=target/variant-opts/release`. `--build-only` stops before measuring; \
 `chime-sync-bench --help` lists the knobs (runs, events per long run, latency, drain size and \
 quota, `--output -` to print instead of writing). Run it on a quiet machine: the report \
 gives the load average at the start and the end.";
@@ -1230,19 +1230,29 @@ const NODE_MISS: &str = "Node.js's start is dominated by loading the SDK modules
 first TLS handshake in OpenSSL; ours by exec, the dynamic loader and one rustls handshake. A \
 miss means the Rust start grew: compare with the naive floor and the no-SDK reference.";
 
-const RSS_MISS: &str = "the peak is set by the SDK clients, the connection pool and TLS \
-buffers (each rustls connection keeps ~34 KB of buffers) and glibc's allocator arenas. What \
-would close it: fewer pooled connections per host, or `MALLOC_ARENA_MAX=1`.";
+const RSS_MISS: &str = "most of each function's resident set is code: the file-backed \
+pages of the binary and glibc (the second number in section 2's \"RSS at the end\"), which \
+the kernel maps in around every page the code touches. The heap is about 1 MB, 2 MB for \
+idp-sync, whose ten message groups hold ten pooled TLS connections and a batch in flight. \
+What would close it: less code (the functions link two SDK clients with their orchestrator, \
+endpoint rules and SigV4; opt-level is already \"z\", see the variant rows), or fewer \
+concurrent groups (`MAX_CONCURRENT_GROUPS`) for idp-sync's heap.";
 
-const BINARY_MISS: &str = "most of each binary is the AWS SDK's stack (smithy runtime, \
-SigV4, hyper, rustls with ring, the endpoint resolver). docs/PERFORMANCE.md lists what was \
-tried; `panic = \"abort\"` would shrink it but is rejected above for correctness.";
+const BINARY_MISS: &str = "AArch64's fixed-width instructions make the same code larger \
+than x86-64's; the naive floor's x86-64 build was the bigger one only because of AWS-LC's \
+x86 assembly (its AVX-512 AES-GCM alone is ~0.7 MB), which ring does not carry. The functions \
+that link the SDK are still smaller on arm64; pre-signup, which links no TLS at all, is not. \
+The arm64 artifacts are built by Debian's rustc 1.96 (rustup cannot download the aarch64 \
+standard library here), the x86_64 ones by rustup's rustc 1.95: close, not the same compiler.";
 
 const ARM64_MISSING: &str = "`sam build` did not leave arm64 artifacts under .aws-sam/build \
 (it needs the aarch64-unknown-linux-gnu standard library and a cross linker, or Zig); \
 scripts/bench.sh says what it found missing.";
 
-const WARM_CPU_MISS: &str = "per invocation the SDK runs its orchestrator (endpoint rules, \
-SigV4 signing, retry and timeout bookkeeping, interceptors) and our function validates the \
-event, derives the display name and logs a JSON line, none of which the no-SDK reference \
-does. Section 3 gives our own part; the rest is the SDK's.";
+const WARM_CPU_MISS: &str = "per call the SDK runs its orchestrator (endpoint rules, SigV4 \
+signing, retry and timeout bookkeeping, interceptors, the response deserializer), which the \
+no-SDK reference skips along with our validation and the JSON decision log. The naive floor \
+row shows the SDK's share: it makes the same call with the SDK and nothing of ours. Closing \
+the gap means not using the SDK for the hot call (a hand-built signed request), which this \
+project does not do: the SDK's retries, error model and signing are what the functions rely \
+on.";
