@@ -4,7 +4,7 @@
 //! scripts/test-requirements.txt) into `target/venv` and exports its path as
 //! `CHIME_SYNC_VENV`. moto speaks SQS's wire protocols (the SDK's JSON one
 //! included), FIFO deduplication and redrive; its FIFO *ordering* is not
-//! strict (DESIGN.md §7), so tests here never assert order from it.
+//! strict (seen with moto 5.2.5), so tests here never assert order from it.
 
 use std::path::PathBuf;
 use std::process::Command;

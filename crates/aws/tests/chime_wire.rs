@@ -572,7 +572,7 @@ async fn an_unreachable_endpoint_is_a_retryable_transport_error() {
     .await;
 }
 
-/// The reason the classifier exists (DESIGN.md §3): the SDK's standard retry,
+/// The reason the classifier exists: the SDK's standard retry,
 /// left alone, gives up on Chime's 429 after one attempt — while it does
 /// retry a 503. If an SDK upgrade starts retrying 429 by itself, this test
 /// says so, and the classifier can go.

@@ -654,7 +654,7 @@ async fn throttling_is_a_typed_429_the_default_retry_does_not_retry() {
         let service = err.into_service_error();
         assert!(service.is_throttled_client_exception(), "{service:?}");
         let counts = fake.counters().get(Operation::CreateAppInstanceUser);
-        // DESIGN.md §3: ThrottledClientException is not retryable for the SDK's standard retry.
+        // ThrottledClientException is not retryable for the SDK's standard retry.
         assert_eq!((counts.attempts, counts.injected.throttled), (1, 1));
         assert!(fake.users().is_empty(), "a throttled request does nothing");
     })
