@@ -181,7 +181,9 @@ fn client_config(
     if let Some(attempt) = cfg.attempt_timeout {
         timeouts = timeouts.operation_attempt_timeout(attempt);
     }
-    let mut builder = ClientConfigBuilder::from(sdk_config)
+    let mut builder = ClientConfigBuilder::from(sdk_config);
+    builder.set_http_client(crate::http::http_client_for(sdk_config));
+    builder = builder
         .region(Region::new(cfg.app_instance.region().to_owned()))
         .retry_config(retry)
         .timeout_config(timeouts.build())

@@ -18,7 +18,7 @@ use chime_identity_fake::{
     FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, IamDenial, MissingUserError, Operation,
     ScriptedFault,
 };
-use chime_sync_aws::{ChimeConfig, ChimeDirectory};
+use chime_sync_aws::{ChimeConfig, ChimeDirectory, TrustRoots};
 use chime_sync_core::metrics::CallStats;
 use chime_sync_core::{
     AppInstanceArn, Applied, Directory, DirectoryError, DisplayName, ErrorClass, Metadata, UserId,
@@ -75,6 +75,7 @@ fn sdk_config() -> SdkConfig {
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
             "AKIDTEST", "secret", None, None, "test",
         )))
+        .http_client(chime_sync_aws::http::sdk_http_client(&TrustRoots::Compiled).unwrap())
         .build()
 }
 

@@ -44,6 +44,7 @@ pub mod model;
 mod routes;
 mod server;
 mod state;
+pub mod tls;
 pub mod validate;
 
 pub use config::{DEFAULT_USER_LIMIT, FakeConfig};
@@ -56,3 +57,4 @@ pub use faults::{
 pub use model::{Expiration, MISSING_USER_MESSAGE, MissingUserError, Tag, UserRecord};
 pub use routes::DEFAULT_MAX_RESULTS;
 pub use server::{FakeChime, FakeChimeHandle, serve, serve_until};
+pub use tls::{TestCa, TlsFront, TlsFrontError};

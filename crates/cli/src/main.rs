@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use aws_sdk_chimesdkidentity::config::{Credentials, SharedCredentialsProvider};
-use chime_sync_aws::{ChimeConfig, ChimeDirectory};
+use chime_sync_aws::{ChimeConfig, ChimeDirectory, TrustRoots, sdk_config_loader};
 use chime_sync_core::directory::{Directory, list_all};
 use chime_sync_core::replay::{self, Replay};
 use chime_sync_core::{AppInstanceArn, DirectoryError, DisplayNamePolicy, InputError, reconcile};
@@ -226,7 +226,7 @@ async fn run_replay(
         Some(arn) => {
             let app_instance =
                 AppInstanceArn::parse(&arn).map_err(|e: InputError| e.to_string())?;
-            let chime = chime_directory(app_instance, endpoint_url).await;
+            let chime = chime_directory(app_instance, endpoint_url).await?;
             outln!(
                 "Replaying {} event files against Chime at {}\n{}\n",
                 files.len(),
@@ -407,7 +407,7 @@ async fn run_reconcile(
         eprintln!("skipped entry {}: {}", s.position, s.reason);
     }
     let app_instance = AppInstanceArn::parse(&app_instance_arn).map_err(|e| e.to_string())?;
-    let endpoint = chime_directory(app_instance, endpoint_url).await;
+    let endpoint = chime_directory(app_instance, endpoint_url).await?;
     let current = list_all(&endpoint.directory).await.map_err(|e| {
         Failure::aws(
             format!("cannot list the users at {}", endpoint.endpoint),
@@ -489,9 +489,18 @@ struct Chime {
 /// `AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY`, …) with no credentials chosen in the
 /// environment (`AWS_ACCESS_KEY_ID`, `AWS_PROFILE`), static placeholder
 /// credentials sign the requests: local fakes accept any signature.
-async fn chime_directory(app_instance: AppInstanceArn, endpoint_url: Option<String>) -> Chime {
+///
+/// Unlike the functions, the CLI keeps aws-config's full chains (profiles, SSO-less web
+/// identity, IMDS): it runs on laptops and CI. It shares their HTTPS stack, and so their
+/// `SSL_CERT_FILE` rule; a bad `SSL_CERT_FILE` is the error.
+async fn chime_directory(
+    app_instance: AppInstanceArn,
+    endpoint_url: Option<String>,
+) -> Result<Chime, Failure> {
     let region = app_instance.region().to_owned();
-    let mut sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let roots = TrustRoots::from_env().map_err(|e| e.to_string())?;
+    let mut sdk = sdk_config_loader(&roots)
+        .map_err(|e| e.to_string())?
         .region(aws_config::Region::new(region.clone()))
         .load()
         .await;
@@ -514,10 +523,10 @@ async fn chime_directory(app_instance: AppInstanceArn, endpoint_url: Option<Stri
         endpoint_url,
         ..ChimeConfig::new(app_instance)
     };
-    Chime {
+    Ok(Chime {
         directory: ChimeDirectory::new(&sdk, config),
         endpoint,
-    }
+    })
 }
 
 /// Serve the fake until Ctrl-C. The port is bound before anything is

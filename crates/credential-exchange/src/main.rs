@@ -5,9 +5,10 @@
 
 use std::process::ExitCode;
 
+use chime_sync_aws::http::rustls_client_config;
 use chime_sync_aws::{
-    ChimeDirectory, CredentialExchangeConfig, HttpsJwksSource, StsCredentialIssuer,
-    load_sdk_config, tls_client_config,
+    ChimeDirectory, CredentialExchangeConfig, HttpsJwksSource, RootSet, StsCredentialIssuer,
+    TrustRoots, lambda_sdk_config,
 };
 use chime_sync_core::handlers::credential_exchange::{self, CredentialExchange};
 use chime_sync_runtime::{
@@ -15,7 +16,9 @@ use chime_sync_runtime::{
     require_lambda, run, service_fn, unreadable,
 };
 
-#[tokio::main]
+// One thread, as the other functions (docs/PERFORMANCE.md): one invocation at a time, and its
+// calls (JWKS, Chime, STS) wait on I/O.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     if let Err(outside_lambda) = require_lambda(env!("CARGO_BIN_NAME")) {
         return outside_lambda;
@@ -25,11 +28,17 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => return report_init_error(e).await,
     };
-    let tls = match tls_client_config(config.ssl_cert_file.as_deref()) {
-        Ok(tls) => tls,
+    // One SSL_CERT_FILE rule for the SDK clients and the JWKS fetch; an issuer can be any
+    // public host, so the JWKS fetch trusts Mozilla's roots, the SDK clients AWS's.
+    let tls =
+        match TrustRoots::from_env().and_then(|roots| rustls_client_config(&roots, RootSet::Web)) {
+            Ok(tls) => tls,
+            Err(e) => return report_init_error(e).await,
+        };
+    let sdk = match lambda_sdk_config().await {
+        Ok(sdk) => sdk,
         Err(e) => return report_init_error(e).await,
     };
-    let sdk = load_sdk_config().await;
     let deps = &CredentialExchange {
         allowed_origins: config.allowed_origins.clone(),
         ensure_user: config.ensure_user,

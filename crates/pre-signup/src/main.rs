@@ -10,7 +10,10 @@ use chime_sync_runtime::{
     require_lambda, run, service_fn, unreadable,
 };
 
-#[tokio::main]
+// One thread: a Lambda sandbox serves one invocation at a time, and the concurrent Chime calls
+// of a batch wait on I/O, so a multi-thread runtime only adds start-up work (worker threads,
+// cgroup probing) and cross-thread wake-ups (docs/PERFORMANCE.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     if let Err(outside_lambda) = require_lambda(env!("CARGO_BIN_NAME")) {
         return outside_lambda;
