@@ -18,29 +18,31 @@
 //! facts in the workspace's `tests/sim_vs_moto.rs`.
 //!
 //! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //! use sqs_sim::{ManualClock, QueueConfig, SendMessage, Sqs};
 //!
 //! let clock = Arc::new(ManualClock::new());
 //! let sqs = Sqs::new(clock.clone(), 42);
-//! sqs.create_queue(QueueConfig::fifo("dlq.fifo")).unwrap();
+//! sqs.create_queue(QueueConfig::fifo("dlq.fifo"))?;
 //! sqs.create_queue(
 //!     QueueConfig::fifo("jobs.fifo")
 //!         .with_visibility_timeout(Duration::from_secs(30))
 //!         .with_redrive("dlq.fifo", 2),
-//! )
-//! .unwrap();
-//! sqs.send("jobs.fifo", SendMessage::new("a").group("g").deduplication_id("1")).unwrap();
-//! sqs.send("jobs.fifo", SendMessage::new("b").group("g").deduplication_id("2")).unwrap();
+//! )?;
+//! sqs.send("jobs.fifo", SendMessage::new("a").group("g").deduplication_id("1"))?;
+//! sqs.send("jobs.fifo", SendMessage::new("b").group("g").deduplication_id("2"))?;
 //! // One group: both come in order, and the group is locked while they are in flight.
-//! let batch = sqs.receive("jobs.fifo", 10).unwrap();
+//! let batch = sqs.receive("jobs.fifo", 10)?;
 //! assert_eq!(batch.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), ["a", "b"]);
-//! assert!(sqs.receive("jobs.fifo", 10).unwrap().is_empty());
-//! sqs.delete("jobs.fifo", &batch[1].receipt_handle).unwrap();
+//! assert!(sqs.receive("jobs.fifo", 10)?.is_empty());
+//! sqs.delete("jobs.fifo", &batch[1].receipt_handle)?;
 //! // `a` was not deleted: it is back after the visibility timeout.
 //! clock.advance(Duration::from_secs(30));
-//! assert_eq!(sqs.receive("jobs.fifo", 10).unwrap()[0].receive_count, 2);
+//! assert_eq!(sqs.receive("jobs.fifo", 10)?[0].receive_count, 2);
+//! # Ok(())
+//! # }
 //! ```
 
 #[cfg(feature = "chime-sync")]
