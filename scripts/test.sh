@@ -4,12 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each step says when it started, so a slow CI run shows where the time went.
+step() { echo "==> $* (at ${SECONDS}s)"; }
+
 VENV=target/venv
 PY_REQS=scripts/test-requirements.txt
 
 # 1. Python tools the tests use (moto's SQS server, cfn-lint), pinned, in a venv under target/.
 if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$PY_REQS" "$VENV/.requirements"; then
-  echo "==> installing Python test tools into $VENV"
+  step "installing Python test tools into $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$PY_REQS"
   cp "$PY_REQS" "$VENV/.requirements"
@@ -18,20 +21,32 @@ export CHIME_SYNC_VENV="$PWD/$VENV"
 
 # 2. cargo-nextest if missing (CI machines have it; a fresh laptop may not).
 if ! cargo nextest --version >/dev/null 2>&1; then
-  echo "==> installing cargo-nextest"
+  step "installing cargo-nextest"
   cargo install --locked cargo-nextest
 fi
 
-echo "==> cargo fmt --check"
+step "cargo fmt --check"
 cargo fmt --all --check
-echo "==> cargo clippy"
+step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
-echo "==> tests"
-# Build the Lambda bootstrap binaries first: end-to-end tests spawn them.
+step "release bootstraps"
+# The end-to-end tests spawn the bootstraps behind a mock Lambda Runtime API. They run the
+# release builds of exactly the binaries template.yaml deploys (its `Binary:` properties),
+# with the release profile Lambda gets; the CLI's tests use the debug build below.
+bootstraps=()
+while read -r bin; do bootstraps+=(--bin "$bin"); done \
+  < <(sed -n 's/^ *Binary: *\([A-Za-z0-9_-]*\) *$/\1/p' template.yaml)
+if [ ${#bootstraps[@]} -eq 0 ]; then
+  echo "no 'Binary:' build property found in template.yaml" >&2
+  exit 1
+fi
+cargo build --release "${bootstraps[@]}"
+export CHIME_SYNC_BOOTSTRAP_DIR="$PWD/target/release"
+step "tests"
 cargo build --workspace --bins
 cargo nextest run --workspace --no-fail-fast
 if [ -f template.yaml ]; then
-  echo "==> cfn-lint template.yaml"
+  step "cfn-lint template.yaml"
   "$VENV/bin/cfn-lint" template.yaml
 fi
-echo "==> all checks passed"
+echo "==> all checks passed in ${SECONDS}s"

@@ -21,7 +21,7 @@ use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chime_identity_fake::{
     FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, MissingUserError, Operation, ScriptedFault,
 };
-use chime_identity_sync::bins::binary;
+use chime_identity_sync::bins::bootstrap;
 use chime_identity_sync::emf;
 use chime_identity_sync::in_both_missing_user_modes;
 use chime_identity_sync::lambda::{Function, IDP_SYNC, Lambda, POST_CONFIRMATION, PRE_SIGNUP};
@@ -851,7 +851,7 @@ async fn outside_lambda_each_binary_exits_2_with_one_line_saying_how_to_run_it()
         ),
     ];
     for (function, env) in cases {
-        let mut command = std::process::Command::new(binary(function.binary));
+        let mut command = std::process::Command::new(bootstrap(function.binary));
         command
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")

@@ -8,13 +8,18 @@
 //! workspace's `target/` are fallbacks. `scripts/test.sh` builds them first
 //! (`cargo build --workspace --bins`); plain `cargo nextest run` does not.
 //!
-//! `CHIME_SYNC_BIN_DIR` overrides all of that, to run the end-to-end tests
-//! against other builds of the same binaries, e.g. the release bootstraps
-//! Lambda runs:
+//! Two variables override that, to run the tests against other builds of the
+//! same binaries:
+//! - `CHIME_SYNC_BOOTSTRAP_DIR`: where the Lambda bootstraps are (looked up
+//!   with [`bootstrap`]). `scripts/test.sh` builds the release bootstraps that
+//!   template.yaml deploys and points this at `target/release`, so every
+//!   end-to-end test runs what Lambda runs (`opt-level = "z"`, LTO, stripped,
+//!   `panic = "unwind"`), while the CLI's tests keep the debug `chime-sync`;
+//! - `CHIME_SYNC_BIN_DIR`: where every binary is, the CLI included.
 //!
 //! ```sh
-//! cargo build --release -p pre-signup -p post-confirmation -p idp-sync
-//! CHIME_SYNC_BIN_DIR=target/release cargo nextest run --test e2e_bootstrap --test fault_run
+//! cargo build --release --bin pre-signup --bin post-confirmation --bin idp-sync
+//! CHIME_SYNC_BOOTSTRAP_DIR=target/release cargo nextest run --test e2e_bootstrap --test fault_run
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -26,7 +31,19 @@ use crate::workspace_root;
 /// `chime-sync`). Panics with what to run when it is missing, and warns on
 /// stderr when it is older than the sources it is built from.
 pub fn binary(name: &str) -> PathBuf {
-    let candidates = candidates(name);
+    find(name, candidates(name))
+}
+
+/// The path of the Lambda bootstrap `name` (e.g. `idp-sync`):
+/// `CHIME_SYNC_BOOTSTRAP_DIR` when it is set, else as [`binary`].
+pub fn bootstrap(name: &str) -> PathBuf {
+    match std::env::var_os("CHIME_SYNC_BOOTSTRAP_DIR") {
+        Some(dir) => find(name, vec![in_dir(dir, name)]),
+        None => binary(name),
+    }
+}
+
+fn find(name: &str, candidates: Vec<PathBuf>) -> PathBuf {
     let Some(found) = candidates.iter().find(|p| p.is_file()) else {
         panic!(
             "the binary `{name}` is not built (looked for {}).\n\
@@ -43,17 +60,26 @@ pub fn binary(name: &str) -> PathBuf {
     found.clone()
 }
 
+/// `dir`/`name`, with a relative `dir` taken from the workspace root.
+fn in_dir(dir: std::ffi::OsString, name: &str) -> PathBuf {
+    let dir = PathBuf::from(dir);
+    let dir = if dir.is_relative() {
+        workspace_root().join(dir)
+    } else {
+        dir
+    };
+    dir.join(file_name(name))
+}
+
+fn file_name(name: &str) -> String {
+    format!("{name}{}", std::env::consts::EXE_SUFFIX)
+}
+
 fn candidates(name: &str) -> Vec<PathBuf> {
-    let file = format!("{name}{}", std::env::consts::EXE_SUFFIX);
     if let Some(dir) = std::env::var_os("CHIME_SYNC_BIN_DIR") {
-        let dir = PathBuf::from(dir);
-        let dir = if dir.is_relative() {
-            workspace_root().join(dir)
-        } else {
-            dir
-        };
-        return vec![dir.join(file)];
+        return vec![in_dir(dir, name)];
     }
+    let file = file_name(name);
     let mut dirs = Vec::new();
     if let Ok(exe) = std::env::current_exe() {
         // <target>/<profile>/deps/<test>: the profile directory is the parent of deps/.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::bins::binary;
+use crate::bins::bootstrap;
 use crate::process::ChildGuard;
 use crate::runtime_api::{Outcome, REGION, RuntimeApi};
 
@@ -65,7 +65,7 @@ impl Lambda {
     /// variables and endpoint overrides.
     pub async fn start(function: Function, env: &[(&str, &str)]) -> Lambda {
         let api = RuntimeApi::start(function.binary, function.timeout).await;
-        let path = binary(function.binary);
+        let path = bootstrap(function.binary);
         let mut command = Command::new(&path);
         command.env_clear();
         let log_stream = "2026/11/20/[$LATEST]0123456789abcdef0123456789abcdef";
