@@ -12,33 +12,31 @@ use chime_sync_aws::{
 };
 use chime_sync_core::handlers::credential_exchange::{self, CredentialExchange};
 use chime_sync_runtime::{
-    Diagnostic, Incoming, LambdaEvent, emit, exit_code, init_tracing, report_init_error,
-    require_lambda, run, service_fn, unreadable,
+    Diagnostic, Incoming, LambdaEvent, emit, exit_code, init_step, run, service_fn, start,
+    unreadable,
 };
 
 // One thread, as the other functions (docs/PERFORMANCE.md): one invocation at a time, and its
 // calls (JWKS, Chime, STS) wait on I/O.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    if let Err(outside_lambda) = require_lambda(env!("CARGO_BIN_NAME")) {
-        return outside_lambda;
+    // Boxed: this function's nested futures (JWKS, Chime, STS) are deeper than the compiler's
+    // layout query allows when held inline.
+    match Box::pin(serve()).await {
+        Ok(code) | Err(code) => code,
     }
-    init_tracing();
-    let config = match CredentialExchangeConfig::from_env() {
-        Ok(config) => config,
-        Err(e) => return report_init_error(e).await,
-    };
+}
+
+/// Start up, then serve until the Runtime API ends; `Err` is a start-up failure, reported.
+async fn serve() -> Result<ExitCode, ExitCode> {
+    let config = start(env!("CARGO_BIN_NAME"), CredentialExchangeConfig::from_env).await?;
     // One SSL_CERT_FILE rule for the SDK clients and the JWKS fetch; an issuer can be any
     // public host, so the JWKS fetch trusts Mozilla's roots, the SDK clients AWS's.
-    let tls =
-        match TrustRoots::from_env().and_then(|roots| rustls_client_config(&roots, RootSet::Web)) {
-            Ok(tls) => tls,
-            Err(e) => return report_init_error(e).await,
-        };
-    let sdk = match lambda_sdk_config().await {
-        Ok(sdk) => sdk,
-        Err(e) => return report_init_error(e).await,
-    };
+    let tls = init_step(
+        TrustRoots::from_env().and_then(|roots| rustls_client_config(&roots, RootSet::Web)),
+    )
+    .await?;
+    let sdk = init_step(lambda_sdk_config().await).await?;
     let deps = &CredentialExchange {
         allowed_origins: config.allowed_origins.clone(),
         ensure_user: config.ensure_user,
@@ -60,5 +58,5 @@ async fn main() -> ExitCode {
         Ok::<_, Diagnostic>(response)
     }))
     .await;
-    exit_code(served)
+    Ok(exit_code(served))
 }

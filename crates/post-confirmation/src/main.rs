@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use chime_sync_aws::{ChimeDirectory, PostConfirmationConfig, SqsQueue, lambda_sdk_config};
 use chime_sync_core::handlers::post_confirmation::{self, ConfirmationError, PostConfirmation};
 use chime_sync_runtime::{
-    Incoming, LambdaEvent, deadline, diagnostic, emit, exit_code, init_tracing, report_init_error,
-    require_lambda, run, service_fn, unreadable,
+    Incoming, LambdaEvent, deadline, diagnostic, emit, exit_code, init_step, run, service_fn,
+    start, unreadable,
 };
 
 // One thread: a Lambda sandbox serves one invocation at a time, and the concurrent Chime calls
@@ -15,18 +15,15 @@ use chime_sync_runtime::{
 // cgroup probing) and cross-thread wake-ups (docs/PERFORMANCE.md).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    if let Err(outside_lambda) = require_lambda(env!("CARGO_BIN_NAME")) {
-        return outside_lambda;
+    match serve().await {
+        Ok(code) | Err(code) => code,
     }
-    init_tracing();
-    let config = match PostConfirmationConfig::from_env() {
-        Ok(config) => config,
-        Err(e) => return report_init_error(e).await,
-    };
-    let sdk = match lambda_sdk_config().await {
-        Ok(sdk) => sdk,
-        Err(e) => return report_init_error(e).await,
-    };
+}
+
+/// Start up, then serve until the Runtime API ends; `Err` is a start-up failure, reported.
+async fn serve() -> Result<ExitCode, ExitCode> {
+    let config = start(env!("CARGO_BIN_NAME"), PostConfirmationConfig::from_env).await?;
+    let sdk = init_step(lambda_sdk_config().await).await?;
     let deps = &PostConfirmation {
         names: config.display_names.clone(),
         chime_budget: config.chime_budget(),
@@ -57,5 +54,5 @@ async fn main() -> ExitCode {
         })
     }))
     .await;
-    exit_code(served)
+    Ok(exit_code(served))
 }

@@ -6,8 +6,7 @@ use std::process::ExitCode;
 use chime_sync_aws::PreSignupConfig;
 use chime_sync_core::handlers::pre_signup::{self, SignUpPolicy};
 use chime_sync_runtime::{
-    Incoming, LambdaEvent, diagnostic, emit, exit_code, init_tracing, report_init_error,
-    require_lambda, run, service_fn, unreadable,
+    Incoming, LambdaEvent, diagnostic, emit, exit_code, run, service_fn, start, unreadable,
 };
 
 // One thread: a Lambda sandbox serves one invocation at a time, and the concurrent Chime calls
@@ -15,14 +14,14 @@ use chime_sync_runtime::{
 // cgroup probing) and cross-thread wake-ups (docs/PERFORMANCE.md).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    if let Err(outside_lambda) = require_lambda(env!("CARGO_BIN_NAME")) {
-        return outside_lambda;
+    match serve().await {
+        Ok(code) | Err(code) => code,
     }
-    init_tracing();
-    let config = match PreSignupConfig::from_env() {
-        Ok(config) => config,
-        Err(e) => return report_init_error(e).await,
-    };
+}
+
+/// Start up, then serve until the Runtime API ends; `Err` is a start-up failure, reported.
+async fn serve() -> Result<ExitCode, ExitCode> {
+    let config = start(env!("CARGO_BIN_NAME"), PreSignupConfig::from_env).await?;
     let policy = &SignUpPolicy {
         names: config.display_names,
         allowed_email_domains: config.allowed_email_domains.unwrap_or_default(),
@@ -41,5 +40,5 @@ async fn main() -> ExitCode {
             .map_err(|e| diagnostic("SignUpRejected", e.code(), e))
     }))
     .await;
-    exit_code(served)
+    Ok(exit_code(served))
 }

@@ -17,6 +17,9 @@
 //!   none when the value cannot be a deadline (a local emulator's).
 //! - [`require_lambda`]: outside Lambda, exit 2 with one line saying how to
 //!   run the binary locally, instead of `lambda_runtime`'s panic.
+//! - [`start`] and [`init_step`]: the start-up every `main` shares
+//!   (`require_lambda`, logging, configuration, clients), each failure
+//!   reported once and turned into the exit status.
 //! - [`exit_code`]: the end of `main`, with any error logged once.
 //! - [`emit`]: an invocation's metrics, one embedded-metric-format object
 //!   per line on stdout, where CloudWatch extracts them ([`metrics`]).
@@ -62,6 +65,28 @@ pub fn diagnostic(kind: &str, code: &str, error: impl Display) -> Diagnostic {
     Diagnostic {
         error_type: format!("{kind}.{code}"),
         error_message: error.to_string(),
+    }
+}
+
+/// The start-up every bootstrap shares, before it builds its clients: refuse
+/// to run outside Lambda ([`require_lambda`]), start logging, then read the
+/// configuration. `Err` is the exit status for `main`, the error already
+/// reported once ([`report_init_error`]).
+pub async fn start<C, E: Display>(
+    binary: &str,
+    config: impl FnOnce() -> Result<C, E>,
+) -> Result<C, ExitCode> {
+    require_lambda(binary)?;
+    init_tracing();
+    init_step(config()).await
+}
+
+/// A later start-up step (an SDK configuration, a TLS set-up): its error is
+/// reported as [`start`]'s are, and becomes the exit status for `main`.
+pub async fn init_step<T, E: Display>(result: Result<T, E>) -> Result<T, ExitCode> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(e) => Err(report_init_error(e).await),
     }
 }
 
