@@ -81,7 +81,7 @@ struct Setup {
 
 async fn setup() -> Setup {
     let (ca, rsa, ec) = (
-        TestCa::new(),
+        TestCa::generate().expect("test CA"),
         TestKey::rsa("rsa-2026"),
         TestKey::ec("ec-2026"),
     );
@@ -92,7 +92,8 @@ async fn setup() -> Setup {
         .expect("Chime fake");
     let dir = std::env::temp_dir().join(format!("e2e-credential-exchange-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let ca_file = ca.write_ca(&dir);
+    let ca_file = dir.join("test-ca.pem");
+    ca.write_pem(&ca_file).expect("write the test CA");
     let down = credential_testkit::serve::closed_port().await;
     let down_issuer = format!("http://127.0.0.1:{}/down", down.port());
     let issuers = json!({

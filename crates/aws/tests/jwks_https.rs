@@ -23,10 +23,11 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 
 #[tokio::test]
 async fn discovery_and_jwks_over_https_with_a_private_ca() {
-    let (ca, key) = (TestCa::new(), TestKey::ec("ec-https"));
+    let (ca, key) = (TestCa::generate().unwrap(), TestKey::ec("ec-https"));
     let idp = LocalIdp::start_tls(jwks(&[&key]), &ca).await;
     assert!(idp.issuer().starts_with("https://localhost:"));
-    let ca_file = ca.write_ca(&temp_dir("jwks-https"));
+    let ca_file = temp_dir("jwks-https").join("test-ca.pem");
+    ca.write_pem(&ca_file).unwrap();
     let source = HttpsJwksSource::new(
         rustls_client_config(&TrustRoots::from_pem_file(&ca_file).unwrap(), RootSet::Web).unwrap(),
         Duration::from_secs(10),
@@ -48,7 +49,7 @@ async fn discovery_and_jwks_over_https_with_a_private_ca() {
 
 #[tokio::test]
 async fn a_server_the_roots_do_not_trust_is_refused() {
-    let (ca, key) = (TestCa::new(), TestKey::ec("ec"));
+    let (ca, key) = (TestCa::generate().unwrap(), TestKey::ec("ec"));
     let idp = LocalIdp::start_tls(jwks(&[&key]), &ca).await;
     // Mozilla's roots: the throw-away CA is not among them.
     let source = HttpsJwksSource::new(

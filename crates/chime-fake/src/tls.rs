@@ -111,6 +111,12 @@ impl TestCa {
         &self.ca_pem
     }
 
+    /// The server side's TLS configuration (the certificate this CA issued), for serving HTTPS
+    /// from another local server than [`TlsFront`].
+    pub fn server_config(&self) -> Arc<ServerConfig> {
+        Arc::clone(&self.server)
+    }
+
     /// Writes [`ca_pem`](Self::ca_pem) to `path`, for `SSL_CERT_FILE` or `NODE_EXTRA_CA_CERTS`.
     pub fn write_pem(&self, path: &Path) -> Result<(), TlsFrontError> {
         std::fs::write(path, &self.ca_pem).map_err(|source| TlsFrontError::Write {

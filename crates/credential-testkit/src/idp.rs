@@ -12,8 +12,8 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::TestCa;
 use crate::serve::{Served, bind, serve_listener};
-use crate::tls::TestCa;
 
 /// The path prefix of the issuer on the server.
 const PREFIX: &str = "/idp";
@@ -57,7 +57,7 @@ impl LocalIdp {
         let app = Router::new()
             .fallback(get_document)
             .with_state(Arc::clone(&state));
-        let served = serve_listener(listener, app, ca.map(|c| Arc::clone(&c.server)));
+        let served = serve_listener(listener, app, ca.map(TestCa::server_config));
         Self {
             state,
             _served: served,
