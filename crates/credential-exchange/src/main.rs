@@ -12,19 +12,12 @@ use chime_sync_aws::{
 };
 use chime_sync_core::handlers::credential_exchange::{self, CredentialExchange};
 use chime_sync_runtime::{
-    Diagnostic, Incoming, LambdaEvent, emit, exit_code, init_step, run, service_fn, start,
-    unreadable,
+    Diagnostic, Incoming, LambdaEvent, emit, exit_code, init_step, run, run_bootstrap, service_fn,
+    start, unreadable,
 };
 
-// One thread, as the other functions (docs/PERFORMANCE.md): one invocation at a time, and its
-// calls (JWKS, Chime, STS) wait on I/O.
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
-    // Boxed: this function's nested futures (JWKS, Chime, STS) are deeper than the compiler's
-    // layout query allows when held inline.
-    match Box::pin(serve()).await {
-        Ok(code) | Err(code) => code,
-    }
+fn main() -> ExitCode {
+    run_bootstrap(serve())
 }
 
 /// Start up, then serve until the Runtime API ends; `Err` is a start-up failure, reported.

@@ -7,18 +7,12 @@ use std::process::ExitCode;
 use chime_sync_aws::{ChimeDirectory, IdpSyncConfig, SqsQueue, lambda_sdk_config};
 use chime_sync_core::handlers::idp_sync::{self, IdpSync};
 use chime_sync_runtime::{
-    Diagnostic, Incoming, LambdaEvent, deadline, emit, exit_code, init_step, run, service_fn,
-    start, unreadable,
+    Diagnostic, Incoming, LambdaEvent, deadline, emit, exit_code, init_step, run, run_bootstrap,
+    service_fn, start, unreadable,
 };
 
-// One thread: a Lambda sandbox serves one invocation at a time, and the concurrent Chime calls
-// of a batch wait on I/O, so a multi-thread runtime only adds start-up work (worker threads,
-// cgroup probing) and cross-thread wake-ups (docs/PERFORMANCE.md).
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
-    match serve().await {
-        Ok(code) | Err(code) => code,
-    }
+fn main() -> ExitCode {
+    run_bootstrap(serve())
 }
 
 /// Start up, then serve until the Runtime API ends; `Err` is a start-up failure, reported.

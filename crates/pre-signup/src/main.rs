@@ -6,17 +6,12 @@ use std::process::ExitCode;
 use chime_sync_aws::PreSignupConfig;
 use chime_sync_core::handlers::pre_signup::{self, SignUpPolicy};
 use chime_sync_runtime::{
-    Incoming, LambdaEvent, diagnostic, emit, exit_code, run, service_fn, start, unreadable,
+    Incoming, LambdaEvent, diagnostic, emit, exit_code, run, run_bootstrap, service_fn, start,
+    unreadable,
 };
 
-// One thread: a Lambda sandbox serves one invocation at a time, and the concurrent Chime calls
-// of a batch wait on I/O, so a multi-thread runtime only adds start-up work (worker threads,
-// cgroup probing) and cross-thread wake-ups (docs/PERFORMANCE.md).
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
-    match serve().await {
-        Ok(code) | Err(code) => code,
-    }
+fn main() -> ExitCode {
+    run_bootstrap(serve())
 }
 
 /// Start up, then serve until the Runtime API ends; `Err` is a start-up failure, reported.

@@ -17,6 +17,7 @@
 //!   none when the value cannot be a deadline (a local emulator's).
 //! - [`require_lambda`]: outside Lambda, exit 2 with one line saying how to
 //!   run the binary locally, instead of `lambda_runtime`'s panic.
+//! - [`run_bootstrap`]: the async runtime every `main` runs on (one thread).
 //! - [`start`] and [`init_step`]: the start-up every `main` shares
 //!   (`require_lambda`, logging, configuration, clients), each failure
 //!   reported once and turned into the exit status.
@@ -32,6 +33,8 @@ pub mod logging;
 pub mod metrics;
 
 use std::fmt::Display;
+use std::future::Future;
+use std::io::Write;
 use std::process::ExitCode;
 
 use chime_sync_core::metrics::{FunctionMetrics, Invocation, Metric};
@@ -65,6 +68,31 @@ pub fn diagnostic(kind: &str, code: &str, error: impl Display) -> Diagnostic {
     Diagnostic {
         error_type: format!("{kind}.{code}"),
         error_message: error.to_string(),
+    }
+}
+
+/// Run a bootstrap's `serve` (start-up, then `run`) to its end and return the
+/// exit status it settled on: `Ok` when `run` ended, `Err` when start-up failed
+/// (already reported).
+///
+/// One thread: a Lambda sandbox serves one invocation at a time, and the
+/// concurrent calls of an invocation (a batch's Chime calls, a JWKS fetch) wait
+/// on I/O, so a multi-thread runtime only adds start-up work (worker threads,
+/// cgroup probing) and cross-thread wake-ups (docs/PERFORMANCE.md).
+pub fn run_bootstrap(serve: impl Future<Output = Result<ExitCode, ExitCode>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            // Logging is not set up yet; nothing more useful to do if stderr is gone.
+            let _ = writeln!(std::io::stderr(), "cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve) {
+        Ok(code) | Err(code) => code,
     }
 }
 
