@@ -27,21 +27,11 @@ use chime_identity_sync::bins::binary;
 use chime_identity_sync::in_both_missing_user_modes;
 use chime_identity_sync::net::{free_port, http_get};
 use chime_identity_sync::process::ChildGuard;
+use chime_identity_sync::samples::{
+    ADA, ALAN, ANNIE, BARBARA, DONALD, GRACE, HEDY, KATHERINE, MARGARET, MARY, RADIA,
+};
 use chime_identity_sync::workspace_root;
 use chime_sync_core::replay::DEMO_APP_INSTANCE_ARN;
-
-const ADA: &str = "1d4f6a8c-2b3e-4c5d-9e7f-8a0b1c2d3e4f";
-const ALAN: &str = "3c7a9e12-5b4d-4f6e-8a2c-1e9d7b5f3a60";
-const BARBARA: &str = "c2f6a8d0-4e1b-4b7c-8f3a-6d9e1b5c7a24";
-const DONALD: &str = "2b9d7f15-6e3c-4a8b-a0d2-5c7e9f1b3d86";
-const GRACE: &str = "9b2e4f60-7c1d-4e3a-9f5b-2d8c6a1e0b47";
-const HEDY: &str = "0000dead-0000-4000-8000-000000000503";
-const KATHERINE: &str = "d4e8f1a2-3b6c-4d9e-a5f7-0c2b4e6d8f13";
-const MARGARET: &str = "7a3d5e9f-1c8b-4a2e-9d6f-4b0e2c8a6d35";
-const RADIA: &str = "e8b4c0d6-9a2f-4e5b-b1c7-3f6a8d0e2b59";
-/// The credential-exchange samples' users (created on their first exchange).
-const ANNIE: &str = "4a7c1e9b-3d5f-4b2a-8c6e-0f1d3b5a7c92";
-const MARY: &str = "b6e2d8f4-1a3c-4e5b-9d7f-2c4a6e8b0d13";
 
 /// A `chime-sync` command with a clean environment: no AWS configuration of
 /// the developer's machine (profiles, credentials, instance metadata) can

@@ -20,14 +20,13 @@ use chime_identity_fake::{FakeChime, FakeConfig};
 use chime_identity_sync::emf;
 use chime_identity_sync::lambda::{CREDENTIAL_EXCHANGE, Lambda, SECRET_ACCESS_KEY};
 use chime_identity_sync::runtime_api::Outcome;
+use chime_identity_sync::samples::{ADA, GRACE};
 use chime_sync_core::replay::DEMO_APP_INSTANCE_ARN;
 use credential_testkit::keys::{hs256, jwks, now, tampered, unsigned};
 use credential_testkit::{LocalIdp, LocalSts, StsAnswer, TestCa, TestKey};
 use serde_json::{Value, json};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/chime-identity-sync-ChatUserRole-1AB2C3";
-const ADA: &str = "1d4f6a8c-2b3e-4c5d-9e7f-8a0b1c2d3e4f";
-const GRACE: &str = "9b2e4f60-7c1d-4e3a-9f5b-2d8c6a1e0b47";
 const ORIGIN: &str = "https://chat.example.com";
 
 /// A Function URL event (payload format 2.0) for `method /credentials`.

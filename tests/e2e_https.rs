@@ -18,10 +18,10 @@ use chime_identity_sync::lambda::{Function, IDP_SYNC, Lambda, POST_CONFIRMATION}
 use chime_identity_sync::moto::{Moto, create_fifo_with_dlq, depth};
 use chime_identity_sync::read_event;
 use chime_identity_sync::runtime_api::Outcome;
+use chime_identity_sync::samples::ADA;
 use chime_sync_core::replay::{DEMO_APP_INSTANCE_ARN, DEMO_DISPLAY_NAME_ATTRIBUTES};
 use serde_json::json;
 
-const ADA: &str = "1d4f6a8c-2b3e-4c5d-9e7f-8a0b1c2d3e4f";
 const QUEUE: &str = "http://127.0.0.1:9/123456789012/identity-sync.fifo";
 const DLQ: &str = "http://127.0.0.1:9/123456789012/identity-sync-dlq.fifo";
 

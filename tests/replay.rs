@@ -41,6 +41,10 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use chime_identity_sync::samples::{
+    ADA, ALAN, ANNIE, BARBARA, DONALD, EDSGER, FRANCES, GRACE, HEDY, KATHERINE, MARGARET, MARY,
+    RADIA,
+};
 use chime_identity_sync::{events_dir, events_relative};
 use std::time::Duration;
 
@@ -55,26 +59,8 @@ use serde_json::{Value, json};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::util::SubscriberInitExt;
 
-// ---------------------------------------------------------------------------
-// The people of the story (lower-case UUID subs, as Cognito writes them)
-// ---------------------------------------------------------------------------
-
-const ADA: &str = "1d4f6a8c-2b3e-4c5d-9e7f-8a0b1c2d3e4f";
-const ALAN: &str = "3c7a9e12-5b4d-4f6e-8a2c-1e9d7b5f3a60";
-const BARBARA: &str = "c2f6a8d0-4e1b-4b7c-8f3a-6d9e1b5c7a24";
-const DONALD: &str = "2b9d7f15-6e3c-4a8b-a0d2-5c7e9f1b3d86";
-const EDSGER: &str = "51f0c3b8-2e7a-4c19-b6d4-8a3e5f7c9d02";
-const FRANCES: &str = "8e5a1c7d-3f9b-4d2e-a6c8-0b4f2d6e8a17";
-const GRACE: &str = "9b2e4f60-7c1d-4e3a-9f5b-2d8c6a1e0b47";
-const KATHERINE: &str = "d4e8f1a2-3b6c-4d9e-a5f7-0c2b4e6d8f13";
-const MARGARET: &str = "7a3d5e9f-1c8b-4a2e-9d6f-4b0e2c8a6d35";
-const RADIA: &str = "e8b4c0d6-9a2f-4e5b-b1c7-3f6a8d0e2b59";
-/// Hedy: the sub whose every Chime call fails in the embedded directory.
-const HEDY: &str = OUTAGE_SUB;
-
-/// Annie Easley and Mary Jackson: the credential-exchange samples' users.
-const ANNIE: &str = "4a7c1e9b-3d5f-4b2a-8c6e-0f1d3b5a7c92";
-const MARY: &str = "b6e2d8f4-1a3c-4e5b-9d7f-2c4a6e8b0d13";
+// The people of the story are `chime_identity_sync::samples` (lower-case UUID subs, as Cognito
+// writes them); Hedy is the sub whose every Chime call fails in the embedded directory.
 
 const FIFO_QUEUE_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:identity-sync.fifo";
 
@@ -1256,4 +1242,10 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
     fn make_writer(&'a self) -> Self::Writer {
         self.clone()
     }
+}
+
+/// The replay's Chime outage hits Hedy, the user the samples and tests know by that `sub`.
+#[test]
+fn the_outage_hits_the_samples_hedy() {
+    assert_eq!(OUTAGE_SUB, HEDY);
 }

@@ -11,6 +11,7 @@
 //! - [`emf`]: a validator of CloudWatch embedded-metric-format lines, from
 //!   the specification.
 //! - [`net`]: free ports and a minimal HTTP GET for readiness probes.
+//! - [`samples`]: the sample events' users.
 
 pub mod bins;
 pub mod emf;
@@ -19,6 +20,7 @@ pub mod moto;
 pub mod net;
 pub mod process;
 pub mod runtime_api;
+pub mod samples;
 
 use std::path::{Path, PathBuf};
 
