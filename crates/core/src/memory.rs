@@ -20,6 +20,7 @@ use crate::error::{DirectoryError, QueueError};
 use crate::identity::{AppInstanceArn, UserId};
 use crate::profile::UserProfile;
 use crate::queue::{OutgoingMessage, Queue};
+use crate::user_pool::{PAGE_LIMIT, PoolPage, PoolUser, UserPool, UserPoolError};
 
 /// Page size of [`InMemoryDirectory::list`], Chime's maximum.
 const PAGE_SIZE: usize = 50;
@@ -376,6 +377,121 @@ impl Queue for InMemoryQueue {
             .unwrap_or_else(|p| p.into_inner())
             .push(message);
         Ok(())
+    }
+}
+
+/// A user pool held in memory: pages of 60 like `ListUsers`, Cognito's
+/// `sub` filters (`=`, `^=`), injected failures, and the time of every call.
+#[derive(Default)]
+pub struct InMemoryUserPool {
+    users: Mutex<Vec<PoolUser>>,
+    injected: Mutex<VecDeque<UserPoolError>>,
+    calls: Mutex<Vec<tokio::time::Instant>>,
+}
+
+impl InMemoryUserPool {
+    pub fn new(users: Vec<PoolUser>) -> Self {
+        Self {
+            users: Mutex::new(users),
+            ..Self::default()
+        }
+    }
+
+    /// Replace the pool's users.
+    pub fn set_users(&self, users: Vec<PoolUser>) {
+        *self.users.lock().unwrap_or_else(|p| p.into_inner()) = users;
+    }
+
+    /// The next `n` calls answer `TooManyRequestsException`.
+    pub fn throttle_next(&self, n: usize) {
+        self.fail_next(
+            (0..n).map(|_| UserPoolError::Throttled("Too many requests (in-memory)".into())),
+        );
+    }
+
+    /// The next calls fail with these errors, one each.
+    pub fn fail_next(&self, errors: impl IntoIterator<Item = UserPoolError>) {
+        self.injected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(errors);
+    }
+
+    /// When each call was made (tokio time), failed ones included.
+    pub fn call_times(&self) -> Vec<tokio::time::Instant> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Cognito's filter syntax for the sub: `sub = "…"` or `sub ^= "…"`.
+fn sub_matcher(filter: &str) -> Result<(bool, String), UserPoolError> {
+    let invalid = || UserPoolError::Rejected(format!("unsupported filter (in-memory): {filter}"));
+    let rest = filter
+        .trim()
+        .strip_prefix("sub")
+        .ok_or_else(invalid)?
+        .trim_start();
+    let (prefix, value) = if let Some(v) = rest.strip_prefix("^=") {
+        (true, v)
+    } else if let Some(v) = rest.strip_prefix('=') {
+        (false, v)
+    } else {
+        return Err(invalid());
+    };
+    let value = value
+        .trim()
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .ok_or_else(invalid)?;
+    Ok((prefix, value.to_owned()))
+}
+
+impl UserPool for InMemoryUserPool {
+    async fn list_users(
+        &self,
+        filter: Option<&str>,
+        token: Option<String>,
+    ) -> Result<PoolPage, UserPoolError> {
+        self.calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(tokio::time::Instant::now());
+        if let Some(e) = self
+            .injected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+        {
+            return Err(e);
+        }
+        let matcher = filter.map(sub_matcher).transpose()?;
+        let start: usize = match token {
+            None => 0,
+            Some(t) => t
+                .parse()
+                .map_err(|_| UserPoolError::Rejected("invalid PaginationToken".into()))?,
+        };
+        let users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        let matching: Vec<&PoolUser> = users
+            .iter()
+            .filter(|u| match &matcher {
+                None => true,
+                Some((true, prefix)) => u.sub().is_some_and(|s| s.starts_with(prefix.as_str())),
+                Some((false, exact)) => u.sub() == Some(exact.as_str()),
+            })
+            .collect();
+        let limit = PAGE_LIMIT as usize;
+        let page: Vec<PoolUser> = matching
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|u| (*u).clone())
+            .collect();
+        let next_token = (start + limit < matching.len()).then(|| (start + limit).to_string());
+        Ok(PoolPage {
+            users: page,
+            next_token,
+        })
     }
 }
 
