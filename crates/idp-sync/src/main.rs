@@ -24,6 +24,7 @@ async fn main() -> ExitCode {
     let sdk = load_sdk_config().await;
     let deps = &IdpSync {
         max_concurrent_groups: config.max_concurrent_groups,
+        delete_mode: config.delete_mode,
         ..IdpSync::new(
             ChimeDirectory::new(&sdk, config.chime.clone()),
             SqsQueue::new(&sdk, config.dlq_url.clone(), Some(config.queue_timeout)),
