@@ -129,7 +129,7 @@ pub enum Start {
     /// A new cycle (the schedule, or any other event), named `cycle`.
     Fresh { cycle: String },
     /// The rest of a cycle.
-    Continue(Continuation),
+    Continue(Box<Continuation>),
 }
 
 /// The event of an invocation: `{"continuation": {…}}` continues a cycle;
@@ -138,7 +138,7 @@ pub enum Start {
 /// has one, else after `now`.
 pub fn start_from(event: &Value, now: SystemTime) -> Result<Start, serde_json::Error> {
     if let Some(c) = event.get("continuation").filter(|c| !c.is_null()) {
-        return Ok(Start::Continue(Continuation::deserialize(c)?));
+        return Ok(Start::Continue(Box::new(Continuation::deserialize(c)?)));
     }
     let seed = match event.get("id").and_then(Value::as_str) {
         Some(id) => id.to_owned(),
@@ -321,6 +321,7 @@ pub async fn run<P: UserPool, D: Directory, Q: Queue>(
             Continuation::fresh(cycle, shards)
         }
         Start::Continue(c) => {
+            let c = *c;
             if !SHARD_COUNTS.contains(&c.shards) || c.shard > c.shards {
                 return Err(ReconcileError::BadContinuation(format!(
                     "shard {} of {}",
@@ -691,6 +692,9 @@ fn outgoing(action: &Action, cycle: &str) -> OutgoingMessage {
     }
 }
 
+/// A change and the message that asks for it.
+type Pending = (Action, OutgoingMessage);
+
 struct Published {
     calls: u64,
     failed: Vec<String>,
@@ -731,7 +735,7 @@ async fn publish<Q: Queue>(
             batches
         };
         result.calls += batches.len() as u64;
-        let sent: Vec<Vec<((Action, OutgoingMessage), Result<(), QueueError>)>> =
+        let sent: Vec<Vec<(Pending, Result<(), QueueError>)>> =
             stream::iter(batches.into_iter().map(|batch| async move {
                 let results = queue
                     .send_batch(batch.iter().map(|(_, m)| m.clone()).collect())

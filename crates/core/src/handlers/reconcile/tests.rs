@@ -305,7 +305,7 @@ async fn run_to_the_end(deps: &Deps, budget: Duration) -> (u32, Vec<RunReport>) 
         }
         assert_eq!(answer["done"], false);
         start = start_from(&answer, SystemTime::now()).unwrap();
-        assert_eq!(start, Start::Continue(next.unwrap()));
+        assert_eq!(start, Start::Continue(Box::new(next.unwrap())));
     }
     panic!("did not finish in 200 invocations");
 }
@@ -486,6 +486,9 @@ fn an_invocation_event_starts_or_continues_a_cycle() {
     ));
     let c = Continuation::fresh("c".into(), 16);
     let event = json!({"done": false, "continuation": c});
-    assert_eq!(start_from(&event, now).unwrap(), Start::Continue(c));
+    assert_eq!(
+        start_from(&event, now).unwrap(),
+        Start::Continue(Box::new(c))
+    );
     assert!(start_from(&json!({"continuation": {"shards": "x"}}), now).is_err());
 }
