@@ -406,6 +406,8 @@ async fn idp_sync_answers_partial_batch_responses_and_dead_letters_poison(mode) 
         IDP_SYNC,
         &[
             ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+            // Deletions at once: grace deletions are tested in tests/reconcile_e2e.rs.
+            ("DELETE_MODE", "immediate"),
             ("DLQ_URL", &queues.dlq_url),
             ("MAX_CONCURRENT_GROUPS", "1"),
             ("CHIME_MAX_ATTEMPTS", "4"),
@@ -622,6 +624,8 @@ async fn a_denied_delete_is_reported_failed_and_the_user_stays(mode) {
         IDP_SYNC,
         &[
             ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+            // Deletions at once: grace deletions are tested in tests/reconcile_e2e.rs.
+            ("DELETE_MODE", "immediate"),
             // Never used: nothing here is dead-lettered.
             ("DLQ_URL", "http://127.0.0.1:9/123456789012/identity-sync-dlq.fifo"),
             ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
@@ -691,6 +695,8 @@ async fn idp_sync_reports_unfinished_work_failed_before_the_deadline(mode) {
         short,
         &[
             ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+            // Deletions at once: grace deletions are tested in tests/reconcile_e2e.rs.
+            ("DELETE_MODE", "immediate"),
             // Never used: nothing here is dead-lettered.
             (
                 "DLQ_URL",
@@ -921,6 +927,8 @@ async fn an_emulators_duration_deadline_is_ignored_with_one_warning(mode) {
         IDP_SYNC,
         &[
             ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+            // Deletions at once: grace deletions are tested in tests/reconcile_e2e.rs.
+            ("DELETE_MODE", "immediate"),
             (
                 "DLQ_URL",
                 "http://127.0.0.1:9/123456789012/identity-sync-dlq.fifo",

@@ -278,6 +278,7 @@ async fn idp_sync_logs_no_personal_data_at_trace() {
         &[
             ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
             ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+            ("DELETE_MODE", "immediate"),
             ("DLQ_URL", &queues.dlq_url),
             ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
             ("AWS_ENDPOINT_URL_SQS", moto.endpoint_url()),
