@@ -119,7 +119,7 @@ fn nth(
 ) {
     let (status, enabled) = kind(n);
     // Every third user has no name attribute: its name is the email's local part.
-    let name = if n % 3 == 0 {
+    let name = if n.is_multiple_of(3) {
         format!("user{n}")
     } else {
         format!("User {n}")
@@ -128,7 +128,7 @@ fn nth(
         ("email", format!("user{n}@example.com")),
         ("email_verified", "true".to_owned()),
     ];
-    if n % 3 != 0 {
+    if !n.is_multiple_of(3) {
         attributes.push(("name", name.clone()));
     }
     let username = match status {
