@@ -217,6 +217,17 @@ fn settings() -> Vec<Setting> {
             code: vec![],
         },
         Setting {
+            name: "HandOffAlarmPercent",
+            sources: vec![
+                DeployParameter("HandOffAlarmPercent"),
+                TemplateParameter {
+                    parameter: "HandOffAlarmPercent",
+                    passed_as: None,
+                },
+            ],
+            code: vec![],
+        },
+        Setting {
             name: "post-confirmation's timeout (s)",
             sources: vec![
                 DeployTimeout("post-confirmation"),

@@ -22,6 +22,7 @@ use chime_identity_fake::{
     FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, MissingUserError, Operation, ScriptedFault,
 };
 use chime_identity_sync::bins::binary;
+use chime_identity_sync::emf;
 use chime_identity_sync::in_both_missing_user_modes;
 use chime_identity_sync::lambda::{Function, IDP_SYNC, Lambda, POST_CONFIRMATION, PRE_SIGNUP};
 use chime_identity_sync::moto::{
@@ -84,10 +85,22 @@ fn user(id: &str, name: &str, metadata: Option<&str>) -> (String, String, Option
 
 /// Stop the function, then check its log: JSON lines, a decision line for
 /// each `(sub, outcome)` in `decisions` (sub `None`: any line with that
-/// outcome), and no email address or phone number from the samples.
-fn check_log(lambda: &Lambda, decisions: &[(Option<&str>, &str)]) {
+/// outcome), one valid EMF metrics line per invocation answered (its only
+/// dimension the function's name), and no email address or phone number from
+/// the samples. The metric lines, for the caller to sum.
+fn check_log(lambda: &Lambda, decisions: &[(Option<&str>, &str)]) -> Vec<Vec<emf::Published>> {
     lambda.stop();
     let lines = lambda.log_lines();
+    let metrics = emf::function_metrics(&lines, lambda.function.binary);
+    let answered = lambda.api.seen().outcomes.len();
+    assert_eq!(
+        metrics.len(),
+        answered,
+        "{}: one metrics line per invocation:\n{}",
+        lambda.function.binary,
+        lambda.log()
+    );
+    assert_eq!(emf::values(&metrics, "Decisions").len(), answered);
     let field = |line: &Value, name: &str| -> Option<String> {
         line.get("fields")
             .and_then(|f| f.get(name))
@@ -120,6 +133,7 @@ fn check_log(lambda: &Lambda, decisions: &[(Option<&str>, &str)]) {
             lambda.function.binary
         );
     }
+    metrics
 }
 
 /// The part of a file name after `events/{folder}/`.
@@ -377,7 +391,12 @@ async fn post_confirmation_provisions_hands_off_and_reports_bad_events(mode) {
     );
     let decisions: Vec<(Option<&str>, &str)> =
         decisions.iter().map(|(s, o)| (s.as_deref(), *o)).collect();
-    check_log(&lambda, &decisions);
+    let metrics = check_log(&lambda, &decisions);
+    // The 503 outage and the hang each handed one confirmation off.
+    assert_eq!(emf::sum(&metrics, "HandedOff"), 2.0);
+    assert_eq!(emf::sum(&metrics, "Created"), 3.0);
+    assert_eq!(emf::sum(&metrics, "InvalidEvent"), 1.0);
+    assert_eq!(emf::sum(&metrics, "Denied"), 0.0);
 }
 }
 
@@ -657,7 +676,7 @@ async fn a_denied_delete_is_reported_failed_and_the_user_stays(mode) {
     assert_eq!(outcome, Outcome::Response(json!({"batchItemFailures": []})));
     assert!(fake.users().is_empty());
 
-    check_log(
+    let metrics = check_log(
         &lambda,
         &[
             (Some(ADA), "created"),
@@ -666,6 +685,10 @@ async fn a_denied_delete_is_reported_failed_and_the_user_stays(mode) {
             (Some(ADA), "deleted"),
         ],
     );
+    // What the Denied alarm watches: one denial, in the second invocation.
+    assert_eq!(emf::values(&metrics, "Denied"), [0.0, 1.0, 0.0]);
+    assert_eq!(emf::sum(&metrics, "Failed"), 1.0);
+    assert_eq!(emf::sum(&metrics, "Deleted"), 1.0);
     let denial = lambda
         .log_lines()
         .into_iter()

@@ -17,6 +17,7 @@
 use std::time::Duration;
 
 use chime_identity_fake::{FakeChime, FakeConfig};
+use chime_identity_sync::emf;
 use chime_identity_sync::lambda::{CREDENTIAL_EXCHANGE, Lambda, SECRET_ACCESS_KEY};
 use chime_identity_sync::runtime_api::Outcome;
 use chime_sync_core::replay::DEMO_APP_INSTANCE_ARN;
@@ -368,6 +369,27 @@ async fn the_bootstrap_exchanges_tokens_for_scoped_credentials() {
         }
     }
     assert!(!log.contains("ada.lovelace@example.com") && !log.contains("Ada Lovelace"));
+
+    // The metric lines: valid EMF, one per request, the function's name as
+    // the only dimension; what each request ended in.
+    let metrics = emf::function_metrics(&lines, CREDENTIAL_EXCHANGE.binary);
+    let answered = s.lambda.api.seen().outcomes.len();
+    assert_eq!((metrics.len(), answered), (17, 17));
+    for (name, want) in [
+        ("Decisions", 17.0),
+        ("CredentialsIssued", 2.0),
+        ("Failed", 1.0),
+        ("Denied", 1.0),
+        ("Refused", 12.0),
+        ("Unavailable", 1.0),
+        ("Preflight", 1.0),
+        ("Created", 2.0),
+        ("AlreadyExists", 1.0),
+    ] {
+        assert_eq!(emf::sum(&metrics, name), want, "{name}");
+    }
+    // Ada and Grace: describe and create each; the denied request: a describe.
+    assert_eq!(emf::values(&metrics, "ChimeCallLatency").len(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

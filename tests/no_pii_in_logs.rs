@@ -6,9 +6,16 @@
 //! stdout and stderr, is searched for each item. The error reports it sends
 //! back are searched too, and must be in our own format.
 //!
+//! The metric lines (CloudWatch's embedded metric format) are among the lines
+//! searched, and are also validated against the specification, with the
+//! function's name as their only dimension.
+//!
 //! At TRACE, `lambda_runtime` logs each raw event and the AWS SDK each request
 //! body; `chime_sync_runtime::logging` keeps TRACE to our own crates. Without
 //! that cap, or with serde's messages passed on, this test fails.
+//!
+//! The credential exchange is driven the same way with tokens whose claims hold
+//! the personal data, and its log is also searched for every token and secret.
 //!
 //! Needs `cargo build --workspace --bins` first (scripts/test.sh does it).
 
@@ -18,29 +25,12 @@ use chime_identity_fake::{FakeChime, FakeConfig};
 use chime_identity_sync::lambda::{IDP_SYNC, Lambda, POST_CONFIRMATION, PRE_SIGNUP};
 use chime_identity_sync::moto::{Moto, create_fifo_with_dlq, depth};
 use chime_identity_sync::runtime_api::Outcome;
+use chime_identity_sync::{PII, emf};
 use chime_sync_core::replay::DEMO_APP_INSTANCE_ARN;
 use serde_json::{Value, json};
 
 const SUB: &str = "5a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 const OTHER_SUB: &str = "6b2c3d4e-5f6a-4b7c-9d8e-0f1a2b3c4d5e";
-
-/// What must never appear in a log line or an error report.
-const PII: [&str; 14] = [
-    "alice.pii@example.com",
-    "alice.pii",
-    "+15555550123",
-    "+44 20 7946 0958",
-    "Alicia Piiname",
-    "Piiname",
-    "alicia_pii_handle",
-    "221B Baker Street",
-    "1815-12-10",
-    "078-05-1120",
-    "Bartholomew Piiperson",
-    "bart.pii@example.net",
-    "+15555550199",
-    "alice.wrongtype@example.com",
-];
 
 fn attributes(sub: Option<&str>) -> Value {
     let mut attributes = json!({
@@ -125,6 +115,19 @@ fn assert_no_pii(lambda: &Lambda, reports: &[Outcome]) {
         lambda.function.binary,
         lambda.log()
     );
+    // The metric lines: valid EMF, one per invocation, the function's name
+    // their only dimension, and not even a sub in them (they are counts).
+    let metrics = emf::function_metrics(&lines, lambda.function.binary);
+    assert_eq!(metrics.len(), lambda.api.seen().outcomes.len());
+    for line in lines
+        .iter()
+        .filter(|l| emf::is_emf(l))
+        .map(Value::to_string)
+    {
+        for sub in [SUB, OTHER_SUB] {
+            assert!(!line.contains(sub), "a sub in a metric line: {line}");
+        }
+    }
     let stderr = lambda.process.stderr();
     for (n, line) in lines
         .iter()
@@ -330,4 +333,121 @@ async fn idp_sync_logs_no_personal_data_at_trace() {
     assert!(fake.users().is_empty());
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_no_pii(&lambda, &reports);
+}
+
+/// A Function URL event (payload format 2.0) posting to `/credentials`.
+fn credentials_request(headers: Value, body: &str) -> Value {
+    json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": "/credentials", "rawQueryString": "",
+        "headers": headers, "body": body, "isBase64Encoded": false,
+        "requestContext": {
+            "accountId": "anonymous", "apiId": "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6",
+            "domainName": "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6.lambda-url.us-east-1.on.aws",
+            "domainPrefix": "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6", "requestId": "req-pii",
+            "routeKey": "$default", "stage": "$default", "time": "20/Nov/2026:10:00:00 +0000",
+            "timeEpoch": 1_795_168_800_000_i64,
+            "http": {"method": "POST", "path": "/credentials", "protocol": "HTTP/1.1",
+                     "sourceIp": "203.0.113.7", "userAgent": "Mozilla/5.0"}
+        }
+    })
+}
+
+/// The credential exchange at TRACE: tokens whose claims are full of personal
+/// data (accepted, expired, for another audience, tampered), a body holding
+/// some, a wrong-typed header, and the malformed payloads. Neither the
+/// personal data nor any token, nor the secret or session token STS handed
+/// back, may reach a log line or an error report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credential_exchange_logs_no_personal_data_or_token_at_trace() {
+    use chime_identity_sync::lambda::{CREDENTIAL_EXCHANGE, SECRET_ACCESS_KEY};
+    use credential_testkit::keys::{jwks, now, tampered};
+    use credential_testkit::{LocalIdp, LocalSts, TestKey};
+
+    let key = TestKey::rsa("pii-rsa");
+    let (idp, sts) = (
+        LocalIdp::start(jwks(&[&key])).await,
+        LocalSts::start().await,
+    );
+    let fake = FakeChime::start(FakeConfig::new()).await.expect("fake");
+    let issuers = json!({idp.issuer(): {"audiences": ["chat-web"]}}).to_string();
+    let lambda = Lambda::start(
+        CREDENTIAL_EXCHANGE,
+        &[
+            ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
+            ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+            ("TRUSTED_ISSUERS", &issuers),
+            (
+                "CHAT_USER_ROLE_ARN",
+                "arn:aws:iam::123456789012:role/ChatUserRole",
+            ),
+            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
+            ("AWS_ENDPOINT_URL_STS", &sts.endpoint_url()),
+        ],
+    )
+    .await;
+    let claims = |extra: Value| {
+        let mut c = json!({"iss": idp.issuer(), "aud": "chat-web", "sub": SUB, "iat": now(),
+                           "exp": now() + 3600, "email": PII[0], "name": PII[4],
+                           "phone_number": PII[2], "preferred_username": PII[6],
+                           "address": {"formatted": PII[7]}, "birthdate": PII[8]});
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            c[k] = v;
+        }
+        c
+    };
+    let good = key.sign(&claims(json!({})));
+    let tokens = [
+        good.clone(),
+        key.sign(&claims(json!({"exp": now() - 7200, "iat": now() - 10800}))),
+        key.sign(&claims(json!({"aud": PII[11]}))),
+        tampered(&good, &claims(json!({"sub": OTHER_SUB}))),
+    ];
+    let mut reports = Vec::new();
+    let mut statuses = Vec::new();
+    let mut secrets = vec![SECRET_ACCESS_KEY.to_owned()];
+    for token in &tokens {
+        let headers = json!({"authorization": format!("Bearer {token}")});
+        let outcome = lambda
+            .invoke(&credentials_request(
+                headers,
+                &format!("{{\"email\":\"{}\"}}", PII[0]),
+            ))
+            .await;
+        let response = outcome.response();
+        statuses.push(response["statusCode"].as_i64().unwrap_or_default());
+        let body: Value = response["body"]
+            .as_str()
+            .and_then(|b| serde_json::from_str(b).ok())
+            .unwrap_or(Value::Null);
+        if let Some(token) = body["credentials"]["sessionToken"].as_str() {
+            secrets.push(token.to_owned());
+        }
+        for item in PII
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain(tokens.iter().cloned())
+        {
+            assert!(
+                !response.to_string().contains(&item),
+                "answered with {item:?}: {response}"
+            );
+        }
+    }
+    assert_eq!(statuses, [200, 401, 401, 401]);
+    assert_eq!(fake.users().len(), 1);
+    let wrong_header = credentials_request(json!({"authorization": {"email": PII[13]}}), "{}");
+    reports.push(lambda.invoke(&wrong_header).await);
+    serve_malformed(&lambda, "CredentialExchangeFailed", &mut reports).await;
+    assert_no_pii(&lambda, &reports);
+    let log = lambda.log();
+    for secret in tokens.iter().chain(&secrets) {
+        // Every part of a token, not only the whole: the payload alone is the
+        // personal data.
+        for part in secret.split('.').filter(|p| p.len() > 8) {
+            assert!(
+                !log.contains(part),
+                "a token or secret part reached the log"
+            );
+        }
+    }
 }

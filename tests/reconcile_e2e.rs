@@ -17,13 +17,13 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message};
 use chime_identity_fake::{FakeChime, FakeChimeHandle, FakeConfig};
 use chime_identity_sync::bins::binary;
 use chime_identity_sync::cognito::{SeededPool, seed_file, seed_pool, seeded_pool};
+use chime_identity_sync::emf;
 use chime_identity_sync::in_both_missing_user_modes;
 use chime_identity_sync::lambda::{IDP_SYNC, Lambda, RECONCILE};
 use chime_identity_sync::moto::{FifoQueues, Moto, create_fifo_with_dlq, depth, receive};
 use chime_identity_sync::process::ChildGuard;
 use chime_identity_sync::workspace_root;
 use chime_sync_aws::{ChimeConfig, ChimeDirectory};
-use chime_sync_core::handlers::reconcile::WITHHELD_METRIC;
 use chime_sync_core::{AppInstanceArn, Directory, DisplayName, UserId, UserProfile};
 use serde_json::{Value, json};
 
@@ -390,16 +390,18 @@ async fn the_breaker_trips_releases_with_the_flag_and_restore_undoes_a_mass_dele
     assert_eq!((t["deletesPlanned"].as_u64(), t["withheld"].as_u64(), t["deletes"].as_u64()), (Some(51), Some(51), Some(0)), "{t}");
     assert_eq!(queued(&sqs, &queues).await, 0, "no deletion published");
     reconcile.stop();
-    let breaker: Vec<Value> = reconcile
-        .log_lines()
-        .into_iter()
-        .filter(|l| l.get("_aws").is_some())
+    let lines = reconcile.log_lines();
+    let errors: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l.to_string().contains("deletions-withheld"))
         .collect();
-    assert_eq!(breaker.len(), 1, "one ERROR line carrying the metric:\n{}", reconcile.log());
-    assert_eq!(breaker[0]["level"], "ERROR");
-    assert_eq!(breaker[0][WITHHELD_METRIC], 51);
-    assert!(breaker[0]["message"].as_str().unwrap().contains("51 deletions planned, at most 50 allowed"));
-
+    assert_eq!(errors.len(), 1, "one ERROR line with the counts:\n{}", reconcile.log());
+    assert_eq!(errors[0]["level"], "ERROR");
+    assert!(errors[0].to_string().contains("51 deletions planned, at most 50 allowed"), "{}", errors[0]);
+    // The metric, in the invocation's metrics line, as the alarm reads it.
+    let published = emf::function_metrics(&lines, RECONCILE.binary);
+    assert_eq!(emf::sum(&published, "DeletionsWithheld"), 51.0, "{}", reconcile.log());
+    assert_eq!(emf::sum(&published, "DeletesPublished"), 0.0);
     // The CLI refuses as well...
     let args = ["reconcile", "--user-pool-id", &pool.id, "--app-instance-arn", APP, "--delete-missing", "--apply"];
     let (code, stdout, stderr) = run_cli("reconcile --apply", chime_sync(&moto, &fake, &args)).await;

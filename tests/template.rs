@@ -1,7 +1,10 @@
 //! Static checks of the SAM template (`template.yaml`): least-privilege IAM per
 //! function, the queue / dead-letter-queue relations, event source settings,
 //! timeouts, Cognito wiring, and that every function's binary exists in the
-//! workspace. `cfn-lint` (run by `scripts/test.sh`) checks the template against
+//! workspace, and that the alarms and the dashboard read the metrics the code
+//! publishes (names and namespace from `chime_sync_core::metrics`, each
+//! function's from its handler's `METRICS`). `cfn-lint` (run by
+//! `scripts/test.sh`) checks the template against
 //! the CloudFormation schemas; this file checks what the schemas cannot know.
 //!
 //! The template is read with its CloudFormation short-form tags (`!Ref`,
@@ -18,6 +21,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use chime_sync_aws::config;
+use chime_sync_core::handlers::{
+    credential_exchange, idp_sync, post_confirmation, pre_signup, reconcile,
+};
+use chime_sync_core::metrics::{FUNCTION_DIMENSION, FunctionMetrics, Metric, NAMESPACE};
 use serde_json::{Map, Value as Json, json};
 
 // ---------------------------------------------------------------------------
@@ -620,9 +627,6 @@ fn immediate_deletions_grant_delete_and_nothing_for_expirations() {
 /// it answers `done: false`; the breaker's metric, as the code emits it, has an alarm.
 #[test]
 fn reconcile_runs_on_a_schedule_until_done_and_its_breaker_alarms() {
-    use chime_sync_core::handlers::reconcile::{
-        FUNCTION_DIMENSION, METRIC_NAMESPACE, SOURCE, WITHHELD_METRIC,
-    };
     let t = load_template();
     let ev = Eval::new(&t, &[]);
     let machines = of_type(&t, "AWS::Serverless::StateMachine");
@@ -680,9 +684,10 @@ fn reconcile_runs_on_a_schedule_until_done_and_its_breaker_alarms() {
         .into_iter()
         .any(|(_, a)| {
             let p = ev.eval(&a["Properties"]).expect("alarm");
-            p["Namespace"] == METRIC_NAMESPACE
-                && p["MetricName"] == WITHHELD_METRIC
-                && p["Dimensions"] == json!([{"Name": FUNCTION_DIMENSION, "Value": SOURCE}])
+            p["Namespace"] == NAMESPACE
+                && p["MetricName"] == Metric::DeletionsWithheld.name()
+                && p["Dimensions"]
+                    == json!([{"Name": FUNCTION_DIMENSION, "Value": format!("${{{}}}", function_id(&t, RECONCILE))}])
                 && p["Statistic"] == "Sum"
                 && p["Threshold"] == 1
         });
@@ -1383,4 +1388,288 @@ fn the_exchange_is_a_public_function_url_whose_token_is_the_auth() {
         (5..=30).contains(&timeout),
         "room for a cold JWKS fetch, Chime and STS"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Metrics: alarms and the dashboard watch what the code publishes
+// ---------------------------------------------------------------------------
+
+/// What a function publishes: the code's own declaration, so a metric renamed
+/// or dropped in the code fails here instead of leaving an alarm on nothing.
+fn published_by(binary: &str) -> FunctionMetrics {
+    match binary {
+        PRE_SIGNUP => pre_signup::METRICS,
+        POST_CONFIRMATION => post_confirmation::METRICS,
+        IDP_SYNC => idp_sync::METRICS,
+        CREDENTIAL_EXCHANGE => credential_exchange::METRICS,
+        RECONCILE => reconcile::METRICS,
+        other => panic!("no metrics declared for {other}"),
+    }
+}
+
+/// The binary of the function a `FunctionName` dimension names
+/// (`${PostConfirmationFunction}`, the function's `Ref`).
+fn binary_named_by(t: &Json, value: &Json) -> &'static str {
+    let value = value.as_str().expect("a FunctionName dimension value");
+    BINARIES
+        .into_iter()
+        .find(|b| value == format!("${{{}}}", function_id(t, b)))
+        .unwrap_or_else(|| panic!("FunctionName {value} is not one of the functions' Ref"))
+}
+
+/// A metric of our namespace, as an alarm or a widget names it: it must be
+/// one the named function publishes. Its (binary, metric name).
+fn our_metric(t: &Json, name: &str, dimensions: &[(String, Json)]) -> (&'static str, String) {
+    assert!(
+        Metric::ALL.iter().any(|m| m.name() == name),
+        "{name} is not a metric the code publishes (chime_sync_core::metrics::Metric)"
+    );
+    assert_eq!(
+        dimensions.len(),
+        1,
+        "{name}: the one dimension is {FUNCTION_DIMENSION}"
+    );
+    assert_eq!(dimensions[0].0, FUNCTION_DIMENSION, "{name}");
+    let binary = binary_named_by(t, &dimensions[0].1);
+    assert!(
+        published_by(binary)
+            .metrics
+            .iter()
+            .any(|m| m.name() == name),
+        "{binary} does not publish {name}"
+    );
+    (binary, name.to_owned())
+}
+
+/// One metric an alarm reads.
+struct AlarmMetric {
+    namespace: String,
+    name: String,
+    dimensions: Vec<(String, Json)>,
+    statistic: String,
+}
+
+/// Every metric an alarm reads: its `MetricName`, or each `MetricStat` of its `Metrics`.
+fn alarm_metrics(alarm: &Json) -> Vec<AlarmMetric> {
+    let text = |v: &Json| v.as_str().unwrap_or("").to_owned();
+    let read = |metric: &Json, statistic: &Json| AlarmMetric {
+        namespace: text(&metric["Namespace"]),
+        name: text(&metric["MetricName"]),
+        dimensions: metric["Dimensions"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|d| (text(&d["Name"]), d["Value"].clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        statistic: text(statistic),
+    };
+    if alarm.get("MetricName").is_some() {
+        return vec![read(alarm, &alarm["Statistic"])];
+    }
+    alarm["Metrics"]
+        .as_array()
+        .expect("an alarm reads MetricName or Metrics")
+        .iter()
+        .filter_map(|q| q.get("MetricStat"))
+        .map(|stat| read(&stat["Metric"], &stat["Stat"]))
+        .collect()
+}
+
+#[test]
+fn alarms_watch_metrics_the_functions_publish() {
+    let t = load_template();
+    let ev = Eval::new(&t, &[]);
+    let alarms: Vec<(String, Json)> = of_type(&t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|(id, a)| (id.clone(), ev.eval(&a["Properties"]).expect("alarm")))
+        .collect();
+    let mut denied_alarmed = BTreeSet::new();
+    let mut hand_off_rate = false;
+    for (id, alarm) in &alarms {
+        // Every alarm notifies where the DLQ alarm does.
+        assert_eq!(
+            alarm["AlarmActions"],
+            json!([]),
+            "{id}: with no AlarmEmail/AlarmTopicArn there is no action"
+        );
+        let metrics = alarm_metrics(alarm);
+        let ours: Vec<(&str, String)> = metrics
+            .iter()
+            .filter(|m| m.namespace == NAMESPACE)
+            .map(|m| {
+                assert_eq!(m.statistic, "Sum", "{id}: counts are summed");
+                our_metric(&t, &m.name, &m.dimensions)
+            })
+            .collect();
+        for m in &metrics {
+            assert!(
+                m.namespace == NAMESPACE || m.namespace == "AWS/SQS",
+                "{id}: namespace {}",
+                m.namespace
+            );
+        }
+        if ours.len() == 1 && ours[0].1 == Metric::Denied.name() {
+            assert_eq!(alarm["ComparisonOperator"], "GreaterThanThreshold", "{id}");
+            assert_eq!(alarm["Threshold"], 0, "{id}: any denial alarms");
+            assert_eq!(alarm["TreatMissingData"], "notBreaching", "{id}");
+            denied_alarmed.insert(ours[0].0);
+        }
+        let names: BTreeSet<&str> = ours.iter().map(|(_, n)| n.as_str()).collect();
+        if names.contains(Metric::HandedOff.name()) {
+            assert!(
+                ours.iter().all(|(b, _)| *b == POST_CONFIRMATION),
+                "{id}: hand-offs are post-confirmation's"
+            );
+            assert!(
+                names.contains(Metric::Decisions.name()),
+                "{id}: a rate needs the decisions as denominator"
+            );
+            let rate = alarm["Metrics"]
+                .as_array()
+                .expect("metric math")
+                .iter()
+                .find(|q| q["ReturnData"] == true)
+                .expect("the returned expression");
+            let expression = rate["Expression"].as_str().expect("an expression");
+            assert!(
+                expression.contains("/ decisions"),
+                "{id}: {expression} is not a share of decisions"
+            );
+            assert_eq!(alarm["Threshold"], "10", "HandOffAlarmPercent's default");
+            hand_off_rate = true;
+        }
+    }
+    let calls_aws: BTreeSet<&str> = BINARIES
+        .into_iter()
+        .filter(|b| published_by(b).publishes(Metric::Denied))
+        .collect();
+    assert_eq!(
+        calls_aws,
+        BTreeSet::from([POST_CONFIRMATION, IDP_SYNC, CREDENTIAL_EXCHANGE])
+    );
+    assert_eq!(
+        denied_alarmed, calls_aws,
+        "a Denied > 0 alarm for every function that can be denied"
+    );
+    assert!(
+        hand_off_rate,
+        "an alarm on post-confirmation's hand-off rate"
+    );
+
+    // With a topic, every alarm notifies it, on alarm and back to OK.
+    let ev = Eval::new(&t, &[("AlarmEmail", "ops@example.com")]);
+    for (id, a) in of_type(&t, "AWS::CloudWatch::Alarm") {
+        let p = ev.eval(&a["Properties"]).expect("alarm");
+        assert_eq!(p["AlarmActions"], json!(["${AlarmTopic}"]), "{id}");
+        assert_eq!(p["OKActions"], json!(["${AlarmTopic}"]), "{id}");
+    }
+}
+
+#[test]
+fn the_dashboard_shows_the_alarms_outcomes_latency_and_the_queues_age() {
+    let t = load_template();
+    let ev = Eval::new(&t, &[]);
+    let dashboards = of_type(&t, "AWS::CloudWatch::Dashboard");
+    assert_eq!(dashboards.len(), 1);
+    let body = ev
+        .eval(&dashboards[0].1["Properties"]["DashboardBody"])
+        .expect("DashboardBody");
+    let body: Json =
+        serde_json::from_str(body.as_str().expect("a JSON string")).expect("DashboardBody is JSON");
+    let widgets = body["widgets"].as_array().expect("widgets");
+
+    // The alarm widget lists every alarm of the stack.
+    let shown: BTreeSet<String> = widgets
+        .iter()
+        .filter(|w| w["type"] == "alarm")
+        .flat_map(|w| strings(&w["properties"]["alarms"]))
+        .collect();
+    let alarms: BTreeSet<String> = of_type(&t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|(id, _)| format!("${{{id}.Arn}}"))
+        .collect();
+    assert_eq!(shown, alarms);
+
+    // Every metric row: ours, published by the function it names; or SQS's.
+    let mut ours: BTreeSet<(&str, String)> = BTreeSet::new();
+    let mut sqs: BTreeSet<(String, String)> = BTreeSet::new();
+    for widget in widgets.iter().filter(|w| w["type"] == "metric") {
+        for row in widget["properties"]["metrics"].as_array().expect("metrics") {
+            let row = row.as_array().expect("a metric row");
+            let fields: Vec<&Json> = row.iter().filter(|f| !f.is_object()).collect();
+            if fields.is_empty() {
+                assert!(row[0].get("expression").is_some(), "{row:?}");
+                continue;
+            }
+            let text = |i: usize| fields[i].as_str().expect("a string").to_owned();
+            assert_eq!(fields.len(), 4, "namespace, name, one dimension: {row:?}");
+            match text(0).as_str() {
+                NAMESPACE => {
+                    ours.insert(our_metric(&t, &text(1), &[(text(2), fields[3].clone())]));
+                }
+                "AWS/SQS" => {
+                    assert_eq!(text(2), "QueueName");
+                    sqs.insert((text(1), text(3)));
+                }
+                other => panic!("unexpected namespace {other}"),
+            }
+        }
+    }
+    // The queues' age of oldest message, both queues.
+    for queue in ["${SyncQueue.QueueName}", "${DeadLetterQueue.QueueName}"] {
+        assert!(
+            sqs.contains(&("ApproximateAgeOfOldestMessage".to_owned(), queue.to_owned())),
+            "age of oldest message of {queue}"
+        );
+    }
+    // The outcomes the functions count, somewhere; and what every caller of
+    // Chime has: denials, throttling retried, latency.
+    let shown = |name: &str| ours.iter().any(|(_, n)| n == name);
+    for m in [
+        Metric::Created,
+        Metric::Updated,
+        Metric::AlreadyExists,
+        Metric::Deleted,
+        Metric::AlreadyGone,
+        Metric::DeletionScheduled,
+        Metric::Restored,
+        Metric::HandedOff,
+        Metric::DeadLettered,
+        Metric::DeletionsWithheld,
+    ] {
+        assert!(shown(m.name()), "{} is not on the dashboard", m.name());
+    }
+    for binary in BINARIES {
+        for m in [
+            Metric::Denied,
+            Metric::ThrottledRetries,
+            Metric::ChimeCallLatency,
+        ] {
+            if published_by(binary).publishes(m) {
+                assert!(
+                    ours.contains(&(binary, m.name().to_owned())),
+                    "{binary}'s {} is not on the dashboard",
+                    m.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn lambdas_log_level_filter_keeps_the_metric_lines() {
+    // Lambda drops JSON lines below the function's ApplicationLogLevel; the
+    // metric lines are INFO. Above INFO every alarm on them would go quiet.
+    let t = load_template();
+    for binary in BINARIES {
+        let logging = &function(&t, binary)["Properties"]["LoggingConfig"];
+        if let Some(level) = logging.get("ApplicationLogLevel") {
+            assert!(
+                ["TRACE", "DEBUG", "INFO"].contains(&level.as_str().unwrap_or("")),
+                "{binary}: ApplicationLogLevel {level} drops the INFO metric lines"
+            );
+        }
+    }
 }

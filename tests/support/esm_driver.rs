@@ -47,6 +47,7 @@ pub fn static_sdk_config() -> SdkConfig {
             None,
             "fault-tests",
         )))
+        .http_client(chime_identity_sync::moto::http_client())
         .build()
 }
 

@@ -9,10 +9,13 @@
 //!   environment.
 //! - [`process`]: the child-process guard under both ([`process::ChildGuard`]).
 //! - [`bins`]: where the workspace's compiled binaries are.
+//! - [`emf`]: a validator of CloudWatch embedded-metric-format lines, from
+//!   the specification.
 //! - [`net`]: free ports and a minimal HTTP GET for readiness probes.
 
 pub mod bins;
 pub mod cognito;
+pub mod emf;
 pub mod lambda;
 pub mod moto;
 pub mod net;
@@ -57,6 +60,25 @@ macro_rules! in_both_missing_user_modes {
 }
 
 use serde_json::Value;
+
+/// Personal data the tests put in events: what must never appear in a log
+/// line, a metric line or an error report.
+pub const PII: [&str; 14] = [
+    "alice.pii@example.com",
+    "alice.pii",
+    "+15555550123",
+    "+44 20 7946 0958",
+    "Alicia Piiname",
+    "Piiname",
+    "alicia_pii_handle",
+    "221B Baker Street",
+    "1815-12-10",
+    "078-05-1120",
+    "Bartholomew Piiperson",
+    "bart.pii@example.net",
+    "+15555550199",
+    "alice.wrongtype@example.com",
+];
 
 /// The workspace root (where `events/` and `template.yaml` live).
 pub fn workspace_root() -> &'static Path {

@@ -155,6 +155,8 @@ impl Moto {
                 "chime-sync-tests",
             )))
             .endpoint_url(&self.endpoint)
+            // The workspace's one HTTPS stack (the SDK's default client is not compiled in).
+            .http_client(http_client())
             .build()
     }
 
@@ -345,4 +347,10 @@ pub fn string_attribute<'m>(message: &'m Message, name: &str) -> Option<&'m str>
         .message_attributes()
         .and_then(|a| a.get(name))
         .and_then(|v| v.string_value())
+}
+
+/// The SDK HTTP client the functions use (`chime_sync_aws::http`), with the compiled-in roots.
+pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    chime_sync_aws::http::sdk_http_client(&chime_sync_aws::TrustRoots::Compiled)
+        .expect("the compiled-in roots make a valid TLS configuration")
 }

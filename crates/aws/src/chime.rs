@@ -68,6 +68,7 @@
 //! failed`, `access denied`, `explicit deny`, …) counts as denied even when
 //! its type is `ForbiddenException`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -81,12 +82,13 @@ use aws_sdk_chimesdkidentity::types::{
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use chime_sync_core::directory::Expiration;
+use chime_sync_core::metrics::{CallStats, ChimeCalls};
 use chime_sync_core::{
     AppInstanceArn, Directory, DirectoryError, DirectoryPage, DirectoryUser, UserId, UserProfile,
 };
 use tracing::{debug, error};
 
-use crate::retry::ChimeThrottlingClassifier;
+use crate::retry::{ChimeThrottlingClassifier, ThrottledRetryCounter};
 
 /// `ListAppInstanceUsers` page size: Chime's maximum, so a reconcile makes as
 /// few calls as possible.
@@ -141,10 +143,15 @@ impl ChimeConfig {
 ///
 /// Cheap to clone (the SDK client is reference-counted); build it once per
 /// Lambda sandbox, outside the handler.
+///
+/// It times every call and counts the throttled attempts the SDK retried
+/// ([`ThrottledRetryCounter`]), for the invocation's metrics
+/// ([`Directory::take_call_stats`]); clones share the figures.
 #[derive(Debug, Clone)]
 pub struct ChimeDirectory {
     client: Client,
     app_instance: AppInstanceArn,
+    calls: Arc<ChimeCalls>,
 }
 
 impl ChimeDirectory {
@@ -152,10 +159,12 @@ impl ChimeDirectory {
     /// the environment says (Chime rejects calls for an AppInstance made in
     /// another region), with the retry classifier for Chime's 429 added.
     pub fn new(sdk_config: &SdkConfig, cfg: ChimeConfig) -> Self {
-        let client = Client::from_conf(client_config(sdk_config, &cfg).build());
+        let calls = Arc::new(ChimeCalls::new());
+        let client = Client::from_conf(client_config(sdk_config, &cfg, &calls).build());
         Self {
             client,
             app_instance: cfg.app_instance,
+            calls,
         }
     }
 
@@ -167,7 +176,11 @@ impl ChimeDirectory {
 
 /// The SDK client configuration `ChimeDirectory::new` builds; separate so the
 /// tests can inspect it.
-fn client_config(sdk_config: &SdkConfig, cfg: &ChimeConfig) -> ClientConfigBuilder {
+fn client_config(
+    sdk_config: &SdkConfig,
+    cfg: &ChimeConfig,
+    calls: &Arc<ChimeCalls>,
+) -> ClientConfigBuilder {
     let retry = RetryConfig::standard()
         .with_max_attempts(cfg.max_attempts.max(1))
         .with_initial_backoff(cfg.initial_backoff)
@@ -176,7 +189,9 @@ fn client_config(sdk_config: &SdkConfig, cfg: &ChimeConfig) -> ClientConfigBuild
     if let Some(attempt) = cfg.attempt_timeout {
         timeouts = timeouts.operation_attempt_timeout(attempt);
     }
-    let mut builder = ClientConfigBuilder::from(sdk_config)
+    let mut builder = ClientConfigBuilder::from(sdk_config);
+    builder.set_http_client(crate::http::http_client_for(sdk_config));
+    builder = builder
         .region(Region::new(cfg.app_instance.region().to_owned()))
         .retry_config(retry)
         .timeout_config(timeouts.build())
@@ -187,7 +202,8 @@ fn client_config(sdk_config: &SdkConfig, cfg: &ChimeConfig) -> ClientConfigBuild
                 .token_bucket(TokenBucket::default())
                 .build(),
         )
-        .retry_classifier(ChimeThrottlingClassifier::new());
+        .retry_classifier(ChimeThrottlingClassifier::new())
+        .interceptor(ThrottledRetryCounter::new(calls.clone()));
     if let Some(url) = &cfg.endpoint_url {
         builder = builder.endpoint_url(url.clone());
     }
@@ -441,7 +457,12 @@ impl Directory for ChimeDirectory {
         &self.app_instance
     }
 
+    fn take_call_stats(&self) -> CallStats {
+        self.calls.take()
+    }
+
     async fn create(&self, user: &UserProfile) -> Result<(), DirectoryError> {
+        let _timed = self.calls.time();
         let metadata = user
             .metadata
             .as_ref()
@@ -463,6 +484,7 @@ impl Directory for ChimeDirectory {
     }
 
     async fn describe(&self, id: &UserId) -> Result<Option<DirectoryUser>, DirectoryError> {
+        let _timed = self.calls.time();
         let arn = self.app_instance.user_arn(id);
         let output = match self
             .client
@@ -500,6 +522,7 @@ impl Directory for ChimeDirectory {
     }
 
     async fn update(&self, id: &UserId, name: &str, metadata: &str) -> Result<(), DirectoryError> {
+        let _timed = self.calls.time();
         self.client
             .update_app_instance_user()
             .app_instance_user_arn(self.app_instance.user_arn(id))
@@ -512,6 +535,7 @@ impl Directory for ChimeDirectory {
     }
 
     async fn delete(&self, id: &UserId) -> Result<(), DirectoryError> {
+        let _timed = self.calls.time();
         self.client
             .delete_app_instance_user()
             .app_instance_user_arn(self.app_instance.user_arn(id))
@@ -522,6 +546,7 @@ impl Directory for ChimeDirectory {
     }
 
     async fn list(&self, next_token: Option<String>) -> Result<DirectoryPage, DirectoryError> {
+        let _timed = self.calls.time();
         let output = self
             .client
             .list_app_instance_users()
@@ -972,7 +997,7 @@ mod tests {
         cfg.max_attempts = 5;
         cfg.operation_timeout = Duration::from_millis(1234);
         cfg.attempt_timeout = Some(Duration::from_millis(400));
-        let conf = client_config(&sdk_config("us-east-1"), &cfg).build();
+        let conf = client_config(&sdk_config("us-east-1"), &cfg, &Arc::default()).build();
         assert_eq!(conf.region().map(|r| r.as_ref()), Some("eu-central-1"));
         let retry = conf.retry_config().unwrap();
         assert_eq!(retry.max_attempts(), 5);

@@ -121,6 +121,8 @@ impl CognitoUserPool {
         if let Some(url) = &cfg.endpoint_url {
             builder = builder.endpoint_url(url.clone());
         }
+        // The workspace's one HTTPS stack, also for an SdkConfig assembled by hand.
+        builder.set_http_client(crate::http::http_client_for(sdk_config));
         Self {
             client: Client::from_conf(builder.build()),
             pool: cfg.user_pool_id,

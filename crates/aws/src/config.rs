@@ -16,7 +16,6 @@
 //! service id "Chime SDK Identity"/"SQS" and replaces spaces with `_`, see
 //! aws-runtime's `env_config.rs`). Point those at the local fakes.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use std::collections::BTreeSet;
@@ -408,8 +407,6 @@ pub struct CredentialExchangeConfig {
     pub display_names: DisplayNamePolicy,
     /// `MAX_SESSION_SECONDS` (900–3600, default 3600).
     pub max_session: Duration,
-    /// `SSL_CERT_FILE`: PEM roots that replace the compiled-in ones for the JWKS fetch.
-    pub ssl_cert_file: Option<PathBuf>,
     pub jwks_timeout: Duration,
     pub sts_timeout: Duration,
 }
@@ -449,7 +446,6 @@ impl CredentialExchangeConfig {
                 MIN_SESSION.as_secs(),
                 MAX_SESSION.as_secs(),
             )?),
-            ssl_cert_file: env.get(crate::jwks::SSL_CERT_FILE).map(PathBuf::from),
             jwks_timeout: JWKS_TIMEOUT,
             sts_timeout: STS_TIMEOUT,
         })
@@ -1009,7 +1005,6 @@ mod tests {
         assert!(cfg.allowed_origins.is_empty());
         assert_eq!(cfg.max_session, Duration::from_secs(3600));
         assert_eq!(cfg.chime.operation_timeout, DEFAULT_EXCHANGE_CHIME_BUDGET);
-        assert_eq!(cfg.ssl_cert_file, None);
         assert!(
             cfg.issuers
                 .get("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Ab12Cd34E")
@@ -1022,7 +1017,6 @@ mod tests {
             ),
             (ENSURE_CHIME_USER, "false"),
             (MAX_SESSION_SECONDS, "900"),
-            ("SSL_CERT_FILE", "/etc/ssl/private-ca.pem"),
         ])
         .unwrap();
         assert_eq!(
@@ -1031,10 +1025,6 @@ mod tests {
         );
         assert!(!cfg.ensure_user);
         assert_eq!(cfg.max_session, Duration::from_secs(900));
-        assert_eq!(
-            cfg.ssl_cert_file.as_deref(),
-            Some(std::path::Path::new("/etc/ssl/private-ca.pem"))
-        );
     }
 
     #[test]

@@ -2,14 +2,14 @@
 //! identity providers' discovery documents and JWKS.
 //!
 //! The same hyper 1 / hyper-util / hyper-rustls / rustls stack the AWS SDK's
-//! HTTPS client is built on, so nothing new is linked in for it. The TLS
-//! settings are made in one place, [`tls_client_config`]: ring as the crypto
-//! provider, Mozilla's roots compiled in (no scan of the system's store at
-//! cold start), and `SSL_CERT_FILE` to replace them (a private CA, a local
-//! test server). When the SDK's own TLS configuration becomes shared, that
-//! one function is what changes.
+//! HTTPS client is built on, so nothing new is linked in for it. Its TLS
+//! settings are the workspace's one HTTPS stack ([`crate::http`]): ring as
+//! the crypto provider, Mozilla's roots compiled in ([`RootSet::Web`]: an
+//! issuer can be any public host), and `SSL_CERT_FILE` to replace them (a
+//! private CA, a local test server), exactly as for the SDK clients.
+//!
+//! [`RootSet::Web`]: crate::http::RootSet::Web
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,58 +20,8 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
-use rustls::{ClientConfig, RootCertStore};
+use rustls::ClientConfig;
 use serde_json::Value;
-
-/// The variable that replaces the compiled-in roots with a PEM bundle.
-pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
-
-/// Why the TLS configuration could not be built (read at start-up).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{SSL_CERT_FILE}={path}: {reason}")]
-pub struct TlsConfigError {
-    pub path: String,
-    pub reason: String,
-}
-
-/// The TLS client configuration for outbound HTTPS: ring, TLS 1.2 and 1.3,
-/// Mozilla's roots (webpki-roots), or the PEM certificates of `ssl_cert_file`
-/// instead when given.
-pub fn tls_client_config(ssl_cert_file: Option<&Path>) -> Result<ClientConfig, TlsConfigError> {
-    let roots = match ssl_cert_file {
-        None => RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        },
-        Some(path) => {
-            let fail = |reason: String| TlsConfigError {
-                path: path.display().to_string(),
-                reason,
-            };
-            let mut roots = RootCertStore::empty();
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| fail(format!("cannot read: {e}")))?;
-            for cert in certs {
-                let cert = cert.map_err(|e| fail(format!("not a PEM certificate bundle: {e}")))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| fail(format!("unusable certificate: {e}")))?;
-            }
-            if roots.is_empty() {
-                return Err(fail("holds no certificate".into()));
-            }
-            roots
-        }
-    };
-    ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsConfigError {
-            path: String::new(),
-            reason: e.to_string(),
-        })
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-}
 
 /// GETs JSON documents over HTTPS (and over HTTP for the loopback issuers the
 /// configuration allows), each within a timeout and a size limit.
@@ -85,9 +35,10 @@ impl HttpsJwksSource {
     /// Largest document accepted (a JWKS is a few KB).
     pub const MAX_BYTES: usize = 256 * 1024;
 
-    pub fn new(tls: ClientConfig, timeout: Duration) -> Self {
+    /// A source over `tls`: `chime_sync_aws::http::rustls_client_config(&roots, RootSet::Web)`.
+    pub fn new(tls: Arc<ClientConfig>, timeout: Duration) -> Self {
         let connector = HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
+            .with_tls_config(Arc::unwrap_or_clone(tls))
             .https_or_http()
             .enable_http1()
             .build();

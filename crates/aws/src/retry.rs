@@ -22,11 +22,28 @@
 //! fails on the first attempt. [`ChimeThrottlingClassifier`] closes that gap.
 //! Backoff, jitter and the attempt limit stay the SDK's own (standard mode:
 //! `rand(0..1) × initial_backoff × 2^(attempt-1)`, capped at `max_backoff`).
+//!
+//! [`ThrottledRetryCounter`] counts those retries for the `ThrottledRetries`
+//! metric. The retries happen inside one SDK call, out of the handlers' sight,
+//! so an interceptor sees them: after each attempt it notes whether the answer
+//! was throttling (by the classifier's own `verdict`), and when the SDK
+//! starts another attempt of the same operation after such an answer, that is
+//! one throttled attempt retried. A throttled last attempt (attempts or budget
+//! used up) is not a retry and is not counted: the call fails `Throttled`.
 
-use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
+use std::sync::Arc;
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef, InterceptorContext,
+};
 use aws_smithy_runtime_api::client::retries::classifiers::{
     ClassifyRetry, RetryAction, RetryClassifierPriority,
 };
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
+use chime_sync_core::metrics::ChimeCalls;
 
 /// The response header restJson1 services name their error in; the SDK reads
 /// the error code from it (everything before the first `:`).
@@ -84,6 +101,64 @@ impl ClassifyRetry for ChimeThrottlingClassifier {
     fn priority(&self) -> RetryClassifierPriority {
         // Last word among the defaults, so our verdict on Chime's own codes stands.
         RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
+    }
+}
+
+/// Counts throttled attempts the SDK retries into a [`ChimeCalls`].
+#[derive(Debug, Clone)]
+pub struct ThrottledRetryCounter {
+    calls: Arc<ChimeCalls>,
+}
+
+impl ThrottledRetryCounter {
+    pub fn new(calls: Arc<ChimeCalls>) -> Self {
+        Self { calls }
+    }
+}
+
+/// Whether the operation's last attempt was answered with throttling; kept in
+/// the operation's own config bag, so concurrent calls never mix.
+#[derive(Debug, Clone, Copy)]
+struct LastAttemptThrottled(bool);
+
+impl Storable for LastAttemptThrottled {
+    type Storer = StoreReplace<Self>;
+}
+
+impl Intercept for ThrottledRetryCounter {
+    fn name(&self) -> &'static str {
+        "Chime throttled-retry counter"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if cfg
+            .load::<LastAttemptThrottled>()
+            .is_some_and(|last| last.0)
+        {
+            self.calls.throttled_retry();
+        }
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let throttled = matches!(context.output_or_error(), Some(Err(_)))
+            && context.response().is_some_and(|r| {
+                verdict(r.status().as_u16(), r.headers().get(ERROR_TYPE_HEADER))
+                    == RetryAction::throttling_error()
+            });
+        cfg.interceptor_state()
+            .store_put(LastAttemptThrottled(throttled));
+        Ok(())
     }
 }
 

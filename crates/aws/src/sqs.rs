@@ -39,6 +39,7 @@ impl SqsQueue {
         operation_timeout: Option<Duration>,
     ) -> Self {
         let mut builder = ClientConfigBuilder::from(sdk_config);
+        builder.set_http_client(crate::http::http_client_for(sdk_config));
         if let Some(timeout) = operation_timeout {
             builder =
                 builder.timeout_config(TimeoutConfig::builder().operation_timeout(timeout).build());

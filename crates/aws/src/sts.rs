@@ -41,7 +41,9 @@ impl StsCredentialIssuer {
         role_arn: impl Into<String>,
         operation_timeout: Duration,
     ) -> Self {
-        let config = ClientConfigBuilder::from(sdk_config)
+        let mut builder = ClientConfigBuilder::from(sdk_config);
+        builder.set_http_client(crate::http::http_client_for(sdk_config));
+        let config = builder
             .retry_config(
                 RetryConfig::standard()
                     .with_max_attempts(Self::MAX_ATTEMPTS)

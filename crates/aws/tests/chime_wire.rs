@@ -18,7 +18,8 @@ use chime_identity_fake::{
     FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, IamDenial, MissingUserError, Operation,
     ScriptedFault,
 };
-use chime_sync_aws::{ChimeConfig, ChimeDirectory};
+use chime_sync_aws::{ChimeConfig, ChimeDirectory, TrustRoots};
+use chime_sync_core::metrics::CallStats;
 use chime_sync_core::{
     AppInstanceArn, Applied, Directory, DirectoryError, DisplayName, ErrorClass, Metadata, UserId,
     UserProfile,
@@ -74,6 +75,7 @@ fn sdk_config() -> SdkConfig {
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
             "AKIDTEST", "secret", None, None, "test",
         )))
+        .http_client(chime_sync_aws::http::sdk_http_client(&TrustRoots::Compiled).unwrap())
         .build()
 }
 
@@ -368,6 +370,37 @@ async fn a_429_burst_is_retried_and_succeeds(mode) {
         assert_eq!(create.injected.throttled, 2);
         assert_eq!(create.succeeded, 1);
         assert_eq!(fake.users().len(), 1);
+        // The ThrottledRetries metric: both 429s were retried, inside one call.
+        let stats = dir.take_call_stats();
+        assert_eq!(stats.throttled_retries, 2);
+        assert_eq!(stats.latencies.len(), 1, "one SDK call, retries included");
+        assert_eq!(dir.take_call_stats(), CallStats::default(), "taking resets");
+    })
+    .await;
+}
+}
+
+in_both_modes! {
+/// The ChimeCallLatency metric: every call is timed, at least as long as
+/// Chime took (only a lower bound: a loaded machine makes it longer).
+async fn each_call_is_timed_as_long_as_chime_takes(mode) {
+    within(async {
+        let fake = start(
+            FakeConfig::new()
+                .with_missing_user(mode)
+                .with_faults(FaultConfig::none().with_latency(60, 60)),
+        )
+        .await;
+        let dir = directory(&fake);
+        assert_eq!(dir.upsert(&ada()).await, Ok(Applied::Created));
+        let stats = dir.take_call_stats();
+        let made = fake.counters().total_attempts();
+        assert_eq!(stats.latencies.len() as u64, made, "{stats:?}");
+        assert!(made >= 2, "a describe and a create");
+        for took in &stats.latencies {
+            assert!(*took >= Duration::from_millis(60), "{took:?}");
+        }
+        assert_eq!(stats.throttled_retries, 0);
     })
     .await;
 }
@@ -389,6 +422,7 @@ async fn a_503_burst_is_retried_and_succeeds(mode) {
         let create = fake.counters().get(Operation::CreateAppInstanceUser);
         assert_eq!(create.attempts, 3, "two 503s, then success");
         assert_eq!(create.injected.service_unavailable, 2);
+        assert_eq!(dir.take_call_stats().throttled_retries, 0, "503 is not throttling");
     })
     .await;
 }
@@ -443,6 +477,8 @@ async fn persistent_throttling_gives_up_after_max_attempts_within_the_budget(mod
         assert!(elapsed < budget + Duration::from_millis(500), "{elapsed:?}");
         assert_eq!(attempts(&fake, Operation::CreateAppInstanceUser), 4);
         assert!(fake.users().is_empty());
+        // Four throttled attempts, three of them retried: the last one ended the call.
+        assert_eq!(dir.take_call_stats().throttled_retries, 3);
     })
     .await;
 }

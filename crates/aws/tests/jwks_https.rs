@@ -1,11 +1,12 @@
 //! The JWKS adapter (`HttpsJwksSource`: hyper + rustls with ring) against a
 //! local IdP over HTTPS whose certificate a throw-away CA signed, trusted
 //! through an `SSL_CERT_FILE`-style PEM file; and a whole token validation
-//! over that path.
+//! over that path. (A bad `SSL_CERT_FILE` is `http`'s own test.)
 
 use std::time::Duration;
 
-use chime_sync_aws::{HttpsJwksSource, tls_client_config};
+use chime_sync_aws::http::rustls_client_config;
+use chime_sync_aws::{HttpsJwksSource, RootSet, TrustRoots};
 use chime_sync_core::credentials::token::validate;
 use chime_sync_core::credentials::{JwksSource, KeyCache, TrustedIssuers};
 use credential_testkit::keys::{jwks, now};
@@ -27,7 +28,7 @@ async fn discovery_and_jwks_over_https_with_a_private_ca() {
     assert!(idp.issuer().starts_with("https://localhost:"));
     let ca_file = ca.write_ca(&temp_dir("jwks-https"));
     let source = HttpsJwksSource::new(
-        tls_client_config(Some(&ca_file)).unwrap(),
+        rustls_client_config(&TrustRoots::from_pem_file(&ca_file).unwrap(), RootSet::Web).unwrap(),
         Duration::from_secs(10),
     );
 
@@ -50,7 +51,10 @@ async fn a_server_the_roots_do_not_trust_is_refused() {
     let (ca, key) = (TestCa::new(), TestKey::ec("ec"));
     let idp = LocalIdp::start_tls(jwks(&[&key]), &ca).await;
     // Mozilla's roots: the throw-away CA is not among them.
-    let source = HttpsJwksSource::new(tls_client_config(None).unwrap(), Duration::from_secs(10));
+    let source = HttpsJwksSource::new(
+        rustls_client_config(&TrustRoots::Compiled, RootSet::Web).unwrap(),
+        Duration::from_secs(10),
+    );
     let err = source.get_json(&idp.jwks_uri()).await.unwrap_err();
     assert!(err.reason.to_lowercase().contains("certificate"), "{err}");
     assert_eq!(idp.jwks_fetches(), 0, "no request reached the server");
@@ -60,7 +64,10 @@ async fn a_server_the_roots_do_not_trust_is_refused() {
 async fn unreachable_missing_and_non_json_documents_are_errors() {
     let key = TestKey::ec("ec");
     let idp = LocalIdp::start(jwks(&[&key])).await;
-    let source = HttpsJwksSource::new(tls_client_config(None).unwrap(), Duration::from_secs(10));
+    let source = HttpsJwksSource::new(
+        rustls_client_config(&TrustRoots::Compiled, RootSet::Web).unwrap(),
+        Duration::from_secs(10),
+    );
     let missing = source
         .get_json(&format!("{}/nope", idp.issuer()))
         .await
@@ -72,18 +79,4 @@ async fn unreachable_missing_and_non_json_documents_are_errors() {
         .await
         .unwrap_err();
     assert!(down.reason.to_lowercase().contains("refused"), "{down}");
-}
-
-#[test]
-fn a_bad_ssl_cert_file_is_named() {
-    let dir = temp_dir("bad-ca");
-    let empty = dir.join("empty.pem");
-    std::fs::write(&empty, "no certificates here\n").unwrap();
-    let err = tls_client_config(Some(&empty)).unwrap_err().to_string();
-    assert!(err.starts_with("SSL_CERT_FILE="), "{err}");
-    assert!(err.contains("holds no certificate"), "{err}");
-    let err = tls_client_config(Some(&dir.join("absent.pem")))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("cannot read"), "{err}");
 }

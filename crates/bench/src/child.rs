@@ -6,6 +6,15 @@ use std::fs::File;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+/// What `/proc/{pid}/status` says of a process's memory, KiB.
+#[derive(Debug, Clone, Copy)]
+pub struct Memory {
+    pub peak: u64,
+    pub rss: u64,
+    pub anon: u64,
+    pub file: u64,
+}
+
 pub struct FunctionProcess {
     child: Child,
 }
@@ -29,8 +38,9 @@ impl FunctionProcess {
         self.child.id()
     }
 
-    /// `VmHWM` (peak resident set) and `VmRSS` of the live process, in KiB.
-    pub fn memory_kib(&self) -> std::io::Result<(u64, u64)> {
+    /// `VmHWM` (peak resident set), and `VmRSS` with its `RssAnon` (heap, stacks) and
+    /// `RssFile` (mapped files: the binary's code and data) parts, of the live process, KiB.
+    pub fn memory_kib(&self) -> std::io::Result<Memory> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
         let field = |name: &str| {
             status
@@ -39,13 +49,41 @@ impl FunctionProcess {
                 .and_then(|rest| rest.split_whitespace().next())
                 .and_then(|v| v.parse::<u64>().ok())
         };
-        match (field("VmHWM:"), field("VmRSS:")) {
-            (Some(hwm), Some(rss)) => Ok((hwm, rss)),
+        match (
+            field("VmHWM:"),
+            field("VmRSS:"),
+            field("RssAnon:"),
+            field("RssFile:"),
+        ) {
+            (Some(peak), Some(rss), Some(anon), Some(file)) => Ok(Memory {
+                peak,
+                rss,
+                anon,
+                file,
+            }),
             _ => Err(std::io::Error::other(format!(
-                "no VmHWM/VmRSS in /proc/{}/status",
+                "no VmHWM/VmRSS/RssAnon/RssFile in /proc/{}/status",
                 self.pid()
             ))),
         }
+    }
+
+    /// CPU time the process's threads have used so far, in ns: the sum of the first field of
+    /// `/proc/{pid}/task/*/schedstat` (time on the CPU, user and kernel, ns resolution).
+    /// Threads that already exited are not counted, so read it while they live: tokio's
+    /// current_thread runtime does everything on the main thread, and the multi-thread
+    /// runtime's workers and Node.js's helper threads live as long as the process.
+    pub fn cpu_ns(&self) -> std::io::Result<u64> {
+        let mut total = 0;
+        for task in std::fs::read_dir(format!("/proc/{}/task", self.pid()))? {
+            let schedstat = std::fs::read_to_string(task?.path().join("schedstat"))?;
+            total += schedstat
+                .split_whitespace()
+                .next()
+                .and_then(|ns| ns.parse::<u64>().ok())
+                .ok_or_else(|| std::io::Error::other("unreadable schedstat"))?;
+        }
+        Ok(total)
     }
 
     /// Whether it has exited (and how), without waiting.

@@ -1,6 +1,7 @@
 //! In-process measurements of `idp_sync::handle` with the real `ChimeDirectory` against
-//! the Chime fake on 127.0.0.1: batch concurrency under a fixed Chime latency, and a
-//! backlog drained under a TPS quota.
+//! the Chime fake on 127.0.0.1: batch concurrency under a fixed Chime latency (over HTTPS,
+//! on a current_thread runtime as the function runs), and a backlog drained under a TPS
+//! quota (plain HTTP).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -8,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_chimesdkidentity::config::{Credentials, Region, SharedCredentialsProvider};
-use chime_identity_fake::{FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, Operation};
+use chime_identity_fake::{FakeChime, FakeConfig, FaultConfig, Operation, TestCa, TlsFront};
 use chime_sync_aws::config::{APP_INSTANCE_ARN, DLQ_URL};
-use chime_sync_aws::{ChimeDirectory, IdpSyncConfig};
+use chime_sync_aws::http::sdk_http_client;
+use chime_sync_aws::{ChimeDirectory, IdpSyncConfig, TrustRoots};
 use chime_sync_core::handlers::idp_sync::{self, BatchReport, IdpSync, SqsEvent};
 use chime_sync_core::memory::InMemoryQueue;
 use chime_sync_core::{
@@ -88,11 +90,13 @@ impl<D: Directory> Directory for Recording<D> {
     }
 }
 
-/// What a deployed idp-sync has: static credentials, and the Chime client configuration
-/// `IdpSyncConfig` builds from the environment (budget, attempts, backoff), pointed at
-/// the fake.
-fn deps(fake: &FakeChimeHandle) -> IdpSync<Recording<ChimeDirectory>, InMemoryQueue> {
+/// What a deployed idp-sync has: static credentials, the Chime client configuration
+/// `IdpSyncConfig` builds from the environment (budget, attempts, backoff), and our HTTP
+/// client trusting `roots`, pointed at `endpoint`.
+fn deps(endpoint: String, roots: &TrustRoots) -> Result<Deps, String> {
+    let http = sdk_http_client(roots).map_err(|e| e.to_string())?;
     let sdk = SdkConfig::builder()
+        .http_client(http)
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
@@ -110,15 +114,38 @@ fn deps(fake: &FakeChimeHandle) -> IdpSync<Recording<ChimeDirectory>, InMemoryQu
         ),
         _ => None,
     })
-    .expect("the benchmark's idp-sync configuration is valid");
-    config.chime.endpoint_url = Some(fake.endpoint_url());
-    IdpSync {
+    .map_err(|e| format!("the benchmark's idp-sync configuration: {e}"))?;
+    config.chime.endpoint_url = Some(endpoint);
+    Ok(IdpSync {
         max_concurrent_groups: config.max_concurrent_groups,
         ..IdpSync::new(
             Recording::new(ChimeDirectory::new(&sdk, config.chime)),
             InMemoryQueue::new(),
         )
-    }
+    })
+}
+
+type Deps = IdpSync<Recording<ChimeDirectory>, InMemoryQueue>;
+
+/// Runs `f` to completion on a fresh current_thread runtime on a thread of its own, as the
+/// functions run (the fakes stay on the caller's runtime).
+async fn on_current_thread<F, Fut, T>(f: F) -> Result<T, String>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, String>>,
+    T: Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let result = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start a current_thread runtime: {e}"))
+            .and_then(|rt| rt.block_on(f()));
+        let _ = tx.send(result);
+    });
+    rx.await
+        .map_err(|_| "the current_thread measurement panicked".to_owned())?
 }
 
 fn sqs_event<'a>(messages: impl IntoIterator<Item = &'a Message>) -> SqsEvent {
@@ -129,10 +156,7 @@ fn sqs_event<'a>(messages: impl IntoIterator<Item = &'a Message>) -> SqsEvent {
 /// The template's idp-sync timeout.
 const FUNCTION_TIMEOUT: Duration = Duration::from_secs(30);
 
-async fn run(
-    event: &SqsEvent,
-    deps: &IdpSync<Recording<ChimeDirectory>, InMemoryQueue>,
-) -> (Duration, BatchReport) {
+async fn run(event: &SqsEvent, deps: &Deps) -> (Duration, BatchReport) {
     let started = Instant::now();
     let report = idp_sync::handle(
         event,
@@ -171,16 +195,43 @@ pub struct Concurrency {
     /// Every one-group run applied its ten messages one after the other, in batch order.
     pub one_group_in_order: bool,
     pub one_group_calls: usize,
+    /// Directory calls the handler made in all the batches, warm-up included.
+    pub calls: usize,
+    /// HTTP requests the fake saw: more than `calls` means the SDK retried.
+    pub http_attempts: u64,
 }
 
 /// Batches of ten `user.created` messages (one Chime call each) with a fixed Chime
-/// latency, in ten FIFO groups and in one; `runs` of each, interleaved.
+/// latency, in ten FIFO groups and in one; `runs` of each, interleaved. Over HTTPS (the
+/// fake's TLS front, its root trusted as `SSL_CERT_FILE` would), with the handler on a
+/// current_thread runtime.
 pub async fn batch_concurrency(runs: usize, latency_ms: u64) -> Result<Concurrency, String> {
     let faults = FaultConfig::none().with_latency(latency_ms, latency_ms);
     let fake = FakeChime::start(FakeConfig::new().with_faults(faults))
         .await
         .map_err(|e| format!("Chime fake: {e}"))?;
-    let deps = deps(&fake);
+    let ca = TestCa::generate().map_err(|e| e.to_string())?;
+    let ca_file =
+        std::env::temp_dir().join(format!("chime-sync-bench-{}-ca.pem", std::process::id()));
+    ca.write_pem(&ca_file).map_err(|e| e.to_string())?;
+    let roots = TrustRoots::from_pem_file(&ca_file).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&ca_file);
+    let front = TlsFront::start(fake.addr(), &ca)
+        .await
+        .map_err(|e| e.to_string())?;
+    let deps = deps(front.endpoint_url(), &roots)?;
+    let result = on_current_thread(move || measure_batches(deps, runs, latency_ms))
+        .await
+        .map(|c| Concurrency {
+            http_attempts: fake.counters().total_attempts(),
+            ..c
+        });
+    drop(front);
+    fake.shutdown().await;
+    result
+}
+
+async fn measure_batches(deps: Deps, runs: usize, latency_ms: u64) -> Result<Concurrency, String> {
     let mut n = 1_000_000u64;
     let mut next = || {
         n += 1;
@@ -203,7 +254,7 @@ pub async fn batch_concurrency(runs: usize, latency_ms: u64) -> Result<Concurren
     // Warm-up: opens the ten pooled connections the measured batches reuse.
     let warm = batch(next() * 100, None);
     run(&sqs_event(&warm), &deps).await;
-    deps.directory.take();
+    let mut total_calls = deps.directory.take().len();
 
     let (mut one, mut ten, mut seq) = (Vec::new(), Vec::new(), Vec::new());
     let mut min_peak = usize::MAX;
@@ -223,11 +274,13 @@ pub async fn batch_concurrency(runs: usize, latency_ms: u64) -> Result<Concurren
         one.push(t);
 
         let messages = batch(next() * 100, None);
-        deps.directory.take();
+        total_calls += deps.directory.take().len();
         let (t, report) = run(&sqs_event(&messages), &deps).await;
         expect_applied(&report)?;
         ten.push(t);
-        min_peak = min_peak.min(max_overlap(&deps.directory.take()));
+        let calls = deps.directory.take();
+        total_calls += calls.len();
+        min_peak = min_peak.min(max_overlap(&calls));
 
         let group = format!("tenant-{r}");
         let messages = batch(next() * 100, Some(&group));
@@ -235,6 +288,7 @@ pub async fn batch_concurrency(runs: usize, latency_ms: u64) -> Result<Concurren
         expect_applied(&report)?;
         seq.push(t);
         let calls = deps.directory.take();
+        total_calls += calls.len();
         one_group_calls = calls.len();
         let wanted: Vec<String> = messages
             .iter()
@@ -248,7 +302,6 @@ pub async fn batch_concurrency(runs: usize, latency_ms: u64) -> Result<Concurren
         let sequential = calls.windows(2).all(|w| w[1].start >= w[0].end);
         in_order &= got == wanted && sequential;
     }
-    fake.shutdown().await;
     Ok(Concurrency {
         latency_ms,
         round_trip: Summary::of_durations_ms(&one).ok_or("no runs")?,
@@ -257,6 +310,8 @@ pub async fn batch_concurrency(runs: usize, latency_ms: u64) -> Result<Concurren
         one_group: Summary::of_durations_ms(&seq).ok_or("no runs")?,
         one_group_in_order: in_order,
         one_group_calls,
+        calls: total_calls,
+        http_attempts: 0,
     })
 }
 
@@ -323,7 +378,7 @@ pub async fn backlog_drain(
     let fake = FakeChime::start(FakeConfig::new().with_faults(faults))
         .await
         .map_err(|e| format!("Chime fake: {e}"))?;
-    let deps = deps(&fake);
+    let deps = deps(fake.endpoint_url(), &TrustRoots::Compiled)?;
     let mut queue: VecDeque<Message> = (0..messages as u64)
         .map(|i| {
             let n = 2_000_000 + i;

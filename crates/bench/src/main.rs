@@ -1,12 +1,16 @@
 //! `cargo run --release -p chime-sync-bench`: measures the release bootstrap binaries
-//! side by side with Node.js 20 equivalents and writes `BENCHMARKS.md` at the workspace
-//! root. It builds nothing: it checks that the release binaries, `bench/node`'s
-//! `node_modules` and criterion's results are there and says how to make them if not.
+//! side by side with the naive floor, a no-SDK reference and Node.js 20 equivalents, and
+//! writes `BENCHMARKS.md` at the workspace root. It builds nothing: it checks that the
+//! release binaries, `bench/node`'s `node_modules` and criterion's results are there and
+//! says how to make them if not (`scripts/bench.sh` makes them all and runs it).
 //!
-//! 1. Cold start: exec → first response POSTed to a mock Runtime API, Chime fake local.
-//! 2. Peak RSS (`VmHWM`) after 1,000 invocations; stripped binary sizes.
+//! 1. Cold start: exec → first response POSTed to a mock Runtime API, the Chime fake local,
+//!    over HTTPS (a TLS front with a throw-away root CA) and over plain HTTP, interleaved.
+//! 2. Peak RSS (`VmHWM`) and warm CPU per invocation over 1,000 invocations (HTTPS);
+//!    stripped binary sizes, x86_64 as built here and arm64 as `sam build` leaves them.
 //! 3. Per-event handler cost: criterion's results from `cargo bench -p chime-sync-core`.
-//! 4. Batch concurrency: ten messages in ten FIFO groups, and in one, at 50 ms latency.
+//! 4. Batch concurrency: ten messages in ten FIFO groups, and in one, at 50 ms latency, on
+//!    the functions' current_thread runtime over HTTPS.
 //! 5. Backlog drain: 3,000 messages against a 100 TPS quota with 429 beyond it.
 
 mod child;
@@ -22,11 +26,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
-use chime_identity_fake::{FakeChime, FakeConfig};
+use chime_identity_fake::{FakeChime, FakeConfig, TestCa, TlsFront};
 use clap::Parser;
 
-use crate::procs::{Endpoints, Kind, Subject};
-use crate::report::{LongRunRow, Machine, Report};
+use crate::procs::{BOOTSTRAPS, Bootstrap, Endpoints, Role, Subject, Transport};
+use crate::report::{ColdRow, LongRunRow, Machine, Report};
 use crate::stats::Summary;
 
 /// Measure chime-identity-sync and write BENCHMARKS.md.
@@ -36,8 +40,8 @@ struct Args {
     /// Cold starts measured per function (after two discarded warm-up starts).
     #[arg(long, default_value_t = 20)]
     runs: usize,
-    /// Processes per function that each serve `--events` invocations for peak RSS.
-    #[arg(long, default_value_t = 20)]
+    /// Processes per function that each serve `--events` invocations for peak RSS and warm CPU.
+    #[arg(long, default_value_t = 10)]
     rss_runs: usize,
     /// Invocations each of those processes serves before its peak RSS is read.
     #[arg(long, default_value_t = 1000)]
@@ -54,35 +58,45 @@ struct Args {
     /// Where to write the report; `-` prints it instead.
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Also measure the three function binaries built another way, as LABEL=DIR; e.g.
-    /// `panic=abort=target/panic-abort/release` after
-    /// `CARGO_PROFILE_RELEASE_PANIC=abort cargo build --release --target-dir target/panic-abort -p pre-signup -p post-confirmation -p idp-sync`.
+    /// Also measure our functions built another way, as LABEL=DIR (over HTTPS); e.g.
+    /// `opt-level=3=target/variant-opt3/release` after
+    /// `CARGO_PROFILE_RELEASE_OPT_LEVEL=3 cargo build --release --target-dir target/variant-opt3 -p pre-signup -p post-confirmation -p idp-sync`.
     #[arg(long, value_name = "LABEL=DIR")]
     variant: Vec<String>,
+    /// Where `sam build` left the arm64 artifacts (`{dir}/{FunctionLogicalId}/bootstrap`).
+    #[arg(long, value_name = "DIR", default_value = ".aws-sam/build")]
+    arm64_dir: PathBuf,
 }
+
+/// Where the naive floor's own workspace (bench/bare-trigger) puts its release binary.
+const NAIVE_FLOOR_DIR: &str = "target/bare-trigger/release";
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The directory a bootstrap's release binary is in.
+fn bin_dir_of(b: &Bootstrap, root: &Path, bin_dir: &Path) -> PathBuf {
+    if b.own_workspace {
+        root.join(NAIVE_FLOOR_DIR)
+    } else {
+        bin_dir.to_owned()
+    }
+}
+
 /// What must exist before measuring, and the command that makes it.
-fn preflight(bin_dir: &Path, node_dir: &Path) -> Result<PathBuf, String> {
-    let missing: Vec<&str> = [
-        Kind::PreSignup,
-        Kind::PostConfirmation,
-        Kind::IdpSync,
-        Kind::Bare,
-    ]
-    .iter()
-    .map(|k| k.name())
-    .filter(|name| !bin_dir.join(name).is_file())
-    .collect();
+fn preflight(root: &Path, bin_dir: &Path, node_dir: &Path) -> Result<PathBuf, String> {
+    let missing: Vec<String> = BOOTSTRAPS
+        .iter()
+        .map(|b| bin_dir_of(b, root, bin_dir).join(b.name))
+        .filter(|path| !path.is_file())
+        .map(|path| path.display().to_string())
+        .collect();
     if !missing.is_empty() {
         return Err(format!(
-            "the release binaries {} are missing from {}.\n\
-             Build them first:  cargo build --release --workspace --bins",
-            missing.join(", "),
-            bin_dir.display()
+            "the release binaries {} are missing.\n\
+             Build them first:  bash scripts/bench.sh --build-only",
+            missing.join(", ")
         ));
     }
     for needed in [
@@ -127,7 +141,7 @@ fn main() -> ExitCode {
         }
     };
     let node_dir = root.join("bench/node");
-    let node = match preflight(&bin_dir, &node_dir) {
+    let node = match preflight(&root, &bin_dir, &node_dir) {
         Ok(node) => node,
         Err(e) => {
             eprintln!("chime-sync-bench: {e}");
@@ -192,27 +206,39 @@ async fn measure(
     let fake = FakeChime::start(FakeConfig::new())
         .await
         .map_err(|e| format!("Chime fake: {e}"))?;
+    let ca = TestCa::generate().map_err(|e| e.to_string())?;
+    let ca_file = log_dir.join("test-root-ca.pem");
+    ca.write_pem(&ca_file).map_err(|e| e.to_string())?;
+    let (system_bundle, system_bundle_with_ca) = bundle_with(&ca, &log_dir)?;
+    let front = TlsFront::start(fake.addr(), &ca)
+        .await
+        .map_err(|e| e.to_string())?;
     let endpoints = Endpoints {
-        chime: fake.endpoint_url(),
+        chime_http: fake.endpoint_url(),
+        chime_https: front.endpoint_url(),
+        ca_file,
+        system_bundle_with_ca,
         sqs: closed_port_url()?,
         log_dir: log_dir.clone(),
     };
-    let mut subjects = vec![
-        Subject::rust(Kind::PreSignup, bin_dir),
-        Subject::rust(Kind::PostConfirmation, bin_dir),
-        Subject::rust(Kind::IdpSync, bin_dir),
-        Subject::rust(Kind::Bare, bin_dir),
-        Subject::node(Kind::PostConfirmation, node, node_dir),
-        Subject::node(Kind::IdpSync, node, node_dir),
-    ];
+    let mut subjects: Vec<Subject> = BOOTSTRAPS
+        .iter()
+        .map(|b| Subject::rust(b, &bin_dir_of(b, root, bin_dir)))
+        .collect();
+    subjects.extend(
+        BOOTSTRAPS
+            .iter()
+            .filter(|b| b.node)
+            .map(|b| Subject::node(b, node, node_dir)),
+    );
     for spec in &args.variant {
-        // The label may hold `=` itself (`panic=abort`): the directory follows the last one.
+        // The label may hold `=` itself (`opt-level=3`): the directory follows the last one.
         let (label, dir) = spec
             .rsplit_once('=')
             .ok_or_else(|| format!("--variant {spec}: expected LABEL=DIR"))?;
         let dir = root.join(dir);
-        for kind in [Kind::PreSignup, Kind::PostConfirmation, Kind::IdpSync] {
-            let s = Subject::rust_variant(kind, label, &dir);
+        for b in Bootstrap::by_role(Role::Function) {
+            let s = Subject::rust_variant(b, label, &dir);
             if !s.program().is_file() {
                 return Err(format!(
                     "--variant {spec}: {} is missing",
@@ -222,36 +248,63 @@ async fn measure(
             subjects.push(s);
         }
     }
+    // Every subject over HTTPS, and the profile's own builds over plain HTTP beside them.
+    let cold_cases: Vec<(usize, Transport)> = subjects
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| {
+            let http = s.variant.is_none().then_some((i, Transport::Http));
+            std::iter::once((i, Transport::Https)).chain(http)
+        })
+        .collect();
 
     // 1. Cold starts, interleaved so drift in the machine's load hits every subject alike.
     progress("cold starts");
     let mut n = 0u64;
-    let mut cold: Vec<Vec<Duration>> = vec![Vec::new(); subjects.len()];
+    let mut cold: Vec<Vec<procs::ColdStart>> = vec![Vec::new(); cold_cases.len()];
     for round in 0..args.runs + 2 {
-        for (i, s) in subjects.iter().enumerate() {
+        for (k, &(i, transport)) in cold_cases.iter().enumerate() {
             n += 1;
-            let t = procs::cold_start(s, &endpoints, n).await?;
+            let t = procs::cold_start(&subjects[i], &endpoints, transport, n).await?;
             if round >= 2 {
-                cold[i].push(t);
+                cold[k].push(t);
             }
         }
     }
-    let cold: Vec<Summary> = cold
+    let cold: Vec<ColdRow> = cold_cases
         .iter()
-        .map(|c| Summary::of_durations_ms(c).ok_or("no cold starts"))
+        .zip(&cold)
+        .map(|(&(subject, transport), c)| {
+            let wall: Vec<Duration> = c.iter().map(|s| s.wall).collect();
+            let cpu: Vec<Duration> = c.iter().map(|s| s.cpu).collect();
+            match (
+                Summary::of_durations_ms(&wall),
+                Summary::of_durations_ms(&cpu),
+            ) {
+                (Some(summary), Some(cpu)) => Ok(ColdRow {
+                    subject,
+                    transport,
+                    summary,
+                    cpu,
+                }),
+                _ => Err("no cold starts"),
+            }
+        })
         .collect::<Result<_, _>>()?;
 
-    // 2. Peak RSS after `events` invocations, interleaved as well.
-    progress("long runs (peak RSS)");
+    // 2. Peak RSS and warm CPU after `events` invocations over HTTPS, interleaved as well.
+    progress("long runs (peak RSS, warm CPU)");
     let mut long: Vec<Vec<procs::LongRun>> = vec![Vec::new(); subjects.len()];
     for run in 0..args.rss_runs {
         for (i, s) in subjects.iter().enumerate() {
             fake.reset();
             let base = 10_000_000 + (run as u64) * 100_000;
-            long[i].push(procs::long_run(s, &endpoints, base, args.events).await?);
+            long[i]
+                .push(procs::long_run(s, &endpoints, Transport::Https, base, args.events).await?);
         }
         progress(&format!("long runs: {}/{} done", run + 1, args.rss_runs));
     }
+    drop(front);
     fake.shutdown().await;
     let long_rows: Vec<LongRunRow> = long
         .iter()
@@ -267,6 +320,7 @@ async fn measure(
                 .map_err(|e| format!("{}: {e}", s.program().display()))
         })
         .collect::<Result<_, _>>()?;
+    let arm64 = report::Arm64::read(&root.join(&args.arm64_dir));
 
     // 4. Batch concurrency.
     progress("batch concurrency");
@@ -293,6 +347,8 @@ async fn measure(
         cold,
         long: long_rows,
         sizes,
+        arm64,
+        system_bundle,
         per_event,
         concurrency,
         drain,
@@ -322,4 +378,31 @@ fn closed_port_url() -> Result<String, String> {
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     drop(listener);
     Ok(format!("http://127.0.0.1:{port}"))
+}
+
+/// The system's CA bundle (the first that exists of Debian's and Amazon Linux's paths) with
+/// the test root appended, written to `dir`: the naive floor loads the system store, so over
+/// HTTPS it gets this as `SSL_CERT_FILE`, which rustls-native-certs reads instead of the
+/// system paths. Returns the bundle used (`None`: none found, the test root alone).
+fn bundle_with(ca: &TestCa, dir: &Path) -> Result<(Option<PathBuf>, PathBuf), String> {
+    let system = [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file());
+    let mut pem = match &system {
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => String::new(),
+    };
+    if !pem.ends_with('\n') && !pem.is_empty() {
+        pem.push('\n');
+    }
+    pem.push_str(ca.ca_pem());
+    let out = dir.join("system-bundle-with-test-root.pem");
+    std::fs::write(&out, pem).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok((system, out))
 }

@@ -1,6 +1,11 @@
 //! The functions as processes: each release bootstrap binary (and the Node.js 20
 //! equivalents under `bench/node/`) behind its own mock Runtime API, with the environment
-//! Lambda gives a function, talking to the in-process Chime fake.
+//! Lambda gives a function, talking to the in-process Chime fake over HTTPS (its TLS front,
+//! trusted through a throw-away root CA) or plain HTTP.
+//!
+//! Every bootstrap measured is a row of [`BOOTSTRAPS`]: its binary, template.yaml's memory
+//! and timeout, its own variables and the events it is served. Measuring a new function is
+//! one more row (and, for a new kind of event, one more [`Workload`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,34 +17,137 @@ use crate::child::FunctionProcess;
 use crate::events::{self, APP_INSTANCE_ARN, Message};
 use crate::runtime_api::{Answer, AnswerKind, MockRuntime, REGION};
 
-/// Which function.
+/// What a bootstrap is served, and what answer is right.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    PreSignup,
-    PostConfirmation,
-    IdpSync,
-    /// `bench-bare-trigger`: DESIGN.md §8's reference point.
-    Bare,
+pub enum Workload {
+    /// PreSignUp sign-ups; the answer sets `autoVerifyEmail`. No Chime call.
+    SignUp,
+    /// ConfirmSignUp of a new user, one CreateAppInstanceUser; the event comes back unchanged.
+    Confirmation,
+    /// SQS batches of IdP messages; the answer has no `batchItemFailures`.
+    IdpBatch,
 }
 
-impl Kind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::PreSignup => "pre-signup",
-            Kind::PostConfirmation => "post-confirmation",
-            Kind::IdpSync => "idp-sync",
-            Kind::Bare => "bench-bare-trigger",
-        }
+/// Why a bootstrap is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// One of ours: the targets apply to it.
+    Function,
+    /// The naive floor: lambda_runtime + aws-config + the Chime client with the SDK's
+    /// defaults (bench/bare-trigger, its own workspace), the cold-start yardstick.
+    NaiveFloor,
+    /// The same call with no SDK, the yardstick for warm CPU per invocation.
+    NoSdk,
+}
+
+/// A variable a bootstrap needs beyond what Lambda sets.
+#[derive(Debug, Clone, Copy)]
+pub enum Var {
+    Value(&'static str, &'static str),
+    /// A queue URL on the (closed) local SQS endpoint: the normal paths never call it.
+    Queue(&'static str, &'static str),
+    AppInstance,
+}
+
+/// One bootstrap under measurement.
+#[derive(Debug)]
+pub struct Bootstrap {
+    /// The binary (and the Node.js equivalent's module, `bench/node/{name}.mjs`).
+    pub name: &'static str,
+    pub role: Role,
+    /// template.yaml's MemorySize and Timeout (the references borrow post-confirmation's).
+    pub memory_mb: u32,
+    pub timeout: Duration,
+    pub workload: Workload,
+    pub vars: &'static [Var],
+    /// Whether `bench/node` has a Node.js 20 equivalent.
+    pub node: bool,
+    /// Where the release binary is: the workspace's `target/release`, or the naive floor's
+    /// own target directory.
+    pub own_workspace: bool,
+    /// template.yaml's logical id, for the `sam build` artifact (`.aws-sam/build/{id}`).
+    pub sam_function: Option<&'static str>,
+}
+
+const CONFIRM_VARS: &[Var] = &[
+    Var::AppInstance,
+    Var::Queue("SYNC_QUEUE_URL", "identity-sync.fifo"),
+];
+
+/// Everything measured. Our functions first, then the yardsticks.
+pub const BOOTSTRAPS: &[Bootstrap] = &[
+    Bootstrap {
+        name: "pre-signup",
+        role: Role::Function,
+        memory_mb: 128,
+        timeout: Duration::from_secs(3),
+        workload: Workload::SignUp,
+        vars: &[
+            Var::Value("ALLOWED_EMAIL_DOMAINS", "example.com"),
+            Var::Value("AUTO_VERIFY_EMAIL", "true"),
+        ],
+        node: false,
+        own_workspace: false,
+        sam_function: Some("PreSignUpFunction"),
+    },
+    Bootstrap {
+        name: "post-confirmation",
+        role: Role::Function,
+        memory_mb: 256,
+        timeout: Duration::from_secs(4),
+        workload: Workload::Confirmation,
+        vars: CONFIRM_VARS,
+        node: true,
+        own_workspace: false,
+        sam_function: Some("PostConfirmationFunction"),
+    },
+    Bootstrap {
+        name: "idp-sync",
+        role: Role::Function,
+        memory_mb: 256,
+        timeout: Duration::from_secs(30),
+        workload: Workload::IdpBatch,
+        vars: &[
+            Var::AppInstance,
+            Var::Queue("DLQ_URL", "identity-sync-dlq.fifo"),
+            Var::Value("MAX_CONCURRENT_GROUPS", "10"),
+        ],
+        node: true,
+        own_workspace: false,
+        sam_function: Some("IdpSyncFunction"),
+    },
+    Bootstrap {
+        name: "bench-bare-trigger",
+        role: Role::NaiveFloor,
+        memory_mb: 256,
+        timeout: Duration::from_secs(4),
+        workload: Workload::Confirmation,
+        vars: &[Var::AppInstance],
+        node: false,
+        own_workspace: true,
+        sam_function: None,
+    },
+    Bootstrap {
+        name: "bench-no-sdk-trigger",
+        role: Role::NoSdk,
+        memory_mb: 256,
+        timeout: Duration::from_secs(4),
+        workload: Workload::Confirmation,
+        vars: &[Var::AppInstance],
+        node: false,
+        own_workspace: false,
+        sam_function: None,
+    },
+];
+
+impl Bootstrap {
+    pub fn by_role(role: Role) -> impl Iterator<Item = &'static Bootstrap> {
+        BOOTSTRAPS.iter().filter(move |b| b.role == role)
     }
 
-    /// template.yaml's memory size and timeout (the bare trigger borrows
-    /// post-confirmation's).
-    fn memory_and_timeout(self) -> (u32, Duration) {
-        match self {
-            Kind::PreSignup => (128, Duration::from_secs(3)),
-            Kind::PostConfirmation | Kind::Bare => (256, Duration::from_secs(4)),
-            Kind::IdpSync => (256, Duration::from_secs(30)),
-        }
+    /// Whether its first event makes a Chime call (the cold starts TLS can change).
+    pub fn calls_chime(&self) -> bool {
+        self.workload != Workload::SignUp
     }
 }
 
@@ -49,12 +157,31 @@ pub enum Lang {
     Node,
 }
 
-/// One function under measurement and how to start it.
+/// How a subject reaches the Chime fake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// The fake's TLS front; the client trusts its throw-away root CA (`SSL_CERT_FILE`,
+    /// `NODE_EXTRA_CA_CERTS`), as production clients reach Chime.
+    Https,
+    /// The fake itself, plain HTTP: no handshake, what the earlier figures measured.
+    Http,
+}
+
+impl Transport {
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Https => "HTTPS",
+            Transport::Http => "plain HTTP",
+        }
+    }
+}
+
+/// One bootstrap under measurement and how to start it.
 #[derive(Debug, Clone)]
 pub struct Subject {
-    pub kind: Kind,
+    pub bootstrap: &'static Bootstrap,
     pub lang: Lang,
-    /// A differently built copy of a Rust binary (`--variant`), e.g. `panic=abort`.
+    /// A differently built copy of a Rust binary (`--variant`), e.g. `opt-level=3`.
     pub variant: Option<String>,
     program: PathBuf,
     args: Vec<String>,
@@ -64,8 +191,15 @@ pub struct Subject {
 /// What every subject's environment points at.
 #[derive(Debug, Clone)]
 pub struct Endpoints {
-    /// The in-process Chime fake.
-    pub chime: String,
+    /// The in-process Chime fake, plain HTTP.
+    pub chime_http: String,
+    /// Its TLS front.
+    pub chime_https: String,
+    /// The TLS front's root CA, PEM.
+    pub ca_file: PathBuf,
+    /// The system's CA bundle with the test root appended: what the naive floor, which reads
+    /// the system store, is given as `SSL_CERT_FILE`.
+    pub system_bundle_with_ca: PathBuf,
     /// A closed local port: the normal paths never call SQS.
     pub sqs: String,
     /// Where each subject's stdout and stderr go.
@@ -73,12 +207,12 @@ pub struct Endpoints {
 }
 
 impl Subject {
-    pub fn rust(kind: Kind, bin_dir: &Path) -> Subject {
+    pub fn rust(bootstrap: &'static Bootstrap, bin_dir: &Path) -> Subject {
         Subject {
-            kind,
+            bootstrap,
             lang: Lang::Rust,
             variant: None,
-            program: bin_dir.join(kind.name()),
+            program: bin_dir.join(bootstrap.name),
             args: Vec::new(),
             cwd: None,
         }
@@ -86,9 +220,9 @@ impl Subject {
 
     /// `node node_modules/aws-lambda-ric/bin/index.mjs {name}.handler` in `bench/node`:
     /// the official runtime interface client loads the handler module from its cwd.
-    pub fn node(kind: Kind, node: &Path, node_dir: &Path) -> Subject {
+    pub fn node(bootstrap: &'static Bootstrap, node: &Path, node_dir: &Path) -> Subject {
         Subject {
-            kind,
+            bootstrap,
             lang: Lang::Node,
             variant: None,
             program: node.to_owned(),
@@ -97,17 +231,17 @@ impl Subject {
                     .join("node_modules/aws-lambda-ric/bin/index.mjs")
                     .display()
                     .to_string(),
-                format!("{}.handler", kind.name()),
+                format!("{}.handler", bootstrap.name),
             ],
             cwd: Some(node_dir.to_owned()),
         }
     }
 
     /// The same function built another way, from `bin_dir`.
-    pub fn rust_variant(kind: Kind, variant: &str, bin_dir: &Path) -> Subject {
+    pub fn rust_variant(bootstrap: &'static Bootstrap, variant: &str, bin_dir: &Path) -> Subject {
         Subject {
             variant: Some(variant.to_owned()),
-            ..Subject::rust(kind, bin_dir)
+            ..Subject::rust(bootstrap, bin_dir)
         }
     }
 
@@ -115,14 +249,20 @@ impl Subject {
         &self.program
     }
 
+    pub fn name(&self) -> &'static str {
+        self.bootstrap.name
+    }
+
     pub fn label(&self) -> String {
+        let name = self.bootstrap.name;
         if let Some(variant) = &self.variant {
-            return format!("{} (Rust, {variant})", self.kind.name());
+            return format!("{name} (Rust, {variant})");
         }
-        match self.lang {
-            Lang::Rust if self.kind == Kind::Bare => "bare Rust trigger (reference)".to_owned(),
-            Lang::Rust => format!("{} (Rust)", self.kind.name()),
-            Lang::Node => format!("{} (Node.js 20)", self.kind.name()),
+        match (self.lang, self.bootstrap.role) {
+            (Lang::Rust, Role::NaiveFloor) => "naive floor (bench-bare-trigger)".to_owned(),
+            (Lang::Rust, Role::NoSdk) => "no-SDK reference (bench-no-sdk-trigger)".to_owned(),
+            (Lang::Rust, Role::Function) => format!("{name} (Rust)"),
+            (Lang::Node, _) => format!("{name} (Node.js 20)"),
         }
     }
 
@@ -137,7 +277,7 @@ impl Subject {
             .flat_map(|v| std::iter::once('-').chain(v.chars()))
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
-        format!("{}-{lang}{variant}", self.kind.name())
+        format!("{}-{lang}{variant}", self.bootstrap.name)
     }
 
     pub fn log_path(&self, endpoints: &Endpoints) -> PathBuf {
@@ -146,10 +286,10 @@ impl Subject {
 
     /// The environment Lambda sets for a function (provided.al2023 or nodejs20.x), with
     /// every other source of AWS configuration switched off, plus the function's own
-    /// variables and the endpoint overrides.
-    fn command(&self, runtime_api: &str, endpoints: &Endpoints) -> Command {
-        let (memory, _) = self.kind.memory_and_timeout();
-        let name = self.kind.name();
+    /// variables, the endpoint overrides and, over HTTPS, the trust of the test root.
+    fn command(&self, runtime_api: &str, endpoints: &Endpoints, transport: Transport) -> Command {
+        let b = self.bootstrap;
+        let name = b.name;
         let mut command = Command::new(&self.program);
         command.args(&self.args).env_clear();
         if let Some(cwd) = &self.cwd {
@@ -159,10 +299,14 @@ impl Subject {
             Lang::Rust => "AWS_Lambda_provided.al2023",
             Lang::Node => "AWS_Lambda_nodejs20.x",
         };
+        let chime = match transport {
+            Transport::Https => endpoints.chime_https.clone(),
+            Transport::Http => endpoints.chime_http.clone(),
+        };
         let common = [
             ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_owned()),
             ("AWS_LAMBDA_FUNCTION_NAME", name.to_owned()),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory.to_string()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", b.memory_mb.to_string()),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
             ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
             (
@@ -183,10 +327,7 @@ impl Subject {
             ("AWS_CONFIG_FILE", "/dev/null".to_owned()),
             ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".to_owned()),
             ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-            (
-                "AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY",
-                endpoints.chime.clone(),
-            ),
+            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", chime),
             ("AWS_ENDPOINT_URL_SQS", endpoints.sqs.clone()),
             ("_HANDLER", format!("{name}.handler")),
             ("LAMBDA_TASK_ROOT", "/var/task".to_owned()),
@@ -197,25 +338,24 @@ impl Subject {
         for (key, value) in common {
             command.env(key, value);
         }
-        let queue = |name: &str| format!("{}/123456789012/{name}", endpoints.sqs);
-        let own: Vec<(&str, String)> = match self.kind {
-            Kind::PreSignup => vec![
-                ("ALLOWED_EMAIL_DOMAINS", "example.com".to_owned()),
-                ("AUTO_VERIFY_EMAIL", "true".to_owned()),
-            ],
-            Kind::PostConfirmation => vec![
-                ("APP_INSTANCE_ARN", APP_INSTANCE_ARN.to_owned()),
-                ("SYNC_QUEUE_URL", queue("identity-sync.fifo")),
-            ],
-            Kind::IdpSync => vec![
-                ("APP_INSTANCE_ARN", APP_INSTANCE_ARN.to_owned()),
-                ("DLQ_URL", queue("identity-sync-dlq.fifo")),
-                ("MAX_CONCURRENT_GROUPS", "10".to_owned()),
-            ],
-            Kind::Bare => vec![("APP_INSTANCE_ARN", APP_INSTANCE_ARN.to_owned())],
-        };
-        for (key, value) in own {
-            command.env(key, value);
+        if transport == Transport::Https {
+            let (key, file) = match (self.lang, b.role) {
+                (Lang::Node, _) => ("NODE_EXTRA_CA_CERTS", &endpoints.ca_file),
+                (Lang::Rust, Role::NaiveFloor) => {
+                    ("SSL_CERT_FILE", &endpoints.system_bundle_with_ca)
+                }
+                (Lang::Rust, _) => ("SSL_CERT_FILE", &endpoints.ca_file),
+            };
+            command.env(key, file);
+        }
+        for var in b.vars {
+            match *var {
+                Var::Value(key, value) => command.env(key, value),
+                Var::Queue(key, queue) => {
+                    command.env(key, format!("{}/123456789012/{queue}", endpoints.sqs))
+                }
+                Var::AppInstance => command.env("APP_INSTANCE_ARN", APP_INSTANCE_ARN),
+            };
         }
         command
     }
@@ -223,10 +363,10 @@ impl Subject {
     /// The cold-start event: one sign-up, one confirmation of a new user, or a batch of
     /// one `user.created` message (one Chime call, like post-confirmation).
     pub fn first_event(&self, n: u64) -> Value {
-        match self.kind {
-            Kind::PreSignup => events::pre_signup(n),
-            Kind::PostConfirmation | Kind::Bare => events::post_confirmation(n),
-            Kind::IdpSync => events::sqs_event([&Message::idp(
+        match self.bootstrap.workload {
+            Workload::SignUp => events::pre_signup(n),
+            Workload::Confirmation => events::post_confirmation(n),
+            Workload::IdpBatch => events::sqs_event([&Message::idp(
                 &format!("cold{n}"),
                 "user.created",
                 n,
@@ -238,10 +378,10 @@ impl Subject {
 
     /// Event `i` of a long run; `base` keeps users of different runs apart.
     pub fn steady_event(&self, base: u64, i: u64) -> Value {
-        match self.kind {
-            Kind::PreSignup => events::pre_signup(base + i),
-            Kind::PostConfirmation | Kind::Bare => events::post_confirmation(base + i),
-            Kind::IdpSync => events::idp_workload_batch(base, i),
+        match self.bootstrap.workload {
+            Workload::SignUp => events::pre_signup(base + i),
+            Workload::Confirmation => events::post_confirmation(base + i),
+            Workload::IdpBatch => events::idp_workload_batch(base, i),
         }
     }
 
@@ -257,12 +397,12 @@ impl Subject {
         }
         let body: Value = serde_json::from_slice(&answer.body)
             .map_err(|e| format!("{} answered non-JSON ({e}): {text}", self.label()))?;
-        let ok = match self.kind {
-            Kind::PreSignup => {
+        let ok = match self.bootstrap.workload {
+            Workload::SignUp => {
                 body.pointer("/response/autoVerifyEmail") == Some(&Value::Bool(true))
             }
-            Kind::PostConfirmation | Kind::Bare => &body == event,
-            Kind::IdpSync => body
+            Workload::Confirmation => &body == event,
+            Workload::IdpBatch => body
                 .get("batchItemFailures")
                 .and_then(Value::as_array)
                 .is_some_and(Vec::is_empty),
@@ -275,36 +415,55 @@ impl Subject {
     }
 
     fn timeout(&self) -> Duration {
-        self.kind.memory_and_timeout().1
+        self.bootstrap.timeout
     }
 }
 
 /// How long to wait for any one answer before calling the run failed.
 const ANSWER_WAIT: Duration = Duration::from_secs(30);
 
-/// Exec → the first response POSTed to the Runtime API, for event number `n`.
-pub async fn cold_start(s: &Subject, endpoints: &Endpoints, n: u64) -> Result<Duration, String> {
-    let mut api = MockRuntime::start(s.kind.name(), s.timeout())
+/// One cold start: exec → the first response POSTed to the Runtime API, and the CPU time the
+/// process had used when that response arrived (all its threads; it goes on running until it
+/// is killed, so the reading can include a little of what it does after answering).
+#[derive(Debug, Clone, Copy)]
+pub struct ColdStart {
+    pub wall: Duration,
+    pub cpu: Duration,
+}
+
+/// A cold start for event number `n`.
+pub async fn cold_start(
+    s: &Subject,
+    endpoints: &Endpoints,
+    transport: Transport,
+    n: u64,
+) -> Result<ColdStart, String> {
+    let mut api = MockRuntime::start(s.name(), s.timeout())
         .await
         .map_err(|e| format!("mock Runtime API: {e}"))?;
     let event = s.first_event(n);
     api.enqueue(event.to_string());
-    let command = s.command(&api.host_port(), endpoints);
+    let command = s.command(&api.host_port(), endpoints, transport);
     let started = Instant::now();
     let mut process = FunctionProcess::spawn(command, &s.log_path(endpoints))
         .map_err(|e| format!("cannot start {}: {e}", s.label()))?;
     let Some(answer) = api.answer(ANSWER_WAIT).await else {
         return Err(format!(
-            "{} gave no answer within {ANSWER_WAIT:?} (exit: {:?}); see {}",
+            "{} over {} gave no answer within {ANSWER_WAIT:?} (exit: {:?}); see {}",
             s.label(),
+            transport.label(),
             process.exited(),
             s.log_path(endpoints).display()
         ));
     };
-    let elapsed = answer.at.duration_since(started);
+    let cpu = process
+        .cpu_ns()
+        .map(Duration::from_nanos)
+        .unwrap_or_default();
+    let wall = answer.at.duration_since(started);
     s.check(&answer, &event)?;
     drop(process);
-    Ok(elapsed)
+    Ok(ColdStart { wall, cpu })
 }
 
 /// What one process looked like after serving many invocations.
@@ -312,31 +471,42 @@ pub async fn cold_start(s: &Subject, endpoints: &Endpoints, n: u64) -> Result<Du
 pub struct LongRun {
     /// `VmHWM`: the peak resident set over the process's life, KiB.
     pub peak_kib: u64,
-    /// `VmRSS` at the end, KiB.
+    /// `VmRSS` at the end, KiB, and its anonymous (heap, stacks) and file-backed (code) parts.
     pub rss_kib: u64,
+    pub anon_kib: u64,
+    pub file_kib: u64,
     /// From the first answer to the last: the warm invocations.
     pub warm: Duration,
+    /// CPU time the process used over the same span (all its threads), ns.
+    pub warm_cpu_ns: u64,
     pub invocations: usize,
 }
 
-/// Serve `count` invocations to one process, then read its memory before killing it.
+/// Serve `count` invocations to one process over `transport`, then read its memory before
+/// killing it. Its CPU time is read when the first answer arrives and after the last one.
 pub async fn long_run(
     s: &Subject,
     endpoints: &Endpoints,
+    transport: Transport,
     base: u64,
     count: usize,
 ) -> Result<LongRun, String> {
-    let mut api = MockRuntime::start(s.kind.name(), s.timeout())
+    let mut api = MockRuntime::start(s.name(), s.timeout())
         .await
         .map_err(|e| format!("mock Runtime API: {e}"))?;
     let events: Vec<Value> = (0..count as u64).map(|i| s.steady_event(base, i)).collect();
     for event in &events {
         api.enqueue(event.to_string());
     }
-    let command = s.command(&api.host_port(), endpoints);
+    let command = s.command(&api.host_port(), endpoints, transport);
     let mut process = FunctionProcess::spawn(command, &s.log_path(endpoints))
         .map_err(|e| format!("cannot start {}: {e}", s.label()))?;
-    let mut first = None;
+    let cpu = |process: &FunctionProcess| {
+        process
+            .cpu_ns()
+            .map_err(|e| format!("{}: CPU time: {e}", s.label()))
+    };
+    let mut first: Option<(Instant, u64)> = None;
     let mut last = Instant::now();
     for (i, event) in events.iter().enumerate() {
         let Some(answer) = api.answer(ANSWER_WAIT).await else {
@@ -348,17 +518,24 @@ pub async fn long_run(
         };
         s.check(&answer, event)
             .map_err(|e| format!("invocation {i}: {e}"))?;
-        first.get_or_insert(answer.at);
+        if first.is_none() {
+            first = Some((answer.at, cpu(&process)?));
+        }
         last = answer.at;
     }
-    let (peak_kib, rss_kib) = process
+    let cpu_end = cpu(&process)?;
+    let memory = process
         .memory_kib()
         .map_err(|e| format!("{}: {e}", s.label()))?;
     drop(process);
+    let (first_at, cpu_start) = first.unwrap_or((last, cpu_end));
     Ok(LongRun {
-        peak_kib,
-        rss_kib,
-        warm: last.duration_since(first.unwrap_or(last)),
+        peak_kib: memory.peak,
+        rss_kib: memory.rss,
+        anon_kib: memory.anon,
+        file_kib: memory.file,
+        warm: last.duration_since(first_at),
+        warm_cpu_ns: cpu_end.saturating_sub(cpu_start),
         invocations: count,
     })
 }

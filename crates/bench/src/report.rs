@@ -8,17 +8,76 @@ use std::time::{Duration, SystemTime};
 
 use crate::criterion_results::{self, BenchResult};
 use crate::inproc::{Concurrency, Drain};
-use crate::procs::{Kind, Lang, LongRun, Subject};
+use crate::procs::{BOOTSTRAPS, Bootstrap, Lang, LongRun, Role, Subject, Transport};
 use crate::stats::Summary;
 
-/// Targets, from the issue and DESIGN.md §8. Never weakened here: a miss is reported.
-const COLD_START_SPEEDUP: f64 = 10.0;
-const BARE_MARGIN: f64 = 1.25;
-const PEAK_RSS_MB: f64 = 20.0;
-const BINARY_MB: f64 = 10.0;
+/// Targets (docs/PERFORMANCE.md says where each comes from). Never weakened here: a miss is
+/// reported.
+/// Cold start over HTTPS, at most this share of the naive floor's (both medians).
+const NAIVE_FLOOR_SHARE: f64 = 0.35;
+/// Cold start over HTTPS, at least this many times faster than the Node.js equivalent.
+const NODE_SPEEDUP: f64 = 13.0;
+const PEAK_RSS_MB: f64 = 8.0;
+const BINARY_MB: f64 = 8.0;
+/// Warm CPU per one-call invocation, at most this many times the no-SDK reference's.
+const WARM_CPU_VS_NO_SDK: f64 = 1.2;
 const PER_EVENT_MS: f64 = 0.1;
 const TEN_GROUPS_RT: f64 = 1.5;
 const DRAIN_SHARE: f64 = 0.9;
+
+/// One cold-start series: a subject over one transport.
+pub struct ColdRow {
+    /// Index into `Report::subjects`.
+    pub subject: usize,
+    pub transport: Transport,
+    pub summary: Summary,
+    /// CPU time the process had used when its first response arrived, ms.
+    pub cpu: Summary,
+}
+
+/// The arm64 bootstrap binaries `sam build` left (`.aws-sam/build/{LogicalId}/bootstrap`),
+/// checked to be AArch64 ELF files.
+pub struct Arm64 {
+    pub dir: std::path::PathBuf,
+    /// (function name, logical id, size in bytes or why it is not there).
+    pub rows: Vec<(&'static str, &'static str, Result<u64, String>)>,
+}
+
+impl Arm64 {
+    pub fn read(dir: &Path) -> Arm64 {
+        let rows = BOOTSTRAPS
+            .iter()
+            .filter_map(|b| Some((b.name, b.sam_function?)))
+            .map(|(name, id)| {
+                let path = dir.join(id).join("bootstrap");
+                let size = std::fs::read(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))
+                    .and_then(|bytes| {
+                        // ELF64 e_machine (offset 18, little-endian): 183 = EM_AARCH64.
+                        let machine = bytes.get(18..20).map(|m| u16::from_le_bytes([m[0], m[1]]));
+                        if bytes.starts_with(b"\x7fELF") && machine == Some(183) {
+                            Ok(bytes.len() as u64)
+                        } else {
+                            Err(format!("{} is not an arm64 ELF binary", path.display()))
+                        }
+                    });
+                (name, id, size)
+            })
+            .collect();
+        Arm64 {
+            dir: dir.to_owned(),
+            rows,
+        }
+    }
+
+    fn size_mb(&self, name: &str) -> Option<f64> {
+        self.rows
+            .iter()
+            .find(|(n, ..)| *n == name)
+            .and_then(|(_, _, r)| r.as_ref().ok())
+            .map(|b| *b as f64 / 1e6)
+    }
+}
 
 pub struct Machine {
     nproc: usize,
@@ -165,7 +224,11 @@ fn sources(root: &Path) -> String {
 pub struct LongRunRow {
     peak_mb: Summary,
     end_rss_mb: Summary,
+    end_anon_mb: Summary,
+    end_file_mb: Summary,
     warm_ms_per_invocation: Summary,
+    /// CPU time (all threads) per warm invocation, ms.
+    cpu_ms_per_invocation: Summary,
     invocations: usize,
 }
 
@@ -175,10 +238,18 @@ impl LongRunRow {
         Some(LongRunRow {
             peak_mb: Summary::of(&runs.iter().map(|r| mb(r.peak_kib)).collect::<Vec<_>>())?,
             end_rss_mb: Summary::of(&runs.iter().map(|r| mb(r.rss_kib)).collect::<Vec<_>>())?,
+            end_anon_mb: Summary::of(&runs.iter().map(|r| mb(r.anon_kib)).collect::<Vec<_>>())?,
+            end_file_mb: Summary::of(&runs.iter().map(|r| mb(r.file_kib)).collect::<Vec<_>>())?,
             warm_ms_per_invocation: Summary::of(
                 &runs
                     .iter()
                     .map(|r| r.warm.as_secs_f64() * 1e3 / (r.invocations.max(2) - 1) as f64)
+                    .collect::<Vec<_>>(),
+            )?,
+            cpu_ms_per_invocation: Summary::of(
+                &runs
+                    .iter()
+                    .map(|r| r.warm_cpu_ns as f64 / 1e6 / (r.invocations.max(2) - 1) as f64)
                     .collect::<Vec<_>>(),
             )?,
             invocations: runs.first()?.invocations,
@@ -255,13 +326,31 @@ pub struct Report {
     pub rss_runs: usize,
     pub events: usize,
     pub subjects: Vec<Subject>,
-    pub cold: Vec<Summary>,
+    pub cold: Vec<ColdRow>,
     pub long: Vec<LongRunRow>,
     pub sizes: Vec<(String, u64)>,
+    pub arm64: Arm64,
+    /// The system CA bundle the naive floor was given (with the test root), if one was found.
+    pub system_bundle: Option<std::path::PathBuf>,
     pub per_event: PerEvent,
     pub concurrency: Concurrency,
     pub drain: Drain,
     pub root: std::path::PathBuf,
+}
+
+/// Writes one summary row with its verdict in the last column; a target not met is also
+/// recorded among the misses (explained at the end of the report).
+fn judge(
+    out: &mut String,
+    misses: &mut Vec<String>,
+    met: bool,
+    miss: String,
+    row: std::fmt::Arguments,
+) {
+    if !met {
+        misses.push(miss);
+    }
+    let _ = writeln!(out, "{row} {} |", verdict(met));
 }
 
 fn verdict(met: bool) -> &'static str {
@@ -278,25 +367,36 @@ fn date(t: SystemTime) -> String {
 
 impl Report {
     /// The subject as built by the workspace's profile (no `--variant`).
-    fn index(&self, kind: Kind, lang: Lang) -> Option<usize> {
+    fn index(&self, name: &str, lang: Lang) -> Option<usize> {
         self.subjects
             .iter()
-            .position(|s| s.kind == kind && s.lang == lang && s.variant.is_none())
+            .position(|s| s.name() == name && s.lang == lang && s.variant.is_none())
     }
 
-    fn cold(&self, kind: Kind, lang: Lang) -> Option<&Summary> {
-        self.index(kind, lang).map(|i| &self.cold[i])
+    fn cold_of(&self, subject: usize, transport: Transport) -> Option<&Summary> {
+        self.cold
+            .iter()
+            .find(|c| c.subject == subject && c.transport == transport)
+            .map(|c| &c.summary)
     }
 
-    fn long(&self, kind: Kind, lang: Lang) -> Option<&LongRunRow> {
-        self.index(kind, lang).map(|i| &self.long[i])
+    fn cold(&self, name: &str, lang: Lang, transport: Transport) -> Option<&Summary> {
+        self.cold_of(self.index(name, lang)?, transport)
     }
 
-    fn size_mb(&self, kind: Kind) -> Option<f64> {
-        let label = self.subjects[self.index(kind, Lang::Rust)?].label();
+    fn long(&self, name: &str, lang: Lang) -> Option<&LongRunRow> {
+        self.index(name, lang).map(|i| &self.long[i])
+    }
+
+    fn role_name(role: Role) -> Option<&'static str> {
+        Bootstrap::by_role(role).next().map(|b| b.name)
+    }
+
+    fn size_mb(&self, name: &str) -> Option<f64> {
+        let label = self.subjects[self.index(name, Lang::Rust)?].label();
         self.sizes
             .iter()
-            .find(|(name, _)| *name == label)
+            .find(|(l, _)| *l == label)
             .map(|(_, bytes)| *bytes as f64 / 1e6)
     }
 
@@ -324,15 +424,15 @@ impl Report {
         labels.dedup();
         let _ = writeln!(
             out,
-            "\nMeasured in the same run, the same sources built with the profile's settings but \
-             one (`--variant`: {}; the commands are under Rerun):\n",
+            "\nMeasured in the same run, the same functions built another way (`--variant`: {}; \
+             the commands are under Rerun), over HTTPS:\n",
             labels.join(", ")
         );
         let _ = writeln!(
             out,
-            "| function | binary | cold start median | peak RSS median | as built by the profile |"
+            "| function | binary | cold start median | peak RSS median | warm CPU per invocation | as built by the profile |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|");
         let size = |label: &str| {
             self.sizes
                 .iter()
@@ -341,20 +441,26 @@ impl Report {
         };
         for i in variants {
             let s = &self.subjects[i];
-            let Some(base) = self.index(s.kind, Lang::Rust) else {
+            let Some(base) = self.index(s.name(), Lang::Rust) else {
                 continue;
             };
             let b = &self.subjects[base];
+            let cold = |i| {
+                self.cold_of(i, Transport::Https)
+                    .map_or(f64::NAN, |c| c.median)
+            };
             let _ = writeln!(
                 out,
-                "| {} | {:.2} MB | {:.1} ms | {:.1} MB | {:.2} MB, {:.1} ms, {:.1} MB |",
+                "| {} | {:.2} MB | {:.1} ms | {:.1} MB | {:.3} ms | {:.2} MB, {:.1} ms, {:.1} MB, {:.3} ms |",
                 s.label(),
                 size(&s.label()),
-                self.cold[i].median,
+                cold(i),
                 self.long[i].peak_mb.median,
+                self.long[i].cpu_ms_per_invocation.median,
                 size(&b.label()),
-                self.cold[base].median,
-                self.long[base].peak_mb.median
+                cold(base),
+                self.long[base].peak_mb.median,
+                self.long[base].cpu_ms_per_invocation.median
             );
         }
     }
@@ -377,90 +483,155 @@ impl Report {
         let _ = writeln!(out, "## Figures and targets\n");
         let _ = writeln!(
             out,
-            "Medians, with p10–p90 in brackets; full distributions below. MB = 10⁶ bytes.\n"
+            "Medians, with p10–p90 in brackets; full distributions below. MB = 10⁶ bytes. Cold \
+             starts are over HTTPS (a local TLS fake whose throw-away root the clients trust), as \
+             in production; the plain-HTTP figures are in section 1, labelled.\n"
         );
-        let _ = writeln!(out, "| # | figure | target | Rust | Node.js 20 | |");
+        let _ = writeln!(out, "| # | figure | target | Rust | reference | |");
         let _ = writeln!(out, "|---|---|---|---|---|---|");
-        for kind in [Kind::PostConfirmation, Kind::IdpSync] {
-            if let (Some(r), Some(n)) = (self.cold(kind, Lang::Rust), self.cold(kind, Lang::Node)) {
-                let speedup = n.median / r.median;
-                let met = speedup >= COLD_START_SPEEDUP;
-                if !met {
-                    misses.push(format!("cold start of {}", kind.name()));
-                }
+        let https = Transport::Https;
+        let naive = Self::role_name(Role::NaiveFloor);
+        let no_sdk = Self::role_name(Role::NoSdk);
+        let ours: Vec<&Bootstrap> = Bootstrap::by_role(Role::Function).collect();
+        if let Some(floor) = naive.and_then(|n| self.cold(n, Lang::Rust, https)) {
+            for b in ours.iter().filter(|b| b.calls_chime()) {
+                let Some(r) = self.cold(b.name, Lang::Rust, https) else {
+                    continue;
+                };
+                let share = r.median / floor.median;
+                let met = share <= NAIVE_FLOOR_SHARE;
+                judge(
+                    &mut out,
+                    &mut misses,
+                    met,
+                    format!("cold start of {} against the naive floor", b.name),
+                    format_args!(
+                        "| 1 | cold start over HTTPS, {} (exec → first response) | ≤ {NAIVE_FLOOR_SHARE}× the naive floor | {} = {share:.2}× | naive floor {} |",
+                        b.name,
+                        ms(r),
+                        ms(floor),
+                    ),
+                );
+            }
+            if let Some(p) = ours
+                .iter()
+                .find(|b| !b.calls_chime())
+                .and_then(|b| self.cold(b.name, Lang::Rust, https).map(|c| (b.name, c)))
+            {
                 let _ = writeln!(
                     out,
-                    "| 1 | cold start, {} (exec → first response) | ≥ {COLD_START_SPEEDUP:.0}× faster than Node.js | {} | {} | {} ({speedup:.1}×) |",
-                    kind.name(),
-                    ms(r),
-                    ms(n),
-                    verdict(met)
+                    "| 1 | cold start, {} (no AWS call) | (none; shown for scale) | {} = {:.2}× | naive floor {} | |",
+                    p.0,
+                    ms(p.1),
+                    p.1.median / floor.median,
+                    ms(floor)
                 );
             }
         }
-        if let (Some(p), Some(b)) = (
-            self.cold(Kind::PreSignup, Lang::Rust),
-            self.cold(Kind::Bare, Lang::Rust),
-        ) {
-            let _ = writeln!(
-                out,
-                "| 1 | cold start, pre-signup (no Chime call) | far below Node.js (no Node.js equivalent asked for) | {} | — | {:.2}× the bare Rust trigger |",
-                ms(p),
-                p.median / b.median
-            );
+        for b in ours.iter().filter(|b| b.node) {
+            if let (Some(r), Some(n)) = (
+                self.cold(b.name, Lang::Rust, https),
+                self.cold(b.name, Lang::Node, https),
+            ) {
+                let speedup = n.median / r.median;
+                let met = speedup >= NODE_SPEEDUP;
+                judge(
+                    &mut out,
+                    &mut misses,
+                    met,
+                    format!("cold start of {} against Node.js", b.name),
+                    format_args!(
+                        "| 1 | cold start over HTTPS, {} vs its Node.js 20 equivalent | ≥ {NODE_SPEEDUP:.0}× faster | {} = {speedup:.1}× faster | Node.js {} |",
+                        b.name,
+                        ms(r),
+                        ms(n),
+                    ),
+                );
+            }
         }
-        if let Some(b) = self.cold(Kind::Bare, Lang::Rust) {
-            for kind in [Kind::PostConfirmation, Kind::IdpSync] {
-                if let Some(r) = self.cold(kind, Lang::Rust) {
-                    let ratio = r.median / b.median;
-                    let met = ratio <= BARE_MARGIN;
-                    if !met {
-                        misses.push(format!(
-                            "cold start of {} against the bare trigger",
-                            kind.name()
-                        ));
-                    }
+        for b in &ours {
+            if let Some(r) = self.long(b.name, Lang::Rust) {
+                let node = self.long(b.name, Lang::Node).map_or("—".to_owned(), |n| {
+                    format!("Node.js {:.1} MB", n.peak_mb.median)
+                });
+                judge(
+                    &mut out,
+                    &mut misses,
+                    r.peak_mb.max <= PEAK_RSS_MB,
+                    format!("peak RSS of {}", b.name),
+                    format_args!(
+                        "| 2 | peak RSS after {} invocations over HTTPS, {} | ≤ {PEAK_RSS_MB:.0} MB (every run) | {:.1} MB (max {:.1}) | {node} |",
+                        r.invocations, b.name, r.peak_mb.median, r.peak_mb.max,
+                    ),
+                );
+            }
+        }
+        for b in &ours {
+            if let Some(mb) = self.size_mb(b.name) {
+                let naive_mb = naive
+                    .and_then(|n| self.size_mb(n))
+                    .map_or("—".to_owned(), |m| format!("naive floor {m:.2} MB"));
+                judge(
+                    &mut out,
+                    &mut misses,
+                    mb <= BINARY_MB,
+                    format!("binary size of {}", b.name),
+                    format_args!(
+                        "| 2 | stripped release binary, x86_64, {} | ≤ {BINARY_MB:.0} MB | {mb:.2} MB | {naive_mb} |",
+                        b.name,
+                    ),
+                );
+            }
+            match (self.arm64.size_mb(b.name), self.size_mb(b.name)) {
+                (Some(arm), Some(x86)) => {
+                    let met = arm < x86 && arm <= BINARY_MB;
+                    judge(
+                        &mut out,
+                        &mut misses,
+                        met,
+                        format!("arm64 size of {}", b.name),
+                        format_args!(
+                            "| 2 | arm64 `sam build` artifact, {} | smaller than x86_64 (and ≤ {BINARY_MB:.0} MB) | {arm:.2} MB | x86_64 {x86:.2} MB |",
+                            b.name,
+                        ),
+                    );
+                }
+                _ => {
+                    misses.push(format!("arm64 size of {} (not measured)", b.name));
                     let _ = writeln!(
                         out,
-                        "| 1 | cold start, {} vs the bare Rust trigger ({}) | ≤ {BARE_MARGIN}× the bare trigger (DESIGN.md §8) | {ratio:.2}× | — | {} |",
-                        kind.name(),
-                        ms(b),
-                        verdict(met)
+                        "| 2 | arm64 `sam build` artifact, {} | smaller than x86_64 | not measured: no arm64 `bootstrap` under `{}` | — | ❌ **missing** |",
+                        b.name,
+                        self.arm64
+                            .dir
+                            .strip_prefix(&self.root)
+                            .unwrap_or(&self.arm64.dir)
+                            .display()
                     );
                 }
             }
         }
-        for kind in [Kind::PreSignup, Kind::PostConfirmation, Kind::IdpSync] {
-            if let Some(r) = self.long(kind, Lang::Rust) {
-                let met = r.peak_mb.max <= PEAK_RSS_MB;
-                if !met {
-                    misses.push(format!("peak RSS of {}", kind.name()));
-                }
-                let node = self
-                    .long(kind, Lang::Node)
-                    .map_or("—".to_owned(), |n| format!("{:.1} MB", n.peak_mb.median));
-                let _ = writeln!(
-                    out,
-                    "| 2 | peak RSS after {} invocations, {} | ≤ {PEAK_RSS_MB:.0} MB (every run) | {:.1} MB (max {:.1}) | {node} | {} |",
-                    r.invocations,
-                    kind.name(),
-                    r.peak_mb.median,
-                    r.peak_mb.max,
-                    verdict(met)
-                );
-            }
-        }
-        for kind in [Kind::PreSignup, Kind::PostConfirmation, Kind::IdpSync] {
-            if let Some(mb) = self.size_mb(kind) {
-                let met = mb <= BINARY_MB;
-                if !met {
-                    misses.push(format!("binary size of {}", kind.name()));
-                }
-                let _ = writeln!(
-                    out,
-                    "| 2 | stripped release binary, {} | ≤ {BINARY_MB:.0} MB | {mb:.2} MB | — | {} |",
-                    kind.name(),
-                    verdict(met)
+        if let Some(reference) = no_sdk.and_then(|n| self.long(n, Lang::Rust)) {
+            for b in ours
+                .iter()
+                .filter(|b| b.workload == crate::procs::Workload::Confirmation)
+            {
+                let Some(r) = self.long(b.name, Lang::Rust) else {
+                    continue;
+                };
+                let ratio = r.cpu_ms_per_invocation.median / reference.cpu_ms_per_invocation.median;
+                let met = ratio <= WARM_CPU_VS_NO_SDK;
+                judge(
+                    &mut out,
+                    &mut misses,
+                    met,
+                    format!("warm CPU of {}", b.name),
+                    format_args!(
+                        "| 2 | warm CPU per one-call invocation over HTTPS, {} | ≤ {WARM_CPU_VS_NO_SDK}× the no-SDK reference | {:.3} ms = {ratio:.2}× | no-SDK {:.3} ms |",
+                        b.name,
+                        r.cpu_ms_per_invocation.median,
+                        reference.cpu_ms_per_invocation.median,
+                    ),
                 );
             }
         }
@@ -471,15 +642,16 @@ impl Report {
             ) {
                 (Some((bare, ..)), Some((logged, ..))) => {
                     let met = bare.max(logged) < PER_EVENT_MS;
-                    if !met {
-                        misses.push(format!("per-event overhead of {label}"));
-                    }
-                    let _ = writeln!(
-                        out,
-                        "| 3 | per-event handler cost, {label} | < {PER_EVENT_MS} ms | {:.1} µs ({:.1} µs with JSON logs) | — | {} |",
-                        bare * 1e3,
-                        logged * 1e3,
-                        verdict(met)
+                    judge(
+                        &mut out,
+                        &mut misses,
+                        met,
+                        format!("per-event overhead of {label}"),
+                        format_args!(
+                            "| 3 | per-event handler cost, {label} | < {PER_EVENT_MS} ms | {:.1} µs ({:.1} µs with JSON logs) | — |",
+                            bare * 1e3,
+                            logged * 1e3,
+                        ),
                     );
                 }
                 _ => {
@@ -494,33 +666,35 @@ impl Report {
         let c = &self.concurrency;
         let ten_ratio = c.ten_groups.median / c.round_trip.median;
         let ten_met = ten_ratio <= TEN_GROUPS_RT;
-        if !ten_met {
-            misses.push("batch of ten groups".to_owned());
-        }
-        let _ = writeln!(
-            out,
-            "| 4 | batch of 10 messages in 10 FIFO groups, {} ms Chime latency | ≤ {TEN_GROUPS_RT}× one round trip ({}) | {} = {ten_ratio:.2}× | — | {} |",
-            c.latency_ms,
-            ms(&c.round_trip),
-            ms(&c.ten_groups),
-            verdict(ten_met)
+        judge(
+            &mut out,
+            &mut misses,
+            ten_met,
+            "batch of ten groups".to_owned(),
+            format_args!(
+                "| 4 | batch of 10 messages in 10 FIFO groups, {} ms Chime latency | ≤ {TEN_GROUPS_RT}× one round trip ({}) | {} = {ten_ratio:.2}× | — |",
+                c.latency_ms,
+                ms(&c.round_trip),
+                ms(&c.ten_groups),
+            ),
         );
         let one_ratio = c.one_group.median / c.round_trip.median;
         let one_met = c.one_group_in_order && (9.0..=11.5).contains(&one_ratio);
-        if !one_met {
-            misses.push("batch of one group".to_owned());
-        }
-        let _ = writeln!(
-            out,
-            "| 4 | batch of 10 messages in 1 FIFO group, {} ms latency | in order, ≈ 10 round trips | {} = {one_ratio:.2} round trips, {} | — | {} |",
-            c.latency_ms,
-            ms(&c.one_group),
-            if c.one_group_in_order {
-                "in order in every run"
-            } else {
-                "**out of order**"
-            },
-            verdict(one_met)
+        judge(
+            &mut out,
+            &mut misses,
+            one_met,
+            "batch of one group".to_owned(),
+            format_args!(
+                "| 4 | batch of 10 messages in 1 FIFO group, {} ms latency | in order, ≈ 10 round trips | {} = {one_ratio:.2} round trips, {} | — |",
+                c.latency_ms,
+                ms(&c.one_group),
+                if c.one_group_in_order {
+                    "in order in every run"
+                } else {
+                    "**out of order**"
+                },
+            ),
         );
         let d = &self.drain;
         let share = d.sustained_rate / d.tps_limit;
@@ -583,56 +757,105 @@ impl Report {
         // Methods and distributions.
         let _ = writeln!(out, "\n## 1. Cold start\n");
         let _ = writeln!(out, "{COLD_METHOD}\n");
+        let bundle = match &self.system_bundle {
+            Some(path) => format!("the system bundle `{}`", path.display()),
+            None => "no system bundle (none was found)".to_owned(),
+        };
         let _ = writeln!(
             out,
-            "{} measured starts per function (after two discarded warm-up starts each), interleaved.\n",
+            "Over HTTPS the naive floor's `SSL_CERT_FILE` was {bundle} with the test root \
+             appended.\n"
+        );
+        let _ = writeln!(
+            out,
+            "{} measured starts per row (after two discarded warm-up starts each), all rows \
+             interleaved in one loop.\n",
             self.runs
         );
-        let _ = writeln!(out, "| function | median | p10 | p90 | min | max |");
-        let _ = writeln!(out, "|---|---|---|---|---|---|");
-        for (s, c) in self.subjects.iter().zip(&self.cold) {
+        let _ = writeln!(
+            out,
+            "| bootstrap | transport | median | p10 | p90 | min | max | CPU until the answer, median (p10–p90) |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+        for c in &self.cold {
+            let s = &c.summary;
             let _ = writeln!(
                 out,
-                "| {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
-                s.label(),
-                c.median,
-                c.p10,
-                c.p90,
-                c.min,
-                c.max
+                "| {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms ({:.1}–{:.1}) |",
+                self.subjects[c.subject].label(),
+                c.transport.label(),
+                s.median,
+                s.p10,
+                s.p90,
+                s.min,
+                s.max,
+                c.cpu.median,
+                c.cpu.p10,
+                c.cpu.p90
             );
         }
+        let _ = writeln!(
+            out,
+            "\nThe last column is the CPU time of all the process's threads \
+             (`/proc/{{pid}}/task/*/schedstat`) read when the first response arrived: less \
+             sensitive than wall time to other load on the machine.\n"
+        );
 
-        let _ = writeln!(out, "\n## 2. Peak memory and binary size\n");
+        let _ = writeln!(out, "\n## 2. Peak memory, warm CPU and binary size\n");
         let _ = writeln!(out, "{RSS_METHOD}\n");
         let _ = writeln!(
             out,
-            "{} processes per function, each serving {} invocations.\n",
+            "{} processes per bootstrap, each serving {} invocations over HTTPS.\n",
             self.rss_runs, self.events
         );
         let _ = writeln!(
             out,
-            "| function | peak RSS (VmHWM) median | min–max | RSS at the end | warm time per invocation, median (p10–p90) |"
+            "| bootstrap | peak RSS (VmHWM) median | min–max | RSS at the end (anonymous + file-backed) | warm CPU per invocation, median (p10–p90) | warm time per invocation, median (p10–p90) |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|");
         for (s, l) in self.subjects.iter().zip(&self.long) {
             let _ = writeln!(
                 out,
-                "| {} | {:.1} MB | {:.1}–{:.1} MB | {:.1} MB | {:.3} ms ({:.3}–{:.3}) |",
+                "| {} | {:.1} MB | {:.1}–{:.1} MB | {:.1} MB ({:.1} + {:.1}) | {:.3} ms ({:.3}–{:.3}) | {:.3} ms ({:.3}–{:.3}) |",
                 s.label(),
                 l.peak_mb.median,
                 l.peak_mb.min,
                 l.peak_mb.max,
                 l.end_rss_mb.median,
+                l.end_anon_mb.median,
+                l.end_file_mb.median,
+                l.cpu_ms_per_invocation.median,
+                l.cpu_ms_per_invocation.p10,
+                l.cpu_ms_per_invocation.p90,
                 l.warm_ms_per_invocation.median,
                 l.warm_ms_per_invocation.p10,
                 l.warm_ms_per_invocation.p90
             );
         }
-        let _ = writeln!(out, "\n| binary (stripped) | bytes | MB |");
+        let _ = writeln!(
+            out,
+            "\n| binary (stripped, x86_64, as built here) | bytes | MB |"
+        );
         let _ = writeln!(out, "|---|---|---|");
         for (name, bytes) in &self.sizes {
             let _ = writeln!(out, "| {name} | {bytes} | {:.2} |", *bytes as f64 / 1e6);
+        }
+        let _ = writeln!(out, "\n{ARM64_METHOD}\n");
+        let _ = writeln!(out, "| function | `sam build` artifact | bytes | MB |");
+        let _ = writeln!(out, "|---|---|---|---|");
+        for (name, id, size) in &self.arm64.rows {
+            match size {
+                Ok(bytes) => {
+                    let _ = writeln!(
+                        out,
+                        "| {name} | `{id}/bootstrap` | {bytes} | {:.2} |",
+                        *bytes as f64 / 1e6
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "| {name} | `{id}/bootstrap` | not measured: {e} | |");
+                }
+            }
         }
 
         let _ = writeln!(out, "\n## 3. Per-event handler cost\n");
@@ -704,6 +927,14 @@ impl Report {
             } else {
                 "**not** all one after the other in batch order"
             }
+        );
+        let _ = writeln!(
+            out,
+            "\nThe handler made {} Chime calls in all (warm-up included); the fake saw {} HTTP \
+             requests, so the SDK retried {} times.",
+            c.calls,
+            c.http_attempts,
+            c.http_attempts.saturating_sub(c.calls as u64)
         );
 
         let _ = writeln!(out, "\n## 5. Backlog drain under throttling\n");
@@ -809,53 +1040,23 @@ impl Report {
 /// the machine these figures come from.
 impl Report {
     fn explain(&self, miss: &str) -> String {
-        if !miss.starts_with("binary size") {
-            return explain(miss).to_owned();
-        }
-        let size_of = |label: String| {
-            self.sizes
-                .iter()
-                .find(|(l, _)| *l == label)
-                .map(|(_, b)| *b as f64 / 1e6)
-        };
-        let mut text = String::new();
-        if let Some(bare) = self
-            .index(Kind::Bare, Lang::Rust)
-            .and_then(|i| size_of(self.subjects[i].label()))
-        {
-            let _ = write!(
-                text,
-                "the bare trigger — `lambda_runtime`, `aws-config` and one SDK client, none of \
-                 our code — is already {bare:.2} MB built the same way, so the SDK stack alone \
-                 takes the whole budget; the functions add the SQS client and our code on top. "
-            );
-        }
-        for s in self.subjects.iter().filter(|s| s.variant.is_some()) {
-            if let (Some(v), Some(b)) = (
-                size_of(s.label()),
-                self.index(s.kind, Lang::Rust)
-                    .and_then(|i| size_of(self.subjects[i].label())),
-            ) {
-                let _ = write!(
-                    text,
-                    "Measured here: {} is {v:.2} MB against {b:.2} MB ({:+.2} MB). ",
-                    s.label(),
-                    v - b
-                );
-            }
-        }
-        text.push_str(BINARY_MISS);
-        text
+        explain(miss).to_owned()
     }
 }
 
 fn explain(miss: &str) -> &'static str {
-    if miss.starts_with("peak RSS") {
+    if miss.contains("naive floor") {
+        NAIVE_FLOOR_MISS
+    } else if miss.contains("Node.js") {
+        NODE_MISS
+    } else if miss.starts_with("peak RSS") {
         RSS_MISS
-    } else if miss.contains("bare trigger") {
-        BARE_MISS
-    } else if miss.starts_with("cold start") {
-        COLD_MISS
+    } else if miss.starts_with("arm64") && miss.contains("not measured") {
+        ARM64_MISSING
+    } else if miss.starts_with("binary size") || miss.starts_with("arm64") {
+        BINARY_MISS
+    } else if miss.starts_with("warm CPU") {
+        WARM_CPU_MISS
     } else if miss.contains("not measured") {
         "criterion's results were not found under target/criterion: run \
          `cargo bench -p chime-sync-core --bench handlers`, then this command again."
@@ -870,43 +1071,61 @@ fn explain(miss: &str) -> &'static str {
     }
 }
 
-const PANIC_NOTE: &str = "`panic = \"unwind\"` is kept on purpose although the issue suggested \
-`\"abort\"`: `lambda_runtime` runs each invocation under `catch_unwind`, so a handler panic is \
-reported to the Runtime API as that invocation's error and the sandbox keeps serving. With \
-`abort` the process dies, Lambda throws the sandbox away, the batch comes back after the \
-visibility timeout and the next invocation pays a cold start. `cargo lambda build --release` \
-passes `panic=\"abort\"` unless the profile names a value, which is why Cargo.toml spells it \
-out. The unwind tables cost some binary size; the size rows above include them.";
+const PANIC_NOTE: &str = "`panic = \"unwind\"` is kept on purpose: `lambda_runtime` runs each \
+invocation under `catch_unwind`, so a handler panic is reported to the Runtime API as that \
+invocation's error and the sandbox keeps serving. With `abort` the process dies, Lambda throws \
+the sandbox away, the batch comes back after the visibility timeout and the next invocation \
+pays a cold start. `cargo lambda build --release` passes `panic=\"abort\"` unless the profile \
+names a value, which is why Cargo.toml spells it out. The unwind tables cost some binary size \
+(about 1 MB when last measured); the size rows include them.";
 
 const COLD_METHOD: &str = "Exec of the process → the instant its first `POST \
 /runtime/invocation/{id}/response` reached a mock Lambda Runtime API (the arrival instant is \
 taken in the mock's request handler, in this process). The event is queued before the exec, \
-so the first `GET …/next` is answered at once. Each start gets a fresh mock on 127.0.0.1, \
-the environment Lambda sets (static credentials, region, `AWS_LAMBDA_LOG_FORMAT=JSON`, no \
-config files, IMDS off), `AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY` pointing at the Chime fake \
-running in this process on 127.0.0.1 without faults, and stdout/stderr appended to a file \
-under `target/chime-sync-bench/`. The first event is a new user's ConfirmSignUp \
-(post-confirmation, the bare trigger: one CreateAppInstanceUser), a batch of one \
-`user.created` message (idp-sync: one CreateAppInstanceUser) and a sign-up \
-(pre-signup: no call). Every answer is checked (the event back unchanged, an empty \
-`batchItemFailures`, `autoVerifyEmail` set). The page cache is warm (two discarded starts \
-per function first), as it is for repeated cold starts on one Lambda host; the download \
-and unpacking of the code package that a real cold start may include is not part of any \
-figure. Rust binaries run as `target/release/{name}`; Node.js runs \
-`node node_modules/aws-lambda-ric/bin/index.mjs {name}.handler` in `bench/node`.";
+so the first `GET …/next` is answered at once. Each start gets a fresh mock on 127.0.0.1 \
+(`TCP_NODELAY` set), the environment Lambda sets (static credentials, region, \
+`AWS_LAMBDA_LOG_FORMAT=JSON`, no config files, IMDS off) and \
+`AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY` pointing at the Chime fake running in this process \
+without faults: over **HTTPS**, at its TLS front (`chime_identity_fake::TlsFront`, rustls, \
+an ECDSA P-256 certificate from a throw-away root CA made for this run), which relays each \
+connection to the fake; over **plain HTTP**, at the fake itself. Over HTTPS our functions and \
+the no-SDK reference trust the test root through `SSL_CERT_FILE` (which replaces their \
+compiled-in roots, reading one PEM file); the naive floor, which loads the system's root \
+store through rustls-native-certs, gets the system bundle plus the test root as \
+`SSL_CERT_FILE`, so it parses the whole bundle as in production (without the directory scan \
+it would also make there); Node.js gets `NODE_EXTRA_CA_CERTS`. stdout/stderr are appended to \
+a file under `target/chime-sync-bench/`. The first event is a new user's ConfirmSignUp \
+(post-confirmation and both references: one CreateAppInstanceUser), a batch of one \
+`user.created` message (idp-sync: one CreateAppInstanceUser) and a sign-up (pre-signup: no \
+call). Every answer is checked (the event back unchanged, an empty `batchItemFailures`, \
+`autoVerifyEmail` set). The page cache is warm (two discarded starts per row first), as it \
+is for repeated cold starts on one Lambda host; the download and unpacking of the code \
+package that a real cold start may include is not part of any figure. Rust binaries run from \
+`target/release` (the naive floor from `target/bare-trigger/release`); Node.js runs \
+`node node_modules/aws-lambda-ric/bin/index.mjs {name}.handler` in `bench/node`.\n\n\
+The **naive floor** is `bench/bare-trigger`, its own small workspace: lambda_runtime + \
+aws-config + the Chime client with the SDK's default HTTPS client (rustls on AWS-LC, the \
+system root store), aws-config's default chains, tokio's multi-thread runtime, release with \
+LTO, one codegen unit, opt-level 3 and strip: what the SDK's defaults give a newcomer. The \
+**no-SDK reference** (`bench-no-sdk-trigger`) makes post-confirmation's call with hyper and \
+rustls directly, on the same TLS stack and runtime as our functions.";
 
 const RSS_METHOD: &str = "One process per run serves the invocations back to back from a \
-mock Runtime API, then `VmHWM` (the kernel's peak resident set for the process) and `VmRSS` \
-are read from `/proc/{pid}/status` before it is killed. The fake's users are cleared before \
-each run. post-confirmation (and the bare trigger) confirm a new user per invocation (one \
-CreateAppInstanceUser); idp-sync gets batches of 10 messages in 10 FIFO groups — 5 creates, \
-3 renames and 2 deletes of the previous batch's users, 13 Chime calls at steady state; \
-pre-signup gets sign-ups. Node.js's `aws-lambda-ric` runs in the one `node` process, so its \
-figure is the whole runtime's too. The warm time per invocation is (last answer − first \
-answer) / (invocations − 1), with the Chime fake answering at once.";
+mock Runtime API over HTTPS, then `VmHWM` (the kernel's peak resident set for the process) and \
+`VmRSS` are read from `/proc/{pid}/status` before it is killed. The fake's users are cleared \
+before each run. post-confirmation and both references confirm a new user per invocation \
+(one CreateAppInstanceUser); idp-sync gets batches of 10 messages in 10 FIFO groups — 5 \
+creates, 3 renames and 2 deletes of the previous batch's users, 13 Chime calls at steady \
+state; pre-signup gets sign-ups. Node.js's `aws-lambda-ric` runs in the one `node` process, \
+so its figure is the whole runtime's too. **Warm CPU per invocation** is the CPU time of all \
+the process's threads (the first field of `/proc/{pid}/task/*/schedstat`, ns) from the \
+first answer to the last, divided by the invocations in between; the Chime fake and the mock \
+run in this process, so their CPU is not counted. The warm time per invocation is (last \
+answer − first answer) / (invocations − 1), with the Chime fake answering at once.";
 
 const PER_EVENT_METHOD: &str = "`cargo bench -p chime-sync-core --bench handlers` \
-(crates/core/benches/handlers.rs, criterion 0.8, 100 samples each) runs each handler with \
+(crates/core/benches/handlers.rs, criterion 0.8, 100 samples each, built with the release \
+profile and so at its opt-level) runs each handler with \
 `InMemoryDirectory` and `InMemoryQueue`: reading the event from its JSON bytes as \
 `lambda_runtime` does, validation, display names, envelope unwrapping, grouping and \
 ordering, the directory calls, and writing the response to JSON bytes. Every iteration \
@@ -918,14 +1137,16 @@ This binary copies the figures from `target/criterion/*/*/new/`; the date column
 when criterion wrote them.";
 
 const CONCURRENCY_METHOD: &str = "`idp_sync::handle` in this process, with the real \
-`ChimeDirectory` (aws-sdk-chimesdkidentity, our retry classifier, the configuration \
-`IdpSyncConfig` reads from the environment, `MAX_CONCURRENT_GROUPS` 10) against the Chime \
-fake with a fixed latency on every request. Every message is a `user.created` of a new user: \
+`ChimeDirectory` (aws-sdk-chimesdkidentity, our retry classifier, our HTTPS stack, the \
+configuration `IdpSyncConfig` reads from the environment, `MAX_CONCURRENT_GROUPS` 10) on a \
+tokio current_thread runtime of its own thread, as the function runs, against the Chime \
+fake's TLS front with a fixed latency on every request. Every message is a `user.created` of a new user: \
 one CreateAppInstanceUser call. One round trip is the median of a batch of one message \
 through the same handler. The one-group batch puts ten users' creates under one \
 `MessageGroupId`, so each message makes exactly one call; a directory wrapper records each \
 call's start and end to check order and overlap. A discarded ten-group batch first opens \
-the connections the client keeps pooled. The three batches alternate, once per run.";
+the connections the client keeps pooled (ten TLS handshakes). The three batches alternate, \
+once per run.";
 
 const DRAIN_METHOD: &str = "A simulated queue drained by repeated `idp_sync::handle` calls \
 over batches of ten, one after the other (one consumer), with the real `ChimeDirectory` as \
@@ -943,13 +1164,21 @@ starts full, so the first second exceeds the quota, and the target is judged on 
 without those first `burst` messages. The spread is over the count of messages applied in \
 each whole second.";
 
+const ARM64_METHOD: &str = "The arm64 sizes are the `bootstrap` files `sam build` leaves \
+under `.aws-sam/build/{LogicalId}/` (what `sam deploy` zips and uploads), checked to be \
+AArch64 ELF binaries. `sam build` runs `cargo lambda build --release --arm64 --bin {name}` \
+at the root with the workspace's release profile; `scripts/bench.sh` says how it is run here \
+and with which toolchain.";
+
 const NODE_NOTE: &str = "`bench/node/post-confirmation.mjs` and `bench/node/idp-sync.mjs` \
 (with `shared.mjs`) do the same work as the Rust functions: the same environment variables, \
 the same validation and display-name rules, the same Chime calls in the same order \
 (CreateAppInstanceUser with ClientRequestToken `sync-{sub}`; Describe and Update on a \
 conflict or rename; Delete with 404 as success), per-call budgets, FIFO grouping with \
 `MAX_CONCURRENT_GROUPS`, the DLQ and the hand-off through `@aws-sdk/client-sqs`, and a JSON \
-log line per decision. The SDK clients are built at module load, as the public samples do. \
+log line per decision. The SDK clients are built at module load, as the public samples do; \
+over HTTPS Node.js trusts the test root through `NODE_EXTRA_CA_CERTS`, on top of its own \
+bundled roots. \
 They run under the **official runtime interface client, `aws-lambda-ric`**, installed from \
 npm by `npm ci` (its native addon builds here with g++, make, cmake, autoconf, automake and \
 libtool); version 3.3.0, because 4.x requires Node.js 22. The modules are not bundled or \
@@ -957,43 +1186,18 @@ minified (no esbuild), as in the public samples; bundling would shorten Node.js'
 loading.";
 
 const RERUN: &str = "```sh\n\
-cargo build --release --workspace --bins          # the bootstrap binaries and this tool\n\
-cargo bench -p chime-sync-core --bench handlers   # per-event figures (criterion)\n\
-npm ci --prefix bench/node                        # the Node.js 20 equivalents' pinned dependencies\n\
-cargo run --release -p chime-sync-bench           # measures everything else, writes BENCHMARKS.md\n\
+bash scripts/bench.sh            # builds what is measured, then runs chime-sync-bench\n\
 ```\n\n\
-The `panic=abort` rows come from a second build measured in the same run:\n\n\
-```sh\n\
-CARGO_PROFILE_RELEASE_PANIC=abort cargo build --release --workspace --bins --target-dir target/panic-abort\n\
-cargo run --release -p chime-sync-bench -- --variant panic=abort=target/panic-abort/release\n\
-```\n\n\
-`chime-sync-bench --help` lists the knobs (runs, events per RSS run, latency, drain size and \
-quota, `--output -` to print instead of writing). Run it on a quiet machine: it reports the \
-load average at the start and the end. The default run takes about ten minutes on 2 cores, \
-most of it Node.js idp-sync serving its 20 × 1,000 batches; `--rss-runs` shortens it.";
-
-const BINARY_MISS: &str = "Most of each binary is the AWS SDK's stack (smithy runtime, \
-SigV4, hyper, rustls with the aws-lc-rs crypto provider, the endpoint resolver). What \
-could close the gap without touching behaviour (not measured here): `opt-level = \"s\"` for \
-the SDK and TLS crates only (`[profile.release.package.<crate>]` overrides, keeping `3` for \
-our code), or rustls's `ring` provider instead of aws-lc-rs (aws-smithy-http-client's \
-`rustls-ring` feature). `panic = \"abort\"` also shrinks it but is \
-rejected above for correctness. Cold start and memory, what the size target stands for, \
-are within their targets either way.";
-
-const RSS_MISS: &str = "the peak is set by the tokio runtime's worker threads and the SDK's \
-connection pool and TLS configuration. What would close it: a current-thread tokio runtime \
-(the functions serve one invocation at a time), and a smaller allocator arena count \
-(`MALLOC_ARENA_MAX=2`).";
-
-const BARE_MISS: &str = "the functions do more at start-up than the bare trigger: reading and \
-validating every variable, building a second (SQS) client, and the JSON logger. What would \
-close it: building the SQS client lazily, on the first hand-off or DLQ send, which the normal \
-path never makes.";
-
-const COLD_MISS: &str = "Node.js's start is dominated by loading the SDK modules; ours by \
-exec, the dynamic loader and the first TLS-free HTTP round trips. A miss here means the Rust \
-start grew: compare with the bare trigger row to see whether it is our code or the runtime.";
+`scripts/bench.sh` builds the functions, the no-SDK reference and this tool \
+(`cargo build --release --workspace --bins`), the naive floor in its own workspace \
+(`bench/bare-trigger`), the functions at opt-level 3 and \"s\" (the `--variant` rows), the \
+arm64 artifacts with `sam build` when it can, runs criterion (`cargo bench -p chime-sync-core \
+--bench handlers`) and `npm ci --prefix bench/node`, then `cargo run --release -p \
+chime-sync-bench -- --variant opt-level=3=target/variant-opt3/release --variant \
+opt-level=s=target/variant-opts/release`. `--build-only` stops before measuring; \
+`chime-sync-bench --help` lists the knobs (runs, events per long run, latency, drain size and \
+quota, `--output -` to print instead of writing). Run it on a quiet machine: the report \
+gives the load average at the start and the end.";
 
 const PER_EVENT_MISS: &str = "the handler cost is JSON parsing and building the profile; \
 what would close it is parsing the event into borrowed typed structs instead of a `Value` \
@@ -1016,3 +1220,39 @@ backoff sleeps near the end of a batch leave the quota idle. What would close it
 concurrent consumers (Lambda runs one per active message group, up to the function's \
 concurrency), or a client-side rate limiter that spaces calls at the quota instead of \
 discovering it through 429s.";
+
+const NAIVE_FLOOR_MISS: &str = "the functions start more than the naive floor minus the TLS \
+and SDK defaults they avoid: reading and validating every variable, two SDK clients, the JSON \
+logger. Compare the plain-HTTP rows of section 1 to see whether the handshake or the rest \
+grew; docs/PERFORMANCE.md lists what each change bought.";
+
+const NODE_MISS: &str = "Node.js's start is dominated by loading the SDK modules and the \
+first TLS handshake in OpenSSL; ours by exec, the dynamic loader and one rustls handshake. A \
+miss means the Rust start grew: compare with the naive floor and the no-SDK reference.";
+
+const RSS_MISS: &str = "most of each function's resident set is code: the file-backed \
+pages of the binary and glibc (the second number in section 2's \"RSS at the end\"), which \
+the kernel maps in around every page the code touches. The heap is about 1 MB, 2 MB for \
+idp-sync, whose ten message groups hold ten pooled TLS connections and a batch in flight. \
+What would close it: less code (the functions link two SDK clients with their orchestrator, \
+endpoint rules and SigV4; opt-level is already \"z\", see the variant rows), or fewer \
+concurrent groups (`MAX_CONCURRENT_GROUPS`) for idp-sync's heap.";
+
+const BINARY_MISS: &str = "AArch64's fixed-width instructions make the same code larger \
+than x86-64's; the naive floor's x86-64 build was the bigger one only because of AWS-LC's \
+x86 assembly (its AVX-512 AES-GCM alone is ~0.7 MB), which ring does not carry. The functions \
+that link the SDK are still smaller on arm64; pre-signup, which links no TLS at all, is not. \
+The arm64 artifacts are built by Debian's rustc 1.96 (rustup cannot download the aarch64 \
+standard library here), the x86_64 ones by rustup's rustc 1.95: close, not the same compiler.";
+
+const ARM64_MISSING: &str = "`sam build` did not leave arm64 artifacts under .aws-sam/build \
+(it needs the aarch64-unknown-linux-gnu standard library and a cross linker, or Zig); \
+scripts/bench.sh says what it found missing.";
+
+const WARM_CPU_MISS: &str = "per call the SDK runs its orchestrator (endpoint rules, SigV4 \
+signing, retry and timeout bookkeeping, interceptors, the response deserializer), which the \
+no-SDK reference skips along with our validation and the JSON decision log. The naive floor \
+row shows the SDK's share: it makes the same call with the SDK and nothing of ours. Closing \
+the gap means not using the SDK for the hot call (a hand-built signed request), which this \
+project does not do: the SDK's retries, error model and signing are what the functions rely \
+on.";

@@ -49,6 +49,7 @@ pub mod model;
 mod routes;
 mod server;
 mod state;
+pub mod tls;
 pub mod validate;
 
 pub use config::{DEFAULT_USER_LIMIT, FakeConfig};
@@ -63,3 +64,4 @@ pub use model::{
 };
 pub use routes::DEFAULT_MAX_RESULTS;
 pub use server::{FakeChime, FakeChimeHandle, serve, serve_until};
+pub use tls::{TestCa, TlsFront, TlsFrontError};

@@ -60,6 +60,10 @@ fn sdk_client(fake: &FakeChimeHandle, max_attempts: u32) -> Client {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        // The workspace's one HTTPS stack (the SDK's default client is not compiled in).
+        .http_client(
+            chime_sync_aws::http::sdk_http_client(&chime_sync_aws::TrustRoots::Compiled).unwrap(),
+        )
         .endpoint_url(fake.endpoint_url())
         .retry_config(retry)
         .timeout_config(

@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use aws_sdk_chimesdkidentity::config::{Credentials, SharedCredentialsProvider};
-use chime_sync_aws::{ChimeConfig, ChimeDirectory};
+use chime_sync_aws::{ChimeConfig, ChimeDirectory, TrustRoots, sdk_config_loader};
 use chime_sync_core::directory::{Directory, list_all};
 use chime_sync_core::replay::{self, Replay};
 use chime_sync_core::{AppInstanceArn, DirectoryError, InputError};
@@ -194,7 +194,7 @@ async fn run_replay(
         Some(arn) => {
             let app_instance =
                 AppInstanceArn::parse(&arn).map_err(|e: InputError| e.to_string())?;
-            let chime = chime_directory(app_instance, endpoint_url).await;
+            let chime = chime_directory(app_instance, endpoint_url).await?;
             outln!(
                 "Replaying {} event files against Chime at {}\n{}\n",
                 files.len(),
@@ -355,12 +355,16 @@ struct Chime {
 /// `AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY`, …) with no credentials chosen in the
 /// environment (`AWS_ACCESS_KEY_ID`, `AWS_PROFILE`), static placeholder
 /// credentials sign the requests: local fakes accept any signature.
-async fn chime_directory(app_instance: AppInstanceArn, endpoint_url: Option<String>) -> Chime {
+///
+/// Unlike the functions, the CLI keeps aws-config's full chains (profiles, SSO-less web
+/// identity, IMDS): it runs on laptops and CI. It shares their HTTPS stack, and so their
+/// `SSL_CERT_FILE` rule; a bad `SSL_CERT_FILE` is the error.
+async fn chime_directory(
+    app_instance: AppInstanceArn,
+    endpoint_url: Option<String>,
+) -> Result<Chime, Failure> {
     let region = app_instance.region().to_owned();
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.clone()))
-        .load()
-        .await;
+    let sdk = load_sdk_config(&region).await?;
     let endpoint = endpoint::resolve(&sdk, endpoint_url.as_deref(), &region, |name| {
         std::env::var(name).ok()
     })
@@ -371,19 +375,29 @@ async fn chime_directory(app_instance: AppInstanceArn, endpoint_url: Option<Stri
         endpoint_url,
         ..ChimeConfig::new(app_instance)
     };
-    Chime {
+    Ok(Chime {
         directory: ChimeDirectory::new(&sdk, config),
         endpoint,
-    }
+    })
+}
+
+/// aws-config's full chains in `region`, over the functions' HTTPS stack
+/// (`SSL_CERT_FILE` honoured; a bad one is the error).
+async fn load_sdk_config(region: &str) -> Result<aws_config::SdkConfig, Failure> {
+    let roots = TrustRoots::from_env().map_err(|e| e.to_string())?;
+    Ok(sdk_config_loader(&roots)
+        .map_err(|e| e.to_string())?
+        .region(aws_config::Region::new(region.to_owned()))
+        .load()
+        .await)
 }
 
 /// The AWS configuration for a client in `region`; see [`with_placeholder_credentials`].
-async fn sdk_config(region: &str, local_endpoint: bool) -> aws_config::SdkConfig {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_owned()))
-        .load()
-        .await;
-    with_placeholder_credentials(sdk, local_endpoint)
+async fn sdk_config(region: &str, local_endpoint: bool) -> Result<aws_config::SdkConfig, Failure> {
+    Ok(with_placeholder_credentials(
+        load_sdk_config(region).await?,
+        local_endpoint,
+    ))
 }
 
 /// Against an endpoint other than AWS's own, with no credentials chosen in

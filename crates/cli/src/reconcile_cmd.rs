@@ -207,7 +207,7 @@ async fn read_pool(
         ]
         .iter()
         .any(|v| std::env::var_os(v).is_some_and(|u| !u.is_empty()));
-    let sdk = sdk_config(pool_id.region(), local).await;
+    let sdk = sdk_config(pool_id.region(), local).await?;
     let pool = CognitoUserPool::new(
         &sdk,
         CognitoConfig {
@@ -362,7 +362,7 @@ pub async fn reconcile(args: ReconcileArgs) -> Result<Status, Failure> {
     let loaded = load(&args.source, true).await?;
     let app_instance =
         AppInstanceArn::parse(&args.chime.app_instance_arn).map_err(|e| e.to_string())?;
-    let chime = chime_directory(app_instance, args.chime.endpoint_url.clone()).await;
+    let chime = chime_directory(app_instance, args.chime.endpoint_url.clone()).await?;
     let (current, foreign) = list_chime(&chime.directory).await.map_err(|e| {
         Failure::aws(
             format!("cannot list the users at {}", chime.endpoint),
@@ -602,7 +602,7 @@ pub async fn restore(args: RestoreArgs) -> Result<Status, Failure> {
     }
     let app_instance =
         AppInstanceArn::parse(&args.chime.app_instance_arn).map_err(|e| e.to_string())?;
-    let chime = chime_directory(app_instance, args.chime.endpoint_url.clone()).await;
+    let chime = chime_directory(app_instance, args.chime.endpoint_url.clone()).await?;
     let (current, _) = list_chime(&chime.directory).await.map_err(|e| {
         Failure::aws(
             format!("cannot list the users at {}", chime.endpoint),

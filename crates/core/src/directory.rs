@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::DirectoryError;
 use crate::identity::{AppInstanceArn, UserId};
+use crate::metrics::{CallStats, Metric};
 use crate::profile::{Metadata, UserProfile};
 
 /// A user as the directory reports it.
@@ -170,6 +171,20 @@ impl Applied {
             Self::Restored => "restored",
         }
     }
+
+    /// The metric counting this outcome.
+    pub fn metric(self) -> Metric {
+        match self {
+            Self::Created => Metric::Created,
+            Self::AlreadyProvisioned => Metric::AlreadyExists,
+            Self::Updated => Metric::Updated,
+            Self::Deleted => Metric::Deleted,
+            Self::AlreadyGone => Metric::AlreadyGone,
+            Self::DeletionScheduled => Metric::DeletionScheduled,
+            Self::AlreadyScheduled => Metric::DeletionAlreadyScheduled,
+            Self::Restored => Metric::Restored,
+        }
+    }
 }
 
 /// The Chime SDK Identity operations this system needs, per AppInstance.
@@ -262,6 +277,14 @@ pub trait Directory: Send + Sync {
                 "this directory does not support expiration settings".to_owned(),
             ))
         }
+    }
+
+    /// What the calls made since the last take cost: each call's duration
+    /// and the throttled attempts retried inside them, for the invocation's
+    /// metrics ([`crate::metrics`]). Taking resets them. A directory that
+    /// measures nothing answers empty figures.
+    fn take_call_stats(&self) -> CallStats {
+        CallStats::default()
     }
 
     /// Create the user, or resolve an existing one as already provisioned and
@@ -577,6 +600,9 @@ macro_rules! forward_directory {
                 expiration: Option<Expiration>,
             ) -> impl Future<Output = Result<Option<Expiration>, DirectoryError>> + Send {
                 (**self).put_expiration(id, expiration)
+            }
+            fn take_call_stats(&self) -> CallStats {
+                (**self).take_call_stats()
             }
         }
     };

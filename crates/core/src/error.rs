@@ -103,6 +103,10 @@ pub enum DirectoryError {
 }
 
 impl DirectoryError {
+    /// [`DirectoryError::code`] of a denial: what the handlers count as
+    /// `Denied` (a deployment fault) whichever call met it.
+    pub const DENIED: &'static str = "AccessDenied";
+
     /// The one place that decides whether a directory failure is worth a retry.
     ///
     /// Access errors count as retryable: they are a deployment fault, not the
@@ -132,7 +136,7 @@ impl DirectoryError {
             Self::Unavailable(_) => "Unavailable",
             Self::Timeout => "Timeout",
             Self::Transport(_) => "Transport",
-            Self::AccessDenied(_) => "AccessDenied",
+            Self::AccessDenied(_) => Self::DENIED,
             Self::Rejected(_) => "Rejected",
             Self::LimitExceeded(_) => "LimitExceeded",
         }

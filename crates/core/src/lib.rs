@@ -5,7 +5,8 @@
 //! talk through ([`directory::Directory`], [`queue::Queue`],
 //! [`user_pool::UserPool`]) with in-memory implementations ([`memory`]), the IdP message schema ([`schema`]) and the
 //! Lambda handlers ([`handlers`]) as plain async functions over ports, and the
-//! credential exchange's token validation and STS port ([`credentials`]).
+//! credential exchange's token validation and STS port ([`credentials`]), and
+//! what the functions count for CloudWatch ([`metrics`]).
 //! No AWS SDK dependency: the real adapters live in `chime-sync-aws`.
 
 pub mod credentials;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod handlers;
 pub mod identity;
 pub mod memory;
+pub mod metrics;
 pub mod profile;
 pub mod queue;
 pub mod rate;

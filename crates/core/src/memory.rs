@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 use crate::directory::{Directory, DirectoryPage, DirectoryUser, Expiration};
 use crate::error::{DirectoryError, QueueError};
 use crate::identity::{AppInstanceArn, UserId};
+use crate::metrics::{CallStats, ChimeCalls};
 use crate::profile::UserProfile;
 use crate::queue::{OutgoingMessage, Queue};
 use crate::user_pool::{PAGE_LIMIT, PoolPage, PoolUser, UserPool, UserPoolError};
@@ -88,6 +89,9 @@ pub struct InMemoryDirectory {
     app_instance: AppInstanceArn,
     latency: Mutex<Duration>,
     state: Mutex<DirectoryState>,
+    /// Each call timed as the Chime adapter times its calls (the injected
+    /// latency, in tokio's clock), for the handlers' metrics.
+    timing: ChimeCalls,
 }
 
 impl InMemoryDirectory {
@@ -96,6 +100,7 @@ impl InMemoryDirectory {
             app_instance,
             latency: Mutex::new(Duration::ZERO),
             state: Mutex::new(DirectoryState::default()),
+            timing: ChimeCalls::new(),
         }
     }
 
@@ -200,6 +205,7 @@ impl InMemoryDirectory {
     }
 
     async fn enter(&self) -> Result<(), DirectoryError> {
+        let _timed = self.timing.time();
         let latency = *self.latency.lock().unwrap_or_else(|p| p.into_inner());
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
@@ -219,6 +225,10 @@ impl InMemoryDirectory {
 impl Directory for InMemoryDirectory {
     fn app_instance_arn(&self) -> &AppInstanceArn {
         &self.app_instance
+    }
+
+    fn take_call_stats(&self) -> CallStats {
+        self.timing.take()
     }
 
     async fn create(&self, user: &UserProfile) -> Result<(), DirectoryError> {

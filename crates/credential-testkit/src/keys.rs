@@ -1,19 +1,22 @@
 //! Signing keys made at test time, the JWKs that publish them, and tokens
 //! signed by them — including the forged kinds the validator must refuse.
 //!
-//! Signing is done here with aws-lc-rs directly (not through jsonwebtoken):
-//! the functions only ever *verify*, and building the compact JWS by hand is
-//! what lets a test send exactly the header and payload it wants.
+//! Signing is done here with ring directly (not through jsonwebtoken): the
+//! functions only ever *verify*, and building the compact JWS by hand is what
+//! lets a test send exactly the header and payload it wants. ring cannot
+//! generate RSA keys, so the pure-Rust `rsa` crate makes them and hands ring
+//! their PKCS#8; the workspace links no other crypto library (tests/tls_stack.rs).
 
-use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
-use aws_lc_rs::signature::{
-    self, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RsaPublicKeyComponents,
-};
-use aws_lc_rs::{hmac, rsa};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use ring::hmac;
+use ring::rand::SystemRandom;
+use ring::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+    RsaPublicKeyComponents,
+};
+use rsa::Generate;
+use rsa::pkcs8::EncodePrivateKey;
 use serde_json::{Value, json};
 
 /// An RSA (RS256) or EC P-256 (ES256) signing key with its `kid`.
@@ -28,22 +31,27 @@ enum Inner {
 }
 
 impl TestKey {
-    /// A fresh 2048-bit RSA key (RS256).
+    /// A fresh RSA key (RS256), of the `rsa` crate's default size (3072 bits).
     pub fn rsa(kid: &str) -> Self {
-        let pair = RsaKeyPair::generate(KeySize::Rsa2048).expect("generate an RSA key");
+        let key = rsa::PrivateKey::generate();
+        let der = key.to_pkcs8_der().expect("encode the RSA key as PKCS#8");
         Self {
             kid: kid.to_owned(),
-            inner: Inner::Rsa(pair),
+            inner: Inner::Rsa(RsaKeyPair::from_pkcs8(der.as_bytes()).expect("ring reads the key")),
         }
     }
 
     /// A fresh EC P-256 key (ES256).
     pub fn ec(kid: &str) -> Self {
-        let pair =
-            EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).expect("generate an EC key");
+        let rng = SystemRandom::new();
+        let der = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .expect("generate an EC key");
         Self {
             kid: kid.to_owned(),
-            inner: Inner::Ec(pair),
+            inner: Inner::Ec(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der.as_ref(), &rng)
+                    .expect("read the EC key"),
+            ),
         }
     }
 
@@ -67,8 +75,12 @@ impl TestKey {
         Self {
             kid: DEMO_EC_KID.to_owned(),
             inner: Inner::Ec(
-                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
-                    .expect("demo EC key is PKCS#8"),
+                EcdsaKeyPair::from_pkcs8(
+                    &ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &der,
+                    &SystemRandom::new(),
+                )
+                .expect("demo EC key is PKCS#8"),
             ),
         }
     }
@@ -86,7 +98,7 @@ impl TestKey {
         let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
         match &self.inner {
             Inner::Rsa(pair) => {
-                let c = RsaPublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+                let c = RsaPublicKeyComponents::<Vec<u8>>::from(pair.public());
                 json!({"kty": "RSA", "kid": self.kid, "alg": "RS256", "use": "sig",
                        "n": b64(&c.n), "e": b64(&c.e)})
             }
@@ -98,18 +110,11 @@ impl TestKey {
         }
     }
 
-    /// The public key's DER (SubjectPublicKeyInfo): what an alg-confusion
-    /// attacker uses as an HMAC secret.
+    /// The public key's DER (PKCS#1 `RSAPublicKey` for RSA, the uncompressed
+    /// point for EC): what an alg-confusion attacker uses as an HMAC secret.
     pub fn public_key_der(&self) -> Vec<u8> {
         match &self.inner {
-            Inner::Rsa(pair) => {
-                let public: &rsa::PublicKey = pair.public_key();
-                public
-                    .as_der()
-                    .expect("RSA public key DER")
-                    .as_ref()
-                    .to_vec()
-            }
+            Inner::Rsa(pair) => pair.public().as_ref().to_vec(),
             Inner::Ec(pair) => pair.public_key().as_ref().to_vec(),
         }
     }
@@ -125,20 +130,16 @@ impl TestKey {
     /// A token with exactly this header and these claims, signed by this key.
     pub fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
         let input = signing_input(header, claims);
+        let rng = SystemRandom::new();
         let sig = match &self.inner {
             Inner::Rsa(pair) => {
-                let mut sig = vec![0; pair.public_modulus_len()];
-                pair.sign(
-                    &signature::RSA_PKCS1_SHA256,
-                    &SystemRandom::new(),
-                    input.as_bytes(),
-                    &mut sig,
-                )
-                .expect("RSA signing");
+                let mut sig = vec![0; pair.public().modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &rng, input.as_bytes(), &mut sig)
+                    .expect("RSA signing");
                 sig
             }
             Inner::Ec(pair) => pair
-                .sign(&SystemRandom::new(), input.as_bytes())
+                .sign(&rng, input.as_bytes())
                 .expect("EC signing")
                 .as_ref()
                 .to_vec(),

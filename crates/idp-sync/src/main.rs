@@ -4,14 +4,17 @@
 
 use std::process::ExitCode;
 
-use chime_sync_aws::{ChimeDirectory, IdpSyncConfig, SqsQueue, load_sdk_config};
+use chime_sync_aws::{ChimeDirectory, IdpSyncConfig, SqsQueue, lambda_sdk_config};
 use chime_sync_core::handlers::idp_sync::{self, IdpSync};
 use chime_sync_runtime::{
-    Diagnostic, Incoming, LambdaEvent, deadline, exit_code, init_tracing, report_init_error,
+    Diagnostic, Incoming, LambdaEvent, deadline, emit, exit_code, init_tracing, report_init_error,
     require_lambda, run, service_fn, unreadable,
 };
 
-#[tokio::main]
+// One thread: a Lambda sandbox serves one invocation at a time, and the concurrent Chime calls
+// of a batch wait on I/O, so a multi-thread runtime only adds start-up work (worker threads,
+// cgroup probing) and cross-thread wake-ups (docs/PERFORMANCE.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     if let Err(outside_lambda) = require_lambda(env!("CARGO_BIN_NAME")) {
         return outside_lambda;
@@ -21,7 +24,10 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => return report_init_error(e).await,
     };
-    let sdk = load_sdk_config().await;
+    let sdk = match lambda_sdk_config().await {
+        Ok(sdk) => sdk,
+        Err(e) => return report_init_error(e).await,
+    };
     let deps = &IdpSync {
         max_concurrent_groups: config.max_concurrent_groups,
         delete_mode: config.delete_mode,
@@ -35,8 +41,9 @@ async fn main() -> ExitCode {
         let batch: idp_sync::SqsEvent = event
             .payload
             .typed()
-            .map_err(|e| unreadable("IdpSyncFailed", "idp-sync", &e))?;
+            .map_err(|e| unreadable("IdpSyncFailed", idp_sync::METRICS, &e))?;
         let report = idp_sync::handle(&batch, deps, deadline).await;
+        emit(&idp_sync::metrics(&report, &deps.directory));
         Ok::<_, Diagnostic>(report.response())
     }))
     .await;

@@ -3,14 +3,17 @@
 
 use std::process::ExitCode;
 
-use chime_sync_aws::{ChimeDirectory, PostConfirmationConfig, SqsQueue, load_sdk_config};
+use chime_sync_aws::{ChimeDirectory, PostConfirmationConfig, SqsQueue, lambda_sdk_config};
 use chime_sync_core::handlers::post_confirmation::{self, ConfirmationError, PostConfirmation};
 use chime_sync_runtime::{
-    Incoming, LambdaEvent, deadline, diagnostic, exit_code, init_tracing, report_init_error,
+    Incoming, LambdaEvent, deadline, diagnostic, emit, exit_code, init_tracing, report_init_error,
     require_lambda, run, service_fn, unreadable,
 };
 
-#[tokio::main]
+// One thread: a Lambda sandbox serves one invocation at a time, and the concurrent Chime calls
+// of a batch wait on I/O, so a multi-thread runtime only adds start-up work (worker threads,
+// cgroup probing) and cross-thread wake-ups (docs/PERFORMANCE.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     if let Err(outside_lambda) = require_lambda(env!("CARGO_BIN_NAME")) {
         return outside_lambda;
@@ -20,7 +23,10 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => return report_init_error(e).await,
     };
-    let sdk = load_sdk_config().await;
+    let sdk = match lambda_sdk_config().await {
+        Ok(sdk) => sdk,
+        Err(e) => return report_init_error(e).await,
+    };
     let deps = &PostConfirmation {
         names: config.display_names.clone(),
         chime_budget: config.chime_budget(),
@@ -39,17 +45,16 @@ async fn main() -> ExitCode {
         let payload = event
             .payload
             .json()
-            .map_err(|e| unreadable("ConfirmationFailed", "post-confirmation", &e))?;
-        post_confirmation::handle(payload, deps, deadline)
-            .await
-            .map(|(response, _)| response)
-            .map_err(|e| {
-                let code = match &e {
-                    ConfirmationError::InvalidEvent(input) => input.code(),
-                    ConfirmationError::HandOffFailed { .. } => "HandOffFailed",
-                };
-                diagnostic("ConfirmationFailed", code, e)
-            })
+            .map_err(|e| unreadable("ConfirmationFailed", post_confirmation::METRICS, &e))?;
+        let result = post_confirmation::handle(payload, deps, deadline).await;
+        emit(&post_confirmation::metrics(&result, &deps.directory));
+        result.map(|(response, _)| response).map_err(|e| {
+            let code = match &e {
+                ConfirmationError::InvalidEvent(input) => input.code(),
+                ConfirmationError::HandOffFailed { .. } => "HandOffFailed",
+            };
+            diagnostic("ConfirmationFailed", code, e)
+        })
     }))
     .await;
     exit_code(served)

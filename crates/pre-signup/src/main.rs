@@ -6,11 +6,14 @@ use std::process::ExitCode;
 use chime_sync_aws::PreSignupConfig;
 use chime_sync_core::handlers::pre_signup::{self, SignUpPolicy};
 use chime_sync_runtime::{
-    Incoming, LambdaEvent, diagnostic, exit_code, init_tracing, report_init_error, require_lambda,
-    run, service_fn, unreadable,
+    Incoming, LambdaEvent, diagnostic, emit, exit_code, init_tracing, report_init_error,
+    require_lambda, run, service_fn, unreadable,
 };
 
-#[tokio::main]
+// One thread: a Lambda sandbox serves one invocation at a time, and the concurrent Chime calls
+// of a batch wait on I/O, so a multi-thread runtime only adds start-up work (worker threads,
+// cgroup probing) and cross-thread wake-ups (docs/PERFORMANCE.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     if let Err(outside_lambda) = require_lambda(env!("CARGO_BIN_NAME")) {
         return outside_lambda;
@@ -30,8 +33,10 @@ async fn main() -> ExitCode {
         let event = event
             .payload
             .json()
-            .map_err(|e| unreadable("SignUpRejected", "pre-signup", &e))?;
-        pre_signup::handle(event, policy)
+            .map_err(|e| unreadable("SignUpRejected", pre_signup::METRICS, &e))?;
+        let result = pre_signup::handle(event, policy);
+        emit(&pre_signup::metrics(&result));
+        result
             .map(|(response, _)| response)
             .map_err(|e| diagnostic("SignUpRejected", e.code(), e))
     }))

@@ -6,14 +6,19 @@
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use chime_sync_aws::{ChimeDirectory, CognitoUserPool, ReconcileConfig, SqsQueue, load_sdk_config};
-use chime_sync_core::handlers::reconcile::{self, Reconcile};
+use chime_sync_aws::{
+    ChimeDirectory, CognitoUserPool, ReconcileConfig, SqsQueue, lambda_sdk_config,
+};
+use chime_sync_core::handlers::reconcile::{self, Reconcile, ReconcileError};
 use chime_sync_runtime::{
-    Incoming, LambdaEvent, deadline, diagnostic, exit_code, init_tracing, report_init_error,
+    Incoming, LambdaEvent, deadline, diagnostic, emit, exit_code, init_tracing, report_init_error,
     require_lambda, run, service_fn, unreadable,
 };
 
-#[tokio::main]
+// One thread: a Lambda sandbox serves one invocation at a time, and the concurrent Cognito,
+// Chime and SQS calls wait on I/O, so a multi-thread runtime only adds start-up work (worker
+// threads, cgroup probing) and cross-thread wake-ups (docs/PERFORMANCE.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     if let Err(outside_lambda) = require_lambda(env!("CARGO_BIN_NAME")) {
         return outside_lambda;
@@ -23,7 +28,10 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => return report_init_error(e).await,
     };
-    let sdk = load_sdk_config().await;
+    let sdk = match lambda_sdk_config().await {
+        Ok(sdk) => sdk,
+        Err(e) => return report_init_error(e).await,
+    };
     let deps = &Reconcile {
         pool: CognitoUserPool::new(&sdk, config.cognito.clone()),
         directory: ChimeDirectory::new(&sdk, config.chime.clone()),
@@ -39,12 +47,16 @@ async fn main() -> ExitCode {
         let payload = event
             .payload
             .json()
-            .map_err(|e| unreadable("ReconcileFailed", "reconcile", &e))?;
-        let start = reconcile::start_from(&payload, SystemTime::now())
-            .map_err(|e| diagnostic("ReconcileFailed", "BadContinuation", e))?;
-        reconcile::run(start, deps, deadline)
-            .await
-            .map_err(|e| diagnostic("ReconcileFailed", e.code(), e))
+            .map_err(|e| unreadable("ReconcileFailed", reconcile::METRICS, &e))?;
+        let (before, result) = match reconcile::start_from(&payload, SystemTime::now()) {
+            Ok(start) => (start.totals(), reconcile::run(start, deps, deadline).await),
+            Err(e) => (
+                Default::default(),
+                Err(ReconcileError::BadContinuation(e.to_string())),
+            ),
+        };
+        emit(&reconcile::metrics(&before, &result, &deps.directory));
+        result.map_err(|e| diagnostic("ReconcileFailed", e.code(), e))
     }))
     .await;
     exit_code(served)

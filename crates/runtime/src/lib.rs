@@ -18,16 +18,20 @@
 //! - [`require_lambda`]: outside Lambda, exit 2 with one line saying how to
 //!   run the binary locally, instead of `lambda_runtime`'s panic.
 //! - [`exit_code`]: the end of `main`, with any error logged once.
+//! - [`emit`]: an invocation's metrics, one embedded-metric-format object
+//!   per line on stdout, where CloudWatch extracts them ([`metrics`]).
 
 mod deadline;
 mod environment;
 
 pub mod event;
 pub mod logging;
+pub mod metrics;
 
 use std::fmt::Display;
 use std::process::ExitCode;
 
+use chime_sync_core::metrics::{FunctionMetrics, Invocation, Metric};
 use lambda_runtime_api_client::body::Body;
 
 pub use deadline::deadline;
@@ -35,6 +39,7 @@ pub use environment::{NotInLambda, OUTSIDE_LAMBDA_EXIT, require_lambda};
 pub use event::{EventError, Incoming};
 pub use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn};
 pub use logging::init_tracing;
+pub use metrics::emit;
 
 /// The error type Lambda shows for a start-up configuration error.
 pub const CONFIG_ERROR_TYPE: &str = "Runtime.ConfigError";
@@ -42,9 +47,11 @@ pub const CONFIG_ERROR_TYPE: &str = "Runtime.ConfigError";
 /// The error a function reports for an event it cannot read:
 /// `{kind}.InvalidJson` or `{kind}.InvalidEvent`, with a message that names
 /// where and what was expected, never a value. Logged (at WARN, as the
-/// decision it is) before it is returned.
-pub fn unreadable(kind: &str, source: &str, error: &EventError) -> Diagnostic {
+/// decision it is) and counted (`InvalidEvent`) before it is returned.
+pub fn unreadable(kind: &str, function: FunctionMetrics, error: &EventError) -> Diagnostic {
+    let source = function.source;
     tracing::warn!(source, outcome = "invalid-event", reason = error.code(), error = %error);
+    emit(Invocation::new(function).decision(Metric::InvalidEvent));
     diagnostic(kind, error.code(), error)
 }
 

@@ -33,7 +33,7 @@ use aws_lambda_events::event::lambda_function_urls::{
 };
 use aws_lambda_events::http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
-use tracing::{error, info, warn};
+use tracing::{error, info, trace, warn};
 
 use crate::credentials::keys::{JwksSource, KeyCache};
 use crate::credentials::sts::{AssumeRoleRequest, CredentialIssuer, IssueError};
@@ -42,9 +42,31 @@ use crate::credentials::{MAX_SESSION, MIN_SESSION, TrustedIssuers};
 use crate::directory::{Applied, Directory};
 use crate::error::DirectoryError;
 use crate::identity::UserId;
+use crate::metrics::{FunctionMetrics, Invocation, Metric};
 use crate::profile::{DisplayName, DisplayNamePolicy, UserProfile};
 
 const SOURCE: &str = "credential-exchange";
+
+/// What credential-exchange publishes ([`metrics`]): one decision per
+/// request, and what ensuring the Chime user did.
+pub const METRICS: FunctionMetrics = FunctionMetrics {
+    source: SOURCE,
+    metrics: &[
+        Metric::Decisions,
+        Metric::CredentialsIssued,
+        Metric::Preflight,
+        Metric::Refused,
+        Metric::Unavailable,
+        Metric::Failed,
+        Metric::InvalidEvent,
+        Metric::Denied,
+        Metric::Created,
+        Metric::Updated,
+        Metric::AlreadyExists,
+        Metric::ThrottledRetries,
+        Metric::ChimeCallLatency,
+    ],
+};
 /// The one path this function serves.
 pub const PATH: &str = "/credentials";
 
@@ -93,13 +115,43 @@ pub struct ExchangeOutcome {
     pub chime_user: Option<Applied>,
     /// `DurationSeconds` of the session issued.
     pub session: Option<Duration>,
+    /// The answer is a denial by IAM (of the Chime call or of `AssumeRole`):
+    /// a deployment fault.
+    pub denied: bool,
 }
+
+/// The metrics of one request: its outcome, what ensuring the Chime user did,
+/// and the Chime calls made (taken from `directory`).
+pub fn metrics<D: Directory>(outcome: &ExchangeOutcome, directory: &D) -> Invocation {
+    let mut m = Invocation::new(METRICS);
+    m.decision(match (outcome.status, outcome.code) {
+        (_, MALFORMED_REQUEST) => Metric::InvalidEvent,
+        (200, _) => Metric::CredentialsIssued,
+        (204, _) => Metric::Preflight,
+        (503, _) => Metric::Unavailable,
+        (500.., _) => Metric::Failed,
+        _ => Metric::Refused,
+    });
+    if let Some(applied) = outcome.chime_user {
+        m.add(applied.metric(), 1);
+    }
+    if outcome.denied {
+        m.add(Metric::Denied, 1);
+    }
+    m.chime_calls(directory.take_call_stats());
+    m
+}
+
+/// The code of an invocation that is not a Function URL event.
+const MALFORMED_REQUEST: &str = "malformed_request";
 
 /// A refusal: status, stable code, message for the client.
 struct Refusal {
     status: u16,
     code: &'static str,
     message: String,
+    /// IAM refused a call we make: the deployment's fault.
+    denied: bool,
 }
 
 impl Refusal {
@@ -108,7 +160,12 @@ impl Refusal {
             status,
             code,
             message: message.into(),
+            denied: false,
         }
+    }
+
+    fn denied(self, denied: bool) -> Self {
+        Self { denied, ..self }
     }
 }
 
@@ -125,13 +182,14 @@ pub async fn handle<D: Directory, S: JwksSource, C: CredentialIssuer>(
         user: None,
         chime_user: None,
         session: None,
+        denied: false,
     };
     let request: LambdaFunctionUrlRequest = match serde_json::from_value(event) {
         Ok(r) => r,
         Err(_) => {
             let refusal = Refusal::new(
                 400,
-                "malformed_request",
+                MALFORMED_REQUEST,
                 "the request is not a Lambda Function URL event",
             );
             return (
@@ -195,6 +253,7 @@ pub async fn handle<D: Directory, S: JwksSource, C: CredentialIssuer>(
 fn refusal_outcome(mut outcome: ExchangeOutcome, refusal: &Refusal) -> ExchangeOutcome {
     outcome.status = refusal.status;
     outcome.code = refusal.code;
+    outcome.denied = refusal.denied;
     outcome
 }
 
@@ -222,6 +281,7 @@ async fn exchange<D: Directory, S: JwksSource, C: CredentialIssuer>(
     };
     outcome.issuer = Some(verified.issuer.clone());
     outcome.user = Some(verified.user_id.clone());
+    trace!(source = SOURCE, issuer = %verified.issuer, sub = %verified.user_id, "token verified");
 
     let remaining = Duration::from_secs(verified.expires_at.saturating_sub(now_seconds()));
     if remaining < MIN_SESSION {
@@ -395,7 +455,7 @@ async fn ensure_chime_user<D: Directory, S, C>(
         };
         error!(source = SOURCE, issuer = %verified.issuer, sub = %verified.user_id,
                outcome = code, chime_error = e.code(), detail = %e, "ensuring the Chime user failed");
-        Refusal::new(status, code, message)
+        Refusal::new(status, code, message).denied(e.code() == DirectoryError::DENIED)
     })
 }
 
@@ -420,6 +480,7 @@ fn sts_refusal(e: &IssueError, verified: &VerifiedToken) -> Refusal {
                 "sts_denied",
                 "credentials could not be issued; the operators have been told",
             )
+            .denied(true)
         }
     }
 }
@@ -1120,6 +1181,66 @@ mod tests {
             "internals stay in the log"
         );
         assert_eq!(w.deps.sts.requests().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn each_answer_is_one_decision_and_a_denial_is_counted_besides() {
+        let w = world();
+        let counted = |a: &Answer| metrics(&a.outcome, &w.deps.directory).counted();
+        let ok = || post(&w.rsa.sign(&claims(json!({}))));
+        let first = call(&w.deps, ok()).await;
+        assert_eq!(
+            counted(&first),
+            [
+                (Metric::Decisions, 1),
+                (Metric::Created, 1),
+                (Metric::CredentialsIssued, 1)
+            ]
+        );
+        let again = call(&w.deps, ok()).await;
+        let m = metrics(&again.outcome, &w.deps.directory);
+        assert_eq!(m.count(Metric::AlreadyExists), 1);
+        assert_eq!(m.latencies().len(), 1, "one describe");
+        w.deps
+            .sts
+            .fail_next([IssueError::Denied("not authorized".into())]);
+        let sts_denied = call(&w.deps, ok()).await;
+        let m = metrics(&sts_denied.outcome, &w.deps.directory);
+        assert_eq!((m.count(Metric::Failed), m.count(Metric::Denied)), (1, 1));
+        w.deps
+            .directory
+            .fail_next([DirectoryError::AccessDenied("403".into())]);
+        let chime_denied = call(&w.deps, ok()).await;
+        assert_eq!(
+            counted(&chime_denied),
+            [
+                (Metric::Decisions, 1),
+                (Metric::Failed, 1),
+                (Metric::Denied, 1)
+            ]
+        );
+        w.deps
+            .directory
+            .fail_next([DirectoryError::Throttled("429".into())]);
+        let unavailable = call(&w.deps, ok()).await;
+        assert_eq!(
+            counted(&unavailable),
+            [(Metric::Decisions, 1), (Metric::Unavailable, 1)]
+        );
+        let expired = call(
+            &w.deps,
+            post(&w.rsa.sign(&claims(json!({"exp": now() - 3600})))),
+        )
+        .await;
+        assert_eq!(
+            counted(&expired),
+            [(Metric::Decisions, 1), (Metric::Refused, 1)]
+        );
+        let not_an_event = call(&w.deps, json!({"rawPath": "/credentials"})).await;
+        assert_eq!(
+            counted(&not_an_event),
+            [(Metric::Decisions, 1), (Metric::InvalidEvent, 1)]
+        );
     }
 
     #[tokio::test]

@@ -28,10 +28,35 @@ use tracing::{info, trace, warn};
 use crate::directory::{Applied, DeleteMode, Directory};
 use crate::error::{DirectoryError, ErrorClass, SyncError};
 use crate::identity::UserId;
+use crate::metrics::{FunctionMetrics, Invocation, Metric};
 use crate::queue::{OutgoingMessage, Queue, fnv1a64, sqs_id, sqs_text};
 use crate::schema::{Envelope, IdentityEvent, IdpMessage, parse_body, sub_hint};
 
 const SOURCE: &str = "idp-sync";
+
+/// What idp-sync publishes ([`metrics`]): one decision per message.
+pub const METRICS: FunctionMetrics = FunctionMetrics {
+    source: SOURCE,
+    metrics: &[
+        Metric::Decisions,
+        Metric::Created,
+        Metric::Updated,
+        Metric::AlreadyExists,
+        Metric::Deleted,
+        Metric::AlreadyGone,
+        Metric::DeletionScheduled,
+        Metric::DeletionAlreadyScheduled,
+        Metric::Restored,
+        Metric::DeadLettered,
+        Metric::Failed,
+        Metric::Blocked,
+        Metric::InvalidEvent,
+        Metric::Denied,
+        Metric::ThrottledRetries,
+        Metric::ChimeCallLatency,
+    ],
+};
+
 /// DLQ message attributes, so an operator sees why without reading logs.
 pub const REASON_ATTRIBUTE: &str = "FailureReason";
 pub const CODE_ATTRIBUTE: &str = "ErrorCode";
@@ -87,6 +112,16 @@ impl MessageOutcome {
         matches!(self, Self::Failed { .. } | Self::Blocked)
     }
 
+    /// The metric counting this outcome.
+    pub fn metric(&self) -> Metric {
+        match self {
+            Self::Applied(a) => a.metric(),
+            Self::DeadLettered { .. } => Metric::DeadLettered,
+            Self::Failed { .. } => Metric::Failed,
+            Self::Blocked => Metric::Blocked,
+        }
+    }
+
     pub fn label(&self) -> String {
         match self {
             Self::Applied(a) => a.as_str().to_owned(),
@@ -129,6 +164,21 @@ impl BatchReport {
             .collect();
         response
     }
+}
+
+/// The metrics of one batch: a decision per message, the denials among
+/// them, and the Chime calls made (taken from `directory`).
+pub fn metrics<D: Directory>(report: &BatchReport, directory: &D) -> Invocation {
+    let mut m = Invocation::new(METRICS);
+    for message in &report.messages {
+        m.decision(message.outcome.metric());
+        if matches!(message.outcome, MessageOutcome::Failed { code } if code == DirectoryError::DENIED)
+        {
+            m.add(Metric::Denied, 1);
+        }
+    }
+    m.chime_calls(directory.take_call_stats());
+    m
 }
 
 /// Apply one identity event to the directory.
@@ -767,6 +817,58 @@ mod tests {
             assert_eq!(d.directory.users().len(), 1, "the user stays");
             assert!(d.dlq.sent().is_empty());
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_is_one_decision_per_message_with_denials_besides() {
+        let mut d = deps_answering(MissingAnswer::Forbidden);
+        d.max_concurrent_groups = 1; // deterministic: the injected denial meets m5
+        d.directory.set_latency(Duration::from_millis(20));
+        handle(
+            &batch(&[("m0", body("user.created", 2, "Bob"), Some(sub(2)))]),
+            &d,
+            None,
+        )
+        .await;
+        d.directory.take_call_stats();
+        d.directory.fail_next_for(
+            UserId::parse(&sub(3)).unwrap(),
+            [DirectoryError::AccessDenied(
+                "chime:DeleteAppInstanceUser".into(),
+            )],
+        );
+        let event = batch(&[
+            ("m1", body("user.created", 1, "Ada"), Some(sub(1))),
+            ("m2", body("user.updated", 1, "Ada L"), Some(sub(1))),
+            ("m3", body("user.created", 2, "Bob"), Some(sub(2))),
+            ("m4", body("user.deleted", 2, ""), Some(sub(2))),
+            ("m5", body("user.deleted", 3, ""), Some(sub(3))),
+            ("m6", body("user.created", 3, "Cy"), Some(sub(3))),
+            ("p7", "{not json".to_owned(), Some(sub(4))),
+            ("m8", body("user.deleted", 5, ""), Some(sub(5))),
+        ]);
+        let report = handle(&event, &d, None).await;
+        let m = metrics(&report, &d.directory);
+        assert_eq!(
+            m.counted(),
+            [
+                (Metric::Decisions, 8),
+                (Metric::Created, 1),
+                (Metric::Updated, 1),
+                (Metric::AlreadyExists, 1),
+                (Metric::Deleted, 1),
+                (Metric::AlreadyGone, 1),
+                (Metric::DeadLettered, 1),
+                (Metric::Failed, 1),
+                (Metric::Blocked, 1),
+                (Metric::Denied, 1),
+            ]
+        );
+        // Every Chime call timed, at the injected 20 ms: m1 describe+create,
+        // m2 describe+update, m3 describe, m4 delete, m5 delete (denied),
+        // m8 delete (403) + describe (403): nine calls.
+        assert_eq!(m.latencies(), [Duration::from_millis(20); 9]);
+        assert!(d.directory.take_call_stats().latencies.is_empty(), "taken");
     }
 
     #[tokio::test]

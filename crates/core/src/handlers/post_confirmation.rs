@@ -20,11 +20,30 @@ use super::cognito::{trigger_source, user_attributes};
 use crate::directory::{Applied, Directory};
 use crate::error::{DirectoryError, InputError, QueueError};
 use crate::identity::UserId;
+use crate::metrics::{FunctionMetrics, Invocation, Metric};
 use crate::profile::{DisplayName, DisplayNamePolicy, UserProfile};
 use crate::queue::{OutgoingMessage, Queue};
 use crate::schema::provision_message;
 
 const SOURCE: &str = "post-confirmation";
+
+/// What post-confirmation publishes ([`metrics`]).
+pub const METRICS: FunctionMetrics = FunctionMetrics {
+    source: SOURCE,
+    metrics: &[
+        Metric::Decisions,
+        Metric::Created,
+        Metric::AlreadyExists,
+        Metric::Updated,
+        Metric::HandedOff,
+        Metric::HandOffFailed,
+        Metric::PassedThrough,
+        Metric::InvalidEvent,
+        Metric::Denied,
+        Metric::ThrottledRetries,
+        Metric::ChimeCallLatency,
+    ],
+};
 
 /// The Chime budget unless configured (`CHIME_BUDGET_MS`). With the
 /// function's 4 s timeout (a second under Cognito's 5 s) it leaves the
@@ -194,6 +213,42 @@ pub async fn handle<D: Directory, Q: Queue>(
             })
         }
     }
+}
+
+/// The metrics of one invocation: the decision [`handle`] returned, and the
+/// Chime calls it made (taken from `directory`).
+pub fn metrics<D: Directory>(
+    result: &Result<(Value, ConfirmationOutcome), ConfirmationError>,
+    directory: &D,
+) -> Invocation {
+    let mut m = Invocation::new(METRICS);
+    let chime_error = match result {
+        Ok((_, ConfirmationOutcome::Provisioned(applied))) => {
+            m.decision(applied.metric());
+            None
+        }
+        Ok((_, ConfirmationOutcome::HandedOff { chime_error })) => {
+            m.decision(Metric::HandedOff);
+            Some(*chime_error)
+        }
+        Ok((_, ConfirmationOutcome::PassedThrough)) => {
+            m.decision(Metric::PassedThrough);
+            None
+        }
+        Err(ConfirmationError::InvalidEvent(_)) => {
+            m.decision(Metric::InvalidEvent);
+            None
+        }
+        Err(ConfirmationError::HandOffFailed { chime, .. }) => {
+            m.decision(Metric::HandOffFailed);
+            Some(chime.code())
+        }
+    };
+    if chime_error == Some(DirectoryError::DENIED) {
+        m.add(Metric::Denied, 1);
+    }
+    m.chime_calls(directory.take_call_stats());
+    m
 }
 
 /// The Chime budget, shortened so that the hand-off still fits before the
@@ -409,6 +464,73 @@ mod tests {
         assert!(
             !err.to_string().contains("429"),
             "no internals in the client message"
+        );
+    }
+
+    /// What [`metrics`] makes of the next `handle` of `event`.
+    async fn counted(
+        d: &PostConfirmation<InMemoryDirectory, InMemoryQueue>,
+        e: Value,
+    ) -> Vec<(Metric, u64)> {
+        metrics(&handle(e, d, None).await, &d.directory).counted()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_confirmation_is_one_decision_with_its_chime_calls_timed() {
+        let d = deps();
+        d.directory.set_latency(Duration::from_millis(30));
+        let first = handle(confirm(), &d, None).await;
+        let m = metrics(&first, &d.directory);
+        assert_eq!(m.counted(), [(Metric::Decisions, 1), (Metric::Created, 1)]);
+        // Describe (missing), then create: two calls of 30 ms.
+        assert_eq!(m.latencies(), [Duration::from_millis(30); 2]);
+        assert_eq!(
+            counted(&d, confirm()).await,
+            [(Metric::Decisions, 1), (Metric::AlreadyExists, 1)]
+        );
+        let unknown = event("PostConfirmation_Future", json!({"sub": SUB}));
+        assert_eq!(
+            counted(&d, unknown).await,
+            [(Metric::Decisions, 1), (Metric::PassedThrough, 1)]
+        );
+        let no_sub = event("PostConfirmation_ConfirmSignUp", json!({"name": "Ada"}));
+        assert_eq!(
+            counted(&d, no_sub).await,
+            [(Metric::Decisions, 1), (Metric::InvalidEvent, 1)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hand_off_is_counted_and_a_denial_besides_it() {
+        let d = deps();
+        d.directory
+            .fail_next([DirectoryError::Unavailable("503".into())]);
+        assert_eq!(
+            counted(&d, confirm()).await,
+            [(Metric::Decisions, 1), (Metric::HandedOff, 1)]
+        );
+        d.directory.fail_next([DirectoryError::AccessDenied(
+            "chime:DescribeAppInstanceUser".into(),
+        )]);
+        assert_eq!(
+            counted(&d, confirm()).await,
+            [
+                (Metric::Decisions, 1),
+                (Metric::HandedOff, 1),
+                (Metric::Denied, 1)
+            ]
+        );
+        d.directory.fail_next([DirectoryError::AccessDenied(
+            "chime:DescribeAppInstanceUser".into(),
+        )]);
+        d.sync_queue.set_failing(Some(QueueError::retryable("503")));
+        assert_eq!(
+            counted(&d, confirm()).await,
+            [
+                (Metric::Decisions, 1),
+                (Metric::HandOffFailed, 1),
+                (Metric::Denied, 1)
+            ]
         );
     }
 

@@ -17,9 +17,33 @@ use thiserror::Error;
 use tracing::{info, trace, warn};
 
 use super::cognito::{attribute, trigger_source, user_attributes};
+use crate::metrics::{FunctionMetrics, Invocation, Metric};
 use crate::profile::DisplayNamePolicy;
 
 const SOURCE: &str = "pre-signup";
+
+/// What pre-signup publishes ([`metrics`]). It calls no AWS API.
+pub const METRICS: FunctionMetrics = FunctionMetrics {
+    source: SOURCE,
+    metrics: &[
+        Metric::Decisions,
+        Metric::Allowed,
+        Metric::Rejected,
+        Metric::PassedThrough,
+        Metric::InvalidEvent,
+    ],
+};
+
+/// The metrics of one invocation: the decision [`handle`] returned.
+pub fn metrics(result: &Result<(Value, SignUpDecision), SignUpRejected>) -> Invocation {
+    let mut m = Invocation::new(METRICS);
+    m.decision(match result {
+        Ok((_, SignUpDecision::Allowed { .. })) => Metric::Allowed,
+        Ok((_, SignUpDecision::PassedThrough)) => Metric::PassedThrough,
+        Err(_) => Metric::Rejected,
+    });
+    m
+}
 
 /// Sign-up policy, from environment (`ALLOWED_EMAIL_DOMAINS`, `AUTO_CONFIRM`,
 /// `AUTO_VERIFY_EMAIL`, `DISPLAY_NAME_ATTRIBUTES`).
@@ -238,6 +262,36 @@ mod tests {
             allowed_email_domains: SignUpPolicy::parse_domains("example.com, @Example.org"),
             ..SignUpPolicy::default()
         }
+    }
+
+    #[test]
+    fn each_sign_up_is_one_decision() {
+        let counted = |e: Value| metrics(&handle(e, &policy())).counted();
+        let allowed = event(
+            "PreSignUp_SignUp",
+            json!({"email": "ada@example.com", "name": "Ada"}),
+        );
+        let refused = event(
+            "PreSignUp_SignUp",
+            json!({"email": "ada@evil.test", "name": "Ada"}),
+        );
+        let other = event("CustomMessage_SignUp", json!({}));
+        assert_eq!(
+            counted(allowed),
+            [(Metric::Decisions, 1), (Metric::Allowed, 1)]
+        );
+        assert_eq!(
+            counted(refused),
+            [(Metric::Decisions, 1), (Metric::Rejected, 1)]
+        );
+        assert_eq!(
+            counted(other),
+            [(Metric::Decisions, 1), (Metric::PassedThrough, 1)]
+        );
+        assert_eq!(
+            counted(json!([])),
+            [(Metric::Decisions, 1), (Metric::Rejected, 1)]
+        );
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!    not subs; in grace mode, deletions already under way are left out
 //!    (one describe per deletion candidate);
 //! 3. withholds every deletion when more are planned than the breaker allows,
-//!    with one ERROR line carrying an embedded-metric-format metric;
+//!    with one ERROR line with the counts, and counts them in the
+//!    invocation's metrics (`DeletionsWithheld`, which an alarm watches);
 //! 4. publishes the rest (group = sub, deduplication id from the cycle and
 //!    the change, so a retried invocation does not double them).
 //!
@@ -39,7 +40,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use thiserror::Error;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -47,6 +48,7 @@ use tracing::{error, info, warn};
 use crate::directory::{DeleteMode, Directory, DirectoryUser};
 use crate::error::{DirectoryError, ErrorClass, QueueError};
 use crate::identity::UserId;
+use crate::metrics::{FunctionMetrics, Invocation, Metric};
 use crate::profile::DisplayNamePolicy;
 use crate::queue::{MAX_BATCH, OutgoingMessage, Queue, fnv1a64};
 use crate::rate::Pacer;
@@ -770,24 +772,18 @@ async fn publish<Q: Queue>(
 }
 
 /// The end of a cycle: one INFO line with the counts, and, when the breaker
-/// withheld deletions, one ERROR line that is also a CloudWatch metric.
+/// withheld deletions, one ERROR line with the breaker's counts (the
+/// invocation's metrics count them too: `DeletionsWithheld`, see [`metrics`]).
 fn summarize(state: &Continuation, settings: &Settings) {
     let t = &state.totals;
     if t.withheld > 0 {
         let allowed = settings
             .breaker
             .allowed(usize::try_from(t.chime_users).unwrap_or(usize::MAX));
-        println!(
-            "{}",
-            breaker_tripped_line(
-                &state.cycle,
-                t.deletes_planned,
-                t.withheld,
-                allowed as u64,
-                t.chime_users,
-                SystemTime::now()
-            )
-        );
+        error!(source = SOURCE, outcome = "deletions-withheld", cycle = %state.cycle,
+               deletions_planned = t.deletes_planned, deletions_allowed = allowed,
+               withheld = t.withheld, chime_users = t.chime_users,
+               "{}", breaker_message(t.deletes_planned, t.withheld, allowed as u64, t.chime_users));
     }
     info!(source = SOURCE, outcome = "cycle-done", cycle = %state.cycle, shards = state.shards,
           pool_users = t.pool_users, chime_users = t.chime_users, creates = t.creates,
@@ -796,54 +792,80 @@ fn summarize(state: &Continuation, settings: &Settings) {
           cognito_throttled = t.cognito_throttled, chime_list_calls = t.chime_list_calls);
 }
 
-/// The CloudWatch namespace and metric the breaker's line carries, and the
-/// dimension the template's alarm watches.
-pub const METRIC_NAMESPACE: &str = "ChimeIdentitySync";
-pub const WITHHELD_METRIC: &str = "DeletionsWithheld";
-pub const FUNCTION_DIMENSION: &str = "Function";
+/// The breaker's ERROR message: the counts, and how an operator releases them.
+pub fn breaker_message(planned: u64, withheld: u64, allowed: u64, chime_users: u64) -> String {
+    format!(
+        "mass-delete breaker: {planned} deletions planned, at most {allowed} allowed \
+         (max(DELETE_LIMIT, DELETE_LIMIT_PERCENT of {chime_users} Chime users)); none of the \
+         {withheld} withheld was published. Review, then release with \
+         `chime-sync reconcile --user-pool-id … --apply --delete-missing --allow-deletes N`"
+    )
+}
 
-/// The breaker's ERROR line: the counts for a person, and an embedded metric
-/// format document (`_aws.CloudWatchMetrics`) from which CloudWatch Logs
-/// extracts `DeletionsWithheld` with no API call. Lambda keeps a function's
-/// JSON line as it is, so the metric directive stays at the top level.
-pub fn breaker_tripped_line(
-    cycle: &str,
-    planned: u64,
-    withheld: u64,
-    allowed: u64,
-    chime_users: u64,
-    at: SystemTime,
-) -> String {
-    let millis = at
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64;
-    json!({
-        "level": "ERROR",
-        "source": SOURCE,
-        "outcome": "deletions-withheld",
-        "message": format!(
-            "mass-delete breaker: {planned} deletions planned, at most {allowed} allowed \
-             (max(DELETE_LIMIT, DELETE_LIMIT_PERCENT of {chime_users} Chime users)); none of the \
-             {withheld} withheld was published. Review, then release with \
-             `chime-sync reconcile --user-pool-id … --apply --delete-missing --allow-deletes N`"
-        ),
-        "cycle": cycle,
-        "deletionsPlanned": planned,
-        "deletionsAllowed": allowed,
-        "chimeUsers": chime_users,
-        "_aws": {
-            "Timestamp": millis,
-            "CloudWatchMetrics": [{
-                "Namespace": METRIC_NAMESPACE,
-                "Dimensions": [[FUNCTION_DIMENSION]],
-                "Metrics": [{"Name": WITHHELD_METRIC, "Unit": "Count"}],
-            }],
-        },
-        FUNCTION_DIMENSION: SOURCE,
-        WITHHELD_METRIC: withheld,
-    })
-    .to_string()
+/// What the reconcile function publishes per invocation. `DeletionsWithheld`
+/// is the breaker's metric, which the template's alarm watches.
+pub const METRICS: FunctionMetrics = FunctionMetrics {
+    source: SOURCE,
+    metrics: &[
+        Metric::CreatesPublished,
+        Metric::UpdatesPublished,
+        Metric::DeletesPublished,
+        Metric::DeletionsWithheld,
+        Metric::DeletionsRefused,
+        Metric::Failed,
+        Metric::InvalidEvent,
+    ],
+};
+
+impl Start {
+    /// The cycle's totals when the invocation began (zero for a fresh cycle).
+    pub fn totals(&self) -> Totals {
+        match self {
+            Self::Fresh { .. } => Totals::default(),
+            Self::Continue(c) => c.totals,
+        }
+    }
+}
+
+/// One invocation's metrics: what it published and withheld (the cycle's
+/// totals now, less those it began with), or one `Failed`; and the Chime
+/// calls it made.
+pub fn metrics<D: Directory>(
+    before: &Totals,
+    result: &Result<RunReport, ReconcileError>,
+    directory: &D,
+) -> Invocation {
+    let mut m = Invocation::new(METRICS);
+    match result {
+        Ok(report) => {
+            let t = &report.totals;
+            m.add(
+                Metric::CreatesPublished,
+                t.creates.saturating_sub(before.creates),
+            )
+            .add(
+                Metric::UpdatesPublished,
+                t.updates.saturating_sub(before.updates),
+            )
+            .add(
+                Metric::DeletesPublished,
+                t.deletes.saturating_sub(before.deletes),
+            )
+            .add(
+                Metric::DeletionsWithheld,
+                t.withheld.saturating_sub(before.withheld),
+            )
+            .add(
+                Metric::DeletionsRefused,
+                t.refused.saturating_sub(before.refused),
+            );
+        }
+        Err(_) => {
+            m.add(Metric::Failed, 1);
+        }
+    }
+    m.chime_calls(directory.take_call_stats());
+    m
 }
 
 #[cfg(test)]

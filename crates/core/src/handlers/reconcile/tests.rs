@@ -228,32 +228,62 @@ async fn the_breaker_withholds_every_deletion_above_its_limit_and_publishes_the_
 }
 
 #[test]
-fn the_breaker_line_is_an_error_with_an_embedded_metric() {
-    let line = breaker_tripped_line(
-        "c1",
-        120,
-        120,
-        50,
-        1000,
-        UNIX_EPOCH + Duration::from_secs(7),
-    );
-    let v: Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(v["level"], "ERROR");
+fn the_breaker_message_names_the_counts_and_the_release() {
+    let message = breaker_message(120, 120, 50, 1000);
     assert!(
-        v["message"]
-            .as_str()
-            .unwrap()
-            .contains("120 deletions planned, at most 50 allowed")
+        message.contains("120 deletions planned, at most 50 allowed"),
+        "{message}"
     );
-    let directive = &v["_aws"]["CloudWatchMetrics"][0];
-    assert_eq!(v["_aws"]["Timestamp"], 7000);
-    assert_eq!(directive["Namespace"], METRIC_NAMESPACE);
-    assert_eq!(directive["Dimensions"], json!([[FUNCTION_DIMENSION]]));
-    assert_eq!(directive["Metrics"][0]["Name"], WITHHELD_METRIC);
-    // Every metric and dimension the directive names is a member of the root.
-    assert_eq!(v[WITHHELD_METRIC], 120);
-    assert_eq!(v[FUNCTION_DIMENSION], SOURCE);
-    assert!(!line.contains('\n'), "one line");
+    assert!(message.contains("of 1000 Chime users"), "{message}");
+    assert!(message.contains("--allow-deletes N"), "{message}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_invocation_counts_what_it_published_and_withheld_beyond_where_it_began() {
+    let deps = deps(
+        pool(20),
+        Settings {
+            delete_mode: DeleteMode::Immediate,
+            ..Settings::default()
+        },
+    );
+    for n in 0..51 {
+        create(&deps.directory, 10_000 + n, "Gone").await;
+    }
+    let result = run(fresh(), &deps, None).await;
+    let m = metrics(&Totals::default(), &result, &deps.directory);
+    assert_eq!(
+        (
+            m.count(Metric::CreatesPublished),
+            m.count(Metric::DeletesPublished),
+            m.count(Metric::DeletionsWithheld),
+            m.count(Metric::Failed),
+        ),
+        (16, 0, 51, 0)
+    );
+    // A continuation's figures are what this invocation added.
+    let before = Totals {
+        creates: 10,
+        withheld: 51,
+        ..Totals::default()
+    };
+    let m = metrics(&before, &result, &deps.directory);
+    assert_eq!(
+        (
+            m.count(Metric::CreatesPublished),
+            m.count(Metric::DeletionsWithheld)
+        ),
+        (6, 0)
+    );
+    let failed: Result<RunReport, ReconcileError> =
+        Err(ReconcileError::BadContinuation("x".to_owned()));
+    let m = metrics(&Totals::default(), &failed, &deps.directory);
+    assert_eq!(m.count(Metric::Failed), 1);
+    let doc = m.emf("stack-Reconcile-1", UNIX_EPOCH).documents().unwrap();
+    assert_eq!(
+        doc[0]["DeletionsWithheld"], 0,
+        "declared counts are published at zero"
+    );
 }
 
 #[tokio::test(start_paused = true)]

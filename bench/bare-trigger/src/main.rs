@@ -1,4 +1,4 @@
-//! DESIGN.md §8's reference point, measured beside the real functions: a bare
+//! The naive floor, measured beside the real functions: a bare
 //! `lambda_runtime` + `aws-config` + Chime client PostConfirmation trigger that creates
 //! the user named by `request.userAttributes.sub` and returns the event. No validation,
 //! no display-name policy, no budget or hand-off, no retry classifier: what any Rust
