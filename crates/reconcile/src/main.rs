@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use chime_sync_aws::{
     ChimeDirectory, CognitoUserPool, ReconcileConfig, SqsQueue, lambda_sdk_config,
 };
-use chime_sync_core::handlers::reconcile::{self, Reconcile, ReconcileError};
+use chime_sync_core::handlers::reconcile::{self, Continuation, Reconcile, Start};
 use chime_sync_runtime::{
     Incoming, LambdaEvent, deadline, diagnostic, emit, exit_code, init_tracing, report_init_error,
     require_lambda, run, service_fn, unreadable,
@@ -48,13 +48,18 @@ async fn main() -> ExitCode {
             .payload
             .json()
             .map_err(|e| unreadable("ReconcileFailed", reconcile::METRICS, &e))?;
-        let (before, result) = match reconcile::start_from(&payload, SystemTime::now()) {
-            Ok(start) => (start.totals(), reconcile::run(start, deps, deadline).await),
-            Err(e) => (
-                Default::default(),
-                Err(ReconcileError::BadContinuation(e.to_string())),
-            ),
+        // A continuation is read by its type, so a malformed one is reported with where and
+        // what was expected, never with its values (serde's own messages quote them).
+        let start = match payload.get("continuation").filter(|c| !c.is_null()) {
+            Some(c) => Start::Continue(Box::new(
+                Incoming::from(c.clone())
+                    .typed::<Continuation>()
+                    .map_err(|e| unreadable("ReconcileFailed", reconcile::METRICS, &e))?,
+            )),
+            None => reconcile::fresh_cycle(&payload, SystemTime::now()),
         };
+        let before = start.totals();
+        let result = reconcile::run(start, deps, deadline).await;
         emit(&reconcile::metrics(&before, &result, &deps.directory));
         result.map_err(|e| diagnostic("ReconcileFailed", e.code(), e))
     }))

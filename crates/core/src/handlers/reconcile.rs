@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 use tokio::time::Instant;
-use tracing::{error, info, warn};
+use tracing::{error, info, trace, warn};
 
 use crate::directory::{DeleteMode, Directory, DirectoryUser};
 use crate::error::{DirectoryError, ErrorClass, QueueError};
@@ -142,6 +142,12 @@ pub fn start_from(event: &Value, now: SystemTime) -> Result<Start, serde_json::E
     if let Some(c) = event.get("continuation").filter(|c| !c.is_null()) {
         return Ok(Start::Continue(Box::new(Continuation::deserialize(c)?)));
     }
+    Ok(fresh_cycle(event, now))
+}
+
+/// A new cycle for an event without a continuation, named after the
+/// event's `id` when it has one, else after `now`.
+pub fn fresh_cycle(event: &Value, now: SystemTime) -> Start {
     let seed = match event.get("id").and_then(Value::as_str) {
         Some(id) => id.to_owned(),
         None => now
@@ -150,9 +156,9 @@ pub fn start_from(event: &Value, now: SystemTime) -> Result<Start, serde_json::E
             .as_millis()
             .to_string(),
     };
-    Ok(Start::Fresh {
+    Start::Fresh {
         cycle: format!("{:012x}", fnv1a64(&[seed.as_bytes()]) >> 16),
-    })
+    }
 }
 
 /// A Chime user read past the end of a shard, kept for the next one.
@@ -612,6 +618,8 @@ async fn read_chime_shard<D: Directory>(
             return Ok(out);
         }
         let page = list_with_retries(directory, token.clone(), &mut out.calls).await?;
+        trace!(source = SOURCE, outcome = "chime-page", call = out.calls, users = page.users.len(),
+               foreign = page.foreign, more = page.next_token.is_some());
         out.foreign += page.foreign;
         for user in page.users {
             if shards > 1 {
