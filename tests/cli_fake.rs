@@ -23,11 +23,10 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
 use chime_identity_fake::{FakeChime, FakeConfig, Operation, UserRecord};
-use chime_identity_sync::bins::binary;
+use chime_identity_sync::bins;
 use chime_identity_sync::in_both_missing_user_modes;
 use chime_identity_sync::net::{free_port, http_get};
 use chime_identity_sync::process::ChildGuard;
-use chime_identity_sync::workspace_root;
 use chime_sync_core::replay::DEMO_APP_INSTANCE_ARN;
 
 const ADA: &str = "1d4f6a8c-2b3e-4c5d-9e7f-8a0b1c2d3e4f";
@@ -43,20 +42,10 @@ const RADIA: &str = "e8b4c0d6-9a2f-4e5b-b1c7-3f6a8d0e2b59";
 const ANNIE: &str = "4a7c1e9b-3d5f-4b2a-8c6e-0f1d3b5a7c92";
 const MARY: &str = "b6e2d8f4-1a3c-4e5b-9d7f-2c4a6e8b0d13";
 
-/// A `chime-sync` command with a clean environment: no AWS configuration of
-/// the developer's machine (profiles, credentials, instance metadata) can
-/// reach it, and no credentials, so the CLI uses its placeholder ones for a
-/// local endpoint.
+/// A `chime-sync` command with a clean environment ([`bins::cli`]).
 fn chime_sync(args: &[&str]) -> Command {
-    let mut command = Command::new(binary("chime-sync"));
-    command
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .current_dir(workspace_root())
-        .args(args);
+    let mut command = bins::cli();
+    command.args(args);
     command
 }
 

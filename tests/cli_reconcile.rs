@@ -12,10 +12,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use chime_identity_fake::{FakeChime, FakeChimeHandle, FakeConfig, Operation};
-use chime_identity_sync::bins::binary;
+use chime_identity_sync::bins::cli;
 use chime_identity_sync::in_both_missing_user_modes;
 use chime_identity_sync::process::ChildGuard;
-use chime_identity_sync::workspace_root;
 use serde_json::{Value, json};
 
 const APP: &str = "arn:aws:chime:us-east-1:123456789012:app-instance/cli-reconcile";
@@ -37,14 +36,8 @@ fn file(name: &str, text: &str) -> PathBuf {
 }
 
 fn chime_sync(fake: &FakeChimeHandle, args: &[&str]) -> Command {
-    let mut command = Command::new(binary("chime-sync"));
+    let mut command = cli();
     command
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .current_dir(workspace_root())
         .args([
             "reconcile",
             "--app-instance-arn",

@@ -320,7 +320,9 @@ fn settings() -> Vec<Setting> {
             code: vec![
                 (
                     "IdpSyncConfig",
-                    Code::Parser(|v| idp_sync("DELETE_GRACE_DAYS", v).map(|c| grace_days(c.delete_mode))),
+                    Code::Parser(|v| {
+                        idp_sync("DELETE_GRACE_DAYS", v).map(|c| grace_days(c.delete_mode))
+                    }),
                 ),
                 (
                     "ReconcileConfig",

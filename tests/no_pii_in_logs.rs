@@ -25,7 +25,7 @@ use chime_identity_fake::{FakeChime, FakeConfig};
 use chime_identity_sync::lambda::{IDP_SYNC, Lambda, POST_CONFIRMATION, PRE_SIGNUP, RECONCILE};
 use chime_identity_sync::moto::{Moto, create_fifo_with_dlq, depth};
 use chime_identity_sync::runtime_api::Outcome;
-use chime_identity_sync::{PII, emf};
+use chime_identity_sync::{PII, cognito, emf};
 use chime_sync_core::replay::DEMO_APP_INSTANCE_ARN;
 use serde_json::{Value, json};
 
@@ -341,30 +341,16 @@ async fn idp_sync_logs_no_personal_data_at_trace() {
 /// malformed events and a continuation whose values are personal data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconcile_logs_no_personal_data_at_trace() {
-    use aws_sdk_cognitoidentityprovider::types::{AttributeType, MessageActionType};
+    use aws_sdk_cognitoidentityprovider::types::MessageActionType;
     let (moto, fake) = (
         Moto::start().await,
         FakeChime::start(FakeConfig::new()).await.expect("fake"),
     );
     let sqs = moto.sqs();
     let queues = create_fifo_with_dlq(&sqs, "pii-reconcile", 30, 5).await;
-    let cognito = chime_identity_sync::cognito::client(&moto);
-    let pool = cognito
-        .create_user_pool()
-        .pool_name("pii")
-        .send()
-        .await
-        .expect("CreateUserPool")
-        .user_pool
-        .and_then(|p| p.id)
-        .expect("a pool id");
-    let attribute = |name: &str, value: &str| {
-        AttributeType::builder()
-            .name(name)
-            .value(value)
-            .build()
-            .expect("attribute")
-    };
+    let cognito = cognito::client(&moto);
+    let pool = cognito::create_pool(&cognito, "pii").await;
+    let attribute = cognito::attribute;
     for (username, email, phone, name, handle) in [
         (PII[1], PII[0], PII[2], PII[4], PII[6]),
         ("bart", PII[11], PII[12], PII[10], PII[5]),
@@ -391,7 +377,10 @@ async fn reconcile_logs_no_personal_data_at_trace() {
             ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
             ("USER_POOL_ID", &pool),
             ("SYNC_QUEUE_URL", &queues.queue_url),
-            ("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", moto.endpoint_url()),
+            (
+                "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER",
+                moto.endpoint_url(),
+            ),
             ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
             ("AWS_ENDPOINT_URL_SQS", moto.endpoint_url()),
         ],
@@ -414,7 +403,10 @@ async fn reconcile_logs_no_personal_data_at_trace() {
     ] {
         let outcome = lambda.invoke(&bad).await;
         let error = outcome.error();
-        assert_eq!(error.error_type, "ReconcileFailed.InvalidEvent", "{error:?}");
+        assert_eq!(
+            error.error_type, "ReconcileFailed.InvalidEvent",
+            "{error:?}"
+        );
         reports.push(outcome.clone());
     }
     serve_malformed(&lambda, "ReconcileFailed", &mut reports).await;

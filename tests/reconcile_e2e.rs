@@ -15,14 +15,13 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::Client as Sqs;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message};
 use chime_identity_fake::{FakeChime, FakeChimeHandle, FakeConfig};
-use chime_identity_sync::bins::binary;
+use chime_identity_sync::bins::cli;
 use chime_identity_sync::cognito::{SeededPool, seed_file, seed_pool, seeded_pool};
 use chime_identity_sync::emf;
 use chime_identity_sync::in_both_missing_user_modes;
 use chime_identity_sync::lambda::{IDP_SYNC, Lambda, RECONCILE};
 use chime_identity_sync::moto::{FifoQueues, Moto, create_fifo_with_dlq, depth, receive};
 use chime_identity_sync::process::ChildGuard;
-use chime_identity_sync::workspace_root;
 use chime_sync_aws::{ChimeConfig, ChimeDirectory};
 use chime_sync_core::{AppInstanceArn, Directory, DisplayName, UserId, UserProfile};
 use serde_json::{Value, json};
@@ -315,19 +314,13 @@ async fn chime_converges_on_the_pools_active_users_through_the_queue(mode) {
 
 /// `chime-sync` with a clean environment, pointed at moto and the fake.
 fn chime_sync(moto: &Moto, fake: &FakeChimeHandle, args: &[&str]) -> Command {
-    let mut command = Command::new(binary("chime-sync"));
+    let mut command = cli();
     command
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .env(
             "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER",
             moto.endpoint_url(),
         )
         .env("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", fake.endpoint_url())
-        .current_dir(workspace_root())
         .args(args);
     command
 }

@@ -43,6 +43,22 @@ pub fn binary(name: &str) -> PathBuf {
     found.clone()
 }
 
+/// A `chime-sync` command with a clean environment, run in the workspace root:
+/// no AWS configuration of the developer's machine (profiles, credentials,
+/// instance metadata) can reach it, and no credentials, so the CLI uses its
+/// placeholder ones for a local endpoint.
+pub fn cli() -> std::process::Command {
+    let mut command = std::process::Command::new(binary("chime-sync"));
+    command
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .current_dir(workspace_root());
+    command
+}
+
 fn candidates(name: &str) -> Vec<PathBuf> {
     let file = format!("{name}{}", std::env::consts::EXE_SUFFIX);
     if let Some(dir) = std::env::var_os("CHIME_SYNC_BIN_DIR") {

@@ -51,7 +51,21 @@ pub fn client(moto: &Moto) -> Client {
     Client::new(&moto.sdk_config())
 }
 
-fn attribute(name: &str, value: &str) -> AttributeType {
+/// Create an empty pool named `name`; its id.
+pub async fn create_pool(cognito: &Client, name: &str) -> String {
+    cognito
+        .create_user_pool()
+        .pool_name(name)
+        .send()
+        .await
+        .expect("CreateUserPool")
+        .user_pool
+        .and_then(|p| p.id)
+        .expect("a pool id")
+}
+
+/// A user attribute.
+pub fn attribute(name: &str, value: &str) -> AttributeType {
     AttributeType::builder()
         .name(name)
         .value(value)
@@ -76,15 +90,7 @@ fn kind(n: usize) -> (&'static str, bool) {
 /// the statuses), eight requests at a time.
 pub async fn seed_pool(moto: &Moto, name: &str, count: usize) -> SeededPool {
     let cognito = client(moto);
-    let pool = cognito
-        .create_user_pool()
-        .pool_name(name)
-        .send()
-        .await
-        .expect("CreateUserPool")
-        .user_pool
-        .and_then(|p| p.id)
-        .expect("a pool id");
+    let pool = create_pool(&cognito, name).await;
     let client_id = cognito
         .create_user_pool_client()
         .user_pool_id(&pool)

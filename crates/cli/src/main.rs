@@ -464,7 +464,7 @@ fn default_events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events")
 }
 
-fn show_paths(paths: &[PathBuf]) -> String {
+pub(crate) fn show_paths(paths: &[PathBuf]) -> String {
     paths
         .iter()
         .map(|p| p.display().to_string())

@@ -34,7 +34,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use crate::out::outln;
-use crate::{Failure, Status, aws_errors, chime_directory, sdk_config};
+use crate::{Failure, Status, aws_errors, chime_directory, sdk_config, show_paths};
 
 /// Where the users who should exist come from (exactly one).
 #[derive(Args, Debug)]
@@ -710,12 +710,4 @@ pub async fn restore(args: RestoreArgs) -> Result<Status, Failure> {
     } else {
         Status::Changes
     })
-}
-
-fn show_paths(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -384,8 +384,13 @@ pub async fn read_users<P: UserPool + ?Sized>(
             Ok(page) => {
                 pacer.succeeded();
                 (throttles, failures) = (0, 0);
-                tracing::trace!(source = "reconcile", outcome = "pool-page", call = stats.calls,
-                                users = page.users.len(), more = page.next_token.is_some());
+                tracing::trace!(
+                    source = "reconcile",
+                    outcome = "pool-page",
+                    call = stats.calls,
+                    users = page.users.len(),
+                    more = page.next_token.is_some()
+                );
                 on_page(page.users);
                 match page.next_token {
                     Some(next) => token = Some(next),

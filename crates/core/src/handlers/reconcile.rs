@@ -618,8 +618,14 @@ async fn read_chime_shard<D: Directory>(
             return Ok(out);
         }
         let page = list_with_retries(directory, token.clone(), &mut out.calls).await?;
-        trace!(source = SOURCE, outcome = "chime-page", call = out.calls, users = page.users.len(),
-               foreign = page.foreign, more = page.next_token.is_some());
+        trace!(
+            source = SOURCE,
+            outcome = "chime-page",
+            call = out.calls,
+            users = page.users.len(),
+            foreign = page.foreign,
+            more = page.next_token.is_some()
+        );
         out.foreign += page.foreign;
         for user in page.users {
             if shards > 1 {
@@ -846,27 +852,16 @@ pub fn metrics<D: Directory>(
     let mut m = Invocation::new(METRICS);
     match result {
         Ok(report) => {
-            let t = &report.totals;
-            m.add(
-                Metric::CreatesPublished,
-                t.creates.saturating_sub(before.creates),
-            )
-            .add(
-                Metric::UpdatesPublished,
-                t.updates.saturating_sub(before.updates),
-            )
-            .add(
-                Metric::DeletesPublished,
-                t.deletes.saturating_sub(before.deletes),
-            )
-            .add(
-                Metric::DeletionsWithheld,
-                t.withheld.saturating_sub(before.withheld),
-            )
-            .add(
-                Metric::DeletionsRefused,
-                t.refused.saturating_sub(before.refused),
-            );
+            let (t, b) = (&report.totals, before);
+            for (metric, now, then) in [
+                (Metric::CreatesPublished, t.creates, b.creates),
+                (Metric::UpdatesPublished, t.updates, b.updates),
+                (Metric::DeletesPublished, t.deletes, b.deletes),
+                (Metric::DeletionsWithheld, t.withheld, b.withheld),
+                (Metric::DeletionsRefused, t.refused, b.refused),
+            ] {
+                m.add(metric, now.saturating_sub(then));
+            }
         }
         Err(_) => {
             m.add(Metric::Failed, 1);
