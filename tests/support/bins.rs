@@ -13,9 +13,15 @@
 //! Lambda runs:
 //!
 //! ```sh
-//! cargo build --release -p pre-signup -p post-confirmation -p idp-sync
-//! CHIME_SYNC_BIN_DIR=target/release cargo nextest run --test e2e_bootstrap --test fault_run
+//! cargo build --release -p pre-signup -p post-confirmation -p idp-sync -p credential-exchange \
+//!     -p reconcile -p chime-sync
+//! CHIME_SYNC_BIN_DIR=target/release cargo nextest run --test e2e_bootstrap --test fault_run \
+//!     --test reconcile_e2e
 //! ```
+//!
+//! Every binary a test spawns is looked up here, the CLI (`chime-sync`) too, so the directory
+//! must hold all of them: the bootstraps of `pre-signup`, `post-confirmation`, `idp-sync`,
+//! `credential-exchange` and `reconcile`, and `chime-sync`.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
