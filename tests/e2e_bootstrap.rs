@@ -24,7 +24,9 @@ use chime_identity_fake::{
 use chime_identity_sync::bins::binary;
 use chime_identity_sync::emf;
 use chime_identity_sync::in_both_missing_user_modes;
-use chime_identity_sync::lambda::{Function, IDP_SYNC, Lambda, POST_CONFIRMATION, PRE_SIGNUP};
+use chime_identity_sync::lambda::{
+    Function, IDP_SYNC, Lambda, POST_CONFIRMATION, PRE_SIGNUP, RECONCILE,
+};
 use chime_identity_sync::moto::{
     Moto, create_fifo_with_dlq, depth, receive_n, string_attribute, system_attribute,
 };
@@ -853,6 +855,14 @@ async fn outside_lambda_each_binary_exits_2_with_one_line_saying_how_to_run_it()
             vec![
                 ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
                 ("DLQ_URL", queue),
+            ],
+        ),
+        (
+            RECONCILE,
+            vec![
+                ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+                ("SYNC_QUEUE_URL", queue),
+                ("USER_POOL_ID", "us-east-1_AbCdEf123"),
             ],
         ),
     ];
