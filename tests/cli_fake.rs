@@ -23,30 +23,19 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
 use chime_identity_fake::{FakeChime, FakeConfig, Operation, UserRecord};
-use chime_identity_sync::bins::binary;
+use chime_identity_sync::bins;
 use chime_identity_sync::in_both_missing_user_modes;
 use chime_identity_sync::net::{free_port, http_get};
 use chime_identity_sync::process::ChildGuard;
 use chime_identity_sync::samples::{
     ADA, ALAN, ANNIE, BARBARA, DONALD, GRACE, HEDY, KATHERINE, MARGARET, MARY, RADIA,
 };
-use chime_identity_sync::workspace_root;
 use chime_sync_core::replay::DEMO_APP_INSTANCE_ARN;
 
-/// A `chime-sync` command with a clean environment: no AWS configuration of
-/// the developer's machine (profiles, credentials, instance metadata) can
-/// reach it, and no credentials, so the CLI uses its placeholder ones for a
-/// local endpoint.
+/// A `chime-sync` command with a clean environment ([`bins::cli`]).
 fn chime_sync(args: &[&str]) -> Command {
-    let mut command = Command::new(binary("chime-sync"));
-    command
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .current_dir(workspace_root())
-        .args(args);
+    let mut command = bins::cli();
+    command.args(args);
     command
 }
 

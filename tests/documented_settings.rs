@@ -18,7 +18,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use chime_sync_aws::config::{self, IdpSyncConfig, PostConfirmationConfig};
+use chime_sync_aws::config::{self, IdpSyncConfig, PostConfirmationConfig, ReconcileConfig};
+use chime_sync_core::directory::DeleteMode;
 
 /// What one source says about a setting; `None`: it does not say.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +106,24 @@ fn post_confirmation(
 /// idp-sync's configuration with `variable` set to `value`.
 fn idp_sync(variable: &'static str, value: Option<&str>) -> Result<IdpSyncConfig, String> {
     IdpSyncConfig::from_lookup(lookup("DLQ_URL", variable, value)).map_err(|e| e.to_string())
+}
+
+/// reconcile's configuration with `variable` set to `value`.
+fn reconcile(variable: &'static str, value: Option<&str>) -> Result<ReconcileConfig, String> {
+    let base = lookup("SYNC_QUEUE_URL", variable, value);
+    ReconcileConfig::from_lookup(move |name| match name {
+        "USER_POOL_ID" if name != variable => Some("us-east-1_AbCdEf123".to_owned()),
+        _ => base(name),
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// The grace days of a delete mode (0 when immediate).
+fn grace_days(mode: DeleteMode) -> u64 {
+    match mode {
+        DeleteMode::Grace { days } => u64::from(days),
+        DeleteMode::Immediate => 0,
+    }
 }
 
 fn millis(d: std::time::Duration) -> u64 {
@@ -226,6 +245,141 @@ fn settings() -> Vec<Setting> {
                 },
             ],
             code: vec![],
+        },
+        Setting {
+            name: "CHIME_BUDGET_MS of reconcile",
+            sources: vec![ReadmeVariable {
+                variable: "CHIME_BUDGET_MS",
+                function: Some("reconcile"),
+            }],
+            code: vec![(
+                "ReconcileConfig",
+                Code::Parser(|v| {
+                    reconcile("CHIME_BUDGET_MS", v).map(|c| millis(c.chime.operation_timeout))
+                }),
+            )],
+        },
+        Setting {
+            name: "DELETE_LIMIT",
+            sources: vec![
+                ReadmeVariable {
+                    variable: "DELETE_LIMIT",
+                    function: None,
+                },
+                DeployParameter("DeleteLimit"),
+                TemplateParameter {
+                    parameter: "DeleteLimit",
+                    passed_as: Some(("reconcile", "DELETE_LIMIT")),
+                },
+            ],
+            code: vec![(
+                "ReconcileConfig",
+                Code::Parser(|v| {
+                    reconcile("DELETE_LIMIT", v).map(|c| c.settings.breaker.limit as u64)
+                }),
+            )],
+        },
+        Setting {
+            name: "DELETE_LIMIT_PERCENT",
+            sources: vec![
+                ReadmeVariable {
+                    variable: "DELETE_LIMIT_PERCENT",
+                    function: None,
+                },
+                DeployParameter("DeleteLimitPercent"),
+                TemplateParameter {
+                    parameter: "DeleteLimitPercent",
+                    passed_as: Some(("reconcile", "DELETE_LIMIT_PERCENT")),
+                },
+            ],
+            code: vec![(
+                "ReconcileConfig",
+                Code::Parser(|v| {
+                    reconcile("DELETE_LIMIT_PERCENT", v)
+                        .map(|c| u64::from(c.settings.breaker.percent))
+                }),
+            )],
+        },
+        Setting {
+            name: "DELETE_GRACE_DAYS",
+            sources: vec![
+                ReadmeVariable {
+                    variable: "DELETE_GRACE_DAYS",
+                    function: None,
+                },
+                DeployParameter("DeleteGraceDays"),
+                TemplateParameter {
+                    parameter: "DeleteGraceDays",
+                    passed_as: Some(("idp-sync", "DELETE_GRACE_DAYS")),
+                },
+                TemplateParameter {
+                    parameter: "DeleteGraceDays",
+                    passed_as: Some(("reconcile", "DELETE_GRACE_DAYS")),
+                },
+            ],
+            code: vec![
+                (
+                    "IdpSyncConfig",
+                    Code::Parser(|v| {
+                        idp_sync("DELETE_GRACE_DAYS", v).map(|c| grace_days(c.delete_mode))
+                    }),
+                ),
+                (
+                    "ReconcileConfig",
+                    Code::Parser(|v| {
+                        reconcile("DELETE_GRACE_DAYS", v)
+                            .map(|c| grace_days(c.settings.delete_mode))
+                    }),
+                ),
+            ],
+        },
+        Setting {
+            name: "COGNITO_QUOTA_SHARE_PERCENT",
+            sources: vec![
+                ReadmeVariable {
+                    variable: "COGNITO_QUOTA_SHARE_PERCENT",
+                    function: None,
+                },
+                DeployParameter("CognitoQuotaSharePercent"),
+                TemplateParameter {
+                    parameter: "CognitoQuotaSharePercent",
+                    passed_as: Some(("reconcile", "COGNITO_QUOTA_SHARE_PERCENT")),
+                },
+            ],
+            code: vec![(
+                "ReconcileConfig",
+                Code::Parser(|v| {
+                    reconcile("COGNITO_QUOTA_SHARE_PERCENT", v).map(|c| {
+                        let share = c.settings.pool_rate
+                            / chime_sync_core::user_pool::LIST_USERS_QUOTA_RPS
+                            * 100.0;
+                        share.round() as u64
+                    })
+                }),
+            )],
+        },
+        Setting {
+            name: "ReconcileScheduleMinutes",
+            sources: vec![
+                ReadmePhrase {
+                    before: "a cycle starts every ",
+                    after: " minutes",
+                },
+                DeployParameter("ReconcileScheduleMinutes"),
+                TemplateParameter {
+                    parameter: "ReconcileScheduleMinutes",
+                    passed_as: None,
+                },
+            ],
+            code: vec![],
+        },
+        Setting {
+            name: "reconcile's timeout (s)",
+            sources: vec![DeployTimeout("reconcile"), TemplateTimeout("reconcile")],
+            code: vec![(
+                "config::RECONCILE_TIMEOUT",
+                Code::Constant(config::RECONCILE_TIMEOUT.as_secs()),
+            )],
         },
         Setting {
             name: "post-confirmation's timeout (s)",

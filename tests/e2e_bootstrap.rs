@@ -24,7 +24,9 @@ use chime_identity_fake::{
 use chime_identity_sync::bins::bootstrap;
 use chime_identity_sync::emf;
 use chime_identity_sync::in_both_missing_user_modes;
-use chime_identity_sync::lambda::{Function, IDP_SYNC, Lambda, POST_CONFIRMATION, PRE_SIGNUP};
+use chime_identity_sync::lambda::{
+    Function, IDP_SYNC, Lambda, POST_CONFIRMATION, PRE_SIGNUP, RECONCILE,
+};
 use chime_identity_sync::moto::{
     Moto, create_fifo_with_dlq, depth, receive_n, string_attribute, system_attribute,
 };
@@ -418,6 +420,8 @@ async fn idp_sync_answers_partial_batch_responses_and_dead_letters_poison(mode) 
         IDP_SYNC,
         &[
             ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+            // Deletions at once: grace deletions are tested in tests/reconcile_e2e.rs.
+            ("DELETE_MODE", "immediate"),
             ("DLQ_URL", &queues.dlq_url),
             ("MAX_CONCURRENT_GROUPS", "1"),
             ("CHIME_MAX_ATTEMPTS", "4"),
@@ -634,6 +638,8 @@ async fn a_denied_delete_is_reported_failed_and_the_user_stays(mode) {
         IDP_SYNC,
         &[
             ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+            // Deletions at once: grace deletions are tested in tests/reconcile_e2e.rs.
+            ("DELETE_MODE", "immediate"),
             // Never used: nothing here is dead-lettered.
             ("DLQ_URL", "http://127.0.0.1:9/123456789012/identity-sync-dlq.fifo"),
             ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
@@ -707,6 +713,8 @@ async fn idp_sync_reports_unfinished_work_failed_before_the_deadline(mode) {
         short,
         &[
             ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+            // Deletions at once: grace deletions are tested in tests/reconcile_e2e.rs.
+            ("DELETE_MODE", "immediate"),
             // Never used: nothing here is dead-lettered.
             (
                 "DLQ_URL",
@@ -842,6 +850,14 @@ async fn outside_lambda_each_binary_exits_2_with_one_line_saying_how_to_run_it()
                 ("DLQ_URL", queue),
             ],
         ),
+        (
+            RECONCILE,
+            vec![
+                ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+                ("SYNC_QUEUE_URL", queue),
+                ("USER_POOL_ID", "us-east-1_AbCdEf123"),
+            ],
+        ),
     ];
     for (function, env) in cases {
         let mut command = std::process::Command::new(bootstrap(function.binary));
@@ -937,6 +953,8 @@ async fn an_emulators_duration_deadline_is_ignored_with_one_warning(mode) {
         IDP_SYNC,
         &[
             ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+            // Deletions at once: grace deletions are tested in tests/reconcile_e2e.rs.
+            ("DELETE_MODE", "immediate"),
             (
                 "DLQ_URL",
                 "http://127.0.0.1:9/123456789012/identity-sync-dlq.fifo",

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chime_identity_fake::{FakeChime, FakeChimeHandle, FakeConfig, TestCa, TlsFront};
-use chime_identity_sync::lambda::{Function, IDP_SYNC, Lambda, POST_CONFIRMATION};
+use chime_identity_sync::lambda::{Function, IDP_SYNC, Lambda, POST_CONFIRMATION, RECONCILE};
 use chime_identity_sync::moto::{Moto, create_fifo_with_dlq, depth};
 use chime_identity_sync::read_event;
 use chime_identity_sync::runtime_api::Outcome;
@@ -164,10 +164,19 @@ async fn a_bad_ssl_cert_file_is_an_init_error_naming_it() {
     ];
     for (value, reason) in &cases {
         for (function, own) in [
-            (POST_CONFIRMATION, ("SYNC_QUEUE_URL", QUEUE)),
-            (IDP_SYNC, ("DLQ_URL", DLQ)),
+            (POST_CONFIRMATION, &[("SYNC_QUEUE_URL", QUEUE)][..]),
+            (IDP_SYNC, &[("DLQ_URL", DLQ)]),
+            (
+                RECONCILE,
+                &[
+                    ("SYNC_QUEUE_URL", QUEUE),
+                    ("USER_POOL_ID", "us-east-1_AbCdEf123"),
+                ],
+            ),
         ] {
-            let lambda = start(function, &https, &[("SSL_CERT_FILE", value), own]).await;
+            let mut env = vec![("SSL_CERT_FILE", value.as_str())];
+            env.extend_from_slice(own);
+            let lambda = start(function, &https, &env).await;
             let report = lambda.api.init_error(Duration::from_secs(10)).await;
             assert_eq!(report.error_type, "Runtime.ConfigError");
             assert!(

@@ -679,6 +679,7 @@ async fn killing_the_idp_sync_process_mid_batch_redelivers_the_whole_batch(mode)
     let endpoint = fake.endpoint_url();
     let env = [
         ("APP_INSTANCE_ARN", esm_driver::APP_INSTANCE),
+        ("DELETE_MODE", "immediate"),
         // Never used: nothing here is dead-lettered.
         (
             "DLQ_URL",

@@ -22,10 +22,10 @@
 use std::time::Duration;
 
 use chime_identity_fake::{FakeChime, FakeConfig};
-use chime_identity_sync::lambda::{IDP_SYNC, Lambda, POST_CONFIRMATION, PRE_SIGNUP};
+use chime_identity_sync::lambda::{IDP_SYNC, Lambda, POST_CONFIRMATION, PRE_SIGNUP, RECONCILE};
 use chime_identity_sync::moto::{Moto, create_fifo_with_dlq, depth};
 use chime_identity_sync::runtime_api::Outcome;
-use chime_identity_sync::{PII, emf};
+use chime_identity_sync::{PII, cognito, emf};
 use chime_sync_core::replay::DEMO_APP_INSTANCE_ARN;
 use serde_json::{Value, json};
 
@@ -281,6 +281,7 @@ async fn idp_sync_logs_no_personal_data_at_trace() {
         &[
             ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
             ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+            ("DELETE_MODE", "immediate"),
             ("DLQ_URL", &queues.dlq_url),
             ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
             ("AWS_ENDPOINT_URL_SQS", moto.endpoint_url()),
@@ -330,6 +331,85 @@ async fn idp_sync_logs_no_personal_data_at_trace() {
         .await;
     assert_eq!(outcome, Outcome::Response(json!({"batchItemFailures": []})));
     assert!(fake.users().is_empty());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_no_pii(&lambda, &reports);
+}
+
+/// The reconcile function reads a pool whose users' attributes (and user
+/// names) are personal data, publishes their creates (the display names go
+/// into the queue's messages, never into a log line), and is served
+/// malformed events and a continuation whose values are personal data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_logs_no_personal_data_at_trace() {
+    use aws_sdk_cognitoidentityprovider::types::MessageActionType;
+    let (moto, fake) = (
+        Moto::start().await,
+        FakeChime::start(FakeConfig::new()).await.expect("fake"),
+    );
+    let sqs = moto.sqs();
+    let queues = create_fifo_with_dlq(&sqs, "pii-reconcile", 30, 5).await;
+    let cognito = cognito::client(&moto);
+    let pool = cognito::create_pool(&cognito, "pii").await;
+    let attribute = cognito::attribute;
+    for (username, email, phone, name, handle) in [
+        (PII[1], PII[0], PII[2], PII[4], PII[6]),
+        ("bart", PII[11], PII[12], PII[10], PII[5]),
+    ] {
+        cognito
+            .admin_create_user()
+            .user_pool_id(&pool)
+            .username(username)
+            .message_action(MessageActionType::Suppress)
+            .user_attributes(attribute("email", email))
+            .user_attributes(attribute("phone_number", phone))
+            .user_attributes(attribute("name", name))
+            .user_attributes(attribute("preferred_username", handle))
+            .user_attributes(attribute("address", PII[7]))
+            .user_attributes(attribute("birthdate", PII[8]))
+            .send()
+            .await
+            .expect("AdminCreateUser");
+    }
+    let lambda = Lambda::start(
+        RECONCILE,
+        &[
+            ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
+            ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+            ("USER_POOL_ID", &pool),
+            ("SYNC_QUEUE_URL", &queues.queue_url),
+            (
+                "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER",
+                moto.endpoint_url(),
+            ),
+            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
+            ("AWS_ENDPOINT_URL_SQS", moto.endpoint_url()),
+        ],
+    )
+    .await;
+    let scheduled = json!({"version": "0", "id": "pii-cycle", "detail-type": "Scheduled Event",
+                           "source": "aws.events", "detail": {}});
+    let outcome = lambda.invoke(&scheduled).await;
+    let Outcome::Response(answer) = &outcome else {
+        panic!("{outcome:?}\n{}", lambda.log());
+    };
+    assert_eq!(answer["done"], true, "{answer}");
+    assert_eq!(answer["totals"]["creates"], 2, "{answer}");
+    assert_eq!(depth(&sqs, &queues.queue_url).await, 2, "{}", moto.output());
+
+    let mut reports = Vec::new();
+    for bad in [
+        json!({"continuation": {"cycle": PII[0], "shards": PII[13]}}),
+        json!({"continuation": PII[3]}),
+    ] {
+        let outcome = lambda.invoke(&bad).await;
+        let error = outcome.error();
+        assert_eq!(
+            error.error_type, "ReconcileFailed.InvalidEvent",
+            "{error:?}"
+        );
+        reports.push(outcome.clone());
+    }
+    serve_malformed(&lambda, "ReconcileFailed", &mut reports).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_no_pii(&lambda, &reports);
 }

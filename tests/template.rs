@@ -21,7 +21,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use chime_sync_aws::config;
-use chime_sync_core::handlers::{credential_exchange, idp_sync, post_confirmation, pre_signup};
+use chime_sync_core::handlers::{
+    credential_exchange, idp_sync, post_confirmation, pre_signup, reconcile,
+};
 use chime_sync_core::metrics::{FUNCTION_DIMENSION, FunctionMetrics, Metric, NAMESPACE};
 use serde_json::{Map, Value as Json, json};
 
@@ -295,7 +297,14 @@ const PRE_SIGNUP: &str = "pre-signup";
 const POST_CONFIRMATION: &str = "post-confirmation";
 const IDP_SYNC: &str = "idp-sync";
 const CREDENTIAL_EXCHANGE: &str = "credential-exchange";
-const BINARIES: [&str; 4] = [PRE_SIGNUP, POST_CONFIRMATION, IDP_SYNC, CREDENTIAL_EXCHANGE];
+const RECONCILE: &str = "reconcile";
+const BINARIES: [&str; 5] = [
+    PRE_SIGNUP,
+    POST_CONFIRMATION,
+    IDP_SYNC,
+    CREDENTIAL_EXCHANGE,
+    RECONCILE,
+];
 
 const EXISTING_APP_INSTANCE: &str =
     "arn:aws:chime:us-east-1:111122223333:app-instance/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b";
@@ -537,7 +546,9 @@ fn each_function_gets_exactly_the_actions_it_calls_on_its_own_resources() {
                     &[
                         "chime:DescribeAppInstanceUser",
                         "chime:UpdateAppInstanceUser",
-                        "chime:DeleteAppInstanceUser"
+                        // DeleteMode grace (the default): deletions by expiration, never
+                        // DeleteAppInstanceUser.
+                        "chime:PutAppInstanceUserExpirationSettings"
                     ],
                     &[users],
                 ),
@@ -555,6 +566,25 @@ fn each_function_gets_exactly_the_actions_it_calls_on_its_own_resources() {
             "[{scenario}] idp-sync"
         );
 
+        let pool = if params.is_empty() {
+            "${UserPool.Arn}".to_owned()
+        } else {
+            format!(
+                "arn:${{AWS::Partition}}:cognito-idp:${{AWS::Region}}:${{AWS::AccountId}}:userpool/{EXISTING_POOL}"
+            )
+        };
+        assert_eq!(
+            grants(&t, &ev, RECONCILE),
+            expect(&[
+                (&["cognito-idp:ListUsers"], &[pool.as_str()]),
+                (&["chime:ListAppInstanceUsers"], &[app]),
+                // Grace mode: deletions under way are described, not planned again.
+                (&["chime:DescribeAppInstanceUser"], &[users]),
+                (&["sqs:SendMessage"], &["${SyncQueue.Arn}"]),
+            ]),
+            "[{scenario}] reconcile reads the pool and Chime, and writes only to the sync queue"
+        );
+
         assert_eq!(
             grants(&t, &ev, CREDENTIAL_EXCHANGE),
             expect(&[
@@ -568,6 +598,103 @@ fn each_function_gets_exactly_the_actions_it_calls_on_its_own_resources() {
             "[{scenario}] credential-exchange"
         );
     }
+}
+
+/// DeleteMode immediate: idp-sync deletes and never sets expirations, reconcile describes nothing.
+#[test]
+fn immediate_deletions_grant_delete_and_nothing_for_expirations() {
+    let t = load_template();
+    let ev = Eval::new(&t, &[("DeleteMode", "immediate")]);
+    let app = "${AppInstance.AppInstanceArn}";
+    let users = "${AppInstance.AppInstanceArn}/user/*";
+    let sync = grants(&t, &ev, IDP_SYNC);
+    assert_eq!(
+        sync["chime:DeleteAppInstanceUser"],
+        BTreeSet::from([users.to_owned()])
+    );
+    assert!(!sync.contains_key("chime:PutAppInstanceUserExpirationSettings"));
+    assert_eq!(
+        grants(&t, &ev, RECONCILE),
+        expect(&[
+            (&["cognito-idp:ListUsers"], &["${UserPool.Arn}"]),
+            (&["chime:ListAppInstanceUsers"], &[app]),
+            (&["sqs:SendMessage"], &["${SyncQueue.Arn}"]),
+        ])
+    );
+}
+
+/// A schedule starts a state machine that only invokes the reconcile function, again while
+/// it answers `done: false`; the breaker's metric, as the code emits it, has an alarm.
+#[test]
+fn reconcile_runs_on_a_schedule_until_done_and_its_breaker_alarms() {
+    let t = load_template();
+    let ev = Eval::new(&t, &[]);
+    let machines = of_type(&t, "AWS::Serverless::StateMachine");
+    assert_eq!(machines.len(), 1);
+    let machine = ev
+        .eval(&machines[0].1["Properties"])
+        .expect("state machine");
+    let arn = format!("${{{}.Arn}}", function_id(&t, RECONCILE));
+    assert_eq!(
+        machine["DefinitionSubstitutions"]["ReconcileFunctionArn"],
+        json!(arn)
+    );
+    let statements = machine["Policies"][0]["Statement"]
+        .as_array()
+        .expect("inline statements");
+    assert_eq!(
+        statements.len(),
+        1,
+        "the state machine may only invoke reconcile"
+    );
+    assert_eq!(statements[0]["Action"], "lambda:InvokeFunction");
+    assert_eq!(statements[0]["Resource"], json!(arn));
+    let states = &machine["Definition"]["States"];
+    let task = &states[machine["Definition"]["StartAt"].as_str().expect("StartAt")];
+    assert_eq!(
+        task["Parameters"]["FunctionName"],
+        "${ReconcileFunctionArn}"
+    );
+    assert_eq!(
+        task["Parameters"]["Payload.$"], "$",
+        "the continuation goes back in"
+    );
+    assert_eq!(task["OutputPath"], "$.Payload");
+    let choice = &states[task["Next"].as_str().expect("Next")];
+    assert_eq!(choice["Choices"][0]["Variable"], "$.done");
+    assert_eq!(choice["Choices"][0]["BooleanEquals"], false);
+    assert_eq!(
+        choice["Choices"][0]["Next"],
+        machine["Definition"]["StartAt"]
+    );
+    let schedule = &machine["Events"]["Schedule"];
+    assert_eq!(schedule["Type"], "Schedule");
+    assert_eq!(schedule["Properties"]["Schedule"], "rate(30 minutes)");
+    assert_eq!(t["Parameters"]["ReconcileScheduleMinutes"]["Default"], 30);
+
+    let timeout = as_u64(fn_prop(&t, RECONCILE, "Timeout"), "Timeout");
+    assert_eq!(timeout, config::RECONCILE_TIMEOUT.as_secs());
+    assert_eq!(
+        function(&t, RECONCILE)["Properties"]["ReservedConcurrentExecutions"],
+        1,
+        "one cycle at a time: each takes its share of the ListUsers quota"
+    );
+
+    let alarmed = of_type(&t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .any(|(_, a)| {
+            let p = ev.eval(&a["Properties"]).expect("alarm");
+            p["Namespace"] == NAMESPACE
+                && p["MetricName"] == Metric::DeletionsWithheld.name()
+                && p["Dimensions"]
+                    == json!([{"Name": FUNCTION_DIMENSION, "Value": format!("${{{}}}", function_id(&t, RECONCILE))}])
+                && p["Statistic"] == "Sum"
+                && p["Threshold"] == 1
+        });
+    assert!(
+        alarmed,
+        "an alarm on the breaker's metric, as the code emits it"
+    );
 }
 
 #[test]
@@ -616,8 +743,45 @@ fn functions_are_configured_by_the_environment_contract() {
                 "APP_INSTANCE_ARN",
                 "DLQ_URL",
                 "MAX_CONCURRENT_GROUPS",
+                "DELETE_MODE",
+                "DELETE_GRACE_DAYS",
                 "RUST_LOG"
             ]),
+            "[{scenario}]"
+        );
+        assert_eq!(
+            names(RECONCILE),
+            set(&[
+                "APP_INSTANCE_ARN",
+                "USER_POOL_ID",
+                "SYNC_QUEUE_URL",
+                "ACTIVE_USER_STATUSES",
+                "PROTECTED_USER_IDS",
+                "DELETE_LIMIT",
+                "DELETE_LIMIT_PERCENT",
+                "DELETE_MODE",
+                "DELETE_GRACE_DAYS",
+                "COGNITO_QUOTA_SHARE_PERCENT",
+                "RECONCILE_SHARDS",
+                "DISPLAY_NAME_ATTRIBUTES",
+                "RUST_LOG"
+            ]),
+            "[{scenario}]"
+        );
+        let reconcile = env(&t, &ev, RECONCILE);
+        assert_eq!(reconcile["APP_INSTANCE_ARN"], json!(app), "[{scenario}]");
+        assert_eq!(
+            reconcile["SYNC_QUEUE_URL"],
+            json!("${SyncQueue}"),
+            "[{scenario}]"
+        );
+        assert_eq!(
+            reconcile["USER_POOL_ID"],
+            json!(if params.is_empty() {
+                "${UserPool}"
+            } else {
+                EXISTING_POOL
+            }),
             "[{scenario}]"
         );
 
@@ -1238,6 +1402,7 @@ fn published_by(binary: &str) -> FunctionMetrics {
         POST_CONFIRMATION => post_confirmation::METRICS,
         IDP_SYNC => idp_sync::METRICS,
         CREDENTIAL_EXCHANGE => credential_exchange::METRICS,
+        RECONCILE => reconcile::METRICS,
         other => panic!("no metrics declared for {other}"),
     }
 }
@@ -1468,8 +1633,11 @@ fn the_dashboard_shows_the_alarms_outcomes_latency_and_the_queues_age() {
         Metric::AlreadyExists,
         Metric::Deleted,
         Metric::AlreadyGone,
+        Metric::DeletionScheduled,
+        Metric::Restored,
         Metric::HandedOff,
         Metric::DeadLettered,
+        Metric::DeletionsWithheld,
     ] {
         assert!(shown(m.name()), "{} is not on the dashboard", m.name());
     }

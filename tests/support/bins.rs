@@ -18,9 +18,15 @@
 //! - `CHIME_SYNC_BIN_DIR`: where every binary is, the CLI included.
 //!
 //! ```sh
-//! cargo build --release --bin pre-signup --bin post-confirmation --bin idp-sync
-//! CHIME_SYNC_BOOTSTRAP_DIR=target/release cargo nextest run --test e2e_bootstrap --test fault_run
+//! cargo build --release --bin pre-signup --bin post-confirmation --bin idp-sync \
+//!     --bin credential-exchange --bin reconcile
+//! CHIME_SYNC_BOOTSTRAP_DIR=target/release cargo nextest run --test e2e_bootstrap --test fault_run \
+//!     --test reconcile_e2e
 //! ```
+//!
+//! `CHIME_SYNC_BIN_DIR` must hold every binary a test spawns: the bootstraps of
+//! `pre-signup`, `post-confirmation`, `idp-sync`, `credential-exchange` and
+//! `reconcile`, and `chime-sync`.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -58,6 +64,22 @@ fn find(name: &str, candidates: Vec<PathBuf>) -> PathBuf {
     };
     warn_if_stale(name, found);
     found.clone()
+}
+
+/// A `chime-sync` command with a clean environment, run in the workspace root:
+/// no AWS configuration of the developer's machine (profiles, credentials,
+/// instance metadata) can reach it, and no credentials, so the CLI uses its
+/// placeholder ones for a local endpoint.
+pub fn cli() -> std::process::Command {
+    let mut command = std::process::Command::new(binary("chime-sync"));
+    command
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .current_dir(workspace_root());
+    command
 }
 
 /// `dir`/`name`, with a relative `dir` taken from the workspace root.

@@ -418,4 +418,12 @@ impl<D: Directory> Directory for Counted<D> {
         self.count();
         self.inner.list(next_token).await
     }
+    async fn put_expiration(
+        &self,
+        id: &UserId,
+        expiration: Option<chime_sync_core::directory::Expiration>,
+    ) -> Result<Option<chime_sync_core::directory::Expiration>, DirectoryError> {
+        self.count();
+        self.inner.put_expiration(id, expiration).await
+    }
 }

@@ -43,6 +43,11 @@ pub const IDP_SYNC: Function = Function {
     memory_mb: 256,
     timeout: Duration::from_secs(30),
 };
+pub const RECONCILE: Function = Function {
+    binary: "reconcile",
+    memory_mb: 512,
+    timeout: Duration::from_secs(900),
+};
 
 /// A running function: its process and its Runtime API. The process is
 /// declared first so it is killed before the API goes away.

@@ -2,7 +2,8 @@
 //! workspace, its sample events and its compiled binaries are, and the
 //! servers and processes the tests run:
 //!
-//! - [`moto`]: moto's server as SQS, on a free port, killed on drop.
+//! - [`moto`]: moto's server as SQS (and Cognito), on a free port, killed on drop.
+//! - [`cognito`]: a user pool in moto with users in every status.
 //! - [`runtime_api`]: a mock Lambda Runtime API serving queued events.
 //! - [`lambda`]: a compiled bootstrap binary behind that API, with Lambda's
 //!   environment.
@@ -14,6 +15,7 @@
 //! - [`samples`]: the sample events' users.
 
 pub mod bins;
+pub mod cognito;
 pub mod emf;
 pub mod lambda;
 pub mod moto;

@@ -1,4 +1,5 @@
-//! moto's server as the tests' SQS: started on a free port, killed on drop.
+//! moto's server as the tests' SQS (and, for reconcile, Cognito user pools):
+//! started on a free port, killed on drop.
 //!
 //! scripts/test.sh installs `moto[server]` (pinned in
 //! scripts/test-requirements.txt) into `target/venv` and exports its path as
@@ -60,6 +61,29 @@ pub struct Moto {
 impl Moto {
     /// Start moto on a free port and wait until it answers HTTP.
     pub async fn start() -> Moto {
+        Self::start_with(&["-m", "moto.server"], &[]).await
+    }
+
+    /// [`Moto::start`] through `tests/support/moto_cognito.py`, which makes users
+    /// created with AdminCreateUser under a federated name (`Google_…`) EXTERNAL_PROVIDER:
+    /// moto has no such status of its own.
+    pub async fn start_with_federated_users() -> Moto {
+        let launcher = workspace_root().join("tests/support/moto_cognito.py");
+        Self::start_with(&[launcher.to_string_lossy().as_ref()], &[]).await
+    }
+
+    /// [`Moto::start_with_federated_users`], with the user pools of `seed` (a JSON file,
+    /// see `moto_cognito.py`) created before it serves.
+    pub async fn start_with_seeded_pools(seed: &std::path::Path) -> Moto {
+        let launcher = workspace_root().join("tests/support/moto_cognito.py");
+        Self::start_with(
+            &[launcher.to_string_lossy().as_ref()],
+            &[("CHIME_SYNC_MOTO_SEED", seed.to_string_lossy().as_ref())],
+        )
+        .await
+    }
+
+    async fn start_with(launch: &[&str], env: &[(&str, &str)]) -> Moto {
         let python = venv().join("bin").join("python");
         let mut last_failure = String::new();
         // A port found free can be taken before moto binds it: try a few.
@@ -67,9 +91,11 @@ impl Moto {
             let port = free_port();
             let mut command = Command::new(&python);
             command
-                .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
+                .args(launch)
+                .args(["-H", "127.0.0.1", "-p"])
                 .arg(port.to_string())
                 // No `.pyc` writes into the shared venv from parallel tests.
+                .envs(env.iter().copied())
                 .env("PYTHONDONTWRITEBYTECODE", "1")
                 .env("PYTHONUNBUFFERED", "1");
             let process = ChildGuard::spawn(format!("moto_server :{port}"), command)

@@ -19,7 +19,7 @@
 //! AWS's) answer about the request; anything else on the path (a proxy's HTML
 //! 400 or 403, a truncated response) is retryable, whatever its status.
 //!
-//! | Chime's answer | Create | Describe | Update | Delete | List |
+//! | Chime's answer | Create | Describe | Update, PutExpiration | Delete | List |
 //! |---|---|---|---|---|---|
 //! | 2xx | created | the user | updated | deleted | a page |
 //! | 404 `NotFoundException` | denied (no such AppInstance) | missing: `Ok(None)` | `NotFound` | `NotFound` | denied (no such AppInstance) |
@@ -31,6 +31,11 @@
 //! | any 4xx without `X-Amzn-Errortype` | retryable | retryable | retryable | retryable | retryable |
 //! | 429, `ThrottledClientException` | throttled (the SDK retries, [`crate::retry`]) | throttled | throttled | throttled | throttled |
 //! | 5xx, timeouts, I/O | retryable | retryable | retryable | retryable | retryable |
+//!
+//! `PutAppInstanceUserExpirationSettings` (grace deletions) is a call on one user like
+//! Update. Asked to remove a user's settings (the request without `ExpirationSettings`),
+//! Chime's answer is not documented; a `BadRequestException` to it is `Rejected`, which the
+//! port's `clear_expiration` settles with the longest expiration instead.
 //!
 //! "Denied" is `AccessDenied`: retryable (it is the deployment's fault, not the
 //! message's: the message waits in the queue and reaches the DLQ by redrive),
@@ -72,8 +77,11 @@ use aws_sdk_chimesdkidentity::config::retry::{RetryConfig, RetryPartition, Token
 use aws_sdk_chimesdkidentity::config::timeout::TimeoutConfig;
 use aws_sdk_chimesdkidentity::config::{Builder as ClientConfigBuilder, Region};
 use aws_sdk_chimesdkidentity::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_chimesdkidentity::types::AppInstanceUserSummary;
+use aws_sdk_chimesdkidentity::types::{
+    AppInstanceUserSummary, ExpirationCriterion, ExpirationSettings,
+};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use chime_sync_core::directory::Expiration;
 use chime_sync_core::metrics::{CallStats, ChimeCalls};
 use chime_sync_core::{
     AppInstanceArn, Directory, DirectoryError, DirectoryPage, DirectoryUser, UserId, UserProfile,
@@ -210,6 +218,7 @@ pub(crate) enum Op {
     Update,
     Delete,
     List,
+    PutExpiration,
 }
 
 impl Op {
@@ -221,12 +230,16 @@ impl Op {
             Self::Update => "chime:UpdateAppInstanceUser",
             Self::Delete => "chime:DeleteAppInstanceUser",
             Self::List => "chime:ListAppInstanceUsers",
+            Self::PutExpiration => "chime:PutAppInstanceUserExpirationSettings",
         }
     }
 
     /// Calls on one existing user, where a 403 may mean "no such user".
     fn on_one_user(self) -> bool {
-        matches!(self, Self::Describe | Self::Update | Self::Delete)
+        matches!(
+            self,
+            Self::Describe | Self::Update | Self::Delete | Self::PutExpiration
+        )
     }
 }
 
@@ -499,6 +512,12 @@ impl Directory for ChimeDirectory {
                 .and_then(|u| u.metadata())
                 .unwrap_or_default()
                 .to_owned(),
+            created_at: user
+                .and_then(|u| u.created_timestamp())
+                .and_then(|t| std::time::SystemTime::try_from(*t).ok()),
+            expiration: user
+                .and_then(|u| u.expiration_settings())
+                .and_then(expiration_from),
         }))
     }
 
@@ -537,15 +556,52 @@ impl Directory for ChimeDirectory {
             .send()
             .await
             .map_err(|e| failed(Op::List, None, &e))?;
+        let listed = output.app_instance_users();
+        let users: Vec<DirectoryUser> = listed
+            .iter()
+            .filter_map(|summary| directory_user(&self.app_instance, summary))
+            .collect();
         Ok(DirectoryPage {
-            users: output
-                .app_instance_users()
-                .iter()
-                .filter_map(|summary| directory_user(&self.app_instance, summary))
-                .collect(),
+            foreign: listed.len() - users.len(),
+            users,
             next_token: output.next_token().map(str::to_owned),
         })
     }
+
+    async fn put_expiration(
+        &self,
+        id: &UserId,
+        expiration: Option<Expiration>,
+    ) -> Result<Option<Expiration>, DirectoryError> {
+        let settings = expiration
+            .map(|e| {
+                ExpirationSettings::builder()
+                    .expiration_days(i32::from(e.days))
+                    .expiration_criterion(ExpirationCriterion::CreatedTimestamp)
+                    .build()
+            })
+            .transpose()
+            .map_err(|e| DirectoryError::Rejected(format!("expiration settings: {e}")))?;
+        let output = self
+            .client
+            .put_app_instance_user_expiration_settings()
+            .app_instance_user_arn(self.app_instance.user_arn(id))
+            .set_expiration_settings(settings)
+            .send()
+            .await
+            .map_err(|e| failed(Op::PutExpiration, Some(id), &e))?;
+        Ok(output.expiration_settings().and_then(expiration_from))
+    }
+}
+
+/// Chime's settings as the port's [`Expiration`]. The criterion is always
+/// `CREATED_TIMESTAMP` (Chime has no other); days outside 1–5475 cannot
+/// come from Chime and are read as none.
+fn expiration_from(settings: &ExpirationSettings) -> Option<Expiration> {
+    u16::try_from(settings.expiration_days())
+        .ok()
+        .filter(|d| (1..=chime_sync_core::directory::MAX_EXPIRATION_DAYS).contains(d))
+        .map(|days| Expiration { days })
 }
 
 /// A listed user, or `None` (with a debug line) when its id is not a Cognito
@@ -561,12 +617,12 @@ fn directory_user(
         debug!("skipping a listed Chime user whose id is not a Cognito sub");
         return None;
     };
-    Some(DirectoryUser {
+    Some(DirectoryUser::listed(
         id,
-        arn: arn.to_owned(),
-        name: summary.name().unwrap_or_default().to_owned(),
-        metadata: summary.metadata().unwrap_or_default().to_owned(),
-    })
+        arn.to_owned(),
+        summary.name().unwrap_or_default().to_owned(),
+        summary.metadata().unwrap_or_default().to_owned(),
+    ))
 }
 
 #[cfg(test)]
@@ -618,8 +674,15 @@ mod tests {
         map_error(op, &SdkError::service_error(err, raw))
     }
 
-    const ONE_USER: [Op; 3] = [Op::Describe, Op::Update, Op::Delete];
-    const ALL: [Op; 5] = [Op::Create, Op::Describe, Op::Update, Op::Delete, Op::List];
+    const ONE_USER: [Op; 4] = [Op::Describe, Op::Update, Op::Delete, Op::PutExpiration];
+    const ALL: [Op; 6] = [
+        Op::Create,
+        Op::Describe,
+        Op::Update,
+        Op::Delete,
+        Op::List,
+        Op::PutExpiration,
+    ];
     const CHIME_MISSING: &str =
         "An invalid app instance user ARN was supplied for the input parameter.";
 
@@ -854,7 +917,7 @@ mod tests {
             service(Op::Create, 409, Some("ConflictException")),
             DirectoryError::AlreadyExists
         );
-        for op in [Op::Update, Op::Delete] {
+        for op in [Op::Update, Op::Delete, Op::PutExpiration] {
             let e = service(op, 409, Some("ConflictException"));
             assert!(matches!(e, DirectoryError::Unavailable(_)), "{e:?}");
             assert_eq!(e.class(), ErrorClass::Retryable);

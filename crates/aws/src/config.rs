@@ -18,13 +18,20 @@
 
 use std::time::Duration;
 
+use std::collections::BTreeSet;
+
 use chime_sync_core::credentials::{IssuerConfigError, MAX_SESSION, MIN_SESSION, TrustedIssuers};
+use chime_sync_core::directory::{DeleteMode, MAX_EXPIRATION_DAYS};
 use chime_sync_core::handlers::post_confirmation;
+use chime_sync_core::handlers::reconcile::{self, SHARD_COUNTS, ShardSetting};
 use chime_sync_core::profile::EmptyNamePolicy;
+use chime_sync_core::reconcile::DeleteBreaker;
+use chime_sync_core::user_pool::{ActivePolicy, ActivePolicyError, LIST_USERS_QUOTA_RPS};
 use chime_sync_core::{AppInstanceArn, DisplayNamePolicy, InputError};
 use thiserror::Error;
 
 use crate::chime::ChimeConfig;
+use crate::cognito::{CognitoConfig, InvalidUserPoolId, UserPoolId};
 
 pub const APP_INSTANCE_ARN: &str = "APP_INSTANCE_ARN";
 pub const SYNC_QUEUE_URL: &str = "SYNC_QUEUE_URL";
@@ -41,6 +48,32 @@ pub const CHAT_USER_ROLE_ARN: &str = "CHAT_USER_ROLE_ARN";
 pub const ALLOWED_ORIGINS: &str = "ALLOWED_ORIGINS";
 pub const ENSURE_CHIME_USER: &str = "ENSURE_CHIME_USER";
 pub const MAX_SESSION_SECONDS: &str = "MAX_SESSION_SECONDS";
+pub const DELETE_MODE: &str = "DELETE_MODE";
+pub const DELETE_GRACE_DAYS: &str = "DELETE_GRACE_DAYS";
+pub const USER_POOL_ID: &str = "USER_POOL_ID";
+pub const ACTIVE_USER_STATUSES: &str = "ACTIVE_USER_STATUSES";
+pub const PROTECTED_USER_IDS: &str = "PROTECTED_USER_IDS";
+pub const DELETE_LIMIT: &str = "DELETE_LIMIT";
+pub const DELETE_LIMIT_PERCENT: &str = "DELETE_LIMIT_PERCENT";
+pub const COGNITO_QUOTA_SHARE_PERCENT: &str = "COGNITO_QUOTA_SHARE_PERCENT";
+pub const RECONCILE_SHARDS: &str = "RECONCILE_SHARDS";
+
+/// `DELETE_GRACE_DAYS` may not exceed this: a year is longer than any
+/// reasonable undo window, and keeps the expiration far below Chime's 5475 days.
+pub const MAX_GRACE_DAYS: u16 = 365;
+const _: () = assert!(MAX_GRACE_DAYS < MAX_EXPIRATION_DAYS);
+/// `DELETE_LIMIT` may not exceed this.
+pub const MAX_DELETE_LIMIT: u64 = 1_000_000;
+/// Share of Cognito's ListUsers quota the reconcile function may use when
+/// `COGNITO_QUOTA_SHARE_PERCENT` is unset: half, leaving the rest to the
+/// console, the CLI and other tools of the account.
+pub const DEFAULT_QUOTA_SHARE_PERCENT: u64 = 50;
+/// The reconcile function's timeout (template.yaml `Timeout: 900`, Lambda's longest).
+pub const RECONCILE_TIMEOUT: Duration = Duration::from_secs(900);
+/// How long one send to the sync queue may take in the reconcile function.
+pub const RECONCILE_QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The reconcile function's budget per Chime call when `CHIME_BUDGET_MS` is unset.
+pub const DEFAULT_RECONCILE_CHIME_BUDGET: Duration = Duration::from_millis(10_000);
 
 /// post-confirmation's function timeout (template.yaml `Timeout: 4`): a
 /// second under the 5 s Cognito waits for a trigger before it retries.
@@ -129,6 +162,24 @@ pub enum ConfigError {
         #[source]
         source: EmptyNamePolicy,
     },
+    #[error("{name} must be grace or immediate, not `{value}`")]
+    InvalidDeleteMode { name: &'static str, value: String },
+    #[error("{name}: {source}")]
+    InvalidUserPoolId {
+        name: &'static str,
+        #[source]
+        source: InvalidUserPoolId,
+    },
+    #[error("{name}: {source}")]
+    InvalidStatuses {
+        name: &'static str,
+        #[source]
+        source: ActivePolicyError,
+    },
+    #[error("{name} has `{value}`, which is not a Chime AppInstanceUserId")]
+    InvalidUserId { name: &'static str, value: String },
+    #[error("{name} must be auto, 1, 16 or 256, not `{value}`")]
+    InvalidShards { name: &'static str, value: String },
     #[error("{name} has an invalid email domain `{value}` (expected e.g. example.com,example.org)")]
     InvalidEmailDomain { name: &'static str, value: String },
     #[error("{name} {source}")]
@@ -228,6 +279,9 @@ pub struct IdpSyncConfig {
     pub queue_timeout: Duration,
     /// `MAX_CONCURRENT_GROUPS` (default 10, 1–10): message groups applied at once.
     pub max_concurrent_groups: usize,
+    /// `DELETE_MODE` (grace or immediate, default grace) and
+    /// `DELETE_GRACE_DAYS` (default 7, 1–365): how `user.deleted` deletes.
+    pub delete_mode: DeleteMode,
 }
 
 impl IdpSyncConfig {
@@ -247,6 +301,90 @@ impl IdpSyncConfig {
                 1,
                 MAX_MAX_CONCURRENT_GROUPS as u64,
             )? as usize,
+            delete_mode: env.delete_mode()?,
+        })
+    }
+}
+
+/// The reconcile function's configuration.
+#[derive(Debug, Clone)]
+pub struct ReconcileConfig {
+    /// `APP_INSTANCE_ARN`, `CHIME_MAX_ATTEMPTS`, and `CHIME_BUDGET_MS` per call
+    /// (default 10000, 100–900000): the listing and grace mode's describes.
+    pub chime: ChimeConfig,
+    /// `USER_POOL_ID`: the pool read; its Region is the Cognito client's.
+    pub cognito: CognitoConfig,
+    /// `SYNC_QUEUE_URL`: where the plan is published, for idp-sync.
+    pub sync_queue_url: String,
+    /// How long one `SendMessageBatch` may take, retries included.
+    pub queue_timeout: Duration,
+    /// `ACTIVE_USER_STATUSES`, `DISPLAY_NAME_ATTRIBUTES`, `PROTECTED_USER_IDS`,
+    /// `DELETE_LIMIT` (default 50, 0–1000000), `DELETE_LIMIT_PERCENT`
+    /// (default 5, 0–100), `DELETE_MODE`/`DELETE_GRACE_DAYS` (as idp-sync's:
+    /// grace mode leaves deletions under way out of the plan),
+    /// `COGNITO_QUOTA_SHARE_PERCENT` (default 50, 1–100, of ListUsers' 30 RPS)
+    /// and `RECONCILE_SHARDS` (auto, 1, 16 or 256; default auto).
+    pub settings: reconcile::Settings,
+}
+
+impl ReconcileConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(process_env)
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(lookup);
+        let chime = env.chime(DEFAULT_RECONCILE_CHIME_BUDGET, MAX_IDP_SYNC_BUDGET)?;
+        let pool = env.required(USER_POOL_ID, "the id of the user pool to read (REGION_ID)")?;
+        let pool = UserPoolId::parse(&pool).map_err(|source| ConfigError::InvalidUserPoolId {
+            name: USER_POOL_ID,
+            source,
+        })?;
+        let sync_queue_url = env.queue_url(SYNC_QUEUE_URL, "the FIFO queue idp-sync reads")?;
+        let active = match env.get(ACTIVE_USER_STATUSES) {
+            None => ActivePolicy::default(),
+            Some(spec) => {
+                ActivePolicy::parse(&spec).map_err(|source| ConfigError::InvalidStatuses {
+                    name: ACTIVE_USER_STATUSES,
+                    source,
+                })?
+            }
+        };
+        let share = env.number(
+            COGNITO_QUOTA_SHARE_PERCENT,
+            DEFAULT_QUOTA_SHARE_PERCENT,
+            1,
+            100,
+        )?;
+        let settings = reconcile::Settings {
+            active,
+            names: env.display_names()?,
+            protected: env.user_ids(PROTECTED_USER_IDS)?,
+            breaker: DeleteBreaker {
+                limit: env.number(
+                    DELETE_LIMIT,
+                    DeleteBreaker::DEFAULT_LIMIT as u64,
+                    0,
+                    MAX_DELETE_LIMIT,
+                )? as usize,
+                percent: env.number(
+                    DELETE_LIMIT_PERCENT,
+                    u64::from(DeleteBreaker::DEFAULT_PERCENT),
+                    0,
+                    100,
+                )? as u8,
+            },
+            delete_mode: env.delete_mode()?,
+            shards: env.shards()?,
+            pool_rate: LIST_USERS_QUOTA_RPS * share as f64 / 100.0,
+            ..reconcile::Settings::default()
+        };
+        Ok(Self {
+            chime,
+            cognito: CognitoConfig::new(pool),
+            sync_queue_url,
+            queue_timeout: RECONCILE_QUEUE_TIMEOUT,
+            settings,
         })
     }
 }
@@ -442,6 +580,78 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         match path.as_slice() {
             [account, queue] if !account.is_empty() && !queue.is_empty() => Ok(url),
             _ => Err(invalid("the path must be /ACCOUNT/QUEUE_NAME")),
+        }
+    }
+
+    /// `DELETE_MODE` (`grace`, the default, or `immediate`) and, for grace,
+    /// `DELETE_GRACE_DAYS` (default 7, 1–365).
+    fn delete_mode(&self) -> Result<DeleteMode, ConfigError> {
+        let days = self.number(
+            DELETE_GRACE_DAYS,
+            u64::from(DeleteMode::DEFAULT_GRACE_DAYS),
+            1,
+            u64::from(MAX_GRACE_DAYS),
+        )?;
+        match self
+            .get(DELETE_MODE)
+            .map(|m| m.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("grace") => Ok(DeleteMode::Grace {
+                days: u16::try_from(days).unwrap_or(DeleteMode::DEFAULT_GRACE_DAYS),
+            }),
+            Some("immediate") => Ok(DeleteMode::Immediate),
+            Some(_) => Err(ConfigError::InvalidDeleteMode {
+                name: DELETE_MODE,
+                value: self.get(DELETE_MODE).unwrap_or_default(),
+            }),
+        }
+    }
+
+    /// Comma- or space-separated AppInstanceUserIds (any id Chime accepts;
+    /// ids that are not subs are never touched anyway).
+    fn user_ids(&self, name: &'static str) -> Result<BTreeSet<String>, ConfigError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(BTreeSet::new());
+        };
+        raw.split([',', ' ', '\n', '\t'])
+            .filter(|e| !e.is_empty())
+            .map(|id| {
+                let valid = id.len() <= 64
+                    && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+                    && id.ends_with(|c: char| c.is_ascii_alphanumeric())
+                    && id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ":-_.@".contains(c));
+                if valid {
+                    // Subs are compared as the listing gives them: lower case.
+                    Ok(chime_sync_core::UserId::parse(id)
+                        .map(|u| u.to_string())
+                        .unwrap_or_else(|_| id.to_owned()))
+                } else {
+                    Err(ConfigError::InvalidUserId {
+                        name,
+                        value: id.to_owned(),
+                    })
+                }
+            })
+            .collect()
+    }
+
+    /// `RECONCILE_SHARDS`: `auto` (default), 1, 16 or 256.
+    fn shards(&self) -> Result<ShardSetting, ConfigError> {
+        match self.get(RECONCILE_SHARDS) {
+            None => Ok(ShardSetting::Auto),
+            Some(v) if v.eq_ignore_ascii_case("auto") => Ok(ShardSetting::Auto),
+            Some(v) => v
+                .parse::<u16>()
+                .ok()
+                .filter(|n| SHARD_COUNTS.contains(n))
+                .map(ShardSetting::Fixed)
+                .ok_or(ConfigError::InvalidShards {
+                    name: RECONCILE_SHARDS,
+                    value: v,
+                }),
         }
     }
 
@@ -886,5 +1096,121 @@ mod tests {
             "arn:aws-cn:iam::123456789012:role/path/to/Role"
         ));
         assert!(!is_role_arn("arn:aws:iam::123456789012:role/"));
+    }
+
+    const POOL: &str = "eu-west-1_AbCdEf123";
+
+    fn reconcile(pairs: &[(&str, &str)]) -> Result<ReconcileConfig, ConfigError> {
+        let mut all = vec![
+            (APP_INSTANCE_ARN, ARN),
+            (USER_POOL_ID, POOL),
+            (SYNC_QUEUE_URL, QUEUE),
+        ];
+        all.extend_from_slice(pairs);
+        ReconcileConfig::from_lookup(lookup(&all))
+    }
+
+    #[test]
+    fn reconcile_defaults() {
+        let cfg = reconcile(&[]).unwrap();
+        let s = &cfg.settings;
+        assert_eq!(cfg.cognito.user_pool_id.region(), "eu-west-1");
+        assert_eq!(cfg.sync_queue_url, QUEUE);
+        assert_eq!(
+            s.breaker,
+            DeleteBreaker {
+                limit: 50,
+                percent: 5
+            }
+        );
+        assert_eq!(s.delete_mode, DeleteMode::Grace { days: 7 });
+        assert_eq!(s.shards, ShardSetting::Auto);
+        assert!(
+            (s.pool_rate - 15.0).abs() < 1e-9,
+            "half of ListUsers' 30 RPS"
+        );
+        assert_eq!(s.active, ActivePolicy::default());
+        assert!(s.protected.is_empty());
+        assert_eq!(cfg.chime.operation_timeout, DEFAULT_RECONCILE_CHIME_BUDGET);
+    }
+
+    #[test]
+    fn reconcile_reads_its_settings() {
+        let cfg = reconcile(&[
+            (DELETE_LIMIT, "0"),
+            (DELETE_LIMIT_PERCENT, "100"),
+            (DELETE_MODE, "Immediate"),
+            (COGNITO_QUOTA_SHARE_PERCENT, "10"),
+            (RECONCILE_SHARDS, "256"),
+            (ACTIVE_USER_STATUSES, "CONFIRMED"),
+            (
+                PROTECTED_USER_IDS,
+                "bot-1, 6F1C2D3E-0B4A-4C5D-8E9F-A0B1C2D3E4F5",
+            ),
+        ])
+        .unwrap();
+        let s = &cfg.settings;
+        assert_eq!(
+            s.breaker,
+            DeleteBreaker {
+                limit: 0,
+                percent: 100
+            }
+        );
+        assert_eq!(s.delete_mode, DeleteMode::Immediate);
+        assert!((s.pool_rate - 3.0).abs() < 1e-9);
+        assert_eq!(s.shards, ShardSetting::Fixed(256));
+        assert_eq!(
+            s.protected,
+            BTreeSet::from([
+                "bot-1".to_owned(),
+                "6f1c2d3e-0b4a-4c5d-8e9f-a0b1c2d3e4f5".to_owned()
+            ])
+        );
+    }
+
+    #[test]
+    fn each_bad_reconcile_setting_names_its_variable() {
+        let cases: [(&str, &str); 10] = [
+            (USER_POOL_ID, "pool"),
+            (DELETE_LIMIT, "-1"),
+            (DELETE_LIMIT_PERCENT, "101"),
+            (DELETE_MODE, "soft"),
+            (DELETE_GRACE_DAYS, "0"),
+            (DELETE_GRACE_DAYS, "366"),
+            (COGNITO_QUOTA_SHARE_PERCENT, "0"),
+            (RECONCILE_SHARDS, "8"),
+            (ACTIVE_USER_STATUSES, "ACTIVE"),
+            (PROTECTED_USER_IDS, "bad id!"),
+        ];
+        for (name, value) in cases {
+            let err = reconcile(&[(name, value)]).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{name}={value}: {err}");
+        }
+        let missing = ReconcileConfig::from_lookup(lookup(&[(APP_INSTANCE_ARN, ARN)])).unwrap_err();
+        assert!(missing.to_string().contains(USER_POOL_ID), "{missing}");
+    }
+
+    #[test]
+    fn idp_sync_deletes_with_a_grace_period_by_default() {
+        let base = [(APP_INSTANCE_ARN, ARN), (DLQ_URL, DLQ)];
+        let cfg = IdpSyncConfig::from_lookup(lookup(&base)).unwrap();
+        assert_eq!(cfg.delete_mode, DeleteMode::Grace { days: 7 });
+        let mut immediate = base.to_vec();
+        immediate.push((DELETE_MODE, "immediate"));
+        assert_eq!(
+            IdpSyncConfig::from_lookup(lookup(&immediate))
+                .unwrap()
+                .delete_mode,
+            DeleteMode::Immediate
+        );
+        let mut days = base.to_vec();
+        days.push((DELETE_GRACE_DAYS, "30"));
+        assert_eq!(
+            IdpSyncConfig::from_lookup(lookup(&days))
+                .unwrap()
+                .delete_mode,
+            DeleteMode::Grace { days: 30 }
+        );
     }
 }

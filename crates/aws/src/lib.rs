@@ -4,7 +4,10 @@
 //!   `aws-sdk-chimesdkidentity`, mapping every SDK error into a
 //!   `DirectoryError` in one place and retrying Chime's throttling, which the
 //!   SDK's standard retry does not ([`retry`]).
-//! - [`SqsQueue`] implements the `Queue` port with `aws-sdk-sqs`.
+//! - [`SqsQueue`] implements the `Queue` port with `aws-sdk-sqs` (batches with
+//!   `SendMessageBatch`).
+//! - [`CognitoUserPool`] implements the `UserPool` port with
+//!   `aws-sdk-cognitoidentityprovider` (`ListUsers`).
 //! - [`StsCredentialIssuer`] implements the credential exchange's
 //!   `CredentialIssuer` port with `aws-sdk-sts` (`AssumeRole` with a session tag).
 //! - [`HttpsJwksSource`] fetches the identity providers' discovery documents
@@ -20,6 +23,7 @@
 //! default subscriber does, and keeps TRACE to this workspace's crates.
 
 pub mod chime;
+pub mod cognito;
 pub mod config;
 pub mod http;
 pub mod jwks;
@@ -34,8 +38,10 @@ use aws_config::{BehaviorVersion, ConfigLoader};
 
 pub use aws_config::SdkConfig;
 pub use chime::{ChimeConfig, ChimeDirectory};
+pub use cognito::{CognitoConfig, CognitoUserPool, UserPoolId};
 pub use config::{
     ConfigError, CredentialExchangeConfig, IdpSyncConfig, PostConfirmationConfig, PreSignupConfig,
+    ReconcileConfig,
 };
 pub use http::{RootSet, TlsError, TrustRoots};
 pub use jwks::HttpsJwksSource;

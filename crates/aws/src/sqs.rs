@@ -12,7 +12,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::config::Builder as ClientConfigBuilder;
 use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_sqs::types::MessageAttributeValue;
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use chime_sync_core::{OutgoingMessage, Queue, QueueError};
 use tracing::debug;
@@ -72,6 +72,27 @@ fn is_fifo(queue_url: &str) -> bool {
     queue_url.trim_end_matches('/').ends_with(".fifo")
 }
 
+/// String message attributes as SQS takes them; SQS rejects an empty value,
+/// so those are dropped.
+fn attributes(
+    attributes: std::collections::BTreeMap<String, String>,
+) -> Result<Vec<(String, MessageAttributeValue)>, QueueError> {
+    let mut out = Vec::with_capacity(attributes.len());
+    for (name, value) in attributes {
+        if value.is_empty() {
+            debug!(attribute = %name, "dropping an empty message attribute");
+            continue;
+        }
+        let value = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+            .map_err(|e| QueueError::permanent(format!("message attribute {name}: {e}")))?;
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
 impl Queue for SqsQueue {
     async fn send(&self, message: OutgoingMessage) -> Result<(), QueueError> {
         let mut request = self
@@ -84,21 +105,83 @@ impl Queue for SqsQueue {
                 .message_group_id(message.group_id)
                 .message_deduplication_id(message.deduplication_id);
         }
-        for (name, value) in message.attributes {
-            // SQS rejects a String attribute with an empty value.
-            if value.is_empty() {
-                debug!(attribute = %name, "dropping an empty message attribute");
-                continue;
-            }
-            let value = MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(value)
-                .build()
-                .map_err(|e| QueueError::permanent(format!("message attribute {name}: {e}")))?;
+        for (name, value) in attributes(message.attributes)? {
             request = request.message_attributes(name, value);
         }
         request.send().await.map_err(|e| map_error(&e))?;
         Ok(())
+    }
+
+    /// `SendMessageBatch`: one request for up to ten messages. An entry SQS
+    /// reports failed is permanent when SQS says it was the sender's fault
+    /// (`SenderFault`), retryable otherwise; a failed request fails every
+    /// entry with its error.
+    async fn send_batch(&self, messages: Vec<OutgoingMessage>) -> Vec<Result<(), QueueError>> {
+        let count = messages.len();
+        let mut entries = Vec::with_capacity(count);
+        let mut results: Vec<Result<(), QueueError>> = vec![Ok(()); count];
+        for (index, message) in messages.into_iter().enumerate() {
+            let mut entry = SendMessageBatchRequestEntry::builder()
+                .id(index.to_string())
+                .message_body(message.body);
+            if self.fifo {
+                entry = entry
+                    .message_group_id(message.group_id)
+                    .message_deduplication_id(message.deduplication_id);
+            }
+            let built = attributes(message.attributes).and_then(|attrs| {
+                attrs
+                    .into_iter()
+                    .fold(entry, |e, (name, value)| e.message_attributes(name, value))
+                    .build()
+                    .map_err(|e| QueueError::permanent(format!("batch entry: {e}")))
+            });
+            match built {
+                Ok(entry) => entries.push(entry),
+                Err(e) => results[index] = Err(e),
+            }
+        }
+        if entries.is_empty() {
+            return results;
+        }
+        let sent: Vec<usize> = entries.iter().filter_map(|e| e.id().parse().ok()).collect();
+        match self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(output) => {
+                for failed in output.failed() {
+                    if let Some(slot) = failed
+                        .id()
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|i| results.get_mut(i))
+                    {
+                        let why = format!(
+                            "{}: {}",
+                            failed.code(),
+                            failed.message().unwrap_or_default()
+                        );
+                        *slot = Err(if failed.sender_fault() {
+                            QueueError::permanent(why)
+                        } else {
+                            QueueError::retryable(why)
+                        });
+                    }
+                }
+            }
+            Err(e) => {
+                let error = map_error(&e);
+                for index in sent {
+                    results[index] = Err(error.clone());
+                }
+            }
+        }
+        results
     }
 }
 

@@ -1043,3 +1043,119 @@ async fn a_lost_response_is_settled_by_the_retry(mode) {
     .await;
 }
 }
+
+// ---------------------------------------------------------------------------
+// Grace deletions: PutAppInstanceUserExpirationSettings
+// ---------------------------------------------------------------------------
+
+const GRACE: u16 = 7;
+const DAY: Duration = Duration::from_secs(86_400);
+
+in_both_modes! {
+    /// A grace deletion sets the expiration Describe then shows (List does not), a repeat
+    /// changes nothing, Chime (the fake's clock) deletes the user after the grace, and a
+    /// deletion of a user already gone succeeds.
+    async fn a_grace_deletion_expires_on_the_fakes_clock(mode) {
+        within(async {
+            let fake = start(FakeConfig::new().with_missing_user(mode)).await;
+            let d = directory(&fake);
+            let ada = ada();
+            d.create(&ada).await.unwrap();
+            let created = d.describe(&ada.id).await.unwrap().unwrap().created_at.unwrap();
+            let now = created + Duration::from_secs(1);
+            assert_eq!(
+                d.schedule_deletion(&ada.id, GRACE, now).await,
+                Ok(Applied::DeletionScheduled)
+            );
+            let described = d.describe(&ada.id).await.unwrap().unwrap();
+            let expiration = described.expiration.expect("Describe shows the settings");
+            assert_eq!(expiration.days, GRACE + 1, "age rounded up, plus the grace");
+            assert!(described.created_at.is_some());
+            let listed = d.list(None).await.unwrap().users;
+            assert_eq!((listed[0].expiration, listed[0].created_at), (None, None));
+            assert_eq!(
+                d.schedule_deletion(&ada.id, GRACE, now + DAY).await,
+                Ok(Applied::AlreadyScheduled)
+            );
+            assert!(fake.advance_clock(DAY * u32::from(GRACE)).is_empty(), "within the grace");
+            assert_eq!(fake.advance_clock(DAY * 2).len(), 1, "expired");
+            let gone = d.describe(&ada.id).await;
+            assert!(
+                matches!(gone, Ok(None) | Err(DirectoryError::PossiblyMissing(_))),
+                "{gone:?}"
+            );
+            assert_eq!(
+                d.schedule_deletion(&ada.id, GRACE, now).await,
+                Ok(Applied::AlreadyGone)
+            );
+            let counts = fake.counters().get(Operation::PutAppInstanceUserExpirationSettings);
+            assert_eq!(counts.succeeded, 1, "{counts:?}");
+            fake.shutdown().await;
+        })
+        .await
+    }
+}
+
+/// Whichever way Chime answers a request without settings (removes them, refuses with 400,
+/// keeps them), a cancelled deletion is cancelled: the user survives a long time on the clock.
+#[tokio::test]
+async fn a_cancelled_deletion_stays_cancelled_whatever_chime_answers_an_empty_request() {
+    use chime_identity_fake::ExpirationClear;
+    within(async {
+        for clear in [
+            ExpirationClear::Removes,
+            ExpirationClear::Rejects,
+            ExpirationClear::Ignores,
+        ] {
+            let fake = start(FakeConfig::new().with_expiration_clear(clear)).await;
+            let d = directory(&fake);
+            let ada = ada();
+            d.create(&ada).await.unwrap();
+            d.schedule_deletion(&ada.id, GRACE, std::time::SystemTime::now())
+                .await
+                .unwrap();
+            // user.created again (the rehire): describe, then the clear.
+            assert_eq!(d.upsert(&ada).await, Ok(Applied::Restored), "{clear:?}");
+            let kept = d.describe(&ada.id).await.unwrap().unwrap();
+            assert!(!kept.deletion_pending(), "{clear:?}: {kept:?}");
+            assert!(
+                fake.advance_clock(DAY * 3650).is_empty(),
+                "{clear:?}: the user survives ten years"
+            );
+            fake.shutdown().await;
+        }
+    })
+    .await
+}
+
+/// IAM denying the expiration call is a denial naming the action, never a success: the
+/// user is not deleted, and the error is retryable.
+#[tokio::test]
+async fn a_denied_expiration_call_is_denied_and_deletes_nobody() {
+    within(async {
+        let fake = start(FakeConfig::new().with_faults(
+            FaultConfig::none().deny([Operation::PutAppInstanceUserExpirationSettings]),
+        ))
+        .await;
+        let d = directory(&fake);
+        let ada = ada();
+        d.create(&ada).await.unwrap();
+        let result = d
+            .schedule_deletion(&ada.id, GRACE, std::time::SystemTime::now())
+            .await;
+        match &result {
+            Err(e @ DirectoryError::AccessDenied(why)) => {
+                assert!(
+                    why.contains("chime:PutAppInstanceUserExpirationSettings"),
+                    "{why}"
+                );
+                assert_eq!(e.class(), ErrorClass::Retryable);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(fake.advance_clock(DAY * 365).is_empty());
+        assert_eq!(fake.users().len(), 1);
+        fake.shutdown().await;
+    })
+    .await
+}

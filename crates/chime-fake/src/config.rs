@@ -3,7 +3,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use crate::faults::FaultConfig;
-use crate::model::MissingUserError;
+use crate::model::{ExpirationClear, MissingUserError};
 
 /// Default per-AppInstance user limit. The real quota is an account setting; this is high
 /// enough never to bite by accident and low enough to test with a smaller override.
@@ -22,6 +22,8 @@ pub struct FakeConfig {
     pub user_limit_per_app_instance: usize,
     /// The error for Describe/Update/Delete of a user that does not exist.
     pub missing_user: MissingUserError,
+    /// What a `PutAppInstanceUserExpirationSettings` without settings does.
+    pub expiration_clear: ExpirationClear,
     /// Faults active from the first request.
     pub faults: FaultConfig,
 }
@@ -32,6 +34,7 @@ impl Default for FakeConfig {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             user_limit_per_app_instance: DEFAULT_USER_LIMIT,
             missing_user: MissingUserError::default(),
+            expiration_clear: ExpirationClear::default(),
             faults: FaultConfig::none(),
         }
     }
@@ -64,6 +67,12 @@ impl FakeConfig {
     /// Chooses the answer for missing users.
     pub fn with_missing_user(mut self, missing: MissingUserError) -> Self {
         self.missing_user = missing;
+        self
+    }
+
+    /// Chooses the answer to a put expiration without settings.
+    pub fn with_expiration_clear(mut self, clear: ExpirationClear) -> Self {
+        self.expiration_clear = clear;
         self
     }
 

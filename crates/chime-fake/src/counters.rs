@@ -18,16 +18,19 @@ pub enum Operation {
     DeleteAppInstanceUser,
     /// `GET /app-instance-users?app-instance-arn=...`
     ListAppInstanceUsers,
+    /// `PUT /app-instance-users/{arn}/expiration-settings`
+    PutAppInstanceUserExpirationSettings,
 }
 
 impl Operation {
-    /// All five, in a fixed order.
-    pub const ALL: [Operation; 5] = [
+    /// All six, in a fixed order.
+    pub const ALL: [Operation; 6] = [
         Self::CreateAppInstanceUser,
         Self::DescribeAppInstanceUser,
         Self::UpdateAppInstanceUser,
         Self::DeleteAppInstanceUser,
         Self::ListAppInstanceUsers,
+        Self::PutAppInstanceUserExpirationSettings,
     ];
 }
 
@@ -69,7 +72,7 @@ pub struct OperationCounts {
     pub injected: InjectedCounts,
 }
 
-/// A snapshot of every operation's counters; all five operations are always present.
+/// A snapshot of every operation's counters; every operation is always present.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters(pub BTreeMap<Operation, OperationCounts>);
 

@@ -16,6 +16,11 @@
 //! | UpdateAppInstanceUser | `PUT /app-instance-users/{arn}` | 200 `{"AppInstanceUserArn"}` |
 //! | DeleteAppInstanceUser | `DELETE /app-instance-users/{arn}` | 204 |
 //! | ListAppInstanceUsers | `GET /app-instance-users?app-instance-arn=&max-results=&next-token=` | 200 |
+//! | PutAppInstanceUserExpirationSettings | `PUT /app-instance-users/{arn}/expiration-settings` | 200 `{"AppInstanceUserArn", "ExpirationSettings"?}` |
+//!
+//! Describe returns a user's `ExpirationSettings`, List does not (as in Chime). The fake has a
+//! clock that tests advance (`POST /_fake/clock`, [`FakeChimeHandle::advance_clock`]); advancing
+//! it deletes the users whose expiration has passed, as Chime's background process does.
 //!
 //! Requests may be SigV4-signed; signatures are not checked and `Authorization` is ignored.
 //! AppInstances exist implicitly (see [`model`]); a missing user is answered as
@@ -48,13 +53,15 @@ pub mod tls;
 pub mod validate;
 
 pub use config::{DEFAULT_USER_LIMIT, FakeConfig};
-pub use control::{CONTROL_PREFIX, StateSnapshot};
+pub use control::{AdvanceClock, CONTROL_PREFIX, ClockState, StateSnapshot};
 pub use counters::{Counters, InjectedCounts, Operation, OperationCounts};
 pub use error::{ApiError, ERROR_TYPE_HEADER, ErrorKind, FakeError, REQUEST_ID_HEADER};
 pub use faults::{
     DENIED_CALLER, FaultConfig, IamDenial, LatencyMs, ScriptedFault, iam_denial_message,
 };
-pub use model::{Expiration, MISSING_USER_MESSAGE, MissingUserError, Tag, UserRecord};
+pub use model::{
+    Expiration, ExpirationClear, MISSING_USER_MESSAGE, MissingUserError, Tag, UserRecord,
+};
 pub use routes::DEFAULT_MAX_RESULTS;
 pub use server::{FakeChime, FakeChimeHandle, serve, serve_until};
 pub use tls::{TestCa, TlsFront, TlsFrontError};

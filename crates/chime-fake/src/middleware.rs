@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use crate::counters::Operation;
 use crate::error::{ApiError, ERROR_TYPE_HEADER, ErrorKind, REQUEST_ID_HEADER};
 use crate::faults::{Fault, IamDenial, iam_denial_message};
-use crate::routes::USERS_PATH;
+use crate::routes::{EXPIRATION_SUFFIX, USERS_PATH};
 use crate::state::Shared;
 
 /// Marks a response that must not be sent: the connection is closed instead (see
@@ -25,6 +25,9 @@ pub(crate) fn classify(method: &Method, path: &str) -> Option<Operation> {
     let on_user = path
         .strip_prefix(USERS_PATH)
         .is_some_and(|rest| rest.len() > 1 && rest.starts_with('/'));
+    if on_user && method == Method::PUT && path.ends_with(EXPIRATION_SUFFIX) {
+        return Some(Operation::PutAppInstanceUserExpirationSettings);
+    }
     match (method, path == USERS_PATH, on_user) {
         (&Method::POST, true, _) => Some(Operation::CreateAppInstanceUser),
         (&Method::GET, true, _) => Some(Operation::ListAppInstanceUsers),
@@ -69,6 +72,7 @@ fn denied_resource(path: &str) -> String {
     let Some(encoded) = path
         .strip_prefix(USERS_PATH)
         .and_then(|rest| rest.strip_prefix('/'))
+        .map(|rest| rest.strip_suffix(EXPIRATION_SUFFIX).unwrap_or(rest))
     else {
         return "arn:aws:chime:*:123456789012:app-instance/*".to_owned();
     };
@@ -174,7 +178,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn classifies_the_five_operations() {
+    fn classifies_the_six_operations() {
         let user = "/app-instance-users/arn%3Aaws%3Achime%3Aus-east-1%3A123456789012%3Aapp-instance%2Fa%2Fuser%2Fb";
         assert_eq!(
             classify(&Method::POST, USERS_PATH),
@@ -196,6 +200,10 @@ mod tests {
             classify(&Method::DELETE, user),
             Some(Operation::DeleteAppInstanceUser)
         );
+        assert_eq!(
+            classify(&Method::PUT, &format!("{user}/expiration-settings")),
+            Some(Operation::PutAppInstanceUserExpirationSettings)
+        );
         assert_eq!(classify(&Method::PATCH, user), None);
         assert_eq!(classify(&Method::GET, "/app-instance-users/"), None);
         assert_eq!(classify(&Method::GET, "/app-instance-usersx"), None);
@@ -213,6 +221,10 @@ mod tests {
         assert_eq!(
             denied_resource("/app-instance-users/arn:aws:chime:x/user/b%zz"),
             "arn:aws:chime:x/user/b%zz"
+        );
+        assert_eq!(
+            denied_resource("/app-instance-users/arn%3Ax%2Fuser%2Fb/expiration-settings"),
+            "arn:x/user/b"
         );
         assert!(denied_resource(USERS_PATH).contains("app-instance/*"));
     }

@@ -94,6 +94,37 @@ pub struct Tag {
     pub value: String,
 }
 
+/// What `PutAppInstanceUserExpirationSettings` *without* `ExpirationSettings` does. The
+/// member is optional in the model and the developer guide says settings can be "updated or
+/// removed", but no page says how a removal is asked for; the plausible answers are these.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ExpirationClear {
+    /// The settings are removed; 200 without `ExpirationSettings` (default).
+    #[default]
+    Removes,
+    /// 400 `BadRequestException`: the service wants settings after all.
+    Rejects,
+    /// 200 with the settings unchanged: the request is accepted and does nothing.
+    Ignores,
+}
+
+impl std::str::FromStr for ExpirationClear {
+    type Err = String;
+
+    /// `removes`, `rejects` or `ignores`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "removes" => Ok(Self::Removes),
+            "rejects" => Ok(Self::Rejects),
+            "ignores" => Ok(Self::Ignores),
+            other => Err(format!(
+                "unknown expiration-clear answer `{other}`: expected removes, rejects or ignores"
+            )),
+        }
+    }
+}
+
 /// A user's `ExpirationSettings`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -123,7 +154,8 @@ pub struct UserRecord {
     pub client_request_token: String,
     /// Tags given at creation.
     pub tags: Vec<Tag>,
-    /// Expiration settings given at creation (stored, never acted on).
+    /// Expiration settings (given at creation or put later): when the fake's clock passes
+    /// `created_timestamp` + `days`, the user is deleted (see [`Directory::purge_expired`]).
     pub expiration: Option<Expiration>,
     /// Creation time, epoch seconds with millisecond precision.
     pub created_timestamp: f64,
@@ -167,6 +199,9 @@ pub struct Directory {
     user_limit: usize,
     missing: MissingUserError,
 }
+
+/// `ExpirationDays` counts days of 86,400 seconds.
+const SECONDS_PER_DAY: f64 = 86_400.0;
 
 /// Prefix of the opaque `NextToken`, so a token from another source is recognisably foreign.
 const TOKEN_PREFIX: &str = "fake1.";
@@ -270,6 +305,60 @@ impl Directory {
         record.metadata = Some(metadata);
         record.last_updated_timestamp = now.max(record.created_timestamp);
         Ok(record.app_instance_user_arn.clone())
+    }
+
+    /// `PutAppInstanceUserExpirationSettings`: sets the user's settings (`Some`) or asks for
+    /// their removal (`None`, answered as `clear` says); returns the ARN and the settings the
+    /// user has afterwards.
+    pub fn put_expiration(
+        &mut self,
+        arn: &UserArn,
+        expiration: Option<Expiration>,
+        clear: ExpirationClear,
+    ) -> Result<(String, Option<Expiration>), ApiError> {
+        let missing = self.missing;
+        let record = self
+            .users
+            .get_mut(&key(arn))
+            .ok_or_else(|| missing.error(&arn.to_arn()))?;
+        match (expiration, clear) {
+            (Some(e), _) => record.expiration = Some(e),
+            (None, ExpirationClear::Removes) => record.expiration = None,
+            (None, ExpirationClear::Rejects) => {
+                return Err(ApiError::bad_request("ExpirationSettings is required"));
+            }
+            (None, ExpirationClear::Ignores) => {}
+        }
+        Ok((
+            record.app_instance_user_arn.clone(),
+            record.expiration.clone(),
+        ))
+    }
+
+    /// Chime's background deletion: removes every user whose expiration has passed at `now`
+    /// (epoch seconds) and returns them. The real service deletes "within 6 hours" of
+    /// expiration; the fake deletes when asked, which its clock control does.
+    pub fn purge_expired(&mut self, now: f64) -> Vec<UserRecord> {
+        let expired: Vec<(String, String)> = self
+            .users
+            .iter()
+            .filter(|(_, u)| {
+                u.expiration
+                    .as_ref()
+                    .is_some_and(|e| u.created_timestamp + e.days as f64 * SECONDS_PER_DAY <= now)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut removed = Vec::with_capacity(expired.len());
+        for key in expired {
+            if let Some(user) = self.users.remove(&key) {
+                if let Some(count) = self.per_instance.get_mut(&user.app_instance_arn) {
+                    *count = count.saturating_sub(1);
+                }
+                removed.push(user);
+            }
+        }
+        removed
     }
 
     /// `DeleteAppInstanceUser`.
@@ -543,5 +632,54 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["b"]
         );
+    }
+
+    #[test]
+    fn expiration_is_put_cleared_as_configured_and_purged_when_due() {
+        let week = Expiration {
+            days: 7,
+            criterion: "CREATED_TIMESTAMP".into(),
+        };
+        for (clear, after_clear) in [
+            (ExpirationClear::Removes, Ok(None)),
+            (ExpirationClear::Ignores, Ok(Some(week.clone()))),
+            (ExpirationClear::Rejects, Err(ErrorKind::BadRequest)),
+        ] {
+            let mut dir = Directory::new(10, MissingUserError::Forbidden);
+            dir.create(new_user(APP, "u1", "tok"), 1_000.0).unwrap();
+            dir.create(new_user(APP, "u2", "tok"), 1_000.0).unwrap();
+            let (user_arn, set) = dir
+                .put_expiration(&arn(APP, "u1"), Some(week.clone()), clear)
+                .unwrap();
+            assert_eq!(user_arn, format!("{APP}/user/u1"));
+            assert_eq!(set, Some(week.clone()));
+            assert_eq!(
+                dir.describe(&arn(APP, "u1")).unwrap().expiration,
+                Some(week.clone())
+            );
+            let cleared = dir
+                .put_expiration(&arn(APP, "u1"), None, clear)
+                .map(|(_, e)| e)
+                .map_err(|e| e.kind);
+            assert_eq!(cleared, after_clear, "{clear:?}");
+            // Due 7 days after creation: not a second before.
+            dir.put_expiration(&arn(APP, "u1"), Some(week.clone()), clear)
+                .unwrap();
+            let due = 1_000.0 + 7.0 * 86_400.0;
+            assert!(dir.purge_expired(due - 1.0).is_empty());
+            let gone = dir.purge_expired(due);
+            assert_eq!(gone.len(), 1);
+            assert_eq!(gone[0].app_instance_user_id, "u1");
+            assert_eq!(dir.all().len(), 1, "u2 has no expiration");
+            assert_eq!(
+                dir.put_expiration(&arn(APP, "u1"), None, clear)
+                    .unwrap_err()
+                    .kind,
+                ErrorKind::Forbidden,
+                "a missing user is answered as configured"
+            );
+        }
+        assert_eq!("Rejects".parse(), Ok(ExpirationClear::Rejects));
+        assert!("maybe".parse::<ExpirationClear>().is_err());
     }
 }

@@ -1,9 +1,8 @@
-//! The five Chime SDK Identity operations on the wire: paths, bodies and status codes as in the
+//! The six Chime SDK Identity operations on the wire: paths, bodies and status codes as in the
 //! Smithy model (`smithy.api#http` traits) and the Rust SDK's `protocol_serde` deserializers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::Router;
@@ -24,6 +23,8 @@ use crate::validate;
 /// The collection path; the user path is `/app-instance-users/{AppInstanceUserArn}` with the ARN
 /// percent-encoded into one segment by the SDKs (a catch-all also accepts it unencoded).
 pub(crate) const USERS_PATH: &str = "/app-instance-users";
+/// The suffix of `PutAppInstanceUserExpirationSettings`'s path, after the user ARN.
+pub(crate) const EXPIRATION_SUFFIX: &str = "/expiration-settings";
 
 /// The router of the API operations.
 pub(crate) fn api_router() -> Router<Arc<Shared>> {
@@ -31,17 +32,8 @@ pub(crate) fn api_router() -> Router<Arc<Shared>> {
         .route(USERS_PATH, post(create).get(list))
         .route(
             "/app-instance-users/{*arn}",
-            get(describe).put(update).delete(delete),
+            get(describe).put(put_on_user).delete(delete),
         )
-}
-
-/// Epoch seconds with millisecond precision, the form the SDK parses (`EpochSeconds`, a JSON
-/// number).
-fn now_epoch_secs() -> f64 {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    millis as f64 / 1000.0
 }
 
 /// Parses a JSON body; an empty body reads as `{}` so missing members get "is required" errors.
@@ -96,6 +88,29 @@ struct ArnOutput {
     app_instance_user_arn: String,
 }
 
+fn validate_expiration(settings: &WireExpiration) -> Result<Expiration, ApiError> {
+    let days = *validate::required(
+        &settings.expiration_days,
+        "ExpirationSettings.ExpirationDays",
+    )?;
+    let criterion = validate::required(
+        &settings.expiration_criterion,
+        "ExpirationSettings.ExpirationCriterion",
+    )?;
+    validate::expiration(days, criterion)?;
+    Ok(Expiration {
+        days,
+        criterion: criterion.clone(),
+    })
+}
+
+fn wire_expiration(expiration: Expiration) -> WireExpiration {
+    WireExpiration {
+        expiration_days: Some(expiration.days),
+        expiration_criterion: Some(expiration.criterion),
+    }
+}
+
 fn validate_create(body: CreateBody) -> Result<NewUser, ApiError> {
     let app_instance_arn = validate::required(&body.app_instance_arn, "AppInstanceArn")?;
     validate::app_instance_arn(app_instance_arn, "AppInstanceArn")?;
@@ -126,24 +141,11 @@ fn validate_create(body: CreateBody) -> Result<NewUser, ApiError> {
                 .collect()
         }
     };
-    let expiration = match &body.expiration_settings {
-        None => None,
-        Some(settings) => {
-            let days = *validate::required(
-                &settings.expiration_days,
-                "ExpirationSettings.ExpirationDays",
-            )?;
-            let criterion = validate::required(
-                &settings.expiration_criterion,
-                "ExpirationSettings.ExpirationCriterion",
-            )?;
-            validate::expiration(days, criterion)?;
-            Some(Expiration {
-                days,
-                criterion: criterion.clone(),
-            })
-        }
-    };
+    let expiration = body
+        .expiration_settings
+        .as_ref()
+        .map(validate_expiration)
+        .transpose()?;
     Ok(NewUser {
         app_instance_arn: app_instance_arn.clone(),
         user_id: user_id.clone(),
@@ -158,7 +160,8 @@ fn validate_create(body: CreateBody) -> Result<NewUser, ApiError> {
 /// `CreateAppInstanceUser`: `POST /app-instance-users` → 201 `{"AppInstanceUserArn"}`.
 async fn create(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Response, ApiError> {
     let new = validate_create(parse_body(&body)?)?;
-    let arn = shared.with_directory(|dir| dir.create(new, now_epoch_secs()))?;
+    let now = shared.now_epoch_secs();
+    let arn = shared.with_directory(|dir| dir.create(new, now))?;
     Ok((
         StatusCode::CREATED,
         Json(ArnOutput {
@@ -195,10 +198,7 @@ impl From<UserRecord> for WireUser {
             metadata: user.metadata,
             created_timestamp: user.created_timestamp,
             last_updated_timestamp: user.last_updated_timestamp,
-            expiration_settings: user.expiration.map(|e| WireExpiration {
-                expiration_days: Some(e.days),
-                expiration_criterion: Some(e.criterion),
-            }),
+            expiration_settings: user.expiration.map(wire_expiration),
         }
     }
 }
@@ -222,25 +222,74 @@ struct UpdateBody {
     metadata: Option<String>,
 }
 
-/// `UpdateAppInstanceUser`: `PUT /app-instance-users/{arn}` with `Name` and `Metadata` (both
-/// required by the model) → 200 `{"AppInstanceUserArn"}`.
-async fn update(
+/// `PUT` on a user path: `PutAppInstanceUserExpirationSettings` when it ends in
+/// `/expiration-settings`, `UpdateAppInstanceUser` otherwise.
+async fn put_on_user(
     State(shared): State<Arc<Shared>>,
     path: Result<Path<String>, PathRejection>,
     body: Bytes,
-) -> Result<Json<ArnOutput>, ApiError> {
-    let arn = user_arn_from_path(path)?;
-    let body: UpdateBody = parse_body(&body)?;
+) -> Result<Response, ApiError> {
+    let Path(raw) = path.map_err(|err| {
+        ApiError::bad_request(format!("Invalid AppInstanceUserArn in path: {err}"))
+    })?;
+    match raw.strip_suffix(EXPIRATION_SUFFIX) {
+        Some(user) => put_expiration(&shared, validate::parse_user_arn(user)?, &body),
+        None => update(&shared, validate::parse_user_arn(&raw)?, &body),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PutExpirationBody {
+    expiration_settings: Option<WireExpiration>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct PutExpirationOutput {
+    app_instance_user_arn: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expiration_settings: Option<WireExpiration>,
+}
+
+/// `PutAppInstanceUserExpirationSettings`: `PUT /app-instance-users/{arn}/expiration-settings`
+/// with `ExpirationSettings` (optional in the model) → 200 `{"AppInstanceUserArn",
+/// "ExpirationSettings"?}`. Without settings it does what [`crate::ExpirationClear`] says.
+fn put_expiration(
+    shared: &Shared,
+    arn: validate::UserArn,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let body: PutExpirationBody = parse_body(body)?;
+    let expiration = body
+        .expiration_settings
+        .as_ref()
+        .map(validate_expiration)
+        .transpose()?;
+    let clear = shared.expiration_clear();
+    let (arn, kept) = shared.with_directory(|dir| dir.put_expiration(&arn, expiration, clear))?;
+    Ok(Json(PutExpirationOutput {
+        app_instance_user_arn: arn,
+        expiration_settings: kept.map(wire_expiration),
+    })
+    .into_response())
+}
+
+/// `UpdateAppInstanceUser`: `PUT /app-instance-users/{arn}` with `Name` and `Metadata` (both
+/// required by the model) → 200 `{"AppInstanceUserArn"}`.
+fn update(shared: &Shared, arn: validate::UserArn, body: &Bytes) -> Result<Response, ApiError> {
+    let body: UpdateBody = parse_body(body)?;
     let name = validate::required(&body.name, "Name")?;
     validate::name(name)?;
     let metadata = validate::required(&body.metadata, "Metadata")?;
     validate::metadata(metadata)?;
     let (name, metadata) = (name.clone(), metadata.clone());
-    let updated =
-        shared.with_directory(|dir| dir.update(&arn, name, metadata, now_epoch_secs()))?;
+    let now = shared.now_epoch_secs();
+    let updated = shared.with_directory(|dir| dir.update(&arn, name, metadata, now))?;
     Ok(Json(ArnOutput {
         app_instance_user_arn: updated,
-    }))
+    })
+    .into_response())
 }
 
 /// `DeleteAppInstanceUser`: `DELETE /app-instance-users/{arn}` → 204, empty body.

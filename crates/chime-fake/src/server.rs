@@ -174,7 +174,19 @@ impl FakeChimeHandle {
         self.shared.set_faults(faults)
     }
 
-    /// Forgets all users and zeroes the counters; faults stay as they are.
+    /// The fake's time in epoch seconds: the system clock plus every
+    /// [`FakeChimeHandle::advance_clock`].
+    pub fn now_epoch_secs(&self) -> f64 {
+        self.shared.now_epoch_secs()
+    }
+
+    /// Moves the fake's clock forward, then deletes every user whose expiration has passed
+    /// (Chime's background deletion, which the real service runs within hours); returns them.
+    pub fn advance_clock(&self, by: std::time::Duration) -> Vec<UserRecord> {
+        self.shared.advance_clock(by)
+    }
+
+    /// Forgets all users, zeroes the counters and sets the clock back; faults stay as they are.
     pub fn reset(&self) {
         self.shared.reset();
     }

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
@@ -9,7 +10,7 @@ use crate::config::FakeConfig;
 use crate::counters::{Counters, Operation};
 use crate::error::FakeError;
 use crate::faults::{Decision, Fault, FaultConfig, FaultEngine};
-use crate::model::{Directory, UserRecord};
+use crate::model::{Directory, ExpirationClear, UserRecord};
 
 /// Users, counters and the fault engine behind one server.
 ///
@@ -21,6 +22,9 @@ pub(crate) struct Shared {
     counters: Mutex<Counters>,
     faults: Mutex<FaultEngine>,
     request_seq: AtomicU64,
+    /// How far the fake's clock is ahead of the system clock, in milliseconds.
+    clock_offset_ms: AtomicU64,
+    expiration_clear: ExpirationClear,
 }
 
 /// Locks `mutex`, recovering the data if a panicking holder poisoned it: every update here
@@ -39,7 +43,33 @@ impl Shared {
             counters: Mutex::new(Counters::default()),
             faults: Mutex::new(FaultEngine::new(config.faults.clone(), Instant::now())),
             request_seq: AtomicU64::new(0),
+            clock_offset_ms: AtomicU64::new(0),
+            expiration_clear: config.expiration_clear,
         }
+    }
+
+    /// The fake's time in epoch seconds with millisecond precision (the form the SDK parses):
+    /// the system clock plus every [`Shared::advance_clock`].
+    pub fn now_epoch_secs(&self) -> f64 {
+        let system = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let millis = system + u128::from(self.clock_offset_ms.load(Ordering::Relaxed));
+        millis as f64 / 1000.0
+    }
+
+    /// Moves the clock forward and runs Chime's background deletion of expired users; returns
+    /// the users it deleted.
+    pub fn advance_clock(&self, by: Duration) -> Vec<UserRecord> {
+        let millis = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.clock_offset_ms.fetch_add(millis, Ordering::Relaxed);
+        let now = self.now_epoch_secs();
+        lock(&self.directory).purge_expired(now)
+    }
+
+    /// What a put expiration without settings does.
+    pub fn expiration_clear(&self) -> ExpirationClear {
+        self.expiration_clear
     }
 
     /// Runs `f` on the directory under its lock.
@@ -73,10 +103,12 @@ impl Shared {
         Ok(())
     }
 
-    /// Forgets all users and zeroes the counters; faults are left as they are.
+    /// Forgets all users, zeroes the counters and sets the clock back to the system's; faults
+    /// are left as they are.
     pub fn reset(&self) {
         lock(&self.directory).clear();
         *lock(&self.counters) = Counters::default();
+        self.clock_offset_ms.store(0, Ordering::Relaxed);
     }
 
     /// A fresh request id for `x-amzn-requestid`.

@@ -20,7 +20,7 @@
 //! Anything else keeps the error's own words without the debug context.
 //! `--verbose` prints the whole text as well.
 
-use chime_sync_core::DirectoryError;
+use chime_sync_core::{DirectoryError, UserPoolError};
 
 /// Why a call to AWS failed, as far as the text tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +66,47 @@ const SSO_HINT: &str = "this build has no SSO support (it would also end up in t
 
 /// Explain `error`, from a call of `action` (e.g. `chime:ListAppInstanceUsers`).
 pub fn explain(error: &DirectoryError, action: &str) -> Explained {
-    let cause = classify(error, action);
+    explain_cause(classify(error, action))
+}
+
+/// Explain an error reading the user pool (`cognito-idp:ListUsers`): the same
+/// causes, with Cognito's own names for a wrong pool and a wrong endpoint.
+pub fn explain_pool(error: &UserPoolError) -> Explained {
+    let text = error.to_string();
+    let cause = match error {
+        UserPoolError::PoolNotFound(_) => {
+            return Explained {
+                cause: Cause::WrongRegion,
+                summary: "the user pool was not found".to_owned(),
+                hint: Some(
+                    "check --user-pool-id (its prefix is its Region) and the account of your                      credentials",
+                ),
+            };
+        }
+        _ => classify_text(
+            &text,
+            matches!(error, UserPoolError::AccessDenied(_)),
+            "cognito-idp:ListUsers",
+        ),
+    };
+    let mut explained = explain_cause(cause);
+    match explained.cause {
+        Cause::WrongEndpoint { .. } => {
+            explained.hint = Some(
+                "check --cognito-endpoint-url, AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER and                  AWS_ENDPOINT_URL",
+            );
+        }
+        Cause::AccessDenied { .. } => {
+            explained.hint = Some(
+                "allow cognito-idp:ListUsers on the user pool in IAM, or use credentials that have it",
+            );
+        }
+        _ => {}
+    }
+    explained
+}
+
+fn explain_cause(cause: Cause) -> Explained {
     let (summary, hint) = match &cause {
         Cause::NoCredentials => (
             "no AWS credentials were found".to_owned(),
@@ -122,7 +162,16 @@ pub fn explain(error: &DirectoryError, action: &str) -> Explained {
 
 /// The cause of `error`, from its text.
 pub fn classify(error: &DirectoryError, action: &str) -> Cause {
-    let text = error.to_string();
+    classify_text(
+        &error.to_string(),
+        matches!(error, DirectoryError::AccessDenied(_)),
+        action,
+    )
+}
+
+/// The cause of an error whose text is `text`; `denied`: the adapter already
+/// classified it as an access error.
+fn classify_text(text: &str, denied: bool, action: &str) -> Cause {
     let has = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
     if has(&["cargo feature(s) enabled: sso"]) {
         return Cause::SsoNotBuiltIn;
@@ -156,19 +205,17 @@ pub fn classify(error: &DirectoryError, action: &str) -> Cause {
     ]) {
         return Cause::WrongRegion;
     }
-    if let Some(why) = endpoint_failure(&text) {
+    if let Some(why) = endpoint_failure(text) {
         return Cause::WrongEndpoint { why };
     }
-    if matches!(error, DirectoryError::AccessDenied(_))
-        || has(&["AccessDenied", "is not authorized to perform"])
-    {
-        let (principal, named) = iam_denial(&text);
+    if denied || has(&["AccessDenied", "is not authorized to perform"]) {
+        let (principal, named) = iam_denial(text);
         return Cause::AccessDenied {
             action: named.unwrap_or(action).to_owned(),
             principal: principal.map(str::to_owned),
         };
     }
-    Cause::Other(without_debug_context(&text).to_owned())
+    Cause::Other(without_debug_context(text).to_owned())
 }
 
 /// The endpoint failures a person can act on, in their words.
@@ -384,6 +431,31 @@ mod tests {
             "directory unavailable: ServiceUnavailableException (HTTP 503): try later"
         );
         assert_eq!(e.hint, None);
+    }
+
+    #[test]
+    fn cognito_errors_name_cognitos_settings() {
+        let denied = explain_pool(&UserPoolError::AccessDenied(
+            "AccessDeniedException (HTTP 400): User: arn:aws:sts::1:assumed-role/r/s is not \
+             authorized to perform: cognito-idp:ListUsers on resource: pool"
+                .to_owned(),
+        ));
+        assert!(
+            denied
+                .to_string()
+                .contains("may not call cognito-idp:ListUsers"),
+            "{denied}"
+        );
+        assert!(denied.to_string().contains("on the user pool"), "{denied}");
+        let missing = explain_pool(&UserPoolError::PoolNotFound(
+            "ResourceNotFoundException".into(),
+        ));
+        assert!(missing.to_string().contains("--user-pool-id"), "{missing}");
+        let dead = explain_pool(&UserPoolError::Transport(REFUSED.to_owned()));
+        assert!(
+            dead.to_string().contains("--cognito-endpoint-url"),
+            "{dead}"
+        );
     }
 
     #[test]

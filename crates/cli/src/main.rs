@@ -5,10 +5,13 @@
 //!   directory and prints what each did and the final directory; with
 //!   `--endpoint-url`/`--app-instance-arn` the same run talks to a real or
 //!   local Chime SDK Identity endpoint instead.
-//! - `chime-sync reconcile (--cognito-export F | --users F) --app-instance-arn A`
-//!   compares a full user export with the directory and prints the plan;
-//!   `--apply` carries it out. It covers the users no trigger provisions
-//!   (AdminCreateUser, federated) and deletions Cognito never announces.
+//! - `chime-sync reconcile (--user-pool-id ID | --cognito-export F… | --users F)
+//!   --app-instance-arn A` compares who should exist with the directory and
+//!   prints the plan; `--apply` carries it out ([`reconcile_cmd`]). It covers
+//!   the users no trigger provisions (AdminCreateUser, federated) and
+//!   deletions Cognito never announces. Exit 0 in sync, 2 changes, 1 error.
+//! - `chime-sync restore (--user-pool-id ID | --users F)` cancels pending
+//!   (grace) deletions of every active user.
 //! - `chime-sync serve-fake --port N [--missing-user 403|404]` serves the local
 //!   Chime SDK Identity fake for development
 //!   (`AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY=http://127.0.0.1:N`).
@@ -21,6 +24,7 @@
 mod aws_errors;
 mod endpoint;
 mod out;
+mod reconcile_cmd;
 mod table;
 
 use std::path::PathBuf;
@@ -30,7 +34,7 @@ use aws_sdk_chimesdkidentity::config::{Credentials, SharedCredentialsProvider};
 use chime_sync_aws::{ChimeConfig, ChimeDirectory, TrustRoots, sdk_config_loader};
 use chime_sync_core::directory::{Directory, list_all};
 use chime_sync_core::replay::{self, Replay};
-use chime_sync_core::{AppInstanceArn, DirectoryError, DisplayNamePolicy, InputError, reconcile};
+use chime_sync_core::{AppInstanceArn, DirectoryError, InputError};
 use clap::{Parser, Subcommand};
 use out::outln;
 
@@ -65,28 +69,12 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         times: u32,
     },
-    /// Compare a full user export with Chime and print (or --apply) the changes.
-    Reconcile {
-        /// Output of `aws cognito-idp list-users --user-pool-id ID --output json`.
-        #[arg(long)]
-        cognito_export: Option<PathBuf>,
-        /// JSON lines of schema-v1 user objects: {"sub", "displayName", "metadata"?}.
-        #[arg(long)]
-        users: Option<PathBuf>,
-        #[arg(long)]
-        app_instance_arn: String,
-        #[arg(long)]
-        endpoint_url: Option<String>,
-        /// Carry out the plan (default: only print it).
-        #[arg(long)]
-        apply: bool,
-        /// Also delete Chime users that are not in the export.
-        #[arg(long)]
-        delete_missing: bool,
-        /// Attribute order for display names (as DISPLAY_NAME_ATTRIBUTES).
-        #[arg(long)]
-        display_name_attributes: Option<String>,
-    },
+    /// Compare the user pool (live or exported) or an HR export with Chime, and print
+    /// (or --apply) the changes. Exit 0 in sync, 2 changes planned or applied, 1 error.
+    Reconcile(reconcile_cmd::ReconcileArgs),
+    /// Cancel the pending (grace) deletions of every active user: undo a mass deletion
+    /// within its grace period.
+    Restore(reconcile_cmd::RestoreArgs),
     /// Serve the local Chime SDK Identity fake until Ctrl-C.
     ServeFake {
         /// Port on 127.0.0.1 (0 picks a free one).
@@ -115,52 +103,32 @@ async fn main() -> ExitCode {
             endpoint_url,
             app_instance_arn,
             times,
-        } => run_replay(paths, endpoint_url, app_instance_arn, times).await,
-        Command::Reconcile {
-            cognito_export,
-            users,
-            app_instance_arn,
-            endpoint_url,
-            apply,
-            delete_missing,
-            display_name_attributes,
-        } => {
-            let options = ReconcileOptions {
-                apply,
-                delete_missing,
-                display_name_attributes,
-            };
-            match (cognito_export, users) {
-                (Some(path), None) => {
-                    run_reconcile(
-                        ExportSource::Cognito(path),
-                        app_instance_arn,
-                        endpoint_url,
-                        options,
-                    )
-                    .await
-                }
-                (None, Some(path)) => {
-                    run_reconcile(
-                        ExportSource::UserLines(path),
-                        app_instance_arn,
-                        endpoint_url,
-                        options,
-                    )
-                    .await
-                }
-                _ => Err("give exactly one of --cognito-export or --users".into()),
-            }
+        } => run_replay(paths, endpoint_url, app_instance_arn, times)
+            .await
+            .map(|()| Status::Done),
+        Command::Reconcile(args) => reconcile_cmd::reconcile(args).await,
+        Command::Restore(args) => reconcile_cmd::restore(args).await,
+        Command::ServeFake { port, missing_user } => {
+            serve_fake(port, missing_user).await.map(|()| Status::Done)
         }
-        Command::ServeFake { port, missing_user } => serve_fake(port, missing_user).await,
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Status::Done) => ExitCode::SUCCESS,
+        Ok(Status::Changes) => ExitCode::from(2),
         Err(failure) => {
             failure.print(cli.verbose);
             ExitCode::FAILURE
         }
     }
+}
+
+/// How a command that did not fail ended: the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    /// 0: done, or in sync.
+    Done,
+    /// 2: changes planned or applied (reconcile, restore).
+    Changes,
 }
 
 /// Why a command failed: one line for a person and, for an AWS error, the
@@ -374,108 +342,6 @@ async fn replay_and_print<D: Directory>(
     Ok(())
 }
 
-enum ExportSource {
-    Cognito(PathBuf),
-    UserLines(PathBuf),
-}
-
-struct ReconcileOptions {
-    apply: bool,
-    delete_missing: bool,
-    display_name_attributes: Option<String>,
-}
-
-async fn run_reconcile(
-    source: ExportSource,
-    app_instance_arn: String,
-    endpoint_url: Option<String>,
-    options: ReconcileOptions,
-) -> Result<(), Failure> {
-    let names = match &options.display_name_attributes {
-        Some(spec) => DisplayNamePolicy::parse(spec).map_err(|e| e.to_string())?,
-        None => DisplayNamePolicy::default(),
-    };
-    let read = |path: &PathBuf| {
-        std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))
-    };
-    let (desired, skipped) = match &source {
-        ExportSource::Cognito(path) => reconcile::from_cognito_export(&read(path)?, &names)
-            .map_err(|e| format!("{}: {e}", path.display()))?,
-        ExportSource::UserLines(path) => reconcile::from_user_lines(&read(path)?),
-    };
-    for s in &skipped {
-        eprintln!("skipped entry {}: {}", s.position, s.reason);
-    }
-    let app_instance = AppInstanceArn::parse(&app_instance_arn).map_err(|e| e.to_string())?;
-    let endpoint = chime_directory(app_instance, endpoint_url).await?;
-    let current = list_all(&endpoint.directory).await.map_err(|e| {
-        Failure::aws(
-            format!("cannot list the users at {}", endpoint.endpoint),
-            &e,
-            "chime:ListAppInstanceUsers",
-        )
-    })?;
-    let plan = reconcile::plan(&desired, &current, options.delete_missing);
-    outln!(
-        "{} users in the export, {} in Chime at {}: {} to change, {} unchanged, {} only in Chime{}",
-        desired.len(),
-        current.len(),
-        endpoint.endpoint,
-        plan.actions.len(),
-        plan.unchanged,
-        plan.extra_kept,
-        if options.delete_missing {
-            ""
-        } else {
-            " (kept; --delete-missing removes them)"
-        }
-    );
-    if !options.apply {
-        let rows: Vec<[String; 2]> = plan
-            .actions
-            .iter()
-            .map(|a| [a.verb().to_owned(), a.user_id().to_string()])
-            .collect();
-        outln!("{}", table::render(["ACTION", "CHIME USER"], &rows));
-        outln!("Dry run: nothing changed. Run again with --apply to carry out the plan.");
-        return Ok(());
-    }
-    let results = reconcile::apply(&endpoint.directory, &plan).await;
-    let failures = results.iter().filter(|(_, r)| r.is_err()).count();
-    let rows: Vec<[String; 3]> = results
-        .into_iter()
-        .map(|(action, result)| {
-            let outcome = match result {
-                Ok(applied) => applied.as_str().to_owned(),
-                Err(e) => format!("failed: {}", aws_errors::explain(&e, iam_action(&action))),
-            };
-            [
-                action.verb().to_owned(),
-                action.user_id().to_string(),
-                outcome,
-            ]
-        })
-        .collect();
-    outln!(
-        "{}",
-        table::render(["ACTION", "CHIME USER", "OUTCOME"], &rows)
-    );
-    if failures > 0 {
-        return Err(format!("{failures} changes failed; run reconcile again to retry them").into());
-    }
-    Ok(())
-}
-
-/// The IAM action a reconcile change calls first (IAM's own message, when
-/// there is one, names the action that was denied).
-fn iam_action(action: &reconcile::Action) -> &'static str {
-    match action {
-        reconcile::Action::Create(_) => "chime:CreateAppInstanceUser",
-        reconcile::Action::Update(_) => "chime:UpdateAppInstanceUser",
-        reconcile::Action::Delete(_) => "chime:DeleteAppInstanceUser",
-    }
-}
-
 struct Chime {
     directory: ChimeDirectory,
     /// The endpoint the client calls, resolved as the SDK resolves it.
@@ -498,27 +364,13 @@ async fn chime_directory(
     endpoint_url: Option<String>,
 ) -> Result<Chime, Failure> {
     let region = app_instance.region().to_owned();
-    let roots = TrustRoots::from_env().map_err(|e| e.to_string())?;
-    let mut sdk = sdk_config_loader(&roots)
-        .map_err(|e| e.to_string())?
-        .region(aws_config::Region::new(region.clone()))
-        .load()
-        .await;
+    let sdk = load_sdk_config(&region).await?;
     let endpoint = endpoint::resolve(&sdk, endpoint_url.as_deref(), &region, |name| {
         std::env::var(name).ok()
     })
     .await;
-    let chosen = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty());
-    if !matches!(endpoint.source, endpoint::Source::Aws { .. })
-        && !chosen("AWS_ACCESS_KEY_ID")
-        && !chosen("AWS_PROFILE")
-    {
-        let placeholder = Credentials::new("local", "local", None, None, "chime-sync-cli");
-        sdk = sdk
-            .into_builder()
-            .credentials_provider(SharedCredentialsProvider::new(placeholder))
-            .build();
-    }
+    let local = !matches!(endpoint.source, endpoint::Source::Aws { .. });
+    let sdk = with_placeholder_credentials(sdk, local);
     let config = ChimeConfig {
         endpoint_url,
         ..ChimeConfig::new(app_instance)
@@ -527,6 +379,42 @@ async fn chime_directory(
         directory: ChimeDirectory::new(&sdk, config),
         endpoint,
     })
+}
+
+/// aws-config's full chains in `region`, over the functions' HTTPS stack
+/// (`SSL_CERT_FILE` honoured; a bad one is the error).
+async fn load_sdk_config(region: &str) -> Result<aws_config::SdkConfig, Failure> {
+    let roots = TrustRoots::from_env().map_err(|e| e.to_string())?;
+    Ok(sdk_config_loader(&roots)
+        .map_err(|e| e.to_string())?
+        .region(aws_config::Region::new(region.to_owned()))
+        .load()
+        .await)
+}
+
+/// The AWS configuration for a client in `region`; see [`with_placeholder_credentials`].
+async fn sdk_config(region: &str, local_endpoint: bool) -> Result<aws_config::SdkConfig, Failure> {
+    Ok(with_placeholder_credentials(
+        load_sdk_config(region).await?,
+        local_endpoint,
+    ))
+}
+
+/// Against an endpoint other than AWS's own, with no credentials chosen in
+/// the environment (`AWS_ACCESS_KEY_ID`, `AWS_PROFILE`), static placeholder
+/// credentials sign the requests: local fakes accept any signature.
+fn with_placeholder_credentials(
+    sdk: aws_config::SdkConfig,
+    local_endpoint: bool,
+) -> aws_config::SdkConfig {
+    let chosen = |name| std::env::var_os(name).is_some_and(|v: std::ffi::OsString| !v.is_empty());
+    if !local_endpoint || chosen("AWS_ACCESS_KEY_ID") || chosen("AWS_PROFILE") {
+        return sdk;
+    }
+    let placeholder = Credentials::new("local", "local", None, None, "chime-sync-cli");
+    sdk.into_builder()
+        .credentials_provider(SharedCredentialsProvider::new(placeholder))
+        .build()
 }
 
 /// Serve the fake until Ctrl-C. The port is bound before anything is
@@ -576,7 +464,7 @@ fn default_events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events")
 }
 
-fn show_paths(paths: &[PathBuf]) -> String {
+pub(crate) fn show_paths(paths: &[PathBuf]) -> String {
     paths
         .iter()
         .map(|p| p.display().to_string())

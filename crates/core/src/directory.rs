@@ -1,8 +1,10 @@
-//! The `Directory` port: the five Chime SDK Identity calls we make, and the
-//! create-or-resolve / upsert / delete-if-present semantics built on them once,
-//! so the Chime adapter and the in-memory directory behave identically.
+//! The `Directory` port: the Chime SDK Identity calls we make, and the
+//! create-or-resolve / upsert / delete-if-present / scheduled-deletion
+//! semantics built on them once, so the Chime adapter and the in-memory
+//! directory behave identically.
 
 use std::future::Future;
+use std::time::{Duration, SystemTime};
 
 use crate::error::DirectoryError;
 use crate::identity::{AppInstanceArn, UserId};
@@ -10,12 +12,40 @@ use crate::metrics::{CallStats, Metric};
 use crate::profile::{Metadata, UserProfile};
 
 /// A user as the directory reports it.
+///
+/// `created_at` and `expiration` come from `DescribeAppInstanceUser` only:
+/// `ListAppInstanceUsers` answers name and metadata, so a listed user has
+/// neither (`None`), whatever Chime holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectoryUser {
     pub id: UserId,
     pub arn: String,
     pub name: String,
     pub metadata: String,
+    /// `CreatedTimestamp`: what a grace deletion counts the user's age from.
+    pub created_at: Option<SystemTime>,
+    /// `ExpirationSettings`: a deletion Chime will carry out by itself.
+    pub expiration: Option<Expiration>,
+}
+
+impl DirectoryUser {
+    /// A user as `ListAppInstanceUsers` shows it: no creation time, no
+    /// expiration.
+    pub fn listed(id: UserId, arn: String, name: String, metadata: String) -> Self {
+        Self {
+            id,
+            arn,
+            name,
+            metadata,
+            created_at: None,
+            expiration: None,
+        }
+    }
+
+    /// Whether Chime will delete this user by itself (a grace deletion).
+    pub fn deletion_pending(&self) -> bool {
+        self.expiration.is_some_and(Expiration::is_pending)
+    }
 }
 
 /// One page of [`Directory::list`].
@@ -23,6 +53,88 @@ pub struct DirectoryUser {
 pub struct DirectoryPage {
     pub users: Vec<DirectoryUser>,
     pub next_token: Option<String>,
+    /// Listed users left out of `users` because their id is not a Cognito
+    /// sub (back-end or bot users, users made by hand): this system neither
+    /// owns nor touches them.
+    pub foreign: usize,
+}
+
+/// Chime's longest `ExpirationDays` (the model allows 1–5475).
+pub const MAX_EXPIRATION_DAYS: u16 = 5475;
+
+/// One day, as `ExpirationDays` counts them.
+pub const DAY: Duration = Duration::from_secs(86_400);
+
+/// A user's `ExpirationSettings` with `ExpirationCriterion = CREATED_TIMESTAMP`
+/// (the only criterion Chime has): Chime deletes the user in the background
+/// some hours after `days` days from its creation. Until then the user looks
+/// active, and its settings can still be changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiration {
+    pub days: u16,
+}
+
+impl Expiration {
+    /// What [`Directory::clear_expiration`] writes when Chime will not remove
+    /// a user's settings: the longest expiration, 15 years after creation.
+    pub const NEVER: Expiration = Expiration {
+        days: MAX_EXPIRATION_DAYS,
+    };
+
+    /// A deletion that will happen: anything but [`Expiration::NEVER`].
+    pub fn is_pending(self) -> bool {
+        self.days < MAX_EXPIRATION_DAYS
+    }
+
+    /// When Chime may delete a user created at `created`.
+    pub fn deadline(self, created: SystemTime) -> SystemTime {
+        created + DAY * u32::from(self.days)
+    }
+}
+
+/// How a deletion is carried out (`DELETE_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteMode {
+    /// `DeleteAppInstanceUser` at once.
+    Immediate,
+    /// Chime's own expiration: the user is deleted by Chime at least `days`
+    /// days later, unless a `user.created`/`user.updated` or `restore`
+    /// cancels it first. We keep no state.
+    Grace { days: u16 },
+}
+
+impl DeleteMode {
+    pub const DEFAULT_GRACE_DAYS: u16 = 7;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Immediate => "immediate",
+            Self::Grace { .. } => "grace",
+        }
+    }
+}
+
+/// The `ExpirationDays` that delete a user created at `created` at least
+/// `grace_days` days after `now`: its age in whole days, rounded up so the
+/// grace is never shorter than promised (and at most a day longer), plus the
+/// grace days. A clock behind the directory's (a negative age) counts as age 0.
+pub fn expiration_days(
+    created: SystemTime,
+    now: SystemTime,
+    grace_days: u16,
+) -> Result<u16, DirectoryError> {
+    let age = now.duration_since(created).unwrap_or(Duration::ZERO);
+    let age_days = age.as_secs().div_ceil(DAY.as_secs());
+    let days = age_days + u64::from(grace_days);
+    u16::try_from(days)
+        .ok()
+        .filter(|d| (1..=MAX_EXPIRATION_DAYS).contains(d))
+        .ok_or_else(|| {
+            DirectoryError::Rejected(format!(
+                "cannot schedule the deletion: the user is {age_days} days old, and {age_days} + \
+                 {grace_days} grace days exceeds Chime's longest expiration ({MAX_EXPIRATION_DAYS} days)"
+            ))
+        })
 }
 
 /// What applying an identity event did. Logged, shown by the CLI, asserted by tests.
@@ -37,6 +149,13 @@ pub enum Applied {
     Deleted,
     /// Delete of a user that does not exist: the desired state holds.
     AlreadyGone,
+    /// Grace deletion: Chime will delete the user when its expiration passes.
+    DeletionScheduled,
+    /// Grace deletion of a user whose deletion was scheduled already, for the
+    /// same time or sooner: nothing was written (the grace never grows).
+    AlreadyScheduled,
+    /// A pending deletion was cancelled (a rehire, an undone mistake, `restore`).
+    Restored,
 }
 
 impl Applied {
@@ -47,6 +166,9 @@ impl Applied {
             Self::Updated => "updated",
             Self::Deleted => "deleted",
             Self::AlreadyGone => "already-gone",
+            Self::DeletionScheduled => "deletion-scheduled",
+            Self::AlreadyScheduled => "deletion-already-scheduled",
+            Self::Restored => "restored",
         }
     }
 
@@ -58,6 +180,9 @@ impl Applied {
             Self::Updated => Metric::Updated,
             Self::Deleted => Metric::Deleted,
             Self::AlreadyGone => Metric::AlreadyGone,
+            Self::DeletionScheduled => Metric::DeletionScheduled,
+            Self::AlreadyScheduled => Metric::DeletionAlreadyScheduled,
+            Self::Restored => Metric::Restored,
         }
     }
 }
@@ -90,6 +215,13 @@ impl Applied {
 /// | `delete_if_present` | delete: `NotFound` | — | `AlreadyGone` |
 /// | `delete_if_present` | delete: `PossiblyMissing` | describe | missing (`NotFound` or `PossiblyMissing`): `AlreadyGone`; the user: retryable refusal; denied: denied |
 /// | (update inside the above) | update: `NotFound` / `PossiblyMissing` | create | ok: `Created`; exists: retryable |
+/// | (inside `upsert`, `create_or_resolve`) | describe: a pending expiration | `clear_expiration` | `Restored` |
+/// | `schedule_deletion` | describe: the user | put expiration (age + grace days), unless one as soon is set | `DeletionScheduled` / `AlreadyScheduled` |
+/// | `schedule_deletion` | describe: `NotFound` | — | `AlreadyGone` |
+/// | `schedule_deletion` | describe: `PossiblyMissing` | put expiration `NEVER` (harmless to a user that exists) | missing: `AlreadyGone`; ok: retryable refusal |
+/// | `clear_expiration` | put without settings: none left | — | `Restored` |
+/// | `clear_expiration` | put without settings: `Rejected`, or the settings kept | put expiration `NEVER` | `Restored` |
+/// | (a put expiration above) | `NotFound` / `PossiblyMissing` | describe | missing: `AlreadyGone`; the user: retryable refusal |
 ///
 /// Any other error of any call is returned as it is; every error that is not
 /// the message's fault is retryable ([`DirectoryError::class`]).
@@ -125,6 +257,27 @@ pub trait Directory: Send + Sync {
         &self,
         next_token: Option<String>,
     ) -> impl Future<Output = Result<DirectoryPage, DirectoryError>> + Send;
+
+    /// `PutAppInstanceUserExpirationSettings`: `Some` sets the expiration;
+    /// `None` sends the request without `ExpirationSettings` (the member is
+    /// optional in Chime's model; the developer guide says settings can be
+    /// "updated or removed"). Answers the settings Chime reports afterwards.
+    ///
+    /// Provided so that wrappers written before grace deletions still
+    /// compile; a wrapper must forward it to take part in them, and a
+    /// directory without it refuses every grace deletion (never deleting).
+    fn put_expiration(
+        &self,
+        id: &UserId,
+        expiration: Option<Expiration>,
+    ) -> impl Future<Output = Result<Option<Expiration>, DirectoryError>> + Send {
+        let _ = (id, expiration);
+        async {
+            Err(DirectoryError::Rejected(
+                "this directory does not support expiration settings".to_owned(),
+            ))
+        }
+    }
 
     /// What the calls made since the last take cost: each call's duration
     /// and the throttled attempts retried inside them, for the invocation's
@@ -225,6 +378,142 @@ pub trait Directory: Send + Sync {
             }
         }
     }
+
+    /// Bring a user the list showed (`have`, no describe) in line with
+    /// `want`: the update only, one call, when something differs. What the
+    /// list cannot show (a pending expiration) is left alone.
+    fn update_listed(
+        &self,
+        want: &UserProfile,
+        have: &DirectoryUser,
+    ) -> impl Future<Output = Result<Applied, DirectoryError>> + Send {
+        bring_in_line(self, want, have)
+    }
+
+    /// Delete the user as `mode` says, `now` being the time a grace counts from.
+    fn remove(
+        &self,
+        id: &UserId,
+        mode: DeleteMode,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<Applied, DirectoryError>> + Send {
+        async move {
+            match mode {
+                DeleteMode::Immediate => self.delete_if_present(id).await,
+                DeleteMode::Grace { days } => self.schedule_deletion(id, days, now).await,
+            }
+        }
+    }
+
+    /// Grace deletion: describe the user (its creation time), then let Chime
+    /// delete it `grace_days` days from `now` ([`expiration_days`]). A user
+    /// whose deletion is already due as soon is left as it is, so repeated
+    /// deletions (a redelivered message, every reconcile run) never push it
+    /// back. A user already gone is a success.
+    fn schedule_deletion(
+        &self,
+        id: &UserId,
+        grace_days: u16,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<Applied, DirectoryError>> + Send {
+        async move {
+            match self.describe(id).await {
+                Ok(None) => Ok(Applied::AlreadyGone),
+                Ok(Some(user)) => self.schedule_deletion_of(&user, grace_days, now).await,
+                // Missing, or refused? The longest expiration settles it and
+                // harms no user that exists (it deletes nobody).
+                Err(DirectoryError::PossiblyMissing(why)) => {
+                    match self.put_expiration(id, Some(Expiration::NEVER)).await {
+                        Err(DirectoryError::NotFound | DirectoryError::PossiblyMissing(_)) => {
+                            Ok(Applied::AlreadyGone)
+                        }
+                        Ok(_) => Err(refused("describe", &why)),
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            }
+        }
+    }
+
+    /// [`Directory::schedule_deletion`] for a user described just now.
+    fn schedule_deletion_of(
+        &self,
+        user: &DirectoryUser,
+        grace_days: u16,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<Applied, DirectoryError>> + Send {
+        async move {
+            let created = user.created_at.ok_or_else(|| {
+                DirectoryError::Rejected(
+                    "the directory did not say when the user was created; a grace deletion \
+                     counts from it"
+                        .to_owned(),
+                )
+            })?;
+            let days = expiration_days(created, now, grace_days)?;
+            if user
+                .expiration
+                .is_some_and(|e| e.is_pending() && e.days <= days)
+            {
+                return Ok(Applied::AlreadyScheduled);
+            }
+            match self
+                .put_expiration(&user.id, Some(Expiration { days }))
+                .await
+            {
+                Ok(_) => Ok(Applied::DeletionScheduled),
+                Err(e) => gone_or(self, &user.id, "set the expiration of", e).await,
+            }
+        }
+    }
+
+    /// Cancel a pending deletion: the request without settings (Chime's way
+    /// to remove them, as far as its documentation says). If Chime refuses
+    /// that request (`Rejected`) or keeps the settings, the longest
+    /// expiration is written instead ([`Expiration::NEVER`]: 15 years after
+    /// creation), which every reader here counts as no deletion pending.
+    fn clear_expiration(
+        &self,
+        id: &UserId,
+    ) -> impl Future<Output = Result<Applied, DirectoryError>> + Send {
+        async move {
+            let fallback = match self.put_expiration(id, None).await {
+                Ok(None) => return Ok(Applied::Restored),
+                Ok(Some(kept)) if !kept.is_pending() => return Ok(Applied::Restored),
+                Ok(Some(_)) | Err(DirectoryError::Rejected(_)) => {
+                    self.put_expiration(id, Some(Expiration::NEVER)).await
+                }
+                Err(e) => Err(e),
+            };
+            match fallback {
+                Ok(_) => Ok(Applied::Restored),
+                Err(e) => gone_or(self, id, "clear the expiration of", e).await,
+            }
+        }
+    }
+}
+
+/// A put expiration answered `NotFound` or `PossiblyMissing`: the user went
+/// (expired, deleted meanwhile) or the call was refused. A describe that
+/// cannot find it either makes it gone; one that can makes it a retryable
+/// refusal. Any other error is returned as it is.
+async fn gone_or<D: Directory + ?Sized>(
+    directory: &D,
+    id: &UserId,
+    call: &str,
+    error: DirectoryError,
+) -> Result<Applied, DirectoryError> {
+    let why = match error {
+        DirectoryError::NotFound => return Ok(Applied::AlreadyGone),
+        DirectoryError::PossiblyMissing(why) => why,
+        other => return Err(other),
+    };
+    match directory.describe(id).await {
+        Ok(None) | Err(DirectoryError::PossiblyMissing(_)) => Ok(Applied::AlreadyGone),
+        Ok(Some(_)) => Err(refused(call, &why)),
+        Err(e) => Err(e),
+    }
 }
 
 /// Settle "possibly missing" with the create the caller wanted anyway, under
@@ -305,6 +594,13 @@ macro_rules! forward_directory {
             ) -> impl Future<Output = Result<DirectoryPage, DirectoryError>> + Send {
                 (**self).list(next_token)
             }
+            fn put_expiration(
+                &self,
+                id: &UserId,
+                expiration: Option<Expiration>,
+            ) -> impl Future<Output = Result<Option<Expiration>, DirectoryError>> + Send {
+                (**self).put_expiration(id, expiration)
+            }
             fn take_call_stats(&self) -> CallStats {
                 (**self).take_call_stats()
             }
@@ -331,8 +627,26 @@ pub async fn list_all<D: Directory + ?Sized>(
     }
 }
 
-/// Bring an existing user in line with the desired profile.
+/// Bring an existing user, as a describe showed it, in line with the desired
+/// profile, and cancel its pending deletion: the user is wanted.
 async fn reconcile<D: Directory + ?Sized>(
+    directory: &D,
+    want: &UserProfile,
+    have: &DirectoryUser,
+) -> Result<Applied, DirectoryError> {
+    let applied = bring_in_line(directory, want, have).await?;
+    if applied == Applied::Created || !have.deletion_pending() {
+        return Ok(applied);
+    }
+    match directory.clear_expiration(&want.id).await? {
+        // Expired between the describe and now: the desired state is "exists".
+        Applied::AlreadyGone => create_once_more(directory, want).await,
+        restored => Ok(restored),
+    }
+}
+
+/// Update name and metadata where they differ from `have`.
+async fn bring_in_line<D: Directory + ?Sized>(
     directory: &D,
     want: &UserProfile,
     have: &DirectoryUser,
@@ -369,7 +683,7 @@ mod tests {
 
     use super::*;
     use crate::error::ErrorClass;
-    use crate::memory::{InMemoryDirectory, MissingAnswer};
+    use crate::memory::{ClearAnswer, InMemoryDirectory, MissingAnswer};
     use crate::profile::DisplayName;
 
     fn directory(missing: MissingAnswer) -> InMemoryDirectory {
@@ -602,5 +916,195 @@ mod tests {
                 "{missing:?}: {result:?}"
             );
         }
+    }
+
+    const GRACE: u16 = 7;
+
+    #[test]
+    fn expiration_days_count_whole_days_rounded_up_plus_the_grace() {
+        let created = SystemTime::UNIX_EPOCH + DAY * 20_000;
+        let at = |secs: u64| created + Duration::from_secs(secs);
+        assert_eq!(expiration_days(created, at(0), GRACE), Ok(7));
+        assert_eq!(expiration_days(created, at(1), GRACE), Ok(8));
+        assert_eq!(expiration_days(created, at(86_400), GRACE), Ok(8));
+        assert_eq!(expiration_days(created, at(86_401), GRACE), Ok(9));
+        // A clock behind the directory's: age 0, never a shorter grace.
+        assert_eq!(expiration_days(at(5), created, GRACE), Ok(7));
+        // The deadline is at least the grace after now, at most a day more.
+        for secs in [0, 1, 3_600, 86_399, 86_400, 1_000_000] {
+            let days = expiration_days(created, at(secs), GRACE).unwrap();
+            let deadline = Expiration { days }.deadline(created);
+            let grace = DAY * u32::from(GRACE);
+            assert!(deadline >= at(secs) + grace, "{secs}");
+            assert!(deadline < at(secs) + grace + DAY, "{secs}");
+        }
+        let old = expiration_days(created, at(5470 * 86_400), GRACE).unwrap_err();
+        assert_eq!(old.class(), ErrorClass::Permanent, "{old}");
+        assert_eq!(
+            expiration_days(created, at(5468 * 86_400), GRACE),
+            Ok(MAX_EXPIRATION_DAYS)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_grace_deletion_expires_the_user_after_the_grace_and_never_grows() {
+        for missing in MissingAnswer::BOTH {
+            let d = directory(missing);
+            let ada = profile("Ada", None);
+            d.create(&ada).await.unwrap();
+            let now = d.users()[0].created_at.unwrap() + Duration::from_secs(1);
+            assert_eq!(
+                d.remove(&ada.id, DeleteMode::Grace { days: GRACE }, now)
+                    .await,
+                Ok(Applied::DeletionScheduled)
+            );
+            let scheduled = d.users()[0].expiration.unwrap();
+            assert!(scheduled.is_pending());
+            assert_eq!(scheduled.days, GRACE + 1, "age rounds up to one day");
+            // Again (a redelivery, the next reconcile run, a day later): no change.
+            assert_eq!(
+                d.schedule_deletion(&ada.id, GRACE, now + DAY).await,
+                Ok(Applied::AlreadyScheduled)
+            );
+            assert_eq!(d.users()[0].expiration, Some(scheduled));
+            // A shorter grace later brings it forward.
+            assert_eq!(
+                d.schedule_deletion(&ada.id, 1, now).await,
+                Ok(Applied::DeletionScheduled)
+            );
+            assert_eq!(d.users()[0].expiration, Some(Expiration { days: 2 }));
+            assert!(d.advance_clock(DAY).is_empty(), "{missing:?}: not yet");
+            assert_eq!(
+                d.advance_clock(DAY + Duration::from_secs(1)),
+                vec![ada.id.clone()]
+            );
+            assert!(d.users().is_empty());
+            // Gone: a deletion of a user already gone succeeds.
+            assert_eq!(
+                d.remove(&ada.id, DeleteMode::Grace { days: GRACE }, now)
+                    .await,
+                Ok(Applied::AlreadyGone),
+                "{missing:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rehire_before_expiry_cancels_the_deletion() {
+        for missing in MissingAnswer::BOTH {
+            let d = directory(missing);
+            let ada = profile("Ada", None);
+            d.create(&ada).await.unwrap();
+            d.schedule_deletion(&ada.id, GRACE, d.now()).await.unwrap();
+            // user.created again (same profile): the deletion is cancelled.
+            assert_eq!(d.upsert(&ada).await, Ok(Applied::Restored), "{missing:?}");
+            assert!(!d.users()[0].deletion_pending());
+            d.schedule_deletion(&ada.id, GRACE, d.now()).await.unwrap();
+            // user.updated with a new name: renamed and kept.
+            assert_eq!(
+                d.upsert(&profile("Ada Lovelace", None)).await,
+                Ok(Applied::Restored)
+            );
+            let kept = &d.users()[0];
+            assert_eq!(kept.name, "Ada Lovelace");
+            assert!(!kept.deletion_pending());
+            assert!(d.advance_clock(DAY * 30).is_empty(), "the user stays");
+            // A replay finds nothing to cancel.
+            assert_eq!(
+                d.upsert(&profile("Ada Lovelace", None)).await,
+                Ok(Applied::AlreadyProvisioned)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn clearing_works_whichever_way_chime_answers_a_request_without_settings() {
+        for answer in [
+            ClearAnswer::Removes,
+            ClearAnswer::Rejects,
+            ClearAnswer::Ignores,
+        ] {
+            let d = directory(MissingAnswer::Forbidden);
+            d.set_clear_answer(answer);
+            let ada = profile("Ada", None);
+            d.create(&ada).await.unwrap();
+            d.schedule_deletion(&ada.id, GRACE, d.now()).await.unwrap();
+            assert_eq!(
+                d.clear_expiration(&ada.id).await,
+                Ok(Applied::Restored),
+                "{answer:?}"
+            );
+            let user = &d.users()[0];
+            assert!(!user.deletion_pending(), "{answer:?}: {user:?}");
+            let expected = match answer {
+                ClearAnswer::Removes => None,
+                ClearAnswer::Rejects | ClearAnswer::Ignores => Some(Expiration::NEVER),
+            };
+            assert_eq!(user.expiration, expected, "{answer:?}");
+            assert!(d.advance_clock(DAY * 3650).is_empty(), "{answer:?}: kept");
+            // Cleared once, a user with NEVER is not pending: no second clear.
+            assert_eq!(d.upsert(&ada).await, Ok(Applied::AlreadyProvisioned));
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unexplained_403_on_the_describe_never_deletes() {
+        let d = directory(MissingAnswer::NotFound);
+        let ada = profile("Ada", None);
+        d.create(&ada).await.unwrap();
+        d.fail_next_for(ada.id.clone(), [forbidden()]);
+        let result = d.schedule_deletion(&ada.id, GRACE, d.now()).await;
+        assert!(is_retryable_refusal(&result), "{result:?}");
+        assert_eq!(d.users()[0].expiration, Some(Expiration::NEVER), "harmless");
+        assert!(d.advance_clock(DAY * 365).is_empty());
+        // The retry describes it and schedules it properly.
+        assert_eq!(
+            d.schedule_deletion(&ada.id, GRACE, d.now()).await,
+            Ok(Applied::DeletionScheduled)
+        );
+        // Missing and answered 403 twice: gone.
+        let other = UserId::parse("00000000-0000-4000-8000-000000000009").unwrap();
+        d.fail_next_for(other.clone(), [forbidden(), forbidden()]);
+        assert_eq!(
+            d.schedule_deletion(&other, GRACE, d.now()).await,
+            Ok(Applied::AlreadyGone)
+        );
+        // A denied put expiration stays a denial.
+        d.fail_next_for(ada.id.clone(), [denied()]);
+        assert_eq!(d.clear_expiration(&ada.id).await, Err(denied()));
+    }
+
+    #[tokio::test]
+    async fn a_directory_without_expiration_settings_refuses_grace_deletions() {
+        struct Bare(InMemoryDirectory);
+        impl Directory for Bare {
+            fn app_instance_arn(&self) -> &AppInstanceArn {
+                self.0.app_instance_arn()
+            }
+            async fn create(&self, user: &UserProfile) -> Result<(), DirectoryError> {
+                self.0.create(user).await
+            }
+            async fn describe(&self, id: &UserId) -> Result<Option<DirectoryUser>, DirectoryError> {
+                self.0.describe(id).await
+            }
+            async fn update(&self, id: &UserId, n: &str, m: &str) -> Result<(), DirectoryError> {
+                self.0.update(id, n, m).await
+            }
+            async fn delete(&self, id: &UserId) -> Result<(), DirectoryError> {
+                self.0.delete(id).await
+            }
+            async fn list(&self, t: Option<String>) -> Result<DirectoryPage, DirectoryError> {
+                self.0.list(t).await
+            }
+        }
+        let d = Bare(directory(MissingAnswer::NotFound));
+        let ada = profile("Ada", None);
+        d.create(&ada).await.unwrap();
+        let result = d.schedule_deletion(&ada.id, GRACE, SystemTime::now()).await;
+        assert!(
+            matches!(result, Err(DirectoryError::Rejected(_))),
+            "{result:?}"
+        );
+        assert_eq!(d.0.users().len(), 1, "never deleted");
     }
 }

@@ -6,18 +6,22 @@
 //! logic: a repeated create with the same `ClientRequestToken` succeeds
 //! again (another token gets `AlreadyExists`), and a missing user is
 //! answered as configured ([`MissingAnswer`]): `NotFound`, or
-//! `PossiblyMissing` as the Chime adapter reports Chime's 403.
+//! `PossiblyMissing` as the Chime adapter reports Chime's 403. It keeps
+//! expiration settings like Chime (describe shows them, list does not) and
+//! has a clock that tests advance: users whose expiration has passed are
+//! deleted then, as Chime's background process deletes them.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use crate::directory::{Directory, DirectoryPage, DirectoryUser};
+use crate::directory::{Directory, DirectoryPage, DirectoryUser, Expiration};
 use crate::error::{DirectoryError, QueueError};
 use crate::identity::{AppInstanceArn, UserId};
 use crate::metrics::{CallStats, ChimeCalls};
 use crate::profile::UserProfile;
 use crate::queue::{OutgoingMessage, Queue};
+use crate::user_pool::{PAGE_LIMIT, PoolPage, PoolUser, UserPool, UserPoolError};
 
 /// Page size of [`InMemoryDirectory::list`], Chime's maximum.
 const PAGE_SIZE: usize = 50;
@@ -49,9 +53,25 @@ impl MissingAnswer {
     }
 }
 
+/// How a put expiration *without* settings is answered: the three plausible
+/// answers of a Chime that documents none ([`Directory::clear_expiration`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClearAnswer {
+    /// The settings are removed (what the developer guide suggests).
+    #[default]
+    Removes,
+    /// Refused as a bad request, as if `ExpirationSettings` were required.
+    Rejects,
+    /// Accepted, and the settings are kept.
+    Ignores,
+}
+
 #[derive(Default)]
 struct DirectoryState {
     users: BTreeMap<UserId, DirectoryUser>,
+    /// How far this directory's clock is ahead of the system's.
+    clock_offset: Duration,
+    clear_answer: ClearAnswer,
     /// The `ClientRequestToken` of the create that made each user.
     tokens: BTreeMap<UserId, String>,
     missing: MissingAnswer,
@@ -120,7 +140,39 @@ impl InMemoryDirectory {
         *self.latency.lock().unwrap_or_else(|p| p.into_inner()) = latency;
     }
 
-    /// All users, ordered by id.
+    /// Answer a put expiration without settings this way from now on.
+    pub fn set_clear_answer(&self, answer: ClearAnswer) {
+        self.lock().clear_answer = answer;
+    }
+
+    /// This directory's time: the system's, plus every [`Self::advance_clock`].
+    pub fn now(&self) -> SystemTime {
+        SystemTime::now() + self.lock().clock_offset
+    }
+
+    /// Move the clock forward, then delete every user whose expiration has
+    /// passed (Chime's background deletion). Returns the ids deleted.
+    pub fn advance_clock(&self, by: Duration) -> Vec<UserId> {
+        let mut state = self.lock();
+        state.clock_offset += by;
+        let now = SystemTime::now() + state.clock_offset;
+        let expired: Vec<UserId> = state
+            .users
+            .values()
+            .filter(|u| match (u.expiration, u.created_at) {
+                (Some(e), Some(created)) => e.deadline(created) <= now,
+                _ => false,
+            })
+            .map(|u| u.id.clone())
+            .collect();
+        for id in &expired {
+            state.users.remove(id);
+            state.tokens.remove(id);
+        }
+        expired
+    }
+
+    /// All users, ordered by id, as a describe shows them.
     pub fn users(&self) -> Vec<DirectoryUser> {
         self.lock().users.values().cloned().collect()
     }
@@ -201,6 +253,8 @@ impl Directory for InMemoryDirectory {
                 .as_ref()
                 .map(|m| m.as_str().to_owned())
                 .unwrap_or_default(),
+            created_at: Some(SystemTime::now() + state.clock_offset),
+            expiration: None,
         };
         state.users.insert(user.id.clone(), record);
         Ok(())
@@ -244,12 +298,20 @@ impl Directory for InMemoryDirectory {
         self.enter().await?;
         let state = self.lock();
         let after = next_token.as_deref().unwrap_or("");
+        // As Chime's list: name and metadata only.
         let mut users: Vec<DirectoryUser> = state
             .users
             .values()
             .filter(|u| u.id.as_str() > after)
             .take(PAGE_SIZE + 1)
-            .cloned()
+            .map(|u| {
+                DirectoryUser::listed(
+                    u.id.clone(),
+                    u.arn.clone(),
+                    u.name.clone(),
+                    u.metadata.clone(),
+                )
+            })
             .collect();
         let next_token = if users.len() > PAGE_SIZE {
             users.truncate(PAGE_SIZE);
@@ -257,7 +319,34 @@ impl Directory for InMemoryDirectory {
         } else {
             None
         };
-        Ok(DirectoryPage { users, next_token })
+        Ok(DirectoryPage {
+            users,
+            next_token,
+            foreign: 0,
+        })
+    }
+
+    async fn put_expiration(
+        &self,
+        id: &UserId,
+        expiration: Option<Expiration>,
+    ) -> Result<Option<Expiration>, DirectoryError> {
+        self.enter_for(id).await?;
+        let mut state = self.lock();
+        let (missing, answer) = (state.missing, state.clear_answer);
+        let user = state.users.get_mut(id).ok_or_else(|| missing.error())?;
+        match (expiration, answer) {
+            (Some(e), _) => user.expiration = Some(e),
+            (None, ClearAnswer::Removes) => user.expiration = None,
+            (None, ClearAnswer::Rejects) => {
+                return Err(DirectoryError::Rejected(
+                    "BadRequestException (HTTP 400): ExpirationSettings is required (in-memory)"
+                        .to_owned(),
+                ));
+            }
+            (None, ClearAnswer::Ignores) => {}
+        }
+        Ok(user.expiration)
     }
 }
 
@@ -298,6 +387,121 @@ impl Queue for InMemoryQueue {
             .unwrap_or_else(|p| p.into_inner())
             .push(message);
         Ok(())
+    }
+}
+
+/// A user pool held in memory: pages of 60 like `ListUsers`, Cognito's
+/// `sub` filters (`=`, `^=`), injected failures, and the time of every call.
+#[derive(Default)]
+pub struct InMemoryUserPool {
+    users: Mutex<Vec<PoolUser>>,
+    injected: Mutex<VecDeque<UserPoolError>>,
+    calls: Mutex<Vec<tokio::time::Instant>>,
+}
+
+impl InMemoryUserPool {
+    pub fn new(users: Vec<PoolUser>) -> Self {
+        Self {
+            users: Mutex::new(users),
+            ..Self::default()
+        }
+    }
+
+    /// Replace the pool's users.
+    pub fn set_users(&self, users: Vec<PoolUser>) {
+        *self.users.lock().unwrap_or_else(|p| p.into_inner()) = users;
+    }
+
+    /// The next `n` calls answer `TooManyRequestsException`.
+    pub fn throttle_next(&self, n: usize) {
+        self.fail_next(
+            (0..n).map(|_| UserPoolError::Throttled("Too many requests (in-memory)".into())),
+        );
+    }
+
+    /// The next calls fail with these errors, one each.
+    pub fn fail_next(&self, errors: impl IntoIterator<Item = UserPoolError>) {
+        self.injected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(errors);
+    }
+
+    /// When each call was made (tokio time), failed ones included.
+    pub fn call_times(&self) -> Vec<tokio::time::Instant> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Cognito's filter syntax for the sub: `sub = "…"` or `sub ^= "…"`.
+fn sub_matcher(filter: &str) -> Result<(bool, String), UserPoolError> {
+    let invalid = || UserPoolError::Rejected(format!("unsupported filter (in-memory): {filter}"));
+    let rest = filter
+        .trim()
+        .strip_prefix("sub")
+        .ok_or_else(invalid)?
+        .trim_start();
+    let (prefix, value) = if let Some(v) = rest.strip_prefix("^=") {
+        (true, v)
+    } else if let Some(v) = rest.strip_prefix('=') {
+        (false, v)
+    } else {
+        return Err(invalid());
+    };
+    let value = value
+        .trim()
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .ok_or_else(invalid)?;
+    Ok((prefix, value.to_owned()))
+}
+
+impl UserPool for InMemoryUserPool {
+    async fn list_users(
+        &self,
+        filter: Option<&str>,
+        token: Option<String>,
+    ) -> Result<PoolPage, UserPoolError> {
+        self.calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(tokio::time::Instant::now());
+        if let Some(e) = self
+            .injected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+        {
+            return Err(e);
+        }
+        let matcher = filter.map(sub_matcher).transpose()?;
+        let start: usize = match token {
+            None => 0,
+            Some(t) => t
+                .parse()
+                .map_err(|_| UserPoolError::Rejected("invalid PaginationToken".into()))?,
+        };
+        let users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        let matching: Vec<&PoolUser> = users
+            .iter()
+            .filter(|u| match &matcher {
+                None => true,
+                Some((true, prefix)) => u.sub().is_some_and(|s| s.starts_with(prefix.as_str())),
+                Some((false, exact)) => u.sub() == Some(exact.as_str()),
+            })
+            .collect();
+        let limit = PAGE_LIMIT as usize;
+        let page: Vec<PoolUser> = matching
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|u| (*u).clone())
+            .collect();
+        let next_token = (start + limit < matching.len()).then(|| (start + limit).to_string());
+        Ok(PoolPage {
+            users: page,
+            next_token,
+        })
     }
 }
 

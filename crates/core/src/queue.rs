@@ -20,10 +20,29 @@ pub struct OutgoingMessage {
     pub attributes: BTreeMap<String, String>,
 }
 
+/// SQS's largest batch (`SendMessageBatch`: at most 10 entries).
+pub const MAX_BATCH: usize = 10;
+
 /// Sends messages to one queue.
 pub trait Queue: Send + Sync {
     fn send(&self, message: OutgoingMessage)
     -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    /// Send up to [`MAX_BATCH`] messages, answering each one's result in
+    /// order. One message at a time unless the adapter has a batch call
+    /// (the SQS adapter uses `SendMessageBatch`: one request for ten).
+    fn send_batch(
+        &self,
+        messages: Vec<OutgoingMessage>,
+    ) -> impl Future<Output = Vec<Result<(), QueueError>>> + Send {
+        async move {
+            let mut results = Vec::with_capacity(messages.len());
+            for message in messages {
+                results.push(self.send(message).await);
+            }
+            results
+        }
+    }
 }
 
 impl<T: Queue + ?Sized> Queue for &T {
@@ -33,6 +52,13 @@ impl<T: Queue + ?Sized> Queue for &T {
     ) -> impl Future<Output = Result<(), QueueError>> + Send {
         (**self).send(message)
     }
+
+    fn send_batch(
+        &self,
+        messages: Vec<OutgoingMessage>,
+    ) -> impl Future<Output = Vec<Result<(), QueueError>>> + Send {
+        (**self).send_batch(messages)
+    }
 }
 
 impl<T: Queue + ?Sized> Queue for std::sync::Arc<T> {
@@ -41,6 +67,13 @@ impl<T: Queue + ?Sized> Queue for std::sync::Arc<T> {
         message: OutgoingMessage,
     ) -> impl Future<Output = Result<(), QueueError>> + Send {
         (**self).send(message)
+    }
+
+    fn send_batch(
+        &self,
+        messages: Vec<OutgoingMessage>,
+    ) -> impl Future<Output = Vec<Result<(), QueueError>>> + Send {
+        (**self).send_batch(messages)
     }
 }
 

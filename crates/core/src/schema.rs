@@ -209,19 +209,44 @@ fn optional_str<'a>(
 
 /// The schema-v1 `user.created` message post-confirmation hands to the sync
 /// queue when Chime is down or slow. Metadata is left out: absent metadata
-/// means "keep what the user has". Written so SQS accepts it: a name may
-/// hold U+FFFE or U+FFFF, which SQS refuses raw, so those are `\u` escapes.
+/// means "keep what the user has".
 pub fn provision_message(
     profile: &UserProfile,
     event_id: &str,
     occurred_at: std::time::SystemTime,
 ) -> String {
+    event_message(
+        &IdentityEvent::Provision(profile.clone()),
+        event_id,
+        occurred_at,
+    )
+}
+
+/// `event` as a schema-v1 message body (what the reconcile function
+/// publishes, and the hand-off above). Metadata is written only when the
+/// profile carries some. Written so SQS accepts it: a name may hold U+FFFE or
+/// U+FFFF, which SQS refuses raw, so those are `\u` escapes.
+pub fn event_message(
+    event: &IdentityEvent,
+    event_id: &str,
+    occurred_at: std::time::SystemTime,
+) -> String {
+    let user = match event {
+        IdentityEvent::Provision(p) | IdentityEvent::Update(p) => {
+            let mut user = json!({"sub": p.id.as_str(), "displayName": p.name.as_str()});
+            if let Some(metadata) = &p.metadata {
+                user["metadata"] = json!(metadata.as_str());
+            }
+            user
+        }
+        IdentityEvent::Deprovision(id) => json!({"sub": id.as_str()}),
+    };
     let message = json!({
         "version": SCHEMA_VERSION,
-        "type": "user.created",
+        "type": event.type_name(),
         "eventId": event_id,
         "occurredAt": humantime::format_rfc3339_seconds(occurred_at).to_string(),
-        "user": {"sub": profile.id.as_str(), "displayName": profile.name.as_str()},
+        "user": user,
     });
     sqs_json(message.to_string())
 }
@@ -390,6 +415,29 @@ mod tests {
         assert_eq!(m.event, IdentityEvent::Provision(profile));
         assert_eq!(m.event_id.as_deref(), Some("signup-x"));
         assert!(text.contains("\"occurredAt\":\"1970-01-01T00:00:00Z\""));
+    }
+
+    #[test]
+    fn every_event_round_trips_through_the_parser() {
+        let id = UserId::parse(SUB).unwrap();
+        let with_metadata = UserProfile {
+            id: id.clone(),
+            name: DisplayName::parse("Ada").unwrap(),
+            metadata: Some(Metadata::parse("{\"d\":1}").unwrap()),
+        };
+        for event in [
+            IdentityEvent::Update(with_metadata.clone()),
+            IdentityEvent::Provision(UserProfile {
+                metadata: None,
+                ..with_metadata
+            }),
+            IdentityEvent::Deprovision(id),
+        ] {
+            let text = event_message(&event, "reconcile-1-d", std::time::UNIX_EPOCH);
+            let parsed = parse_body(&text).unwrap();
+            assert_eq!(parsed.event, event);
+            assert_eq!(parsed.event_id.as_deref(), Some("reconcile-1-d"));
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ async fn serve() -> Result<ExitCode, ExitCode> {
     let sdk = init_step(lambda_sdk_config().await).await?;
     let deps = &IdpSync {
         max_concurrent_groups: config.max_concurrent_groups,
+        delete_mode: config.delete_mode,
         ..IdpSync::new(
             ChimeDirectory::new(&sdk, config.chime.clone()),
             SqsQueue::new(&sdk, config.dlq_url.clone(), Some(config.queue_timeout)),

@@ -31,7 +31,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
 
 /// The crates (log targets) allowed to log at TRACE: this workspace's.
-pub const TRACE_TARGETS: [&str; 7] = [
+pub const TRACE_TARGETS: [&str; 8] = [
     "chime_sync_core",
     "chime_sync_aws",
     "chime_sync_runtime",
@@ -39,6 +39,7 @@ pub const TRACE_TARGETS: [&str; 7] = [
     "post_confirmation",
     "idp_sync",
     "credential_exchange",
+    "reconcile",
 ];
 
 /// Whether a span or event may be logged at all: anything up to DEBUG, and

@@ -25,7 +25,7 @@ use futures_util::stream;
 use tokio::time::Instant;
 use tracing::{info, trace, warn};
 
-use crate::directory::{Applied, Directory};
+use crate::directory::{Applied, DeleteMode, Directory};
 use crate::error::{DirectoryError, ErrorClass, SyncError};
 use crate::identity::UserId;
 use crate::metrics::{FunctionMetrics, Invocation, Metric};
@@ -44,6 +44,9 @@ pub const METRICS: FunctionMetrics = FunctionMetrics {
         Metric::AlreadyExists,
         Metric::Deleted,
         Metric::AlreadyGone,
+        Metric::DeletionScheduled,
+        Metric::DeletionAlreadyScheduled,
+        Metric::Restored,
         Metric::DeadLettered,
         Metric::Failed,
         Metric::Blocked,
@@ -70,6 +73,9 @@ pub struct IdpSync<D, Q> {
     pub max_concurrent_groups: usize,
     /// Time kept back before the Lambda deadline to send the response.
     pub deadline_margin: Duration,
+    /// How `user.deleted` is carried out. [`IdpSync::new`] deletes at once;
+    /// the deployed function takes `DELETE_MODE` (default: a grace period).
+    pub delete_mode: DeleteMode,
 }
 
 impl<D, Q> IdpSync<D, Q> {
@@ -79,6 +85,7 @@ impl<D, Q> IdpSync<D, Q> {
             dlq,
             max_concurrent_groups: 10,
             deadline_margin: Duration::from_millis(500),
+            delete_mode: DeleteMode::Immediate,
         }
     }
 }
@@ -180,16 +187,24 @@ pub fn metrics<D: Directory>(report: &BatchReport, directory: &D) -> Invocation 
 /// a redelivered or replayed create then reports the user it found
 /// (`already-exists`, `updated`) instead of `created`, which Chime's
 /// idempotent answer to a repeated create could not tell apart. It costs a
-/// read for a new user and saves a conflicting write for an existing one.
+/// read for a new user and saves a conflicting write for an existing one,
+/// and it shows a pending grace deletion, which the event cancels
+/// (`restored`): the user is wanted again. `user.deleted` deletes as `mode`
+/// says.
 pub async fn apply<D: Directory>(
     directory: &D,
     event: &IdentityEvent,
+    mode: DeleteMode,
 ) -> Result<Applied, DirectoryError> {
     match event {
         IdentityEvent::Provision(profile) | IdentityEvent::Update(profile) => {
             directory.upsert(profile).await
         }
-        IdentityEvent::Deprovision(id) => directory.delete_if_present(id).await,
+        IdentityEvent::Deprovision(id) => {
+            directory
+                .remove(id, mode, std::time::SystemTime::now())
+                .await
+        }
     }
 }
 
@@ -338,10 +353,12 @@ async fn run_message<D: Directory, Q: Queue>(
            event_type = message.event.type_name(), "applying");
     let applied = match deadline {
         Some(d) if Instant::now() >= d => Err(DirectoryError::Timeout),
-        Some(d) => tokio::time::timeout_at(d, apply(&deps.directory, &message.event))
-            .await
-            .unwrap_or(Err(DirectoryError::Timeout)),
-        None => apply(&deps.directory, &message.event).await,
+        Some(d) => {
+            tokio::time::timeout_at(d, apply(&deps.directory, &message.event, deps.delete_mode))
+                .await
+                .unwrap_or(Err(DirectoryError::Timeout))
+        }
+        None => apply(&deps.directory, &message.event, deps.delete_mode).await,
     };
     match applied {
         Ok(a) => MessageOutcome::Applied(a),

@@ -6,6 +6,7 @@ pub mod credential_exchange;
 pub mod idp_sync;
 pub mod post_confirmation;
 pub mod pre_signup;
+pub mod reconcile;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -84,6 +84,15 @@ metrics! {
     Deleted => Count,
     /// Delete of a user already gone: done (`already-gone`).
     AlreadyGone => Count,
+    /// Grace deletion: an expiration was set, Chime deletes the user when it
+    /// passes (`deletion-scheduled`).
+    DeletionScheduled => Count,
+    /// Grace deletion of a user whose deletion was already scheduled as soon:
+    /// nothing written (`deletion-already-scheduled`).
+    DeletionAlreadyScheduled => Count,
+    /// A pending deletion was cancelled: a create or update of a user whose
+    /// expiration was set (a rehire), or `chime-sync restore` (`restored`).
+    Restored => Count,
     /// post-confirmation: Chime failed or was too slow, the user went to the
     /// sync queue (`handed-off`).
     HandedOff => Count,
@@ -127,6 +136,19 @@ metrics! {
     Refused => Count,
     /// credential-exchange: 503, the IdP's keys, Chime or STS unavailable.
     Unavailable => Count,
+    /// reconcile: creates published to the sync queue in this invocation.
+    CreatesPublished => Count,
+    /// reconcile: updates (renames, metadata) published to the sync queue.
+    UpdatesPublished => Count,
+    /// reconcile: deletions published to the sync queue.
+    DeletesPublished => Count,
+    /// reconcile: deletions the mass-delete breaker withheld (the breaker
+    /// alarm watches this). Released by an operator with
+    /// `chime-sync reconcile … --apply --allow-deletes N`.
+    DeletionsWithheld => Count,
+    /// reconcile: deletions refused because the pool's listing could not be
+    /// trusted (unusable users, an empty pool).
+    DeletionsRefused => Count,
 }
 
 /// What one function publishes: its `source` (as its log lines name it) and
