@@ -18,6 +18,7 @@ mod criterion_results;
 mod events;
 mod fakes;
 mod inproc;
+mod preserve;
 mod procs;
 mod profile;
 mod report;
@@ -175,6 +176,20 @@ fn main() -> ExitCode {
             }
         };
     }
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| root.join("BENCHMARKS.md"));
+    let to_stdout = output.as_os_str() == "-";
+    // Found before a run of many minutes, not after it.
+    if !to_stdout {
+        if let Err(e) = previous_report(&output)
+            .and_then(|old| preserve::check(&old).map_err(|e| format!("{}: {e}", output.display())))
+        {
+            eprintln!("chime-sync-bench: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let node_dir = root.join("bench/node");
     let node = match preflight(&root, &bin_dir, &node_dir) {
         Ok(node) => node,
@@ -186,11 +201,10 @@ fn main() -> ExitCode {
     match runtime.block_on(measure(&args, &root, &bin_dir, &node_dir, &node)) {
         Ok(report) => {
             let text = report.render();
-            let output = args.output.unwrap_or_else(|| root.join("BENCHMARKS.md"));
-            if output.as_os_str() == "-" {
+            if to_stdout {
                 print!("{text}");
-            } else if let Err(e) = std::fs::write(&output, text) {
-                eprintln!("cannot write {}: {e}", output.display());
+            } else if let Err(e) = write_report(&output, &text) {
+                eprintln!("chime-sync-bench: {e}");
                 return ExitCode::FAILURE;
             } else {
                 eprintln!("wrote {}", output.display());
@@ -202,6 +216,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The report about to be replaced (empty when there is none yet).
+fn previous_report(path: &Path) -> Result<String, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Writes `text` to `path`, keeping the blocks another tool owns ([`preserve`]); the file is
+/// read again now, as that tool may have written it during the run.
+fn write_report(path: &Path, text: &str) -> Result<(), String> {
+    let old = previous_report(path)?;
+    let text = preserve::splice(&old, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Where the measured processes' logs and the test roots go, emptied first.
