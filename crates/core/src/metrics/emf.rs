@@ -194,7 +194,7 @@ impl Emf {
     }
 
     /// The metrics of each document, checked.
-    fn parts(&self) -> Result<Vec<Vec<(&Series, &[f64])>>, EmfError> {
+    fn parts(&self) -> Result<Vec<Part<'_>>, EmfError> {
         self.check()?;
         // Round k holds the k-th chunk of values of every metric.
         let mut rounds: Vec<Vec<(&Series, &[f64])>> = Vec::new();
@@ -213,7 +213,7 @@ impl Emf {
         Ok(rounds
             .iter()
             .flat_map(|round| {
-                let mut parts: Vec<Vec<(&Series, &[f64])>> = round
+                let mut parts: Vec<Part<'_>> = round
                     .chunks(MAX_METRICS_PER_DOCUMENT)
                     .map(<[_]>::to_vec)
                     .collect();
@@ -263,6 +263,9 @@ impl Emf {
         Ok(())
     }
 }
+
+/// The metrics of one document, each with its chunk of values.
+type Part<'a> = Vec<(&'a Series, &'a [f64])>;
 
 /// One document: the properties, the dimensions, the metrics and the `_aws`
 /// directive, as members of one object (names are unique: [`Emf::check`]).
