@@ -182,13 +182,12 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| root.join("BENCHMARKS.md"));
     let to_stdout = output.as_os_str() == "-";
     // Found before a run of many minutes, not after it.
-    if !to_stdout {
-        if let Err(e) = previous_report(&output)
+    if !to_stdout
+        && let Err(e) = previous_report(&output)
             .and_then(|old| preserve::check(&old).map_err(|e| format!("{}: {e}", output.display())))
-        {
-            eprintln!("chime-sync-bench: {e}");
-            return ExitCode::from(2);
-        }
+    {
+        eprintln!("chime-sync-bench: {e}");
+        return ExitCode::from(2);
     }
     let node_dir = root.join("bench/node");
     let node = match preflight(&root, &bin_dir, &node_dir) {

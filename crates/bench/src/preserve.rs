@@ -58,14 +58,14 @@ fn blocks(old: &str) -> Result<Vec<Block>, MarkerError> {
                 return Err(MarkerError::Nested { line: number });
             }
             text.push_str(line);
-            if is_marker(line, END) {
-                if let Some((_, text, section)) = open.take() {
-                    blocks.push(Block {
-                        text,
-                        section,
-                        next_heading: None,
-                    });
-                }
+            if is_marker(line, END)
+                && let Some((_, text, section)) = open.take()
+            {
+                blocks.push(Block {
+                    text,
+                    section,
+                    next_heading: None,
+                });
             }
             continue;
         }
@@ -111,10 +111,10 @@ pub fn splice(old: &str, new: &str) -> Result<String, MarkerError> {
         return Ok(new.to_owned());
     }
     let mut lines: Vec<String> = new.split_inclusive('\n').map(str::to_owned).collect();
-    if lines.last().is_some_and(|l| !l.ends_with('\n')) {
-        if let Some(last) = lines.last_mut() {
-            last.push('\n');
-        }
+    if let Some(last) = lines.last_mut()
+        && !last.ends_with('\n')
+    {
+        last.push('\n');
     }
     // Each block becomes one entry inserted before the line at its index; blocks at the same
     // index keep their order.

@@ -608,8 +608,14 @@ pub async fn long_run(
                 process.exited()
             ));
         };
-        s.check(&answer, event)
-            .map_err(|e| format!("invocation {i}: {e}"))?;
+        let checked = s.check(&answer, event);
+        // Under a profiler the first invocation can outlast the Chime budget (valgrind
+        // translates all the code it meets for the first time), and the function then hands
+        // the user off instead. It is a warm-up there: the next invocation finds or creates
+        // the user, and the difference of two run lengths cancels it.
+        if !(s.profiled && i == 0) {
+            checked.map_err(|e| format!("invocation {i}: {e}"))?;
+        }
         if first.is_none() {
             first = Some((answer.at, cpu(&process)?));
         }

@@ -3,7 +3,7 @@
 //! flavor, TLS provider and roots (`chime_sync_aws::http`), and returns the event.
 //!
 //! It makes the calls post-confirmation makes since it reads before it writes: a
-//! DescribeAppInstanceUser, and a CreateAppInstanceUser only when Chime answers 404 (a new
+//! DescribeAppInstanceUser, and a CreateAppInstanceUser only when Chime answers 404 or 403 (a new
 //! user's ConfirmSignUp: two calls; a returning user's ConfirmForgotPassword: one). Each
 //! request is SigV4-signed as the SDK signs it: `aws-sigv4` (the SDK's own signer) with the
 //! SDK's default settings for Chime (signing name `chime`, the region, double URI encoding,
@@ -96,7 +96,10 @@ impl Chime {
         if status.is_success() {
             return Ok(());
         }
-        if status != StatusCode::NOT_FOUND {
+        // Chime's answer for a missing user is undocumented: 404, or the 403 its messaging API
+        // gives for an unknown user ARN (the fake's default). Either means "create it", as
+        // post-confirmation treats them.
+        if status != StatusCode::NOT_FOUND && status != StatusCode::FORBIDDEN {
             return Err(format!("DescribeAppInstanceUser answered {status}: {body:?}").into());
         }
         let create = json!({
@@ -112,7 +115,9 @@ impl Chime {
                 create.to_string().into_bytes(),
             )
             .await?;
-        if !status.is_success() {
+        // 409: it existed after all (a 403 that was a refusal, not a missing user, would also
+        // refuse the create).
+        if !status.is_success() && status != StatusCode::CONFLICT {
             return Err(format!("CreateAppInstanceUser answered {status}: {body:?}").into());
         }
         Ok(())
