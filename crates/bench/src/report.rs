@@ -1168,10 +1168,11 @@ const CONCURRENCY_METHOD: &str = "`idp_sync::handle` in this process, with the r
 configuration `IdpSyncConfig` reads from the environment, `MAX_CONCURRENT_GROUPS` 10) on a \
 tokio current_thread runtime of its own thread, as the function runs, against the Chime \
 fake's TLS front with a fixed latency on every request. Every message is a `user.created` of a new user: \
-one CreateAppInstanceUser call. One round trip is the median of a batch of one message \
-through the same handler. The one-group batch puts ten users' creates under one \
-`MessageGroupId`, so each message makes exactly one call; a directory wrapper records each \
-call's start and end to check order and overlap. A discarded ten-group batch first opens \
+a DescribeAppInstanceUser that finds no user, then a CreateAppInstanceUser (the handler reads \
+first). One round trip is the median of a batch of one message through the same handler (so \
+two calls). The one-group batch puts ten users' creates under one `MessageGroupId`; a \
+directory wrapper records each call's start and end to check that the users come in batch \
+order, each call after the previous one ended, and the overlap of the ten-group batch. A discarded ten-group batch first opens \
 the connections the client keeps pooled (ten TLS handshakes). The three batches alternate, \
 once per run.";
 
