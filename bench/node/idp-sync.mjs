@@ -89,7 +89,7 @@ function parseBody(body) {
   });
   switch (type) {
     case "user.created":
-      return { envelope, type, apply: (d) => d.createOrResolve(profile()), sub: id, check: profile };
+      return { envelope, type, apply: (d) => d.upsert(profile()), sub: id, check: profile };
     case "user.updated":
       return { envelope, type, apply: (d) => d.upsert(profile()), sub: id, check: profile };
     case "user.deleted":

@@ -1,7 +1,7 @@
 // Node.js 20 equivalent of the post-confirmation function (crates/post-confirmation and
 // chime-sync-core's handlers/post_confirmation.rs), for BENCHMARKS.md: the same
-// environment variables, the same Chime calls (CreateAppInstanceUser with a deterministic
-// ClientRequestToken; Describe and Update on a conflict), the same hand-off to the sync
+// environment variables, the same Chime calls (Describe first; CreateAppInstanceUser with a
+// deterministic ClientRequestToken when missing, Update when renamed), the same hand-off to the sync
 // queue when Chime fails or is slower than CHIME_BUDGET_MS, and the event returned
 // unchanged. Handler: `post-confirmation.handler`.
 
@@ -60,7 +60,8 @@ export const handler = async (event, context) => {
   directory.budgetMs = Math.max(0, Math.min(budgetMs, left));
   let chimeError;
   try {
-    const applied = trigger === "ConfirmSignUp" ? await directory.createOrResolve(profile) : await directory.ensureExists(profile);
+    // Reads first, as the Rust handler does: a new user is a Describe (404) and a Create.
+    const applied = trigger === "ConfirmSignUp" ? await directory.upsert(profile) : await directory.ensureExists(profile);
     log("INFO", { source: SOURCE, sub, trigger, outcome: applied });
     return event;
   } catch (err) {

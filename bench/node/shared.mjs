@@ -135,6 +135,12 @@ function mapError(op, err) {
   if (name === "ServiceFailureException" || name === "ServiceUnavailableException" || status >= 500) {
     return new DirectoryError("Unavailable", true, name);
   }
+  // Chime's answer for a missing user is undocumented: 404, or the 403 its messaging API gives
+  // for an unknown user ARN (the fake's default). As the Rust adapter, a read, update or delete
+  // takes that 403 as "missing" (upsert then creates; a create it refuses is a real denial).
+  if (op !== "create" && status === 403 && /invalid app instance user ARN/i.test(String(err?.message ?? ""))) {
+    return new DirectoryError("NotFound", false);
+  }
   if (["UnauthorizedClientException", "ForbiddenException", "AccessDeniedException"].includes(name) || status === 401 || status === 403) {
     return new DirectoryError("AccessDenied", true, name);
   }

@@ -34,7 +34,9 @@ pub mod sts;
 use aws_config::environment::{
     EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
 };
+use aws_config::identity::IdentityCache;
 use aws_config::{BehaviorVersion, ConfigLoader};
+use aws_sdk_sts::config::{Credentials, StalledStreamProtectionConfig};
 
 pub use aws_config::SdkConfig;
 pub use chime::{ChimeConfig, ChimeDirectory};
@@ -73,11 +75,106 @@ pub fn sdk_config_loader(roots: &TrustRoots) -> Result<ConfigLoader, TlsError> {
 /// `SSL_CERT_FILE` is the error. Load it once per sandbox, before the runtime loop; each client
 /// derives its own settings from it (the Chime client overrides the region with the
 /// AppInstance's).
+///
+/// Two per-request costs are cut, each measured with callgrind (docs/PERFORMANCE.md):
+/// - the credentials are read from the environment once, at start-up, and handed to the
+///   clients as they are, with no identity cache: Lambda sets them when it starts the sandbox
+///   and never changes them while it runs, so the cache's per-request lookup and expiry check
+///   guard against nothing. Without them in the environment (outside Lambda), the environment
+///   provider is installed as before and names the missing variable at the first call;
+/// - stalled-stream protection is off. It wraps every request and response body in a
+///   throughput monitor with its own timer, to fail a transfer that stalls for 5 s; every call
+///   the functions make already runs under an operation timeout shorter than the Lambda
+///   deadline (the Chime budget, the queue and STS timeouts), which ends a stalled transfer
+///   just as surely, and the bodies are a few hundred bytes.
 pub async fn lambda_sdk_config() -> Result<SdkConfig, TlsError> {
-    let roots = TrustRoots::from_env()?;
-    Ok(sdk_config_loader(&roots)?
+    lambda_sdk_config_from(&TrustRoots::from_env()?, |name| std::env::var(name).ok()).await
+}
+
+/// [`lambda_sdk_config`] with the environment read through `lookup` (tests).
+pub async fn lambda_sdk_config_from(
+    roots: &TrustRoots,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<SdkConfig, TlsError> {
+    let loader = sdk_config_loader(roots)?
         .region(EnvironmentVariableRegionProvider::new())
-        .credentials_provider(EnvironmentVariableCredentialsProvider::new())
-        .load()
-        .await)
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled());
+    let loader = match static_credentials(lookup) {
+        Some(credentials) => loader
+            .credentials_provider(credentials)
+            .identity_cache(IdentityCache::no_cache()),
+        None => loader.credentials_provider(EnvironmentVariableCredentialsProvider::new()),
+    };
+    Ok(loader.load().await)
+}
+
+/// The credentials Lambda puts in the environment, if both keys are there and not empty.
+fn static_credentials(lookup: impl Fn(&str) -> Option<String>) -> Option<Credentials> {
+    let set = |name| lookup(name).filter(|v| !v.trim().is_empty());
+    Some(Credentials::new(
+        set("AWS_ACCESS_KEY_ID")?,
+        set("AWS_SECRET_ACCESS_KEY")?,
+        set("AWS_SESSION_TOKEN"),
+        None,
+        "Environment",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_sts::config::ProvideCredentials;
+
+    use super::*;
+
+    fn env(vars: &[(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        let vars = vars.to_vec();
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[tokio::test]
+    async fn lambda_credentials_are_read_once_and_stalled_stream_protection_is_off() {
+        let roots = TrustRoots::from_lookup(|_| None).unwrap();
+        let sdk = lambda_sdk_config_from(
+            &roots,
+            env(&[
+                ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
+                ("AWS_SECRET_ACCESS_KEY", "secret"),
+                ("AWS_SESSION_TOKEN", "token"),
+            ]),
+        )
+        .await
+        .unwrap();
+        let provider = sdk.credentials_provider().unwrap();
+        let credentials = provider.provide_credentials().await.unwrap();
+        assert_eq!(credentials.access_key_id(), "ASIAEXAMPLE");
+        assert_eq!(credentials.secret_access_key(), "secret");
+        assert_eq!(credentials.session_token(), Some("token"));
+        assert_eq!(
+            sdk.stalled_stream_protection().map(|s| s.is_enabled()),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn credentials_need_both_keys() {
+        assert!(static_credentials(env(&[("AWS_ACCESS_KEY_ID", "A")])).is_none());
+        assert!(
+            static_credentials(env(&[
+                ("AWS_ACCESS_KEY_ID", " "),
+                ("AWS_SECRET_ACCESS_KEY", "s")
+            ]))
+            .is_none()
+        );
+        let without_token = static_credentials(env(&[
+            ("AWS_ACCESS_KEY_ID", "A"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("AWS_SESSION_TOKEN", ""),
+        ]))
+        .unwrap();
+        assert_eq!(without_token.session_token(), None);
+    }
 }

@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// What `/proc/{pid}/status` says of a process's memory, KiB.
 #[derive(Debug, Clone, Copy)]
@@ -17,12 +18,15 @@ pub struct Memory {
 
 pub struct FunctionProcess {
     child: Child,
+    /// How long it may take to exit after SIGTERM before it is killed (zero: killed at once).
+    grace: Duration,
 }
 
 impl FunctionProcess {
     /// Spawn `command` with stdin closed and stdout and stderr appended to `log`
-    /// (Lambda captures both; a file costs about what its pipe does).
-    pub fn spawn(mut command: Command, log: &Path) -> std::io::Result<Self> {
+    /// (Lambda captures both; a file costs about what its pipe does). On drop it gets
+    /// SIGTERM and `grace` to exit (a profiler writes its output then), then SIGKILL.
+    pub fn spawn(mut command: Command, log: &Path, grace: Duration) -> std::io::Result<Self> {
         let out = File::options().create(true).append(true).open(log)?;
         let err = out.try_clone()?;
         command
@@ -31,6 +35,7 @@ impl FunctionProcess {
             .stderr(Stdio::from(err));
         Ok(Self {
             child: command.spawn()?,
+            grace,
         })
     }
 
@@ -94,6 +99,19 @@ impl FunctionProcess {
 
 impl Drop for FunctionProcess {
     fn drop(&mut self) {
+        if !self.grace.is_zero() {
+            if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+                // SAFETY: kill(2) on our own child's pid, which it keeps until we reap it.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+            let until = Instant::now() + self.grace;
+            while Instant::now() < until {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -1,5 +1,8 @@
 //! The events the benchmarks serve, shaped like the samples in `events/`.
 
+use std::sync::Arc;
+
+use credential_testkit::TestKey;
 use serde_json::{Value, json};
 
 pub const APP_INSTANCE_ARN: &str =
@@ -25,10 +28,19 @@ pub fn pre_signup(n: u64) -> Value {
     })
 }
 
-/// A `PostConfirmation_ConfirmSignUp` of a new user.
-pub fn post_confirmation(n: u64) -> Value {
+/// A `PostConfirmation_ConfirmSignUp` of user `n`, new: a Describe (404) and a Create.
+pub fn confirm_sign_up(n: u64) -> Value {
+    post_confirmation("PostConfirmation_ConfirmSignUp", n)
+}
+
+/// A `PostConfirmation_ConfirmForgotPassword` of user `n`: one Describe when the user exists.
+pub fn confirm_forgot_password(n: u64) -> Value {
+    post_confirmation("PostConfirmation_ConfirmForgotPassword", n)
+}
+
+fn post_confirmation(trigger: &str, n: u64) -> Value {
     json!({
-        "version": "1", "triggerSource": "PostConfirmation_ConfirmSignUp", "region": "us-east-1",
+        "version": "1", "triggerSource": trigger, "region": "us-east-1",
         "userPoolId": "us-east-1_aBcD3fGhI", "userName": format!("user{n}"),
         "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": "4example7k2m9q3r5t8v1w6x0y"},
         "request": {"userAttributes": {
@@ -38,6 +50,71 @@ pub fn post_confirmation(n: u64) -> Value {
         }},
         "response": {}
     })
+}
+
+/// The role credential-exchange hands out sessions of (`CHAT_USER_ROLE_ARN`).
+pub const CHAT_USER_ROLE_ARN: &str =
+    "arn:aws:iam::123456789012:role/chime-identity-sync-ChatUserRole-BENCH";
+/// The audience of the local IdP's tokens.
+pub const AUDIENCE: &str = "chat-web";
+
+/// The local IdP credential-exchange trusts: its issuer URL and the key that signs its
+/// tokens (the fixed demo RSA key, RS256 like Cognito's).
+#[derive(Clone)]
+pub struct Idp {
+    pub issuer: String,
+    pub key: Arc<TestKey>,
+}
+
+impl std::fmt::Debug for Idp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Idp")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Idp {
+    /// `TRUSTED_ISSUERS` for this issuer.
+    pub fn trusted_issuers(&self) -> String {
+        json!({ self.issuer.as_str(): {"audiences": [AUDIENCE]} }).to_string()
+    }
+
+    /// A Function URL request (payload format 2.0) `POST /credentials` with a token of user
+    /// `n`, valid for an hour from now.
+    pub fn credentials_request(&self, n: u64) -> Value {
+        let now = credential_testkit::keys::now();
+        let token = self.key.sign(&json!({
+            "iss": self.issuer, "aud": AUDIENCE, "sub": sub(n), "iat": now, "exp": now + 3600,
+            "name": format!("Bench User {n}"), "email": format!("user{n}@example.com"),
+        }));
+        json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": "/credentials", "rawQueryString": "",
+            "headers": {"authorization": format!("Bearer {token}"), "content-type": "application/json"},
+            "isBase64Encoded": false,
+            "requestContext": {
+                "accountId": "anonymous", "apiId": "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6",
+                "domainName": "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6.lambda-url.us-east-1.on.aws",
+                "domainPrefix": "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6", "requestId": format!("bench-{n}"),
+                "routeKey": "$default", "stage": "$default", "time": "20/Nov/2026:10:00:00 +0000",
+                "timeEpoch": 1_795_168_800_000_i64,
+                "http": {"method": "POST", "path": "/credentials", "protocol": "HTTP/1.1",
+                         "sourceIp": "203.0.113.7", "userAgent": "chime-sync-bench"}
+            }
+        })
+    }
+}
+
+/// Whether a Function URL response is a 200 carrying credentials.
+pub fn issued_credentials(response: &Value) -> bool {
+    let body = response["body"]
+        .as_str()
+        .and_then(|b| serde_json::from_str::<Value>(b).ok());
+    response["statusCode"] == 200
+        && body.is_some_and(|b| {
+            b.pointer("/credentials/accessKeyId")
+                .is_some_and(Value::is_string)
+        })
 }
 
 /// One IdP message as SQS delivers it.

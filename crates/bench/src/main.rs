@@ -16,8 +16,11 @@
 mod child;
 mod criterion_results;
 mod events;
+mod fakes;
 mod inproc;
+mod preserve;
 mod procs;
+mod profile;
 mod report;
 mod runtime_api;
 mod stats;
@@ -26,10 +29,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
-use chime_identity_fake::{FakeChime, FakeConfig, TestCa, TlsFront};
 use clap::Parser;
 
-use crate::procs::{BOOTSTRAPS, Bootstrap, Endpoints, Role, Subject, Transport};
+use crate::fakes::Fakes;
+use crate::procs::{BOOTSTRAPS, Bootstrap, Role, Subject, Transport};
 use crate::report::{ColdRow, LongRunRow, Machine, Report};
 use crate::stats::Summary;
 
@@ -66,6 +69,14 @@ struct Args {
     /// Where `sam build` left the arm64 artifacts (`{dir}/{FunctionLogicalId}/bootstrap`).
     #[arg(long, value_name = "DIR", default_value = ".aws-sam/build")]
     arm64_dir: PathBuf,
+    /// Instead of measuring, serve BOOTSTRAP one long run of `--events` invocations over
+    /// HTTPS, started under the command after `--` (a profiler), and print its figures; e.g.
+    /// `--profile post-confirmation --events 2000 -- valgrind --tool=callgrind`.
+    #[arg(long, value_name = "BOOTSTRAP")]
+    profile: Option<String>,
+    /// The profiler command for `--profile` (after `--`); the bootstrap is appended to it.
+    #[arg(last = true, value_name = "PROFILER")]
+    profiler: Vec<String>,
 }
 
 /// Where the naive floor's own workspace (bench/bare-trigger) puts its release binary.
@@ -140,14 +151,6 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let node_dir = root.join("bench/node");
-    let node = match preflight(&root, &bin_dir, &node_dir) {
-        Ok(node) => node,
-        Err(e) => {
-            eprintln!("chime-sync-bench: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -158,14 +161,49 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(name) = &args.profile {
+        return match runtime.block_on(profile::run(
+            name,
+            &args.profiler,
+            args.events,
+            &root,
+            &bin_dir,
+        )) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("chime-sync-bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| root.join("BENCHMARKS.md"));
+    let to_stdout = output.as_os_str() == "-";
+    // Found before a run of many minutes, not after it.
+    if !to_stdout
+        && let Err(e) = previous_report(&output)
+            .and_then(|old| preserve::check(&old).map_err(|e| format!("{}: {e}", output.display())))
+    {
+        eprintln!("chime-sync-bench: {e}");
+        return ExitCode::from(2);
+    }
+    let node_dir = root.join("bench/node");
+    let node = match preflight(&root, &bin_dir, &node_dir) {
+        Ok(node) => node,
+        Err(e) => {
+            eprintln!("chime-sync-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match runtime.block_on(measure(&args, &root, &bin_dir, &node_dir, &node)) {
         Ok(report) => {
             let text = report.render();
-            let output = args.output.unwrap_or_else(|| root.join("BENCHMARKS.md"));
-            if output.as_os_str() == "-" {
+            if to_stdout {
                 print!("{text}");
-            } else if let Err(e) = std::fs::write(&output, text) {
-                eprintln!("cannot write {}: {e}", output.display());
+            } else if let Err(e) = write_report(&output, &text) {
+                eprintln!("chime-sync-bench: {e}");
                 return ExitCode::FAILURE;
             } else {
                 eprintln!("wrote {}", output.display());
@@ -177,6 +215,33 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The report about to be replaced (empty when there is none yet).
+fn previous_report(path: &Path) -> Result<String, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Writes `text` to `path`, keeping the blocks another tool owns ([`preserve`]); the file is
+/// read again now, as that tool may have written it during the run.
+fn write_report(path: &Path, text: &str) -> Result<(), String> {
+    let old = previous_report(path)?;
+    let text = preserve::splice(&old, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Where the measured processes' logs and the test roots go, emptied first.
+fn log_dir(bin_dir: &Path) -> Result<PathBuf, String> {
+    let log_dir = bin_dir.parent().unwrap_or(bin_dir).join("chime-sync-bench");
+    std::fs::create_dir_all(&log_dir).map_err(|e| format!("{}: {e}", log_dir.display()))?;
+    for entry in std::fs::read_dir(&log_dir).into_iter().flatten().flatten() {
+        let _ = std::fs::remove_file(entry.path());
+    }
+    Ok(log_dir)
 }
 
 fn progress(what: &str) {
@@ -197,30 +262,8 @@ async fn measure(
 ) -> Result<Report, String> {
     started();
     let load_before = Machine::load_average();
-    let log_dir = bin_dir.parent().unwrap_or(bin_dir).join("chime-sync-bench");
-    std::fs::create_dir_all(&log_dir).map_err(|e| format!("{}: {e}", log_dir.display()))?;
-    for entry in std::fs::read_dir(&log_dir).into_iter().flatten().flatten() {
-        let _ = std::fs::remove_file(entry.path());
-    }
-
-    let fake = FakeChime::start(FakeConfig::new())
-        .await
-        .map_err(|e| format!("Chime fake: {e}"))?;
-    let ca = TestCa::generate().map_err(|e| e.to_string())?;
-    let ca_file = log_dir.join("test-root-ca.pem");
-    ca.write_pem(&ca_file).map_err(|e| e.to_string())?;
-    let (system_bundle, system_bundle_with_ca) = bundle_with(&ca, &log_dir)?;
-    let front = TlsFront::start(fake.addr(), &ca)
-        .await
-        .map_err(|e| e.to_string())?;
-    let endpoints = Endpoints {
-        chime_http: fake.endpoint_url(),
-        chime_https: front.endpoint_url(),
-        ca_file,
-        system_bundle_with_ca,
-        sqs: closed_port_url()?,
-        log_dir: log_dir.clone(),
-    };
+    let fakes = Fakes::start(&log_dir(bin_dir)?).await?;
+    let endpoints = &fakes.endpoints;
     let mut subjects: Vec<Subject> = BOOTSTRAPS
         .iter()
         .map(|b| Subject::rust(b, &bin_dir_of(b, root, bin_dir)))
@@ -253,7 +296,8 @@ async fn measure(
         .iter()
         .enumerate()
         .flat_map(|(i, s)| {
-            let http = s.variant.is_none().then_some((i, Transport::Http));
+            let http = (s.variant.is_none() && s.bootstrap.plain_http_too())
+                .then_some((i, Transport::Http));
             std::iter::once((i, Transport::Https)).chain(http)
         })
         .collect();
@@ -265,7 +309,7 @@ async fn measure(
     for round in 0..args.runs + 2 {
         for (k, &(i, transport)) in cold_cases.iter().enumerate() {
             n += 1;
-            let t = procs::cold_start(&subjects[i], &endpoints, transport, n).await?;
+            let t = procs::cold_start(&subjects[i], endpoints, transport, n).await?;
             if round >= 2 {
                 cold[k].push(t);
             }
@@ -297,15 +341,14 @@ async fn measure(
     let mut long: Vec<Vec<procs::LongRun>> = vec![Vec::new(); subjects.len()];
     for run in 0..args.rss_runs {
         for (i, s) in subjects.iter().enumerate() {
-            fake.reset();
+            fakes.chime.reset();
             let base = 10_000_000 + (run as u64) * 100_000;
-            long[i]
-                .push(procs::long_run(s, &endpoints, Transport::Https, base, args.events).await?);
+            long[i].push(procs::long_run(s, endpoints, Transport::Https, base, args.events).await?);
         }
         progress(&format!("long runs: {}/{} done", run + 1, args.rss_runs));
     }
-    drop(front);
-    fake.shutdown().await;
+    let system_bundle = fakes.system_bundle.clone();
+    fakes.shutdown().await;
     let long_rows: Vec<LongRunRow> = long
         .iter()
         .map(|runs| LongRunRow::of(runs).ok_or("no long runs"))
@@ -370,39 +413,4 @@ fn template_max_receive_count(root: &Path) -> Result<u32, String> {
         })
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| format!("no SyncMaxReceiveCount Default in {}", path.display()))
-}
-
-/// `http://127.0.0.1:{port}` of a port nothing listens on.
-fn closed_port_url() -> Result<String, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
-    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-    drop(listener);
-    Ok(format!("http://127.0.0.1:{port}"))
-}
-
-/// The system's CA bundle (the first that exists of Debian's and Amazon Linux's paths) with
-/// the test root appended, written to `dir`: the naive floor loads the system store, so over
-/// HTTPS it gets this as `SSL_CERT_FILE`, which rustls-native-certs reads instead of the
-/// system paths. Returns the bundle used (`None`: none found, the test root alone).
-fn bundle_with(ca: &TestCa, dir: &Path) -> Result<(Option<PathBuf>, PathBuf), String> {
-    let system = [
-        "/etc/ssl/certs/ca-certificates.crt",
-        "/etc/pki/tls/certs/ca-bundle.crt",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.is_file());
-    let mut pem = match &system {
-        Some(path) => {
-            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?
-        }
-        None => String::new(),
-    };
-    if !pem.ends_with('\n') && !pem.is_empty() {
-        pem.push('\n');
-    }
-    pem.push_str(ca.ca_pem());
-    let out = dir.join("system-bundle-with-test-root.pem");
-    std::fs::write(&out, pem).map_err(|e| format!("{}: {e}", out.display()))?;
-    Ok((system, out))
 }

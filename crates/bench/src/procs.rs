@@ -22,10 +22,22 @@ use crate::runtime_api::{Answer, AnswerKind, MockRuntime, REGION};
 pub enum Workload {
     /// PreSignUp sign-ups; the answer sets `autoVerifyEmail`. No Chime call.
     SignUp,
-    /// ConfirmSignUp of a new user, one CreateAppInstanceUser; the event comes back unchanged.
+    /// PostConfirmation events; the event comes back unchanged. The cold start confirms a new
+    /// user's sign-up (DescribeAppInstanceUser answers 404, then CreateAppInstanceUser: two
+    /// calls). A long run serves ConfirmForgotPassword events of one user, whom its first
+    /// invocation creates: every warm invocation is exactly one DescribeAppInstanceUser, the
+    /// one-call invocation the warm CPU target is about.
     Confirmation,
+    /// ConfirmSignUp of a new user at every invocation, for the naive floor, which only
+    /// creates (one CreateAppInstanceUser, no Describe).
+    NewUsers,
     /// SQS batches of IdP messages; the answer has no `batchItemFailures`.
     IdpBatch,
+    /// `POST /credentials` through a Function URL with a token of the local IdP; the answer is
+    /// 200 with credentials. The cold start is a new user's: the issuer's discovery document
+    /// and JWKS, Describe (404) and Create, then STS AssumeRole. A long run is one user's
+    /// tokens: every warm request is a Describe and an AssumeRole (the keys are cached).
+    CredentialExchange,
 }
 
 /// Why a bootstrap is measured.
@@ -47,6 +59,10 @@ pub enum Var {
     /// A queue URL on the (closed) local SQS endpoint: the normal paths never call it.
     Queue(&'static str, &'static str),
     AppInstance,
+    /// `TRUSTED_ISSUERS`: the local IdP, audience [`events::AUDIENCE`].
+    Issuers,
+    /// `AWS_ENDPOINT_URL_STS`: the local STS, over the run's transport.
+    Sts,
 }
 
 /// One bootstrap under measurement.
@@ -117,11 +133,27 @@ pub const BOOTSTRAPS: &[Bootstrap] = &[
         sam_function: Some("IdpSyncFunction"),
     },
     Bootstrap {
+        name: "credential-exchange",
+        role: Role::Function,
+        memory_mb: 256,
+        timeout: Duration::from_secs(10),
+        workload: Workload::CredentialExchange,
+        vars: &[
+            Var::AppInstance,
+            Var::Issuers,
+            Var::Sts,
+            Var::Value("CHAT_USER_ROLE_ARN", events::CHAT_USER_ROLE_ARN),
+        ],
+        node: false,
+        own_workspace: false,
+        sam_function: Some("CredentialExchangeFunction"),
+    },
+    Bootstrap {
         name: "bench-bare-trigger",
         role: Role::NaiveFloor,
         memory_mb: 256,
         timeout: Duration::from_secs(4),
-        workload: Workload::Confirmation,
+        workload: Workload::NewUsers,
         vars: &[Var::AppInstance],
         node: false,
         own_workspace: true,
@@ -148,6 +180,12 @@ impl Bootstrap {
     /// Whether its first event makes a Chime call (the cold starts TLS can change).
     pub fn calls_chime(&self) -> bool {
         self.workload != Workload::SignUp
+    }
+
+    /// Whether its cold start is also measured over plain HTTP: not credential-exchange's,
+    /// whose issuer is HTTPS whatever the transport to Chime and STS.
+    pub fn plain_http_too(&self) -> bool {
+        self.workload != Workload::CredentialExchange
     }
 }
 
@@ -186,6 +224,8 @@ pub struct Subject {
     program: PathBuf,
     args: Vec<String>,
     cwd: Option<PathBuf>,
+    /// Started under a profiler (`--profile`): it gets time to write its output at the end.
+    profiled: bool,
 }
 
 /// What every subject's environment points at.
@@ -195,7 +235,12 @@ pub struct Endpoints {
     pub chime_http: String,
     /// Its TLS front.
     pub chime_https: String,
-    /// The TLS front's root CA, PEM.
+    /// The local STS, plain HTTP, and its TLS front.
+    pub sts_http: String,
+    pub sts_https: String,
+    /// The local IdP (HTTPS) and the key its tokens are signed with.
+    pub idp: events::Idp,
+    /// The throw-away roots, PEM: the TLS fronts' and the IdP's.
     pub ca_file: PathBuf,
     /// The system's CA bundle with the test root appended: what the naive floor, which reads
     /// the system store, is given as `SSL_CERT_FILE`.
@@ -215,7 +260,25 @@ impl Subject {
             program: bin_dir.join(bootstrap.name),
             args: Vec::new(),
             cwd: None,
+            profiled: false,
         }
+    }
+
+    /// The same, started under `profiler` (a command and its arguments, the bootstrap
+    /// appended), e.g. `valgrind --tool=callgrind`.
+    pub fn under(self, profiler: &[String]) -> Result<Subject, String> {
+        let (program, options) = profiler
+            .split_first()
+            .ok_or("--profile needs the profiler command after `--`")?;
+        let mut args = options.to_vec();
+        args.push(self.program.display().to_string());
+        args.extend(self.args);
+        Ok(Subject {
+            program: PathBuf::from(program),
+            args,
+            profiled: true,
+            ..self
+        })
     }
 
     /// `node node_modules/aws-lambda-ric/bin/index.mjs {name}.handler` in `bench/node`:
@@ -234,6 +297,7 @@ impl Subject {
                 format!("{}.handler", bootstrap.name),
             ],
             cwd: Some(node_dir.to_owned()),
+            profiled: false,
         }
     }
 
@@ -299,9 +363,9 @@ impl Subject {
             Lang::Rust => "AWS_Lambda_provided.al2023",
             Lang::Node => "AWS_Lambda_nodejs20.x",
         };
-        let chime = match transport {
-            Transport::Https => endpoints.chime_https.clone(),
-            Transport::Http => endpoints.chime_http.clone(),
+        let (chime, sts) = match transport {
+            Transport::Https => (&endpoints.chime_https, &endpoints.sts_https),
+            Transport::Http => (&endpoints.chime_http, &endpoints.sts_http),
         };
         let common = [
             ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_owned()),
@@ -327,7 +391,7 @@ impl Subject {
             ("AWS_CONFIG_FILE", "/dev/null".to_owned()),
             ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".to_owned()),
             ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", chime),
+            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", chime.clone()),
             ("AWS_ENDPOINT_URL_SQS", endpoints.sqs.clone()),
             ("_HANDLER", format!("{name}.handler")),
             ("LAMBDA_TASK_ROOT", "/var/task".to_owned()),
@@ -355,17 +419,19 @@ impl Subject {
                     command.env(key, format!("{}/123456789012/{queue}", endpoints.sqs))
                 }
                 Var::AppInstance => command.env("APP_INSTANCE_ARN", APP_INSTANCE_ARN),
+                Var::Issuers => command.env("TRUSTED_ISSUERS", endpoints.idp.trusted_issuers()),
+                Var::Sts => command.env("AWS_ENDPOINT_URL_STS", sts),
             };
         }
         command
     }
 
-    /// The cold-start event: one sign-up, one confirmation of a new user, or a batch of
-    /// one `user.created` message (one Chime call, like post-confirmation).
-    pub fn first_event(&self, n: u64) -> Value {
+    /// The cold-start event, about a new user `n`: a sign-up, a confirmed sign-up, a batch of
+    /// one `user.created` message (Describe and Create, like post-confirmation), or a token.
+    pub fn first_event(&self, endpoints: &Endpoints, n: u64) -> Value {
         match self.bootstrap.workload {
             Workload::SignUp => events::pre_signup(n),
-            Workload::Confirmation => events::post_confirmation(n),
+            Workload::Confirmation | Workload::NewUsers => events::confirm_sign_up(n),
             Workload::IdpBatch => events::sqs_event([&Message::idp(
                 &format!("cold{n}"),
                 "user.created",
@@ -373,15 +439,29 @@ impl Subject {
                 &format!("Bench User {n}"),
                 None,
             )]),
+            Workload::CredentialExchange => endpoints.idp.credentials_request(n),
         }
     }
 
-    /// Event `i` of a long run; `base` keeps users of different runs apart.
-    pub fn steady_event(&self, base: u64, i: u64) -> Value {
+    /// The events of a long run; `base` keeps users of different runs apart.
+    pub fn steady_events(&self, endpoints: &Endpoints, base: u64, count: usize) -> Vec<Value> {
+        let count = count as u64;
         match self.bootstrap.workload {
-            Workload::SignUp => events::pre_signup(base + i),
-            Workload::Confirmation => events::post_confirmation(base + i),
-            Workload::IdpBatch => events::idp_workload_batch(base, i),
+            Workload::SignUp => (0..count).map(|i| events::pre_signup(base + i)).collect(),
+            Workload::NewUsers => (0..count)
+                .map(|i| events::confirm_sign_up(base + i))
+                .collect(),
+            Workload::Confirmation => {
+                let event = events::confirm_forgot_password(base);
+                vec![event; count as usize]
+            }
+            Workload::IdpBatch => (0..count)
+                .map(|i| events::idp_workload_batch(base, i))
+                .collect(),
+            Workload::CredentialExchange => {
+                let event = endpoints.idp.credentials_request(base);
+                vec![event; count as usize]
+            }
         }
     }
 
@@ -401,11 +481,12 @@ impl Subject {
             Workload::SignUp => {
                 body.pointer("/response/autoVerifyEmail") == Some(&Value::Bool(true))
             }
-            Workload::Confirmation => &body == event,
+            Workload::Confirmation | Workload::NewUsers => &body == event,
             Workload::IdpBatch => body
                 .get("batchItemFailures")
                 .and_then(Value::as_array)
                 .is_some_and(Vec::is_empty),
+            Workload::CredentialExchange => events::issued_credentials(&body),
         };
         if ok {
             Ok(())
@@ -417,7 +498,20 @@ impl Subject {
     fn timeout(&self) -> Duration {
         self.bootstrap.timeout
     }
+
+    fn spawn(&self, command: Command, endpoints: &Endpoints) -> Result<FunctionProcess, String> {
+        let grace = if self.profiled {
+            PROFILER_GRACE
+        } else {
+            Duration::ZERO
+        };
+        FunctionProcess::spawn(command, &self.log_path(endpoints), grace)
+            .map_err(|e| format!("cannot start {}: {e}", self.label()))
+    }
 }
+
+/// How long a profiler may take to write its output once the run is over.
+const PROFILER_GRACE: Duration = Duration::from_secs(120);
 
 /// How long to wait for any one answer before calling the run failed.
 const ANSWER_WAIT: Duration = Duration::from_secs(30);
@@ -441,12 +535,11 @@ pub async fn cold_start(
     let mut api = MockRuntime::start(s.name(), s.timeout())
         .await
         .map_err(|e| format!("mock Runtime API: {e}"))?;
-    let event = s.first_event(n);
+    let event = s.first_event(endpoints, n);
     api.enqueue(event.to_string());
     let command = s.command(&api.host_port(), endpoints, transport);
     let started = Instant::now();
-    let mut process = FunctionProcess::spawn(command, &s.log_path(endpoints))
-        .map_err(|e| format!("cannot start {}: {e}", s.label()))?;
+    let mut process = s.spawn(command, endpoints)?;
     let Some(answer) = api.answer(ANSWER_WAIT).await else {
         return Err(format!(
             "{} over {} gave no answer within {ANSWER_WAIT:?} (exit: {:?}); see {}",
@@ -494,13 +587,12 @@ pub async fn long_run(
     let mut api = MockRuntime::start(s.name(), s.timeout())
         .await
         .map_err(|e| format!("mock Runtime API: {e}"))?;
-    let events: Vec<Value> = (0..count as u64).map(|i| s.steady_event(base, i)).collect();
+    let events = s.steady_events(endpoints, base, count);
     for event in &events {
         api.enqueue(event.to_string());
     }
     let command = s.command(&api.host_port(), endpoints, transport);
-    let mut process = FunctionProcess::spawn(command, &s.log_path(endpoints))
-        .map_err(|e| format!("cannot start {}: {e}", s.label()))?;
+    let mut process = s.spawn(command, endpoints)?;
     let cpu = |process: &FunctionProcess| {
         process
             .cpu_ns()
@@ -516,8 +608,14 @@ pub async fn long_run(
                 process.exited()
             ));
         };
-        s.check(&answer, event)
-            .map_err(|e| format!("invocation {i}: {e}"))?;
+        let checked = s.check(&answer, event);
+        // Under a profiler the first invocation can outlast the Chime budget (valgrind
+        // translates all the code it meets for the first time), and the function then hands
+        // the user off instead. It is a warm-up there: the next invocation finds or creates
+        // the user, and the difference of two run lengths cancels it.
+        if !(s.profiled && i == 0) {
+            checked.map_err(|e| format!("invocation {i}: {e}"))?;
+        }
         if first.is_none() {
             first = Some((answer.at, cpu(&process)?));
         }

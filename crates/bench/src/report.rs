@@ -262,7 +262,7 @@ pub struct PerEvent {
     rows: Vec<(&'static str, &'static str, u32, Result<BenchResult, String>)>,
 }
 
-const PER_EVENT_BENCHES: [(&str, &str, u32); 3] = [
+const PER_EVENT_BENCHES: [(&str, &str, u32); 5] = [
     ("pre_signup", "pre-signup: one PreSignUp_SignUp event", 1),
     (
         "post_confirmation",
@@ -273,6 +273,16 @@ const PER_EVENT_BENCHES: [(&str, &str, u32); 3] = [
         "idp_sync_batch_of_10",
         "idp-sync: a batch of 10 (raw, SNS, EventBridge; 10 groups), per message",
         10,
+    ),
+    (
+        "credential_exchange",
+        "credential-exchange: one warm POST /credentials (keys cached, user exists, STS left out)",
+        1,
+    ),
+    (
+        "token_validate",
+        "credential-exchange: the token check alone (RS256, cached keys)",
+        1,
     ),
 ];
 
@@ -1094,11 +1104,17 @@ compiled-in roots, reading one PEM file); the naive floor, which loads the syste
 store through rustls-native-certs, gets the system bundle plus the test root as \
 `SSL_CERT_FILE`, so it parses the whole bundle as in production (without the directory scan \
 it would also make there); Node.js gets `NODE_EXTRA_CA_CERTS`. stdout/stderr are appended to \
-a file under `target/chime-sync-bench/`. The first event is a new user's ConfirmSignUp \
-(post-confirmation and both references: one CreateAppInstanceUser), a batch of one \
-`user.created` message (idp-sync: one CreateAppInstanceUser) and a sign-up (pre-signup: no \
-call). Every answer is checked (the event back unchanged, an empty `batchItemFailures`, \
-`autoVerifyEmail` set). The page cache is warm (two discarded starts per row first), as it \
+a file under `target/chime-sync-bench/`. The first event is about a new user: a \
+ConfirmSignUp (post-confirmation and the no-SDK reference, which read first: \
+DescribeAppInstanceUser answers 404, then CreateAppInstanceUser; the naive floor only \
+creates), a batch of one `user.created` message (idp-sync: Describe, then Create) and a \
+sign-up (pre-signup: no call). credential-exchange gets a Function URL `POST /credentials` \
+with an RS256 token of a local OIDC issuer served over HTTPS (its own throw-away root, in the \
+same `SSL_CERT_FILE`): its first answer includes fetching the issuer's discovery document and \
+JWKS, Describe and Create of the user, and STS AssumeRole against a local STS behind a TLS \
+front (`AWS_ENDPOINT_URL_STS`). Every answer is checked (the event back unchanged, an empty \
+`batchItemFailures`, `autoVerifyEmail` set, a 200 carrying credentials). \
+credential-exchange's issuer is HTTPS whatever the transport, so it has no plain-HTTP row. The page cache is warm (two discarded starts per row first), as it \
 is for repeated cold starts on one Lambda host; the download and unpacking of the code \
 package that a real cold start may include is not part of any figure. Rust binaries run from \
 `target/release` (the naive floor from `target/bare-trigger/release`); Node.js runs \
@@ -1107,14 +1123,21 @@ The **naive floor** is `bench/bare-trigger`, its own small workspace: lambda_run
 aws-config + the Chime client with the SDK's default HTTPS client (rustls on AWS-LC, the \
 system root store), aws-config's default chains, tokio's multi-thread runtime, release with \
 LTO, one codegen unit, opt-level 3 and strip: what the SDK's defaults give a newcomer. The \
-**no-SDK reference** (`bench-no-sdk-trigger`) makes post-confirmation's call with hyper and \
-rustls directly, on the same TLS stack and runtime as our functions.";
+**no-SDK reference** (`bench-no-sdk-trigger`) makes post-confirmation's calls (Describe, \
+Create when missing) with hyper and rustls directly, on the same TLS stack, runtime and \
+kept-alive connection (`TCP_NODELAY`) as our functions, each request SigV4-signed with \
+`aws-sigv4` (the SDK's own signer) as the SDK signs it; it neither retries, validates nor \
+logs.";
 
 const RSS_METHOD: &str = "One process per run serves the invocations back to back from a \
 mock Runtime API over HTTPS, then `VmHWM` (the kernel's peak resident set for the process) and \
 `VmRSS` are read from `/proc/{pid}/status` before it is killed. The fake's users are cleared \
-before each run. post-confirmation and both references confirm a new user per invocation \
-(one CreateAppInstanceUser); idp-sync gets batches of 10 messages in 10 FIFO groups — 5 \
+before each run. post-confirmation and the no-SDK reference get ConfirmForgotPassword events \
+of one user, whom the first invocation creates: every warm invocation is exactly one signed \
+DescribeAppInstanceUser, the one-call invocation the warm-CPU target compares. The naive \
+floor, which only creates, confirms a new user per invocation (one CreateAppInstanceUser). \
+credential-exchange gets `POST /credentials` with tokens of one user: every warm request is \
+a token check against the cached keys, one Describe and one STS AssumeRole. idp-sync gets batches of 10 messages in 10 FIFO groups — 5 \
 creates, 3 renames and 2 deletes of the previous batch's users, 13 Chime calls at steady \
 state; pre-signup gets sign-ups. Node.js's `aws-lambda-ric` runs in the one `node` process, \
 so its figure is the whole runtime's too. **Warm CPU per invocation** is the CPU time of all \
@@ -1133,6 +1156,10 @@ gets a fresh, empty directory (set up outside the timed part), so every user tak
 create path. The `JSON, INFO` rows install a `tracing_subscriber` JSON formatter at INFO \
 writing to a sink, as the functions log with `AWS_LAMBDA_LOG_FORMAT=JSON` (the write to \
 stdout itself is not included). The idp-sync figures are a batch of ten divided by ten. \
+credential-exchange is measured warm, as a sandbox serves its second request on: the \
+issuer's keys cached, the user already in the directory, STS replaced by a double that makes \
+up credentials (STS's own time is not ours to measure); `the token check alone` is \
+`token::validate` (header, claims, the RS256 signature with ring) against the cached keys. \
 This binary copies the figures from `target/criterion/*/*/new/`; the date column says \
 when criterion wrote them.";
 
@@ -1141,10 +1168,11 @@ const CONCURRENCY_METHOD: &str = "`idp_sync::handle` in this process, with the r
 configuration `IdpSyncConfig` reads from the environment, `MAX_CONCURRENT_GROUPS` 10) on a \
 tokio current_thread runtime of its own thread, as the function runs, against the Chime \
 fake's TLS front with a fixed latency on every request. Every message is a `user.created` of a new user: \
-one CreateAppInstanceUser call. One round trip is the median of a batch of one message \
-through the same handler. The one-group batch puts ten users' creates under one \
-`MessageGroupId`, so each message makes exactly one call; a directory wrapper records each \
-call's start and end to check order and overlap. A discarded ten-group batch first opens \
+a DescribeAppInstanceUser that finds no user, then a CreateAppInstanceUser (the handler reads \
+first). One round trip is the median of a batch of one message through the same handler (so \
+two calls). The one-group batch puts ten users' creates under one `MessageGroupId`; a \
+directory wrapper records each call's start and end to check that the users come in batch \
+order, each call after the previous one ended, and the overlap of the ten-group batch. A discarded ten-group batch first opens \
 the connections the client keeps pooled (ten TLS handshakes). The three batches alternate, \
 once per run.";
 
@@ -1173,8 +1201,8 @@ and with which toolchain.";
 const NODE_NOTE: &str = "`bench/node/post-confirmation.mjs` and `bench/node/idp-sync.mjs` \
 (with `shared.mjs`) do the same work as the Rust functions: the same environment variables, \
 the same validation and display-name rules, the same Chime calls in the same order \
-(CreateAppInstanceUser with ClientRequestToken `sync-{sub}`; Describe and Update on a \
-conflict or rename; Delete with 404 as success), per-call budgets, FIFO grouping with \
+(Describe first; CreateAppInstanceUser with ClientRequestToken `sync-{sub}` when missing, \
+Update on a rename; Delete with 404 as success), per-call budgets, FIFO grouping with \
 `MAX_CONCURRENT_GROUPS`, the DLQ and the hand-off through `@aws-sdk/client-sqs`, and a JSON \
 log line per decision. The SDK clients are built at module load, as the public samples do; \
 over HTTPS Node.js trusts the test root through `NODE_EXTRA_CA_CERTS`, on top of its own \
@@ -1190,11 +1218,10 @@ bash scripts/bench.sh            # builds what is measured, then runs chime-sync
 ```\n\n\
 `scripts/bench.sh` builds the functions, the no-SDK reference and this tool \
 (`cargo build --release --workspace --bins`), the naive floor in its own workspace \
-(`bench/bare-trigger`), the functions at opt-level 3 and \"s\" (the `--variant` rows), the \
+(`bench/bare-trigger`), the functions at opt-level \"s\" (the `--variant` rows), the \
 arm64 artifacts with `sam build` when it can, runs criterion (`cargo bench -p chime-sync-core \
 --bench handlers`) and `npm ci --prefix bench/node`, then `cargo run --release -p \
-chime-sync-bench -- --variant opt-level=3=target/variant-opt3/release --variant \
-opt-level=s=target/variant-opts/release`. `--build-only` stops before measuring; \
+chime-sync-bench -- --variant opt-level=s=target/variant-opts/release`. `--build-only` stops before measuring; \
 `chime-sync-bench --help` lists the knobs (runs, events per long run, latency, drain size and \
 quota, `--output -` to print instead of writing). Run it on a quiet machine: the report \
 gives the load average at the start and the end.";
@@ -1232,11 +1259,16 @@ miss means the Rust start grew: compare with the naive floor and the no-SDK refe
 
 const RSS_MISS: &str = "most of each function's resident set is code: the file-backed \
 pages of the binary and glibc (the second number in section 2's \"RSS at the end\"), which \
-the kernel maps in around every page the code touches. The heap is about 1 MB, 2 MB for \
-idp-sync, whose ten message groups hold ten pooled TLS connections and a batch in flight. \
-What would close it: less code (the functions link two SDK clients with their orchestrator, \
-endpoint rules and SigV4; opt-level is already \"z\", see the variant rows), or fewer \
-concurrent groups (`MAX_CONCURRENT_GROUPS`) for idp-sync's heap.";
+the kernel maps in around every page the code touches (fault-around, 64 KiB). For idp-sync, \
+/proc/{pid}/smaps during a long run read: the binary 5.2 MiB, glibc 1.4 MiB, the heap 1.4 \
+MiB, the stack 0.2 MiB. Its heap is larger than post-confirmation's because ten message \
+groups run at once, each with a pooled TLS connection and an SDK operation in flight: about \
+95 KiB a group (`MAX_CONCURRENT_GROUPS=1` measured 0.84 MiB less at peak, 5 groups 0.5 MiB \
+less; one run each). glibc's malloc tunables (`trim_threshold` 64 KiB, `top_pad` 0) measured 0.28 MiB \
+less, not enough to close the gap, for a trim system call on more frees. What would close \
+it: less code (two SDK clients with their orchestrator, endpoint rules and SigV4; opt-level \
+is already \"z\", see the variant rows), or fewer concurrent groups, which the batch \
+target (ten groups in about one round trip) rules out.";
 
 const BINARY_MISS: &str = "AArch64's fixed-width instructions make the same code larger \
 than x86-64's; the naive floor's x86-64 build was the bigger one only because of AWS-LC's \
@@ -1249,10 +1281,12 @@ const ARM64_MISSING: &str = "`sam build` did not leave arm64 artifacts under .aw
 (it needs the aarch64-unknown-linux-gnu standard library and a cross linker, or Zig); \
 scripts/bench.sh says what it found missing.";
 
-const WARM_CPU_MISS: &str = "per call the SDK runs its orchestrator (endpoint rules, SigV4 \
-signing, retry and timeout bookkeeping, interceptors, the response deserializer), which the \
-no-SDK reference skips along with our validation and the JSON decision log. The naive floor \
-row shows the SDK's share: it makes the same call with the SDK and nothing of ours. Closing \
-the gap means not using the SDK for the hot call (a hand-built signed request), which this \
-project does not do: the SDK's retries, error model and signing are what the functions rely \
-on.";
+const WARM_CPU_MISS: &str = "both make the same signed DescribeAppInstanceUser over \
+the same TLS stack and kept-alive connection, so the difference is what the SDK and our code \
+add per call. A callgrind profile of the warm invocation (docs/PERFORMANCE.md) puts it in \
+the SDK's orchestrator: per operation it merges the client's runtime plugins and config bag, \
+evaluates the endpoint rules, builds the user-agent header, runs its interceptors, retry \
+and timeout bookkeeping and the response deserializer; our share is the validation, the \
+JSON decision log line and the EMF metrics line. Closing the gap means not using the SDK for \
+the hot call (a hand-built signed request), which this project does not do: the SDK's \
+retries, error model and signing are what the functions rely on.";

@@ -13,15 +13,29 @@
 //!
 //! Each iteration gets a fresh, empty directory (set up outside the timed part), so every
 //! user event takes the create path, the common one.
+//!
+//! credential-exchange is measured warm, as a sandbox serves its second request on: the
+//! issuer's keys already cached and the caller's Chime user already there, STS left out (a
+//! double that makes up credentials). `credential_exchange` is one `POST /credentials` through
+//! the handler (event bytes in, response bytes out); `token_validate` is the token check alone
+//! (`token::validate`: header, claims, RS256 signature with ring, against the cached key set).
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use chime_sync_core::credentials::memory::StaticJwks;
+use chime_sync_core::credentials::{
+    AssumeRoleRequest, CredentialIssuer, IssueError, KeyCache, TemporaryCredentials,
+    TrustedIssuers, token,
+};
+use chime_sync_core::handlers::credential_exchange::{self, CredentialExchange};
 use chime_sync_core::handlers::idp_sync::{self, IdpSync, SqsEvent};
 use chime_sync_core::handlers::post_confirmation::{self, PostConfirmation};
 use chime_sync_core::handlers::pre_signup::{self, SignUpPolicy};
 use chime_sync_core::memory::{InMemoryDirectory, InMemoryQueue};
 use chime_sync_core::{AppInstanceArn, DisplayNamePolicy};
+use credential_testkit::TestKey;
+use credential_testkit::keys::{jwks, now};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
@@ -112,6 +126,78 @@ fn idp_batch() -> Vec<u8> {
     json!({ "Records": records }).to_string().into_bytes()
 }
 
+const ISSUER: &str = "https://idp.example.com/tenant";
+const JWKS: &str = "https://idp.example.com/tenant/keys";
+
+/// STS left out: credentials made up on the spot.
+struct NoSts;
+
+impl CredentialIssuer for NoSts {
+    async fn assume_role(
+        &self,
+        request: &AssumeRoleRequest,
+    ) -> Result<TemporaryCredentials, IssueError> {
+        Ok(TemporaryCredentials {
+            access_key_id: "ASIABENCHNOSTS".to_owned(),
+            secret_access_key: "not-a-secret".to_owned(),
+            session_token: "not-a-token".to_owned(),
+            expiration: SystemTime::now() + request.duration,
+        })
+    }
+}
+
+/// The issuer's discovery document and JWKS (the demo RSA key, RS256 as Cognito signs).
+fn static_jwks(key: &TestKey) -> StaticJwks {
+    let documents = StaticJwks::new();
+    documents.set(
+        &format!("{ISSUER}/.well-known/openid-configuration"),
+        json!({"issuer": ISSUER, "jwks_uri": JWKS}),
+    );
+    documents.set(JWKS, jwks(&[key]));
+    documents
+}
+
+fn issuers() -> TrustedIssuers {
+    TrustedIssuers::parse(&json!({ ISSUER: {"audiences": ["chat-app"]} }).to_string())
+        .expect("valid TRUSTED_ISSUERS")
+}
+
+/// A token of user 1 from the issuer, valid for an hour.
+fn token(key: &TestKey) -> String {
+    key.sign(
+        &json!({"iss": ISSUER, "aud": "chat-app", "sub": sub(1), "iat": now(),
+                     "exp": now() + 3600, "name": "Ada Lovelace", "email": "ada@example.com"}),
+    )
+}
+
+fn credentials_request(token: &str) -> Vec<u8> {
+    json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": "/credentials", "rawQueryString": "",
+        "headers": {"authorization": format!("Bearer {token}"), "content-type": "application/json",
+                    "origin": "https://chat.example.com"},
+        "isBase64Encoded": false,
+        "requestContext": {"accountId": "anonymous", "apiId": "abc",
+            "domainName": "abc.lambda-url.us-east-1.on.aws", "domainPrefix": "abc",
+            "requestId": "r-1", "routeKey": "$default", "stage": "$default",
+            "time": "20/Nov/2026:10:00:00 +0000", "timeEpoch": 1_795_168_800_000_i64,
+            "http": {"method": "POST", "path": "/credentials", "protocol": "HTTP/1.1",
+                     "sourceIp": "203.0.113.7", "userAgent": "bench"}}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn run_credential_exchange(
+    rt: &Runtime,
+    bytes: &[u8],
+    deps: &CredentialExchange<InMemoryDirectory, StaticJwks, NoSts>,
+) -> Vec<u8> {
+    let event: Value = serde_json::from_slice(black_box(bytes)).expect("JSON");
+    let (response, outcome) = rt.block_on(credential_exchange::handle(event, deps));
+    assert_eq!(outcome.status, 200, "{outcome:?}");
+    serde_json::to_vec(&response).expect("serialises")
+}
+
 fn arn() -> AppInstanceArn {
     AppInstanceArn::parse(APP).expect("valid AppInstance ARN")
 }
@@ -158,6 +244,27 @@ fn handlers(c: &mut Criterion, group_name: &str) {
             BatchSize::SmallInput,
         );
     });
+
+    let key = TestKey::demo_rsa();
+    let token = token(&key);
+    let request = credentials_request(&token);
+    let mut exchange = CredentialExchange::new(
+        InMemoryDirectory::new(arn()),
+        static_jwks(&key),
+        NoSts,
+        issuers(),
+    );
+    exchange.allowed_origins = vec!["https://chat.example.com".to_owned()];
+    // The first request fetches the keys and creates the user; the measured ones find both.
+    run_credential_exchange(&rt, &request, &exchange);
+    group.bench_function("credential_exchange", |b| {
+        b.iter(|| run_credential_exchange(&rt, &request, &exchange));
+    });
+
+    let (issuers, keys) = (issuers(), KeyCache::new(static_jwks(&key)));
+    let validate = || rt.block_on(token::validate(black_box(&token), &issuers, &keys));
+    validate().expect("a valid token");
+    group.bench_function("token_validate", |b| b.iter(validate));
     group.finish();
 }
 

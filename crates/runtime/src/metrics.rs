@@ -40,7 +40,8 @@ pub fn write(emf: &Emf, out: &mut impl Write) -> std::io::Result<()> {
     match emf.lines() {
         Ok(lines) => {
             for line in lines {
-                out.write_all(format!("{line}\n").as_bytes())?;
+                out.write_all(line.as_bytes())?;
+                out.write_all(b"\n")?;
             }
             out.flush()
         }

@@ -25,7 +25,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Number, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
 use thiserror::Error;
 
 /// Most metric definitions in one directive (and so in one document here).
@@ -83,6 +84,10 @@ pub enum EmfError {
     DuplicateName(String),
     #[error("metric `{0}` has a value that is not a finite number")]
     NotANumber(String),
+    /// serde_json refused the document (not expected: every member is a
+    /// string, a finite number or a list of them).
+    #[error("the document could not be written as JSON: {0}")]
+    Json(String),
 }
 
 /// One metric and its values.
@@ -160,6 +165,36 @@ impl Emf {
     /// document, and no document holds more than [`MAX_METRICS_PER_DOCUMENT`]
     /// metrics. Every document repeats the dimensions and properties.
     pub fn documents(&self) -> Result<Vec<Value>, EmfError> {
+        self.parts()?
+            .iter()
+            .map(|part| {
+                serde_json::to_value(Document {
+                    emf: self,
+                    metrics: part,
+                })
+                .map_err(|e| EmfError::Json(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// [`Emf::documents`], each as one line of JSON, written straight from the
+    /// document (no `Value` tree: this runs once per invocation, and building
+    /// the tree was most of its cost).
+    pub fn lines(&self) -> Result<Vec<String>, EmfError> {
+        self.parts()?
+            .iter()
+            .map(|part| {
+                serde_json::to_string(&Document {
+                    emf: self,
+                    metrics: part,
+                })
+                .map_err(|e| EmfError::Json(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// The metrics of each document, checked.
+    fn parts(&self) -> Result<Vec<Part<'_>>, EmfError> {
         self.check()?;
         // Round k holds the k-th chunk of values of every metric.
         let mut rounds: Vec<Vec<(&Series, &[f64])>> = Vec::new();
@@ -178,53 +213,16 @@ impl Emf {
         Ok(rounds
             .iter()
             .flat_map(|round| {
-                let mut parts: Vec<&[(&Series, &[f64])]> =
-                    round.chunks(MAX_METRICS_PER_DOCUMENT).collect();
+                let mut parts: Vec<Part<'_>> = round
+                    .chunks(MAX_METRICS_PER_DOCUMENT)
+                    .map(<[_]>::to_vec)
+                    .collect();
                 if parts.is_empty() {
-                    parts.push(&[]);
+                    parts.push(Vec::new());
                 }
                 parts
             })
-            .map(|part| self.document(part))
             .collect())
-    }
-
-    /// [`Emf::documents`], each as one line of JSON.
-    pub fn lines(&self) -> Result<Vec<String>, EmfError> {
-        Ok(self.documents()?.iter().map(Value::to_string).collect())
-    }
-
-    fn document(&self, metrics: &[(&Series, &[f64])]) -> Value {
-        let mut root = Map::new();
-        for (key, value) in &self.properties {
-            root.insert(key.clone(), value.clone());
-        }
-        for (key, value) in &self.dimensions {
-            root.insert(key.clone(), Value::String(value.clone()));
-        }
-        let mut definitions = Vec::with_capacity(metrics.len());
-        for (series, values) in metrics {
-            let value = match values {
-                [one] => number(*one),
-                many => Value::Array(many.iter().copied().map(number).collect()),
-            };
-            root.insert(series.name.clone(), value);
-            definitions
-                .push(serde_json::json!({"Name": series.name, "Unit": series.unit.as_str()}));
-        }
-        let keys: Vec<&str> = self.dimensions.iter().map(|(k, _)| k.as_str()).collect();
-        root.insert(
-            "_aws".to_owned(),
-            serde_json::json!({
-                "Timestamp": self.timestamp_ms,
-                "CloudWatchMetrics": [{
-                    "Namespace": self.namespace,
-                    "Dimensions": [keys],
-                    "Metrics": definitions,
-                }],
-            }),
-        );
-        Value::Object(root)
     }
 
     fn check(&self) -> Result<(), EmfError> {
@@ -266,12 +264,107 @@ impl Emf {
     }
 }
 
+/// The metrics of one document, each with its chunk of values.
+type Part<'a> = Vec<(&'a Series, &'a [f64])>;
+
+/// One document: the properties, the dimensions, the metrics and the `_aws`
+/// directive, as members of one object (names are unique: [`Emf::check`]).
+struct Document<'a> {
+    emf: &'a Emf,
+    metrics: &'a [(&'a Series, &'a [f64])],
+}
+
+impl Serialize for Document<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let emf = self.emf;
+        let mut root = serializer.serialize_map(None)?;
+        for (key, value) in &emf.properties {
+            root.serialize_entry(key, value)?;
+        }
+        for (key, value) in &emf.dimensions {
+            root.serialize_entry(key, value)?;
+        }
+        for (series, values) in self.metrics {
+            match values {
+                [one] => root.serialize_entry(&series.name, &Num(*one))?,
+                many => root.serialize_entry(&series.name, &Nums(many))?,
+            }
+        }
+        root.serialize_entry(
+            "_aws",
+            &Directive {
+                emf,
+                metrics: self.metrics,
+            },
+        )?;
+        root.end()
+    }
+}
+
+/// `{"Timestamp": …, "CloudWatchMetrics": [{"Namespace", "Dimensions", "Metrics"}]}`.
+struct Directive<'a> {
+    emf: &'a Emf,
+    metrics: &'a [(&'a Series, &'a [f64])],
+}
+
+impl Serialize for Directive<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut aws = serializer.serialize_map(Some(2))?;
+        aws.serialize_entry("Timestamp", &self.emf.timestamp_ms)?;
+        aws.serialize_entry("CloudWatchMetrics", &[Metrics(self)])?;
+        aws.end()
+    }
+}
+
+/// The one metric directive of a document.
+struct Metrics<'a>(&'a Directive<'a>);
+
+impl Serialize for Metrics<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Directive { emf, metrics } = self.0;
+        let keys: Vec<&str> = emf.dimensions.iter().map(|(k, _)| k.as_str()).collect();
+        let definitions: Vec<Definition> = metrics
+            .iter()
+            .map(|(series, _)| Definition {
+                name: &series.name,
+                unit: series.unit.as_str(),
+            })
+            .collect();
+        let mut directive = serializer.serialize_map(Some(3))?;
+        directive.serialize_entry("Namespace", &emf.namespace)?;
+        directive.serialize_entry("Dimensions", &[keys])?;
+        directive.serialize_entry("Metrics", &definitions)?;
+        directive.end()
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Definition<'a> {
+    #[serde(rename = "Name")]
+    name: &'a str,
+    #[serde(rename = "Unit")]
+    unit: &'a str,
+}
+
 /// A finite `f64` as a JSON number; whole values as integers (`3`, not `3.0`).
-fn number(v: f64) -> Value {
-    if v.fract() == 0.0 && v.abs() < 9.0e15 {
-        Value::Number(Number::from(v as i64))
-    } else {
-        Number::from_f64(v).map_or(Value::Null, Value::Number)
+struct Num(f64);
+
+impl Serialize for Num {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        if v.fract() == 0.0 && v.abs() < 9.0e15 {
+            serializer.serialize_i64(v as i64)
+        } else {
+            serializer.serialize_f64(v)
+        }
+    }
+}
+
+struct Nums<'a>(&'a [f64]);
+
+impl Serialize for Nums<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|v| Num(*v)))
     }
 }
 
