@@ -224,6 +224,9 @@ async fn poller<D: Directory, Q: Queue>(
         f(&mut report.lock().unwrap_or_else(|p| p.into_inner()));
     };
     loop {
+        // No later than the queue's receive: the lower bound of when this batch's
+        // messages became invisible (see `clash` below).
+        let polled_from = Instant::now();
         let Some(batch) = esm
             .poll(sqs)
             .expect("ReceiveMessage on the simulated queue")
@@ -253,6 +256,10 @@ async fn poller<D: Directory, Q: Queue>(
             .iter()
             .filter_map(|m| m.group_id().map(str::to_owned))
             .collect();
+        // A clash is a batch sharing a group with a running one whose messages were still
+        // invisible. Holders are timed from before their receive and this batch from after its
+        // own, so a poller descheduled around a receive (a loaded machine) can only make the gap
+        // look longer, never turn an overrun into a clash.
         let received_at = Instant::now();
         let (clash, after_overrun) = {
             let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
@@ -261,7 +268,7 @@ async fn poller<D: Directory, Q: Queue>(
                 holders().any(|at| received_at.duration_since(*at) < driver.visibility_timeout);
             let overrun = !within && holders().next().is_some();
             for g in &groups {
-                held.entry(g.clone()).or_default().push(received_at);
+                held.entry(g.clone()).or_default().push(polled_from);
             }
             (within, overrun)
         };
@@ -295,7 +302,7 @@ async fn poller<D: Directory, Q: Queue>(
             let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
             for g in &groups {
                 if let Some(at) = held.get_mut(g) {
-                    at.retain(|t| *t != received_at);
+                    at.retain(|t| *t != polled_from);
                     if at.is_empty() {
                         held.remove(g);
                     }
