@@ -30,9 +30,9 @@ cargo fmt --all --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 step "release bootstraps"
-# The end-to-end tests spawn the bootstraps behind a mock Lambda Runtime API. They run the
-# release builds of exactly the binaries template.yaml deploys (its `Binary:` properties),
-# with the release profile Lambda gets; the CLI's tests use the debug build below.
+# The end-to-end tests spawn the bootstraps behind a mock Lambda Runtime API. They run exactly
+# the binaries template.yaml deploys (its `Binary:` properties), built with the release profile
+# less LTO (`release-nolto` in Cargo.toml says why); the CLI's tests use the debug build below.
 bootstraps=()
 while read -r bin; do bootstraps+=(--bin "$bin"); done \
   < <(sed -n 's/^ *Binary: *\([A-Za-z0-9_-]*\) *$/\1/p' template.yaml)
@@ -40,10 +40,12 @@ if [ ${#bootstraps[@]} -eq 0 ]; then
   echo "no 'Binary:' build property found in template.yaml" >&2
   exit 1
 fi
-cargo build --release "${bootstraps[@]}"
-export CHIME_SYNC_BOOTSTRAP_DIR="$PWD/target/release"
+cargo build --profile release-nolto "${bootstraps[@]}"
+export CHIME_SYNC_BOOTSTRAP_DIR="$PWD/target/release-nolto"
 step "tests"
-cargo build --workspace --bins
+# One build of the binaries and the tests together: built apart, the tests' dev-dependency
+# features would rebuild half the dependencies a second time.
+cargo build --workspace --bins --tests
 cargo nextest run --workspace --no-fail-fast
 if [ -f template.yaml ]; then
   step "cfn-lint template.yaml"

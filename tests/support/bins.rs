@@ -11,16 +11,17 @@
 //! Two variables override that, to run the tests against other builds of the
 //! same binaries:
 //! - `CHIME_SYNC_BOOTSTRAP_DIR`: where the Lambda bootstraps are (looked up
-//!   with [`bootstrap`]). `scripts/test.sh` builds the release bootstraps that
-//!   template.yaml deploys and points this at `target/release`, so every
-//!   end-to-end test runs what Lambda runs (`opt-level = "z"`, LTO, stripped,
-//!   `panic = "unwind"`), while the CLI's tests keep the debug `chime-sync`;
+//!   with [`bootstrap`]). `scripts/test.sh` builds the bootstraps that
+//!   template.yaml deploys with the release profile less LTO (`release-nolto`:
+//!   `opt-level = "z"`, stripped, `panic = "unwind"`, no debug assertions) and
+//!   points this at `target/release-nolto`, so every end-to-end test runs
+//!   Lambda's code generation, while the CLI's tests keep the debug `chime-sync`;
 //! - `CHIME_SYNC_BIN_DIR`: where every binary is, the CLI included.
 //!
 //! ```sh
-//! cargo build --release --bin pre-signup --bin post-confirmation --bin idp-sync \
+//! cargo build --profile release-nolto --bin pre-signup --bin post-confirmation --bin idp-sync \
 //!     --bin credential-exchange --bin reconcile
-//! CHIME_SYNC_BOOTSTRAP_DIR=target/release cargo nextest run --test e2e_bootstrap --test fault_run \
+//! CHIME_SYNC_BOOTSTRAP_DIR=target/release-nolto cargo nextest run --test e2e_bootstrap --test fault_run \
 //!     --test reconcile_e2e
 //! ```
 //!
