@@ -24,8 +24,7 @@
 use std::str::FromStr;
 
 use tracing::{Level, Metadata};
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::{FilterExt, LevelFilter, filter_fn};
+use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
@@ -56,6 +55,33 @@ fn is_ours(target: &str) -> bool {
     })
 }
 
+/// The level filter `RUST_LOG` asks for, read as `EnvFilter::from_env_lossy` reads it, but
+/// for `target=level` and `level` directives only: the comma-separated directives that parse
+/// are kept, those that do not are ignored, and `default` applies when none is left.
+///
+/// Why not `EnvFilter`: its span and field directives (`[span{field=value}]`) bring a regex
+/// engine, 0.34 MB of idp-sync's binary (measured; docs/PERFORMANCE.md, "Peak RSS"), for a
+/// feature nobody configures in a Lambda. `Targets` reads the same `target=level` directives.
+fn directives(rust_log: Option<&str>, default: LevelFilter) -> Targets {
+    let parsed: Vec<Targets> = rust_log
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|directive| !directive.is_empty())
+        .filter_map(|directive| Targets::from_str(directive).ok())
+        .collect();
+    if parsed.is_empty() {
+        return Targets::new().with_default(default);
+    }
+    parsed.into_iter().fold(Targets::new(), |all, one| {
+        let all = match one.default_level() {
+            Some(level) => all.with_default(level),
+            None => all,
+        };
+        all.with_targets(one)
+    })
+}
+
 /// Install the subscriber (call once, first thing in `main`).
 pub fn init_tracing() {
     init_with_writer(std::io::stdout);
@@ -72,10 +98,8 @@ where
         .ok()
         .and_then(|l| LevelFilter::from_str(&l).ok())
         .unwrap_or(LevelFilter::INFO);
-    let filter = EnvFilter::builder()
-        .with_default_directive(level.into())
-        .from_env_lossy()
-        .and(filter_fn(payload_safe));
+    let filter =
+        directives(std::env::var("RUST_LOG").ok().as_deref(), level).and(filter_fn(payload_safe));
     let layer = fmt::layer()
         .with_target(false)
         .without_time()
@@ -92,6 +116,35 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rust_log_directives_as_env_filter_reads_them() {
+        let info = LevelFilter::INFO;
+        // Unset or empty: the default level for every crate.
+        for unset in [None, Some(""), Some(" , ")] {
+            let filter = directives(unset, info);
+            assert!(filter.would_enable("hyper", &Level::INFO), "{unset:?}");
+            assert!(!filter.would_enable("hyper", &Level::DEBUG), "{unset:?}");
+        }
+        // A bare level replaces the default.
+        let filter = directives(Some("debug"), info);
+        assert!(filter.would_enable("aws_smithy_runtime", &Level::DEBUG));
+        // Targets only: what is not named is off, as with EnvFilter.
+        let filter = directives(Some("idp_sync=debug,chime_sync_aws=trace"), info);
+        assert!(filter.would_enable("idp_sync", &Level::DEBUG));
+        assert!(filter.would_enable("chime_sync_aws::chime", &Level::TRACE));
+        assert!(!filter.would_enable("idp_sync", &Level::TRACE));
+        assert!(!filter.would_enable("hyper", &Level::ERROR));
+        // Mixed, in any order, and a directive that does not parse is ignored.
+        let filter = directives(Some("idp_sync=trace,hyper=loud,warn"), info);
+        assert!(filter.would_enable("idp_sync", &Level::TRACE));
+        assert!(filter.would_enable("hyper", &Level::WARN));
+        assert!(!filter.would_enable("hyper", &Level::INFO));
+        // Nothing parses: the default.
+        let filter = directives(Some("idp_sync=loud,chime_sync_aws=12"), LevelFilter::WARN);
+        assert!(filter.would_enable("idp_sync", &Level::WARN));
+        assert!(!filter.would_enable("idp_sync", &Level::INFO));
+    }
 
     #[test]
     fn trace_is_ours_only() {
