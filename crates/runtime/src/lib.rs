@@ -27,6 +27,7 @@
 
 mod deadline;
 mod environment;
+pub mod math;
 
 pub mod event;
 pub mod logging;
@@ -80,6 +81,10 @@ pub fn diagnostic(kind: &str, code: &str, error: impl Display) -> Diagnostic {
 /// on I/O, so a multi-thread runtime only adds start-up work (worker threads,
 /// cgroup probing) and cross-thread wake-ups (docs/PERFORMANCE.md).
 pub fn run_bootstrap(serve: impl Future<Output = Result<ExitCode, ExitCode>>) -> ExitCode {
+    // A reference to our `pow` from code every bootstrap links, so the linker takes it from
+    // this crate before it reaches glibc's libm whatever order it is given the libraries in
+    // (without LTO, an archive member is only linked when it defines a missing symbol).
+    std::hint::black_box(math::pow as extern "C" fn(f64, f64) -> f64);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
