@@ -29,7 +29,7 @@ async fn serve() -> Result<ExitCode, ExitCode> {
         TrustRoots::from_env().and_then(|roots| rustls_client_config(&roots, RootSet::Web)),
     )
     .await?;
-    let sdk = init_step(lambda_sdk_config().await).await?;
+    let sdk = init_step(lambda_sdk_config()).await?;
     let deps = &CredentialExchange {
         allowed_origins: config.allowed_origins.clone(),
         ensure_user: config.ensure_user,

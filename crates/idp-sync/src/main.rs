@@ -18,7 +18,7 @@ fn main() -> ExitCode {
 /// Start up, then serve until the Runtime API ends; `Err` is a start-up failure, reported.
 async fn serve() -> Result<ExitCode, ExitCode> {
     let config = start(env!("CARGO_BIN_NAME"), IdpSyncConfig::from_env).await?;
-    let sdk = init_step(lambda_sdk_config().await).await?;
+    let sdk = init_step(lambda_sdk_config()).await?;
     let deps = &IdpSync {
         max_concurrent_groups: config.max_concurrent_groups,
         delete_mode: config.delete_mode,

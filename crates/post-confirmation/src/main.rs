@@ -17,7 +17,7 @@ fn main() -> ExitCode {
 /// Start up, then serve until the Runtime API ends; `Err` is a start-up failure, reported.
 async fn serve() -> Result<ExitCode, ExitCode> {
     let config = start(env!("CARGO_BIN_NAME"), PostConfirmationConfig::from_env).await?;
-    let sdk = init_step(lambda_sdk_config().await).await?;
+    let sdk = init_step(lambda_sdk_config()).await?;
     let deps = &PostConfirmation {
         names: config.display_names.clone(),
         chime_budget: config.chime_budget(),
