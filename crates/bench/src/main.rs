@@ -1,8 +1,9 @@
-//! `cargo run --release -p chime-sync-bench`: measures the release bootstrap binaries
-//! side by side with the naive floor, a no-SDK reference and Node.js 20 equivalents, and
-//! writes `BENCHMARKS.md` at the workspace root. It builds nothing: it checks that the
-//! release binaries, `bench/node`'s `node_modules` and criterion's results are there and
-//! says how to make them if not (`scripts/bench.sh` makes them all and runs it).
+//! `target/release/chime-sync-bench` (built by `cargo build --release --workspace --bins`):
+//! measures the release bootstrap binaries side by side with the naive floor, a no-SDK
+//! reference and Node.js 20 equivalents, and writes `BENCHMARKS.md` at the workspace root.
+//! It builds nothing: it checks that the release binaries, `bench/node`'s `node_modules` and
+//! criterion's results are there and says how to make them if not (`scripts/bench.sh` makes
+//! them all and runs it).
 //!
 //! 1. Cold start: exec → first response POSTed to a mock Runtime API, the Chime fake local,
 //!    over HTTPS (a TLS front with a throw-away root CA) and over plain HTTP, interleaved.

@@ -1220,8 +1220,8 @@ bash scripts/bench.sh            # builds what is measured, then runs chime-sync
 (`cargo build --release --workspace --bins`), the naive floor in its own workspace \
 (`bench/bare-trigger`), the functions at opt-level \"s\" (the `--variant` rows), the \
 arm64 artifacts with `sam build` when it can, runs criterion (`cargo bench -p chime-sync-core \
---bench handlers`) and `npm ci --prefix bench/node`, then `cargo run --release -p \
-chime-sync-bench -- --variant opt-level=s=target/variant-opts/release`. `--build-only` stops before measuring; \
+--bench handlers`) and `npm ci --prefix bench/node`, then `target/release/chime-sync-bench \
+--variant opt-level=s=target/variant-opts/release`. `--build-only` stops before measuring; \
 `chime-sync-bench --help` lists the knobs (runs, events per long run, latency, drain size and \
 quota, `--output -` to print instead of writing). Run it on a quiet machine: the report \
 gives the load average at the start and the end.";
