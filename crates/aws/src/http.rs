@@ -2,7 +2,7 @@
 //! roots compiled into the binary, overridable with `SSL_CERT_FILE`.
 //!
 //! Every SDK client the functions build gets its HTTP client from the `SdkConfig`
-//! ([`crate::lambda_sdk_config`], [`crate::cli_sdk_config`]), which carries
+//! ([`crate::lambda_sdk_config`], [`crate::sdk_config_loader`]), which carries
 //! [`sdk_http_client`]. A client built later from the same `SdkConfig` (STS, Cognito) gets the
 //! same stack for free. Code that speaks HTTPS without the SDK (an OIDC issuer's JWKS, say)
 //! takes [`rustls_client_config`] and plugs it into `hyper-rustls` or `tokio-rustls`:
