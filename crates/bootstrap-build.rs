@@ -3,7 +3,7 @@
 //!
 //! Why: a position-independent executable (the toolchain's default) carries ~17,000 relative
 //! relocations (`.rela.dyn`, 0.4 MB of idp-sync's 6.3 MB) that the loader applies at every
-//! cold start, and applying them writes to the 0.26 MB of vtables and constants in
+//! cold start, and applying them writes to the 0.27 MB of vtables and constants in
 //! `.data.rel.ro`, which then stay resident as private copies. Linked with `-no-pie`, the
 //! addresses are fixed at link time: both are gone, idp-sync's binary shrank by 0.37 MB and its
 //! peak RSS by ~0.5 MB (docs/PERFORMANCE.md, "Peak RSS").
