@@ -1283,10 +1283,12 @@ scripts/bench.sh says what it found missing.";
 
 const WARM_CPU_MISS: &str = "both make the same signed DescribeAppInstanceUser over \
 the same TLS stack and kept-alive connection, so the difference is what the SDK and our code \
-add per call. A callgrind profile of the warm invocation (docs/PERFORMANCE.md) puts it in \
-the SDK's orchestrator: per operation it merges the client's runtime plugins and config bag, \
-evaluates the endpoint rules, builds the user-agent header, runs its interceptors, retry \
-and timeout bookkeeping and the response deserializer; our share is the validation, the \
-JSON decision log line and the EMF metrics line. Closing the gap means not using the SDK for \
-the hot call (a hand-built signed request), which this project does not do: the SDK's \
-retries, error model and signing are what the functions rely on.";
+add per call. A callgrind profile of the warm invocation (`bash scripts/callgrind.sh`; \
+docs/PERFORMANCE.md, \"Warm CPU per call\") puts most of it in the SDK: per operation it \
+merges the client's runtime plugins into a config bag, builds the user-agent header, runs its \
+interceptors, retry and timeout bookkeeping, signs more headers than the reference and \
+deserializes the response (the endpoint comes from the resolver's cache); our share is the \
+validation, the JSON decision log line and the EMF metrics line. The SDK's call alone costs \
+more instructions than the whole 1.2× budget, so no change of ours can meet the target: that \
+takes not using the SDK for the hot call (a hand-built signed request), which this project \
+does not do: the SDK's retries, error model and signing are what the functions rely on.";
