@@ -16,6 +16,8 @@ cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installed" >&2; exit 2; }
 
 dir=target/callgrind
+short_run=100
+long_run=600
 CARGO_TARGET_DIR=$dir CARGO_PROFILE_RELEASE_STRIP=false \
   CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
   cargo build --release -p post-confirmation -p chime-sync-bench --bins
@@ -25,12 +27,12 @@ total() {
 }
 
 for bootstrap in post-confirmation bench-no-sdk-trigger; do
-  for n in 100 600; do
+  for n in "$short_run" "$long_run"; do
     "$dir/release/chime-sync-bench" --profile "$bootstrap" --events "$n" -- \
       valgrind --tool=callgrind --callgrind-out-file="$dir/$bootstrap.$n.callgrind" >/dev/null
   done
-  short=$(total "$dir/$bootstrap.100.callgrind")
-  long=$(total "$dir/$bootstrap.600.callgrind")
-  echo "$bootstrap: $(((long - short) / 500)) instructions per warm invocation" \
-    "(profiles: $dir/$bootstrap.{100,600}.callgrind)"
+  short=$(total "$dir/$bootstrap.$short_run.callgrind")
+  long=$(total "$dir/$bootstrap.$long_run.callgrind")
+  echo "$bootstrap: $(((long - short) / (long_run - short_run))) instructions per warm" \
+    "invocation (profiles: $dir/$bootstrap.{$short_run,$long_run}.callgrind)"
 done
