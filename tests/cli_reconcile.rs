@@ -150,7 +150,7 @@ async fn several_pages_make_one_list_applied_from_the_listed_state(mode) {
     let (code, stdout, stderr) = reconcile(&fake, &two_files).await;
     assert_eq!(code, Some(2), "changes planned\n{stdout}\n{stderr}");
     assert!(stdout.contains(&format!("130 users read from {a}, {b} ({active} active; left out: 14 disabled, 14 status UNCONFIRMED)")), "{stdout}");
-    assert!(stdout.contains(&format!("Plan: {active} to create, 0 to update, 0 to delete")), "{stdout}");
+    assert!(stdout.contains(&format!("Plan: {active} to create, 0 to update, 0 to restore, 0 to delete")), "{stdout}");
     assert!(stdout.contains(&format!("create  {}  name \"User 0\"", sub(0))), "{stdout}");
     assert!(stdout.contains("Dry run: nothing changed"), "{stdout}");
     assert!(fake.users().is_empty());
@@ -196,7 +196,8 @@ async fn json_output_is_one_document_for_automation(mode) {
 
     let after = file("after.jsonl", &lines(&[(1, "Ada"), (2, "Robert")]));
     let path = after.display().to_string();
-    let args = ["--users", path.as_str(), "--delete-missing", "--delete-mode", "immediate", "--output", "json"];
+    // These users predate the ledger (no --ledger-table): the feed owns them.
+    let args = ["--users", path.as_str(), "--delete-missing", "--delete-mode", "immediate", "--unowned", "feed", "--output", "json"];
     let (code, stdout, stderr) = reconcile(&fake, &args).await;
     assert_eq!(code, Some(2), "{stdout}\n{stderr}");
     let doc: Value = serde_json::from_str(stdout.trim()).unwrap();

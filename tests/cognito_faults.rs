@@ -25,6 +25,7 @@ use chime_identity_sync::read_event;
 use chime_sync_aws::{ChimeDirectory, SqsQueue, config};
 use chime_sync_core::handlers::idp_sync::{self, IdpSync};
 use chime_sync_core::handlers::post_confirmation::{self, ConfirmationOutcome, PostConfirmation};
+use chime_sync_core::ledger::memory::InMemoryLedger;
 use chime_sync_core::{Applied, Queue};
 use esm_driver::{Driver, chime_directory, drain, fake_users, record_from_sdk};
 use sqs_sim::lambda::EventSourceMapping;
@@ -50,9 +51,9 @@ const DLQ: &str = "chime-sync-dlq.fifo";
 struct World {
     fake: FakeChimeHandle,
     sqs: Arc<Sqs>,
-    trigger: PostConfirmation<ChimeDirectory, Arc<SimQueue>>,
+    trigger: PostConfirmation<ChimeDirectory, Arc<SimQueue>, InMemoryLedger>,
     sync: Arc<SimQueue>,
-    idp_sync: IdpSync<ChimeDirectory, SimQueue>,
+    idp_sync: IdpSync<ChimeDirectory, SimQueue, InMemoryLedger>,
 }
 
 async fn world(mode: MissingUserError, faults: FaultConfig) -> World {
@@ -79,9 +80,13 @@ async fn world(mode: MissingUserError, faults: FaultConfig) -> World {
     let trigger = PostConfirmation {
         chime_budget: CHIME_BUDGET,
         hand_off_reserve: HAND_OFF_RESERVE,
-        ..PostConfirmation::new(directory.clone(), sync.clone())
+        ..PostConfirmation::new(directory.clone(), sync.clone(), InMemoryLedger::new())
     };
-    let idp_sync = IdpSync::new(directory, SimQueue::new(sqs.clone(), DLQ));
+    let idp_sync = IdpSync::new(
+        directory,
+        SimQueue::new(sqs.clone(), DLQ),
+        InMemoryLedger::new(),
+    );
     World {
         fake,
         sqs,
@@ -94,7 +99,7 @@ async fn world(mode: MissingUserError, faults: FaultConfig) -> World {
 /// One invocation as Lambda makes it: a deadline `FUNCTION_TIMEOUT` away.
 /// Returns the outcome and the (tokio) time it took.
 async fn confirm<D: chime_sync_core::Directory, Q: Queue>(
-    trigger: &PostConfirmation<D, Q>,
+    trigger: &PostConfirmation<D, Q, InMemoryLedger>,
 ) -> (Result<ConfirmationOutcome, String>, Duration) {
     confirm_with(trigger, Some(FUNCTION_TIMEOUT)).await
 }
@@ -102,7 +107,7 @@ async fn confirm<D: chime_sync_core::Directory, Q: Queue>(
 /// One invocation with this much time left (`None`: no Lambda deadline, only
 /// the Chime budget).
 async fn confirm_with<D: chime_sync_core::Directory, Q: Queue>(
-    trigger: &PostConfirmation<D, Q>,
+    trigger: &PostConfirmation<D, Q, InMemoryLedger>,
     time_left: Option<Duration>,
 ) -> (Result<ConfirmationOutcome, String>, Duration) {
     let event = read_event(SAMPLE);
@@ -342,6 +347,7 @@ async fn against_moto_three_hand_offs_are_one_message_and_one_user(mode) {
         ..PostConfirmation::new(
             directory.clone(),
             SqsQueue::from_client(sqs.clone(), queues.queue_url.clone()),
+            InMemoryLedger::new(),
         )
     };
     for attempt in 1..=3 {
@@ -368,6 +374,7 @@ async fn against_moto_three_hand_offs_are_one_message_and_one_user(mode) {
     let deps = IdpSync::new(
         directory,
         SqsQueue::from_client(sqs.clone(), queues.dlq_url.clone()),
+        InMemoryLedger::new(),
     );
     let report = idp_sync::handle(&event, &deps, None).await;
     assert!(

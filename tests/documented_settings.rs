@@ -77,8 +77,8 @@ struct Setting {
 const ARN: &str = "arn:aws:chime:us-east-1:123456789012:app-instance/demo";
 const QUEUE: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/sync.fifo";
 
-/// A function's required variables (`APP_INSTANCE_ARN` and its queue's
-/// URL), plus `variable` set to `value` (`None`: unset): the lookup its
+/// A function's required variables (`APP_INSTANCE_ARN`, `LEDGER_TABLE` and
+/// its queue's URL), plus `variable` set to `value` (`None`: unset): the lookup its
 /// configuration reads.
 fn lookup(
     queue_variable: &'static str,
@@ -88,6 +88,7 @@ fn lookup(
     let value = value.map(str::to_owned);
     move |name| match name {
         "APP_INSTANCE_ARN" => Some(ARN.to_owned()),
+        "LEDGER_TABLE" => Some("ledger".to_owned()),
         n if n == queue_variable => Some(QUEUE.to_owned()),
         n if n == variable => value.clone(),
         _ => None,
@@ -321,7 +322,7 @@ fn settings() -> Vec<Setting> {
                 (
                     "IdpSyncConfig",
                     Code::Parser(|v| {
-                        idp_sync("DELETE_GRACE_DAYS", v).map(|c| grace_days(c.delete_mode))
+                        idp_sync("DELETE_GRACE_DAYS", v).map(|c| grace_days(c.rules.delete_mode))
                     }),
                 ),
                 (

@@ -33,6 +33,7 @@ use chime_identity_sync::runtime_api::Outcome;
 use chime_sync_core::handlers::idp_sync::{
     CODE_ATTRIBUTE, IdpSync, REASON_ATTRIBUTE, SOURCE_MESSAGE_ATTRIBUTE,
 };
+use chime_sync_core::ledger::memory::InMemoryLedger;
 use chime_sync_core::{DisplayName, Metadata};
 use esm_driver::{Counted, DrainReport, Driver, Kills, chime_directory, drain, fake_users};
 use serde_json::{Value, json};
@@ -364,7 +365,7 @@ async fn ten_thousand_events_under_faults_end_in_exactly_the_model_state(mode) {
     let deps = IdpSync {
         max_concurrent_groups: 10,
         deadline_margin: Duration::from_millis(100),
-        ..IdpSync::new(Counted::new(directory), dlq)
+        ..IdpSync::new(Counted::new(directory), dlq, InMemoryLedger::new())
     };
     let driver = Driver {
         pollers: 6,
@@ -579,6 +580,7 @@ async fn a_create_of_an_existing_user_with_a_new_name_renames_it_on_the_wire(mod
     let deps = IdpSync::new(
         chime_directory(&fake, |_| {}),
         SimQueue::new(sqs.clone(), DLQ),
+        InMemoryLedger::new(),
     );
     let report = drain(
         &sqs,
@@ -812,6 +814,7 @@ async fn a_standard_queue_delivering_messages_twice_still_makes_each_user_once(m
     let deps = IdpSync::new(
         chime_directory(&fake, |_| {}),
         SimQueue::new(sqs.clone(), STD_DLQ),
+        InMemoryLedger::new(),
     );
     let driver = Driver {
         pollers: 3,

@@ -22,6 +22,7 @@ use chime_sync_core::handlers::credential_exchange::{self, CredentialExchange};
 use chime_sync_core::handlers::idp_sync::{self, IdpSync, SqsEvent};
 use chime_sync_core::handlers::post_confirmation::{self, PostConfirmation};
 use chime_sync_core::handlers::pre_signup::{self, SignUpPolicy};
+use chime_sync_core::ledger::memory::InMemoryLedger;
 use chime_sync_core::memory::{InMemoryDirectory, InMemoryQueue};
 use chime_sync_core::metrics::{FUNCTION_DIMENSION, Invocation, Metric, NAMESPACE};
 use chime_sync_core::{AppInstanceArn, DirectoryError, UserId};
@@ -122,7 +123,11 @@ fn pre_signup_counts_decisions_and_nothing_personal() {
 #[tokio::test(start_paused = true)]
 async fn post_confirmation_counts_creations_hand_offs_and_denials() {
     let arn = AppInstanceArn::parse(ARN).unwrap();
-    let deps = PostConfirmation::new(InMemoryDirectory::new(arn), InMemoryQueue::new());
+    let deps = PostConfirmation::new(
+        InMemoryDirectory::new(arn),
+        InMemoryQueue::new(),
+        InMemoryLedger::new(),
+    );
     deps.directory.set_latency(Duration::from_millis(25));
     let confirm = |sub| cognito("PostConfirmation_ConfirmSignUp", attributes(Some(sub)));
     let mut lines = Vec::new();
@@ -176,7 +181,11 @@ async fn post_confirmation_counts_creations_hand_offs_and_denials() {
 #[tokio::test]
 async fn idp_sync_counts_one_decision_per_message() {
     let arn = AppInstanceArn::parse(ARN).unwrap();
-    let deps = IdpSync::new(InMemoryDirectory::new(arn), InMemoryQueue::new());
+    let deps = IdpSync::new(
+        InMemoryDirectory::new(arn),
+        InMemoryQueue::new(),
+        InMemoryLedger::new(),
+    );
     let message = |kind: &str, sub: &str| {
         json!({"version": 1, "type": kind, "eventId": format!("e-{kind}"),
                "user": {"sub": sub, "displayName": PII[10],
@@ -241,6 +250,7 @@ async fn credential_exchange_counts_issued_refused_and_denied() {
         TrustedIssuers::parse(&json!({ISSUER: {"audiences": ["chat"]}}).to_string()).unwrap();
     let deps = CredentialExchange::new(
         InMemoryDirectory::new(AppInstanceArn::parse(ARN).unwrap()),
+        InMemoryLedger::new(),
         keys,
         InMemoryCredentialIssuer::new(),
         issuers,

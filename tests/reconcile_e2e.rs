@@ -10,17 +10,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_sqs::Client as Sqs;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message};
 use chime_identity_fake::{FakeChime, FakeChimeHandle, FakeConfig};
 use chime_identity_sync::bins::cli;
 use chime_identity_sync::cognito::{SeededPool, seed_file, seed_pool, seeded_pool};
 use chime_identity_sync::emf;
 use chime_identity_sync::in_both_missing_user_modes;
 use chime_identity_sync::lambda::{IDP_SYNC, Lambda, RECONCILE};
-use chime_identity_sync::moto::{FifoQueues, Moto, create_fifo_with_dlq, depth, receive};
+use chime_identity_sync::moto::{FifoQueues, Moto, create_fifo_with_dlq, depth};
+use chime_identity_sync::pipeline::{chime_users, drain};
 use chime_identity_sync::process::ChildGuard;
 use chime_sync_aws::{ChimeConfig, ChimeDirectory};
 use chime_sync_core::{AppInstanceArn, Directory, DisplayName, UserId, UserProfile};
@@ -66,17 +66,6 @@ async fn put(d: &ChimeDirectory, id: &str, name: &str) {
     .unwrap();
 }
 
-/// The fake's users: id → (name, deletion pending).
-fn chime_users(fake: &FakeChimeHandle) -> BTreeMap<String, (String, bool)> {
-    fake.users()
-        .into_iter()
-        .map(|u| {
-            let pending = u.expiration.as_ref().is_some_and(|e| e.days < 5475);
-            (u.app_instance_user_id, (u.name, pending))
-        })
-        .collect()
-}
-
 fn gone_sub(n: usize) -> String {
     format!("90de{n:04x}-0000-4000-8000-{n:012}")
 }
@@ -94,6 +83,8 @@ async fn reconcile_lambda(
         ("USER_POOL_ID", pool),
         ("SYNC_QUEUE_URL", queues.queue_url.as_str()),
         ("PROTECTED_USER_IDS", PROTECTED),
+        // The Chime users here are made directly, before any ledger: the pool owns them.
+        ("UNOWNED_USERS", "pool"),
         (
             "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER",
             moto.endpoint_url(),
@@ -112,80 +103,12 @@ async fn idp_sync_lambda(moto: &Moto, fake: &FakeChimeHandle, queues: &FifoQueue
         &[
             ("APP_INSTANCE_ARN", APP),
             ("DLQ_URL", &queues.dlq_url),
+            ("UNOWNED_USERS", "pool"),
             ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
             ("AWS_ENDPOINT_URL_SQS", moto.endpoint_url()),
         ],
     )
     .await
-}
-
-/// A message received from moto as the event source mapping hands it to the function.
-fn record(m: &Message, queue_arn: &str) -> Value {
-    let attributes: BTreeMap<String, String> = m
-        .attributes()
-        .map(|a| {
-            a.iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
-           "attributes": attributes, "messageAttributes": {}, "md5OfBody": m.md5_of_body(),
-           "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": "us-east-1"})
-}
-
-/// Drain the sync queue through idp-sync as the event source mapping does: batches of up
-/// to ten, the messages the partial batch response does not list deleted, the others left
-/// to come back. Returns (invocations, messages applied).
-async fn drain(sqs: &Sqs, queues: &FifoQueues, idp: &Lambda) -> (usize, usize) {
-    let until = Instant::now() + Duration::from_secs(600);
-    let (mut invocations, mut applied) = (0, 0);
-    loop {
-        assert!(
-            Instant::now() < until,
-            "the queue did not drain in 10 minutes"
-        );
-        let messages = receive(sqs, &queues.queue_url, 10, 1).await;
-        if messages.is_empty() {
-            if depth(sqs, &queues.queue_url).await == 0 {
-                return (invocations, applied);
-            }
-            continue;
-        }
-        let records: Vec<Value> = messages
-            .iter()
-            .map(|m| record(m, &queues.queue_arn))
-            .collect();
-        let outcome = idp.invoke(&json!({ "Records": records })).await;
-        invocations += 1;
-        let failed: BTreeSet<String> = outcome.response()["batchItemFailures"]
-            .as_array()
-            .expect("a partial batch response")
-            .iter()
-            .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
-            .collect();
-        let done: Vec<DeleteMessageBatchRequestEntry> = messages
-            .iter()
-            .filter(|m| !failed.contains(m.message_id().unwrap_or_default()))
-            .enumerate()
-            .map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .build()
-                    .unwrap()
-            })
-            .collect();
-        applied += done.len();
-        if !done.is_empty() {
-            sqs.delete_message_batch()
-                .queue_url(&queues.queue_url)
-                .set_entries(Some(done))
-                .send()
-                .await
-                .expect("DeleteMessageBatch");
-        }
-    }
 }
 
 /// Every message in the sync queue now, without consuming them for long.
@@ -322,6 +245,10 @@ fn chime_sync(moto: &Moto, fake: &FakeChimeHandle, args: &[&str]) -> Command {
         )
         .env("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", fake.endpoint_url())
         .args(args);
+    // The Chime users here predate any ledger: the pool owns them.
+    if matches!(args.first(), Some(&"reconcile" | &"restore")) {
+        command.args(["--unowned", "pool"]);
+    }
     command
 }
 

@@ -20,6 +20,9 @@ use chime_sync_aws::{CognitoConfig, CognitoUserPool, UserPoolId};
 use chime_sync_core::directory::DeleteMode;
 use chime_sync_core::handlers::idp_sync::IdpSync;
 use chime_sync_core::handlers::reconcile::{self, Reconcile, Settings, Start};
+use chime_sync_core::ledger::memory::InMemoryLedger;
+use chime_sync_core::ledger::{Source, UnownedPolicy};
+use chime_sync_core::sync::SyncRules;
 use chime_sync_core::{Directory, DisplayName, UserId, UserProfile};
 use cognito_idp_fake::{FakeCognito, USER_LIST_QUOTA_RPS, user};
 use esm_driver::{Driver, chime_directory, drain, fake_users, static_sdk_config};
@@ -82,9 +85,11 @@ async fn fault_phases(fake: &FakeChimeHandle) {
     }
 }
 
+/// These users predate ownership (made in Chime directly): the pool owns them.
 fn settings() -> Settings {
     Settings {
         delete_mode: DeleteMode::Grace { days: 7 },
+        unowned: UnownedPolicy::OwnedBy(Source::pool()),
         ..Settings::default()
     }
 }
@@ -135,10 +140,12 @@ async fn a_first_reconcile_drained_under_thirty_percent_faults_ends_equal_to_the
             ..CognitoConfig::new(UserPoolId::parse(POOL).unwrap())
         },
     );
+    let ledger = InMemoryLedger::new();
     let deps = Reconcile {
         pool,
         directory,
         queue: SimQueue::new(sqs.clone(), QUEUE),
+        ledger: &ledger,
         settings: settings(),
     };
     let start = Start::Fresh { cycle: "faults".into() };
@@ -156,8 +163,12 @@ async fn a_first_reconcile_drained_under_thirty_percent_faults_ends_equal_to_the
     let idp = IdpSync {
         max_concurrent_groups: 10,
         deadline_margin: Duration::from_millis(100),
-        delete_mode: DeleteMode::Grace { days: 7 },
-        ..IdpSync::new(&deps.directory, SimQueue::new(sqs.clone(), DLQ))
+        rules: SyncRules {
+            delete_mode: DeleteMode::Grace { days: 7 },
+            unowned: settings().unowned,
+            feed_breaker: None,
+        },
+        ..IdpSync::new(&deps.directory, SimQueue::new(sqs.clone(), DLQ), &ledger)
     };
     let driver = Driver {
         pollers: 4,

@@ -222,6 +222,8 @@ const fn issued(file: &'static str, user: &'static str) -> Case {
 
 const CREATED: &str = "created";
 const PROVISIONED: &str = "already-exists";
+/// A replayed event older than the last change applied to its user.
+const STALE: &str = "stale";
 
 const CASES: &[Case] = &[
     // --- credential-exchange (embedded JWKS, STS double) ----------------------
@@ -325,7 +327,7 @@ const CASES: &[Case] = &[
                     "sqs/raw user.created",
                     Some(DONALD),
                     CREATED,
-                    PROVISIONED,
+                    STALE,
                 ),
                 msg(
                     "c9f5e3a7-4b6d-4e8f-9a0b-2c3d4e5f6a73",
@@ -464,14 +466,14 @@ const CASES: &[Case] = &[
                     "sqs/raw user.created",
                     Some(ALAN),
                     CREATED,
-                    PROVISIONED,
+                    STALE,
                 ),
                 msg(
                     "6c0e2f6e-1d7b-4b8e-9a51-0f3c2a7d9e13",
                     "sqs/raw user.created",
                     Some(EDSGER),
                     CREATED,
-                    CREATED,
+                    STALE,
                 ),
                 msg(
                     "6c0e2f6e-1d7b-4b8e-9a51-0f3c2a7d9e14",
@@ -485,7 +487,7 @@ const CASES: &[Case] = &[
                     "sqs/raw user.deleted",
                     Some(EDSGER),
                     "deleted",
-                    "deleted",
+                    "already-gone",
                 ),
                 msg(
                     "6c0e2f6e-1d7b-4b8e-9a51-0f3c2a7d9e16",
@@ -1093,7 +1095,7 @@ fn check_hand_off(context: &str, sub: &str, event: &Value, sent: &OutgoingMessag
     assert_eq!(
         body,
         json!({"version": 1, "type": "user.created", "eventId": format!("cognito-confirm-{sub}"),
-               "user": {"sub": sub, "displayName": name}}),
+               "source": "pool", "user": {"sub": sub, "displayName": name}}),
         "{context}: hand-off body"
     );
     let email = event["request"]["userAttributes"]["email"]

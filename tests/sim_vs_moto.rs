@@ -30,6 +30,7 @@ use aws_sdk_sqs::types::{
 use chime_identity_sync::moto::{self, Moto};
 use chime_sync_aws::SqsQueue;
 use chime_sync_core::handlers::idp_sync::{self, CODE_ATTRIBUTE, IdpSync, REASON_ATTRIBUTE};
+use chime_sync_core::ledger::memory::InMemoryLedger;
 use chime_sync_core::memory::InMemoryDirectory;
 use chime_sync_core::{AppInstanceArn, DirectoryError, Queue, UserId};
 use esm_driver::{APP_INSTANCE, record_from_sdk};
@@ -336,7 +337,7 @@ async fn run<B: Backend, Q: Queue>(backend: &B, dlq: Q) -> Facts {
     let sends = messages.len() + resends.len();
     let enqueued = usize::try_from(backend.depth().await).unwrap();
     let deduplicated = sends - enqueued;
-    let deps = IdpSync::new(faulty(), dlq);
+    let deps = IdpSync::new(faulty(), dlq, InMemoryLedger::new());
     let mut deliveries: BTreeMap<String, u32> = BTreeMap::new();
     let mut handled = BTreeSet::new();
     let mut violations = Vec::new();

@@ -33,6 +33,7 @@ use chime_sync_core::handlers::idp_sync::{
     self, IdpSync, MessageOutcome, SqsEvent, dead_letter_deduplication_id,
 };
 use chime_sync_core::handlers::post_confirmation::{self, ConfirmationOutcome, PostConfirmation};
+use chime_sync_core::ledger::memory::InMemoryLedger;
 use chime_sync_core::memory::InMemoryDirectory;
 use chime_sync_core::replay::DEMO_APP_INSTANCE_ARN;
 use chime_sync_core::{AppInstanceArn, Applied, Directory, DirectoryError, UserId};
@@ -187,7 +188,7 @@ struct Poll {
 async fn poll_once<D: Directory>(
     sqs: &Client,
     queues: &FifoQueues,
-    deps: &IdpSync<D, SqsQueue>,
+    deps: &IdpSync<D, SqsQueue, InMemoryLedger>,
 ) -> Poll {
     let received = receive(sqs, &queues.queue_url, 10, 1).await;
     let event = sqs_event(&received, &queues.queue_arn);
@@ -257,7 +258,7 @@ async fn post_confirmation_hand_off_is_grouped_and_deduplicated_by_sub() {
     );
     assert!(queue.is_fifo());
     let chime = directory();
-    let deps = PostConfirmation::new(&chime, &queue);
+    let deps = PostConfirmation::new(&chime, &queue, InMemoryLedger::new());
     let event = read_event("post-confirmation/confirm-sign-up-chime-outage-hands-off.json");
 
     // The confirmation, and Cognito's retry of it: Chime fails both times.
@@ -313,7 +314,7 @@ async fn post_confirmation_hand_off_is_grouped_and_deduplicated_by_sub() {
         &queues.dlq_url,
         Some(Duration::from_secs(5)),
     );
-    let idp = IdpSync::new(directory(), dlq);
+    let idp = IdpSync::new(directory(), dlq, InMemoryLedger::new());
     let report = idp_sync::handle(&sqs_event(&received, &queues.queue_arn), &idp, None).await;
     assert_eq!(
         report.messages[0].outcome,
@@ -364,7 +365,7 @@ async fn idp_sync_dead_letters_poison_messages_with_their_reason() {
         &queues.dlq_url,
         Some(Duration::from_secs(5)),
     );
-    let deps = IdpSync::new(directory(), dlq);
+    let deps = IdpSync::new(directory(), dlq, InMemoryLedger::new());
     let event = sqs_event(&received, &queues.queue_arn);
     let report = idp_sync::handle(&event, &deps, None).await;
     assert!(
@@ -503,7 +504,7 @@ async fn failed_batch_items_are_redelivered_and_the_others_deleted() {
         &queues.dlq_url,
         Some(Duration::from_secs(5)),
     );
-    let deps = IdpSync::new(&chime, dlq);
+    let deps = IdpSync::new(&chime, dlq, InMemoryLedger::new());
 
     let mut deliveries: BTreeMap<String, Vec<u32>> = BTreeMap::new(); // id -> receive counts
     let mut reported_failed: BTreeSet<String> = BTreeSet::new();
@@ -608,7 +609,7 @@ async fn a_message_failing_max_receive_count_times_is_redriven_to_the_dlq() {
         &queues.dlq_url,
         Some(Duration::from_secs(5)),
     );
-    let deps = IdpSync::new(&chime, dlq);
+    let deps = IdpSync::new(&chime, dlq, InMemoryLedger::new());
 
     let mut stuck_counts = Vec::new();
     let mut fine_deliveries = 0;

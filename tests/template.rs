@@ -534,6 +534,7 @@ fn each_function_gets_exactly_the_actions_it_calls_on_its_own_resources() {
                     &[users]
                 ),
                 (&["sqs:SendMessage"], &["${SyncQueue.Arn}"]),
+                (&["dynamodb:UpdateItem"], &["${LedgerTable.Arn}"]),
             ]),
             "[{scenario}] post-confirmation"
         );
@@ -562,6 +563,10 @@ fn each_function_gets_exactly_the_actions_it_calls_on_its_own_resources() {
                     ],
                     &["${SyncQueue.Arn}"],
                 ),
+                (
+                    &["dynamodb:UpdateItem", "dynamodb:GetItem"],
+                    &["${LedgerTable.Arn}"]
+                ),
             ]),
             "[{scenario}] idp-sync"
         );
@@ -578,11 +583,16 @@ fn each_function_gets_exactly_the_actions_it_calls_on_its_own_resources() {
             expect(&[
                 (&["cognito-idp:ListUsers"], &[pool.as_str()]),
                 (&["chime:ListAppInstanceUsers"], &[app]),
-                // Grace mode: deletions under way are described, not planned again.
+                // Deletion candidates are described: under way, or made after the cycle began.
                 (&["chime:DescribeAppInstanceUser"], &[users]),
                 (&["sqs:SendMessage"], &["${SyncQueue.Arn}"]),
+                (
+                    &["dynamodb:BatchGetItem", "dynamodb:UpdateItem"],
+                    &["${LedgerTable.Arn}"]
+                ),
+                (&["dynamodb:Query"], &["${LedgerTable.Arn}/index/deletions"]),
             ]),
-            "[{scenario}] reconcile reads the pool and Chime, and writes only to the sync queue"
+            "[{scenario}] reconcile reads the pool, Chime and the ledger, and writes Chime nothing"
         );
 
         assert_eq!(
@@ -590,9 +600,15 @@ fn each_function_gets_exactly_the_actions_it_calls_on_its_own_resources() {
             expect(&[
                 (&["chime:CreateAppInstanceUser"], &[app, users]),
                 (&["chime:DescribeAppInstanceUser"], &[users]),
+                // Grace mode: a sign-in through the owning issuer cancels a pending deletion.
+                (&["chime:PutAppInstanceUserExpirationSettings"], &[users]),
                 (
                     &["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
                     &["${ChatUserRole.Arn}"]
+                ),
+                (
+                    &["dynamodb:UpdateItem", "dynamodb:BatchGetItem"],
+                    &["${LedgerTable.Arn}"]
                 ),
             ]),
             "[{scenario}] credential-exchange"
@@ -600,7 +616,7 @@ fn each_function_gets_exactly_the_actions_it_calls_on_its_own_resources() {
     }
 }
 
-/// DeleteMode immediate: idp-sync deletes and never sets expirations, reconcile describes nothing.
+/// DeleteMode immediate: idp-sync deletes and never sets expirations; nothing else changes.
 #[test]
 fn immediate_deletions_grant_delete_and_nothing_for_expirations() {
     let t = load_template();
@@ -618,8 +634,19 @@ fn immediate_deletions_grant_delete_and_nothing_for_expirations() {
         expect(&[
             (&["cognito-idp:ListUsers"], &["${UserPool.Arn}"]),
             (&["chime:ListAppInstanceUsers"], &[app]),
+            (&["chime:DescribeAppInstanceUser"], &[users]),
             (&["sqs:SendMessage"], &["${SyncQueue.Arn}"]),
+            (
+                &["dynamodb:BatchGetItem", "dynamodb:UpdateItem"],
+                &["${LedgerTable.Arn}"]
+            ),
+            (&["dynamodb:Query"], &["${LedgerTable.Arn}/index/deletions"]),
         ])
+    );
+    assert!(
+        !grants(&t, &ev, CREDENTIAL_EXCHANGE)
+            .contains_key("chime:PutAppInstanceUserExpirationSettings"),
+        "no grace deletions to cancel"
     );
 }
 
@@ -680,20 +707,27 @@ fn reconcile_runs_on_a_schedule_until_done_and_its_breaker_alarms() {
         "one cycle at a time: each takes its share of the ListUsers quota"
     );
 
+    // One alarm watches both breakers' metric, as the code emits it: the reconcile
+    // function's and the feed's (idp-sync), summed.
+    let watched = |p: &Json, binary: &str| {
+        p["Metrics"].as_array().into_iter().flatten().any(|m| {
+            let metric = &m["MetricStat"]["Metric"];
+            metric["Namespace"] == NAMESPACE
+                && metric["MetricName"] == Metric::DeletionsWithheld.name()
+                && metric["Dimensions"]
+                    == json!([{"Name": FUNCTION_DIMENSION, "Value": format!("${{{}}}", function_id(&t, binary))}])
+                && m["MetricStat"]["Stat"] == "Sum"
+        })
+    };
     let alarmed = of_type(&t, "AWS::CloudWatch::Alarm")
         .into_iter()
         .any(|(_, a)| {
             let p = ev.eval(&a["Properties"]).expect("alarm");
-            p["Namespace"] == NAMESPACE
-                && p["MetricName"] == Metric::DeletionsWithheld.name()
-                && p["Dimensions"]
-                    == json!([{"Name": FUNCTION_DIMENSION, "Value": format!("${{{}}}", function_id(&t, RECONCILE))}])
-                && p["Statistic"] == "Sum"
-                && p["Threshold"] == 1
+            watched(&p, RECONCILE) && watched(&p, IDP_SYNC) && p["Threshold"] == 1
         });
     assert!(
         alarmed,
-        "an alarm on the breaker's metric, as the code emits it"
+        "an alarm on both breakers' metric, as the code emits it"
     );
 }
 
@@ -733,6 +767,7 @@ fn functions_are_configured_by_the_environment_contract() {
                 "SYNC_QUEUE_URL",
                 "CHIME_BUDGET_MS",
                 "DISPLAY_NAME_ATTRIBUTES",
+                "LEDGER_TABLE",
                 "RUST_LOG"
             ]),
             "[{scenario}]"
@@ -745,6 +780,11 @@ fn functions_are_configured_by_the_environment_contract() {
                 "MAX_CONCURRENT_GROUPS",
                 "DELETE_MODE",
                 "DELETE_GRACE_DAYS",
+                "UNOWNED_USERS",
+                "FEED_DELETE_LIMIT",
+                "FEED_DELETE_LIMIT_PERCENT",
+                "FEED_DELETE_WINDOW_MINUTES",
+                "LEDGER_TABLE",
                 "RUST_LOG"
             ]),
             "[{scenario}]"
@@ -764,6 +804,8 @@ fn functions_are_configured_by_the_environment_contract() {
                 "COGNITO_QUOTA_SHARE_PERCENT",
                 "RECONCILE_SHARDS",
                 "DISPLAY_NAME_ATTRIBUTES",
+                "UNOWNED_USERS",
+                "LEDGER_TABLE",
                 "RUST_LOG"
             ]),
             "[{scenario}]"
@@ -795,6 +837,7 @@ fn functions_are_configured_by_the_environment_contract() {
                 "ENSURE_CHIME_USER",
                 "MAX_SESSION_SECONDS",
                 "DISPLAY_NAME_ATTRIBUTES",
+                "LEDGER_TABLE",
                 "RUST_LOG"
             ])
             .into_iter()
@@ -815,7 +858,7 @@ fn functions_are_configured_by_the_environment_contract() {
             assert_eq!(
                 exchange["TRUSTED_ISSUERS"],
                 json!(
-                    r#"{"https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}": {"audiences": ["${UserPoolClient}"], "tokenUse": "id"}}"#
+                    r#"{"https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}": {"audiences": ["${UserPoolClient}"], "tokenUse": "id", "key": "pool", "source": "pool"}}"#
                 ),
                 "the created pool's ID tokens, for its app client"
             );

@@ -21,6 +21,7 @@ use aws_sdk_sqs::config::{Credentials, Region, SharedCredentialsProvider};
 use chime_identity_fake::{FakeChimeHandle, UserRecord};
 use chime_sync_aws::{ChimeConfig, ChimeDirectory};
 use chime_sync_core::handlers::idp_sync::{self, IdpSync, MessageOutcome};
+use chime_sync_core::ledger::Ledger;
 use chime_sync_core::{
     AppInstanceArn, Directory, DirectoryError, DirectoryPage, DirectoryUser, Queue, UserId,
     UserProfile,
@@ -174,6 +175,8 @@ impl DrainReport {
 fn label(outcome: &MessageOutcome) -> String {
     match outcome {
         MessageOutcome::Applied(a) => format!("applied/{}", a.as_str()),
+        MessageOutcome::Refused(r) => format!("refused/{}", r.code()),
+        MessageOutcome::Held => "held".to_owned(),
         MessageOutcome::DeadLettered { code } => format!("dead-lettered/{code}"),
         MessageOutcome::Failed { code } => format!("failed/{code}"),
         MessageOutcome::Blocked => "blocked".to_owned(),
@@ -194,10 +197,10 @@ enum Ended {
 /// so they can borrow the queue, the mapping and the handler's dependencies;
 /// the SDK's connection tasks and the fake's still run on the runtime's other
 /// workers.
-pub async fn drain<D: Directory, Q: Queue>(
+pub async fn drain<D: Directory, Q: Queue, L: Ledger>(
     sqs: &Sqs,
     esm: &EventSourceMapping,
-    deps: &IdpSync<D, Q>,
+    deps: &IdpSync<D, Q, L>,
     driver: &Driver,
 ) -> DrainReport {
     let started = Instant::now();
@@ -209,11 +212,11 @@ pub async fn drain<D: Directory, Q: Queue>(
     report
 }
 
-async fn poller<D: Directory, Q: Queue>(
+async fn poller<D: Directory, Q: Queue, L: Ledger>(
     index: usize,
     sqs: &Sqs,
     esm: &EventSourceMapping,
-    deps: &IdpSync<D, Q>,
+    deps: &IdpSync<D, Q, L>,
     driver: &Driver,
     report: &Mutex<DrainReport>,
     held: &Mutex<BTreeMap<String, Vec<Instant>>>,

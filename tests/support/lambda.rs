@@ -66,8 +66,8 @@ impl Lambda {
     /// `AWS_REGION`, `AWS_LAMBDA_LOG_FORMAT=JSON`, static credentials, …),
     /// with every other source of AWS configuration switched off
     /// (`AWS_CONFIG_FILE` and `AWS_SHARED_CREDENTIALS_FILE` empty,
-    /// `AWS_EC2_METADATA_DISABLED=true`), then `env`: the function's own
-    /// variables and endpoint overrides.
+    /// `AWS_EC2_METADATA_DISABLED=true`), `LEDGER_TABLE=memory`, then `env`:
+    /// the function's own variables and endpoint overrides.
     pub async fn start(function: Function, env: &[(&str, &str)]) -> Lambda {
         let api = RuntimeApi::start(function.binary, function.timeout).await;
         let path = bootstrap(function.binary);
@@ -102,6 +102,9 @@ impl Lambda {
             ("TZ", ":UTC"),
             ("LANG", "en_US.UTF-8"),
             ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            // Each bootstrap keeps its ledger in memory unless the test gives it
+            // a table (the ownership scenarios run moto's DynamoDB).
+            ("LEDGER_TABLE", "memory"),
         ] {
             command.env(key, value);
         }

@@ -2,7 +2,9 @@
 //! workspace, its sample events and its compiled binaries are, and the
 //! servers and processes the tests run:
 //!
-//! - [`moto`]: moto's server as SQS (and Cognito), on a free port, killed on drop.
+//! - [`moto`]: moto's server as SQS (and Cognito, DynamoDB), on a free port, killed on drop.
+//! - [`ledger`]: the ownership ledger's table in moto, as template.yaml declares it.
+//! - [`pipeline`]: the sync queue drained through the idp-sync bootstrap; Chime read back.
 //! - [`cognito`]: a user pool in moto with users in every status.
 //! - [`runtime_api`]: a mock Lambda Runtime API serving queued events.
 //! - [`lambda`]: a compiled bootstrap binary behind that API, with Lambda's
@@ -18,8 +20,10 @@ pub mod bins;
 pub mod cognito;
 pub mod emf;
 pub mod lambda;
+pub mod ledger;
 pub mod moto;
 pub mod net;
+pub mod pipeline;
 pub mod process;
 pub mod runtime_api;
 pub mod samples;

@@ -174,6 +174,10 @@ fn pool_user(user: &UserType) -> PoolUser {
             .unwrap_or_default(),
         enabled: user.enabled(),
         attributes,
+        modified: user.user_last_modified_date().map(|d| {
+            let ms = d.secs().saturating_mul(1000) + i64::from(d.subsec_nanos() / 1_000_000);
+            chime_sync_core::ledger::At(u64::try_from(ms).unwrap_or(0))
+        }),
     }
 }
 

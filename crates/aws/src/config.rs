@@ -24,8 +24,10 @@ use chime_sync_core::credentials::{IssuerConfigError, MAX_SESSION, MIN_SESSION, 
 use chime_sync_core::directory::{DeleteMode, MAX_EXPIRATION_DAYS};
 use chime_sync_core::handlers::post_confirmation;
 use chime_sync_core::handlers::reconcile::{self, SHARD_COUNTS, ShardSetting};
+use chime_sync_core::ledger::{FeedBreaker, UnownedPolicy};
 use chime_sync_core::profile::EmptyNamePolicy;
 use chime_sync_core::reconcile::DeleteBreaker;
+use chime_sync_core::sync::SyncRules;
 use chime_sync_core::user_pool::{ActivePolicy, ActivePolicyError, LIST_USERS_QUOTA_RPS};
 use chime_sync_core::{AppInstanceArn, DisplayNamePolicy, InputError};
 use thiserror::Error;
@@ -57,6 +59,17 @@ pub const DELETE_LIMIT: &str = "DELETE_LIMIT";
 pub const DELETE_LIMIT_PERCENT: &str = "DELETE_LIMIT_PERCENT";
 pub const COGNITO_QUOTA_SHARE_PERCENT: &str = "COGNITO_QUOTA_SHARE_PERCENT";
 pub const RECONCILE_SHARDS: &str = "RECONCILE_SHARDS";
+pub const LEDGER_TABLE: &str = "LEDGER_TABLE";
+pub const UNOWNED_USERS: &str = "UNOWNED_USERS";
+pub const FEED_DELETE_LIMIT: &str = "FEED_DELETE_LIMIT";
+pub const FEED_DELETE_LIMIT_PERCENT: &str = "FEED_DELETE_LIMIT_PERCENT";
+pub const FEED_DELETE_WINDOW_MINUTES: &str = "FEED_DELETE_WINDOW_MINUTES";
+pub const SIGN_IN_BUDGET_MS: &str = "SIGN_IN_BUDGET_MS";
+
+/// How long one call to the ownership ledger may take, retries included.
+pub const LEDGER_TIMEOUT: Duration = Duration::from_millis(3000);
+/// The longest feed breaker window: a day.
+pub const MAX_FEED_WINDOW_MINUTES: u64 = 1440;
 
 /// `DELETE_GRACE_DAYS` may not exceed this: a year is longer than any
 /// reasonable undo window, and keeps the expiration far below Chime's 5475 days.
@@ -198,6 +211,27 @@ pub enum ConfigError {
         value: String,
         reason: &'static str,
     },
+    #[error("{name} must be keep, or the source unowned users belong to (e.g. pool): {source}")]
+    InvalidUnowned {
+        name: &'static str,
+        #[source]
+        source: InputError,
+    },
+    #[error(
+        "{name} must be a DynamoDB table name (3-255 of A-Z a-z 0-9 _ - .), or `memory` for a \
+         ledger held in memory (local development only), not `{value}`"
+    )]
+    InvalidTable { name: &'static str, value: String },
+}
+
+/// Where the ownership ledger is (`LEDGER_TABLE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerLocation {
+    /// A DynamoDB table (template.yaml's `LedgerTable`).
+    Table(String),
+    /// `memory`: each sandbox keeps its own, forgotten when it ends. For a
+    /// local loop without DynamoDB; a function started so logs a warning.
+    Memory,
 }
 
 /// The pre-signup function's policy (no AWS client: it makes no calls).
@@ -241,6 +275,11 @@ pub struct PostConfirmationConfig {
     pub queue_timeout: Duration,
     /// `DISPLAY_NAME_ATTRIBUTES`.
     pub display_names: DisplayNamePolicy,
+    /// `LEDGER_TABLE`: where each user's owner is recorded.
+    pub ledger: LedgerLocation,
+    /// `SIGN_IN_BUDGET_MS` (default 800, 100–2000): the Chime budget at a
+    /// federated user's sign-in, which the user waits on.
+    pub sign_in_budget: Duration,
 }
 
 impl PostConfirmationConfig {
@@ -258,6 +297,12 @@ impl PostConfirmationConfig {
             sync_queue_url: env.queue_url(SYNC_QUEUE_URL, "the FIFO queue idp-sync reads")?,
             queue_timeout: POST_CONFIRMATION_QUEUE_TIMEOUT,
             display_names: env.display_names()?,
+            ledger: env.ledger()?,
+            sign_in_budget: env.millis(
+                SIGN_IN_BUDGET_MS,
+                post_confirmation::DEFAULT_SIGN_IN_BUDGET,
+                MAX_POST_CONFIRMATION_BUDGET,
+            )?,
         })
     }
 
@@ -280,8 +325,15 @@ pub struct IdpSyncConfig {
     /// `MAX_CONCURRENT_GROUPS` (default 10, 1–10): message groups applied at once.
     pub max_concurrent_groups: usize,
     /// `DELETE_MODE` (grace or immediate, default grace) and
-    /// `DELETE_GRACE_DAYS` (default 7, 1–365): how `user.deleted` deletes.
-    pub delete_mode: DeleteMode,
+    /// `DELETE_GRACE_DAYS` (default 7, 1–365): how `user.deleted` deletes;
+    /// `UNOWNED_USERS` (default keep): whether an absence may delete users
+    /// nobody owns; the feed breaker: `FEED_DELETE_LIMIT` (default 50,
+    /// 0–1000000), `FEED_DELETE_LIMIT_PERCENT` (default 5, 0–100, of the
+    /// Chime users the last reconcile cycle counted) per
+    /// `FEED_DELETE_WINDOW_MINUTES` (default 60, 1–1440).
+    pub rules: SyncRules,
+    /// `LEDGER_TABLE`: ownership, change times, deletion marks.
+    pub ledger: LedgerLocation,
 }
 
 impl IdpSyncConfig {
@@ -301,7 +353,12 @@ impl IdpSyncConfig {
                 1,
                 MAX_MAX_CONCURRENT_GROUPS as u64,
             )? as usize,
-            delete_mode: env.delete_mode()?,
+            rules: SyncRules {
+                delete_mode: env.delete_mode()?,
+                unowned: env.unowned()?,
+                feed_breaker: Some(env.feed_breaker()?),
+            },
+            ledger: env.ledger()?,
         })
     }
 }
@@ -323,8 +380,11 @@ pub struct ReconcileConfig {
     /// (default 5, 0–100), `DELETE_MODE`/`DELETE_GRACE_DAYS` (as idp-sync's:
     /// grace mode leaves deletions under way out of the plan),
     /// `COGNITO_QUOTA_SHARE_PERCENT` (default 50, 1–100, of ListUsers' 30 RPS)
-    /// and `RECONCILE_SHARDS` (auto, 1, 16 or 256; default auto).
+    /// `RECONCILE_SHARDS` (auto, 1, 16 or 256; default auto) and
+    /// `UNOWNED_USERS` (default keep).
     pub settings: reconcile::Settings,
+    /// `LEDGER_TABLE`: who owns each user, and the deletions pending.
+    pub ledger: LedgerLocation,
 }
 
 impl ReconcileConfig {
@@ -375,6 +435,7 @@ impl ReconcileConfig {
                 )? as u8,
             },
             delete_mode: env.delete_mode()?,
+            unowned: env.unowned()?,
             shards: env.shards()?,
             pool_rate: LIST_USERS_QUOTA_RPS * share as f64 / 100.0,
             ..reconcile::Settings::default()
@@ -385,6 +446,7 @@ impl ReconcileConfig {
             sync_queue_url,
             queue_timeout: RECONCILE_QUEUE_TIMEOUT,
             settings,
+            ledger: env.ledger()?,
         })
     }
 }
@@ -409,6 +471,8 @@ pub struct CredentialExchangeConfig {
     pub max_session: Duration,
     pub jwks_timeout: Duration,
     pub sts_timeout: Duration,
+    /// `LEDGER_TABLE`: the owner of each user the exchange creates.
+    pub ledger: LedgerLocation,
 }
 
 impl CredentialExchangeConfig {
@@ -448,6 +512,7 @@ impl CredentialExchangeConfig {
             )?),
             jwks_timeout: JWKS_TIMEOUT,
             sts_timeout: STS_TIMEOUT,
+            ledger: env.ledger()?,
         })
     }
 }
@@ -638,6 +703,63 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             .collect()
     }
 
+    /// `LEDGER_TABLE`: a DynamoDB table name, or `memory`.
+    fn ledger(&self) -> Result<LedgerLocation, ConfigError> {
+        let value = self.required(
+            LEDGER_TABLE,
+            "the DynamoDB table that records who owns each user (template.yaml's LedgerTable), \
+             or `memory` for local development",
+        )?;
+        if value == "memory" {
+            return Ok(LedgerLocation::Memory);
+        }
+        let valid = (3..=255).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !valid {
+            return Err(ConfigError::InvalidTable {
+                name: LEDGER_TABLE,
+                value,
+            });
+        }
+        Ok(LedgerLocation::Table(value))
+    }
+
+    /// `UNOWNED_USERS`: `keep` (default) or a source (`pool`).
+    fn unowned(&self) -> Result<UnownedPolicy, ConfigError> {
+        match self.get(UNOWNED_USERS) {
+            None => Ok(UnownedPolicy::Keep),
+            Some(raw) => UnownedPolicy::parse(&raw).map_err(|source| ConfigError::InvalidUnowned {
+                name: UNOWNED_USERS,
+                source,
+            }),
+        }
+    }
+
+    /// The feed breaker's `FEED_DELETE_LIMIT`, `FEED_DELETE_LIMIT_PERCENT`
+    /// and `FEED_DELETE_WINDOW_MINUTES`.
+    fn feed_breaker(&self) -> Result<FeedBreaker, ConfigError> {
+        let default = FeedBreaker::default();
+        Ok(FeedBreaker {
+            limit: self.number(FEED_DELETE_LIMIT, default.limit, 0, MAX_DELETE_LIMIT)?,
+            percent: self.number(
+                FEED_DELETE_LIMIT_PERCENT,
+                u64::from(default.percent),
+                0,
+                100,
+            )? as u8,
+            window: Duration::from_secs(
+                60 * self.number(
+                    FEED_DELETE_WINDOW_MINUTES,
+                    default.window.as_secs() / 60,
+                    1,
+                    MAX_FEED_WINDOW_MINUTES,
+                )?,
+            ),
+        })
+    }
+
     /// `RECONCILE_SHARDS`: `auto` (default), 1, 16 or 256.
     fn shards(&self) -> Result<ShardSetting, ConfigError> {
         match self.get(RECONCILE_SHARDS) {
@@ -743,12 +865,96 @@ mod tests {
     const QUEUE: &str = "https://sqs.eu-west-1.amazonaws.com/123456789012/sync.fifo";
     const DLQ: &str = "https://sqs.eu-west-1.amazonaws.com/123456789012/sync-dlq.fifo";
 
+    /// The variables `pairs` set; `LEDGER_TABLE` is `ledger` unless they
+    /// set it (the tests of the other settings), [`bare`] without it.
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let mut map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        map.entry(LEDGER_TABLE.to_owned())
+            .or_insert_with(|| "ledger".to_owned());
+        move |name| map.get(name).cloned()
+    }
+
+    /// `pairs` and nothing else.
+    fn bare(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn the_ledger_table_is_required_and_named_when_wrong() {
+        let base = [(APP_INSTANCE_ARN, ARN), (DLQ_URL, DLQ)];
+        let err = IdpSyncConfig::from_lookup(bare(&base)).unwrap_err();
+        assert!(
+            err.to_string().contains("LEDGER_TABLE is required"),
+            "{err}"
+        );
+        for (value, want) in [
+            (
+                "stack-UserLedger-1AB2",
+                Ok(LedgerLocation::Table("stack-UserLedger-1AB2".into())),
+            ),
+            ("memory", Ok(LedgerLocation::Memory)),
+            ("no spaces allowed", Err(())),
+            ("ab", Err(())),
+        ] {
+            let mut vars = base.to_vec();
+            vars.push((LEDGER_TABLE, value));
+            let got = IdpSyncConfig::from_lookup(bare(&vars)).map(|c| c.ledger);
+            match want {
+                Ok(location) => assert_eq!(got, Ok(location)),
+                Err(()) => {
+                    let err = got.unwrap_err().to_string();
+                    assert!(err.starts_with("LEDGER_TABLE must be"), "{err}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn idp_sync_reads_the_feed_breaker_and_the_unowned_policy() {
+        let base = [(APP_INSTANCE_ARN, ARN), (DLQ_URL, DLQ)];
+        let cfg = IdpSyncConfig::from_lookup(lookup(&base)).unwrap();
+        assert_eq!(cfg.rules.feed_breaker, Some(FeedBreaker::default()));
+        assert_eq!(cfg.rules.unowned, UnownedPolicy::Keep);
+        let mut vars = base.to_vec();
+        vars.extend([
+            (FEED_DELETE_LIMIT, "10"),
+            (FEED_DELETE_LIMIT_PERCENT, "2"),
+            (FEED_DELETE_WINDOW_MINUTES, "15"),
+            (UNOWNED_USERS, "pool"),
+        ]);
+        let cfg = IdpSyncConfig::from_lookup(lookup(&vars)).unwrap();
+        assert_eq!(
+            cfg.rules.feed_breaker,
+            Some(FeedBreaker {
+                limit: 10,
+                percent: 2,
+                window: Duration::from_secs(900)
+            })
+        );
+        assert_eq!(
+            cfg.rules.unowned,
+            UnownedPolicy::OwnedBy(chime_sync_core::ledger::Source::pool())
+        );
+        for (name, value) in [
+            (FEED_DELETE_WINDOW_MINUTES, "0"),
+            (FEED_DELETE_WINDOW_MINUTES, "1441"),
+            (FEED_DELETE_LIMIT_PERCENT, "101"),
+            (UNOWNED_USERS, "everyone"),
+        ] {
+            let mut bad = base.to_vec();
+            bad.push((name, value));
+            let err = IdpSyncConfig::from_lookup(lookup(&bad))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(name), "{name}={value}: {err}");
+        }
     }
 
     #[test]
@@ -1195,12 +1401,13 @@ mod tests {
     fn idp_sync_deletes_with_a_grace_period_by_default() {
         let base = [(APP_INSTANCE_ARN, ARN), (DLQ_URL, DLQ)];
         let cfg = IdpSyncConfig::from_lookup(lookup(&base)).unwrap();
-        assert_eq!(cfg.delete_mode, DeleteMode::Grace { days: 7 });
+        assert_eq!(cfg.rules.delete_mode, DeleteMode::Grace { days: 7 });
         let mut immediate = base.to_vec();
         immediate.push((DELETE_MODE, "immediate"));
         assert_eq!(
             IdpSyncConfig::from_lookup(lookup(&immediate))
                 .unwrap()
+                .rules
                 .delete_mode,
             DeleteMode::Immediate
         );
@@ -1209,6 +1416,7 @@ mod tests {
         assert_eq!(
             IdpSyncConfig::from_lookup(lookup(&days))
                 .unwrap()
+                .rules
                 .delete_mode,
             DeleteMode::Grace { days: 30 }
         );

@@ -6,6 +6,8 @@
 //!   SDK's standard retry does not ([`retry`]).
 //! - [`SqsQueue`] implements the `Queue` port with `aws-sdk-sqs` (batches with
 //!   `SendMessageBatch`).
+//! - [`LedgerTable`] implements the `Ledger` port (ownership, change times,
+//!   deletion marks) with `aws-sdk-dynamodb`, one table.
 //! - [`CognitoUserPool`] implements the `UserPool` port with
 //!   `aws-sdk-cognitoidentityprovider` (`ListUsers`).
 //! - [`StsCredentialIssuer`] implements the credential exchange's
@@ -27,6 +29,7 @@ pub mod cognito;
 pub mod config;
 pub mod http;
 pub mod jwks;
+pub mod ledger;
 pub mod retry;
 pub mod sqs;
 pub mod sts;
@@ -48,11 +51,12 @@ pub use aws_config::SdkConfig;
 pub use chime::{ChimeConfig, ChimeDirectory};
 pub use cognito::{CognitoConfig, CognitoUserPool, UserPoolId};
 pub use config::{
-    ConfigError, CredentialExchangeConfig, IdpSyncConfig, PostConfirmationConfig, PreSignupConfig,
-    ReconcileConfig,
+    ConfigError, CredentialExchangeConfig, IdpSyncConfig, LedgerLocation, PostConfirmationConfig,
+    PreSignupConfig, ReconcileConfig,
 };
 pub use http::{RootSet, TlsError, TrustRoots};
 pub use jwks::HttpsJwksSource;
+pub use ledger::{ConfiguredLedger, LedgerTable};
 pub use retry::ChimeThrottlingClassifier;
 pub use sqs::SqsQueue;
 pub use sts::StsCredentialIssuer;

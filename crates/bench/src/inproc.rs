@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_chimesdkidentity::config::{Credentials, Region, SharedCredentialsProvider};
 use chime_identity_fake::{FakeChime, FakeConfig, FaultConfig, Operation, TestCa, TlsFront};
-use chime_sync_aws::config::{APP_INSTANCE_ARN, DLQ_URL};
+use chime_sync_aws::config::{APP_INSTANCE_ARN, DLQ_URL, LEDGER_TABLE};
 use chime_sync_aws::http::sdk_http_client;
 use chime_sync_aws::{ChimeDirectory, IdpSyncConfig, TrustRoots};
 use chime_sync_core::handlers::idp_sync::{self, BatchReport, IdpSync, SqsEvent};
+use chime_sync_core::ledger::memory::InMemoryLedger;
 use chime_sync_core::memory::InMemoryQueue;
 use chime_sync_core::{
     AppInstanceArn, Directory, DirectoryError, DirectoryPage, DirectoryUser, UserId, UserProfile,
@@ -112,6 +113,7 @@ fn deps(endpoint: String, roots: &TrustRoots) -> Result<Deps, String> {
         DLQ_URL => Some(
             "https://sqs.us-east-1.amazonaws.com/123456789012/identity-sync-dlq.fifo".to_owned(),
         ),
+        LEDGER_TABLE => Some("memory".to_owned()),
         _ => None,
     })
     .map_err(|e| format!("the benchmark's idp-sync configuration: {e}"))?;
@@ -121,11 +123,12 @@ fn deps(endpoint: String, roots: &TrustRoots) -> Result<Deps, String> {
         ..IdpSync::new(
             Recording::new(ChimeDirectory::new(&sdk, config.chime)),
             InMemoryQueue::new(),
+            InMemoryLedger::new(),
         )
     })
 }
 
-type Deps = IdpSync<Recording<ChimeDirectory>, InMemoryQueue>;
+type Deps = IdpSync<Recording<ChimeDirectory>, InMemoryQueue, InMemoryLedger>;
 
 /// Runs `f` to completion on a fresh current_thread runtime on a thread of its own, as the
 /// functions run (the fakes stay on the caller's runtime).

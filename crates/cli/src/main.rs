@@ -23,7 +23,9 @@
 
 mod aws_errors;
 mod endpoint;
+mod inputs;
 mod out;
+mod ownership_cmd;
 mod reconcile_cmd;
 mod table;
 
@@ -75,6 +77,11 @@ enum Command {
     /// Cancel the pending (grace) deletions of every active user: undo a mass deletion
     /// within its grace period.
     Restore(reconcile_cmd::RestoreArgs),
+    /// Make a source the owner of the Chime users that predate ownership and that it
+    /// lists, so its absence can delete them (a dry run unless --apply).
+    Adopt(ownership_cmd::AdoptArgs),
+    /// List or release the explicit deletions a feed breaker held back.
+    Held(ownership_cmd::HeldArgs),
     /// Serve the local Chime SDK Identity fake until Ctrl-C.
     ServeFake {
         /// Port on 127.0.0.1 (0 picks a free one).
@@ -108,6 +115,8 @@ async fn main() -> ExitCode {
             .map(|()| Status::Done),
         Command::Reconcile(args) => reconcile_cmd::reconcile(args).await,
         Command::Restore(args) => reconcile_cmd::restore(args).await,
+        Command::Adopt(args) => ownership_cmd::adopt(args).await,
+        Command::Held(args) => ownership_cmd::held(args).await,
         Command::ServeFake { port, missing_user } => {
             serve_fake(port, missing_user).await.map(|()| Status::Done)
         }

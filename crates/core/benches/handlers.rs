@@ -32,6 +32,7 @@ use chime_sync_core::handlers::credential_exchange::{self, CredentialExchange};
 use chime_sync_core::handlers::idp_sync::{self, IdpSync, SqsEvent};
 use chime_sync_core::handlers::post_confirmation::{self, PostConfirmation};
 use chime_sync_core::handlers::pre_signup::{self, SignUpPolicy};
+use chime_sync_core::ledger::memory::InMemoryLedger;
 use chime_sync_core::memory::{InMemoryDirectory, InMemoryQueue};
 use chime_sync_core::{AppInstanceArn, DisplayNamePolicy};
 use credential_testkit::TestKey;
@@ -190,7 +191,7 @@ fn credentials_request(token: &str) -> Vec<u8> {
 fn run_credential_exchange(
     rt: &Runtime,
     bytes: &[u8],
-    deps: &CredentialExchange<InMemoryDirectory, StaticJwks, NoSts>,
+    deps: &CredentialExchange<InMemoryDirectory, StaticJwks, NoSts, InMemoryLedger>,
 ) -> Vec<u8> {
     let event: Value = serde_json::from_slice(black_box(bytes)).expect("JSON");
     let (response, outcome) = rt.block_on(credential_exchange::handle(event, deps));
@@ -230,7 +231,13 @@ fn handlers(c: &mut Criterion, group_name: &str) {
     let post = post_confirmation_event();
     group.bench_function("post_confirmation", |b| {
         b.iter_batched(
-            || PostConfirmation::new(InMemoryDirectory::new(arn()), InMemoryQueue::new()),
+            || {
+                PostConfirmation::new(
+                    InMemoryDirectory::new(arn()),
+                    InMemoryQueue::new(),
+                    InMemoryLedger::new(),
+                )
+            },
             |deps| run_post_confirmation(&rt, &post, deps),
             BatchSize::SmallInput,
         );
@@ -239,7 +246,13 @@ fn handlers(c: &mut Criterion, group_name: &str) {
     let batch = idp_batch();
     group.bench_function("idp_sync_batch_of_10", |b| {
         b.iter_batched(
-            || IdpSync::new(InMemoryDirectory::new(arn()), InMemoryQueue::new()),
+            || {
+                IdpSync::new(
+                    InMemoryDirectory::new(arn()),
+                    InMemoryQueue::new(),
+                    InMemoryLedger::new(),
+                )
+            },
             |deps| run_idp_sync(&rt, &batch, deps),
             BatchSize::SmallInput,
         );
@@ -250,6 +263,7 @@ fn handlers(c: &mut Criterion, group_name: &str) {
     let request = credentials_request(&token);
     let mut exchange = CredentialExchange::new(
         InMemoryDirectory::new(arn()),
+        InMemoryLedger::new(),
         static_jwks(&key),
         NoSts,
         issuers(),
@@ -271,7 +285,7 @@ fn handlers(c: &mut Criterion, group_name: &str) {
 fn run_post_confirmation(
     rt: &Runtime,
     bytes: &[u8],
-    deps: PostConfirmation<InMemoryDirectory, InMemoryQueue>,
+    deps: PostConfirmation<InMemoryDirectory, InMemoryQueue, InMemoryLedger>,
 ) -> Vec<u8> {
     let event: Value = serde_json::from_slice(black_box(bytes)).expect("JSON");
     let (response, outcome) = rt
@@ -284,7 +298,7 @@ fn run_post_confirmation(
 fn run_idp_sync(
     rt: &Runtime,
     bytes: &[u8],
-    deps: IdpSync<InMemoryDirectory, InMemoryQueue>,
+    deps: IdpSync<InMemoryDirectory, InMemoryQueue, InMemoryLedger>,
 ) -> Vec<u8> {
     let event: SqsEvent = serde_json::from_slice(black_box(bytes)).expect("an SQS event");
     let report = rt.block_on(idp_sync::handle(&event, &deps, None));

@@ -345,13 +345,25 @@ pub trait Directory: Send + Sync {
         &self,
         user: &UserProfile,
     ) -> impl Future<Output = Result<Applied, DirectoryError>> + Send {
+        async move { Ok(self.ensure_exists_described(user).await?.0) }
+    }
+
+    /// [`Directory::ensure_exists`], answering also the user as described
+    /// when it existed (the credential exchange looks at its expiration).
+    fn ensure_exists_described(
+        &self,
+        user: &UserProfile,
+    ) -> impl Future<Output = Result<(Applied, Option<DirectoryUser>), DirectoryError>> + Send {
         async move {
             match self.describe(&user.id).await {
-                Ok(Some(_)) => Ok(Applied::AlreadyProvisioned),
-                Ok(None) => self.create_or_resolve(user).await,
-                Err(DirectoryError::PossiblyMissing(_)) => Ok(settle_by_create(self, user)
-                    .await?
-                    .unwrap_or(Applied::AlreadyProvisioned)),
+                Ok(Some(existing)) => Ok((Applied::AlreadyProvisioned, Some(existing))),
+                Ok(None) => Ok((self.create_or_resolve(user).await?, None)),
+                Err(DirectoryError::PossiblyMissing(_)) => Ok((
+                    settle_by_create(self, user)
+                        .await?
+                        .unwrap_or(Applied::AlreadyProvisioned),
+                    None,
+                )),
                 Err(e) => Err(e),
             }
         }

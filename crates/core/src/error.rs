@@ -44,6 +44,10 @@ pub enum InputError {
     MetadataTooLong(usize),
     #[error("invalid AppInstance ARN: {0}")]
     InvalidAppInstanceArn(&'static str),
+    #[error("invalid source: {0}")]
+    InvalidSource(&'static str),
+    #[error("field `{0}` is not an RFC 3339 timestamp (like 2026-11-20T10:00:00Z)")]
+    InvalidTimestamp(&'static str),
 }
 
 impl InputError {
@@ -59,6 +63,8 @@ impl InputError {
             Self::InvalidDisplayName(_) => "InvalidDisplayName",
             Self::MetadataTooLong(_) => "MetadataTooLong",
             Self::InvalidAppInstanceArn(_) => "InvalidAppInstanceArn",
+            Self::InvalidSource(_) => "InvalidSource",
+            Self::InvalidTimestamp(_) => "InvalidTimestamp",
         }
     }
 }
@@ -176,6 +182,8 @@ pub enum SyncError {
     Directory(#[from] DirectoryError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
 }
 
 impl SyncError {
@@ -184,6 +192,7 @@ impl SyncError {
             Self::Input(_) => ErrorClass::Permanent,
             Self::Directory(e) => e.class(),
             Self::Queue(e) => e.class,
+            Self::Ledger(e) => e.class(),
         }
     }
 
@@ -196,6 +205,7 @@ impl SyncError {
             Self::Input(e) => e.code(),
             Self::Directory(e) => e.code(),
             Self::Queue(_) => "QueueSendFailed",
+            Self::Ledger(e) => e.code(),
         }
     }
 }
@@ -246,6 +256,8 @@ mod tests {
             InputError::InvalidDisplayName("blank"),
             InputError::MetadataTooLong(2000),
             InputError::InvalidAppInstanceArn("wrong service"),
+            InputError::InvalidSource("unknown kind"),
+            InputError::InvalidTimestamp("occurredAt"),
         ];
         for e in all {
             let code = e.code();

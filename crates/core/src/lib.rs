@@ -14,6 +14,7 @@ pub mod directory;
 pub mod error;
 pub mod handlers;
 pub mod identity;
+pub mod ledger;
 pub mod memory;
 pub mod metrics;
 pub mod profile;
@@ -22,6 +23,7 @@ pub mod rate;
 pub mod reconcile;
 pub mod replay;
 pub mod schema;
+pub mod sync;
 pub mod user_pool;
 
 pub use directory::{Applied, Directory, DirectoryPage, DirectoryUser};

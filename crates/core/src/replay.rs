@@ -28,9 +28,11 @@ use crate::error::DirectoryError;
 use crate::handlers::cognito::{trigger_source, user_attributes};
 use crate::handlers::credential_exchange::{self, CredentialExchange};
 use crate::handlers::idp_sync::{self, IdpSync};
-use crate::handlers::post_confirmation::{self, ConfirmationOutcome, PostConfirmation};
+use crate::handlers::post_confirmation::{self, PostConfirmation};
 use crate::handlers::pre_signup::{self, SignUpDecision, SignUpPolicy};
 use crate::identity::{AppInstanceArn, UserId};
+use crate::ledger::Source;
+use crate::ledger::memory::InMemoryLedger;
 use crate::memory::{InMemoryDirectory, InMemoryQueue};
 use crate::profile::DisplayNamePolicy;
 
@@ -78,7 +80,14 @@ impl Function {
         let source = trigger_source(event)?;
         if source.starts_with("PreSignUp_") {
             Some(Self::PreSignUp)
-        } else if source.starts_with("PostConfirmation_") {
+        } else if [
+            "PostConfirmation_",
+            "TokenGeneration_",
+            "PostAuthentication_",
+        ]
+        .iter()
+        .any(|prefix| source.starts_with(prefix))
+        {
             Some(Self::PostConfirmation)
         } else {
             None
@@ -139,6 +148,8 @@ pub enum ReplayError {
 /// credential exchange's embedded JWKS and STS double.
 pub struct Replay<D> {
     pub directory: D,
+    /// Who owns each user, and the deletions under way.
+    pub ledger: InMemoryLedger,
     pub sync_queue: InMemoryQueue,
     pub dlq: InMemoryQueue,
     pub sign_up: SignUpPolicy,
@@ -167,6 +178,7 @@ impl<D: Directory> Replay<D> {
         let names = DisplayNamePolicy::parse(DEMO_DISPLAY_NAME_ATTRIBUTES).unwrap_or_default();
         Self {
             directory,
+            ledger: InMemoryLedger::new(),
             sync_queue: InMemoryQueue::new(),
             dlq: InMemoryQueue::new(),
             sign_up: SignUpPolicy {
@@ -246,20 +258,11 @@ impl<D: Directory> Replay<D> {
                     .map(str::to_owned);
                 let deps = PostConfirmation {
                     names: self.names.clone(),
-                    ..PostConfirmation::new(&self.directory, &self.sync_queue)
+                    ..PostConfirmation::new(&self.directory, &self.sync_queue, &self.ledger)
                 };
                 let (response, outcome) = match post_confirmation::handle(event, &deps, None).await
                 {
-                    Ok((out, ConfirmationOutcome::Provisioned(applied))) => {
-                        (Ok(out), applied.as_str().to_owned())
-                    }
-                    Ok((out, ConfirmationOutcome::HandedOff { chime_error })) => (
-                        Ok(out),
-                        format!("handed off to the sync queue ({chime_error})"),
-                    ),
-                    Ok((out, ConfirmationOutcome::PassedThrough)) => {
-                        (Ok(out), "passed through (not a PreSignUp event)".into())
-                    }
+                    Ok((out, outcome)) => (Ok(out), outcome.label()),
                     Err(e) => (Err(e.to_string()), format!("error: {e}")),
                 };
                 Replayed {
@@ -274,6 +277,7 @@ impl<D: Directory> Replay<D> {
                     names: self.names.clone(),
                     ..CredentialExchange::new(
                         &self.directory,
+                        &self.ledger,
                         &self.jwks,
                         &self.sts,
                         self.issuers.clone(),
@@ -306,7 +310,7 @@ impl<D: Directory> Replay<D> {
                         error,
                     }
                 })?;
-                let deps = IdpSync::new(&self.directory, &self.dlq);
+                let deps = IdpSync::new(&self.directory, &self.dlq, &self.ledger);
                 let report = idp_sync::handle(&sqs, &deps, None).await;
                 let mut rows: Vec<Row> = report
                     .messages
@@ -357,16 +361,24 @@ fn demo_jwks() -> StaticJwks {
 /// `TRUSTED_ISSUERS` of the replay: the demo pool's ID tokens for client
 /// `demo-app-client`, and the OIDC provider's tokens for `chat-web`.
 fn demo_issuers() -> TrustedIssuers {
-    let issuer = |iss: &str, audience: &str, token_use| TrustedIssuer {
+    let issuer = |iss: &str, audience: &str, token_use, source: Source| TrustedIssuer {
         issuer: iss.to_owned(),
         audiences: vec![audience.to_owned()],
         user_id_claim: "sub".to_owned(),
         token_use,
         jwks: JwksLocation::Discovery(format!("{iss}/.well-known/openid-configuration")),
+        key: source.as_str().trim_start_matches("issuer:").to_owned(),
+        source,
     };
+    let oidc = Source::issuer("demo-oidc").unwrap_or_else(|_| Source::pool());
     TrustedIssuers::from_issuers([
-        issuer(DEMO_COGNITO_ISSUER, "demo-app-client", Some(TokenUse::Id)),
-        issuer(DEMO_OIDC_ISSUER, "chat-web", None),
+        issuer(
+            DEMO_COGNITO_ISSUER,
+            "demo-app-client",
+            Some(TokenUse::Id),
+            Source::pool(),
+        ),
+        issuer(DEMO_OIDC_ISSUER, "chat-web", None, oidc),
     ])
 }
 

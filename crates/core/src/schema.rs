@@ -8,11 +8,25 @@
 //! `Message` a JSON string) or inside an EventBridge event (`detail`).
 //! `version` is read first so a future version is refused as such, not as a
 //! pile of missing fields. Unknown extra fields are ignored (forward-compatible).
+//!
+//! Optional fields that say where and when a change comes from ([`Origin`]),
+//! read by the ownership and time rules ([`crate::ledger`]):
+//! - `occurredAt` (RFC 3339): when the change happened at its source; a
+//!   change older than the last one applied to the user is refused as stale.
+//!   Without it the event is never stale (and moves no clock).
+//! - `source`: who publishes it (`feed` unless said: `feed:<publisher>`,
+//!   `pool`, `scim`, `ldap`); a `user.created` makes that source the owner.
+//! - `reason: "absent"` on `user.deleted`: the source no longer lists the
+//!   user; it deletes only a user that source owns, and needs `occurredAt`
+//!   (when the absence was observed).
+//! - `released: true` on `user.deleted`: an operator released it past the
+//!   feed's breaker (`chime-sync held release`).
 
 use serde_json::{Map, Value, json};
 
 use crate::error::InputError;
 use crate::identity::UserId;
+use crate::ledger::{At, Change, ChangeKind, Source};
 use crate::profile::{DisplayName, Metadata, UserProfile};
 use crate::queue::sqs_json;
 
@@ -65,12 +79,55 @@ impl Envelope {
     }
 }
 
+/// Where and when a change comes from (the optional fields above).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub source: Source,
+    pub at: Option<At>,
+    /// `reason: "absent"`: a deletion because the source no longer lists
+    /// the user.
+    pub absent: bool,
+    /// Released past the feed's breaker by an operator.
+    pub released: bool,
+}
+
+impl Origin {
+    /// A change from `source` at `at` (what the stack's own publishers send).
+    pub fn from(source: Source, at: Option<At>) -> Self {
+        Self {
+            source,
+            at,
+            absent: false,
+            released: false,
+        }
+    }
+}
+
 /// A parsed, validated message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdpMessage {
     pub event: IdentityEvent,
     pub event_id: Option<String>,
     pub envelope: Envelope,
+    pub origin: Origin,
+}
+
+impl IdpMessage {
+    /// The change the message asks the ledger for.
+    pub fn change(&self) -> Change {
+        let kind = match (&self.event, self.origin.absent) {
+            (IdentityEvent::Provision(_), _) => ChangeKind::Create,
+            (IdentityEvent::Update(_), _) => ChangeKind::Update,
+            (IdentityEvent::Deprovision(_), false) => ChangeKind::Delete,
+            (IdentityEvent::Deprovision(_), true) => ChangeKind::Absent,
+        };
+        Change {
+            id: self.event.user_id().clone(),
+            source: self.origin.source.clone(),
+            kind,
+            at: self.origin.at,
+        }
+    }
 }
 
 /// Parse an SQS message body into a validated identity event.
@@ -79,10 +136,12 @@ pub fn parse_body(body: &str) -> Result<IdpMessage, InputError> {
         serde_json::from_str(body).map_err(|e| InputError::InvalidJson(e.to_string()))?;
     let (envelope, message) = unwrap_envelope(outer)?;
     let (event, event_id) = parse_message(&message)?;
+    let origin = parse_origin(&message, &event)?;
     Ok(IdpMessage {
         event,
         event_id,
         envelope,
+        origin,
     })
 }
 
@@ -152,7 +211,6 @@ fn parse_message(message: &Value) -> Result<(IdentityEvent, Option<String>), Inp
     }
     let kind = required_str(obj, "type", "type")?;
     let event_id = optional_str(obj, "eventId")?;
-    optional_str(obj, "occurredAt")?;
     let user = match obj.get("user") {
         None | Some(Value::Null) => return Err(InputError::MissingField("user")),
         Some(Value::Object(u)) => u,
@@ -176,6 +234,52 @@ fn parse_message(message: &Value) -> Result<(IdentityEvent, Option<String>), Inp
         other => return Err(InputError::UnknownType(other.chars().take(64).collect())),
     };
     Ok((event, event_id.map(str::to_owned)))
+}
+
+/// The optional `source`, `occurredAt`, `reason` and `released` fields.
+fn parse_origin(message: &Value, event: &IdentityEvent) -> Result<Origin, InputError> {
+    let Some(obj) = message.as_object() else {
+        return Err(InputError::WrongType {
+            field: "message",
+            expected: "a JSON object",
+        });
+    };
+    let source = match optional_str(obj, "source")? {
+        None => Source::feed(None)?,
+        Some(raw) => Source::parse(raw)?,
+    };
+    let at = optional_str(obj, "occurredAt")?
+        .map(At::parse_rfc3339)
+        .transpose()?;
+    let absent = match optional_str(obj, "reason")? {
+        None => false,
+        Some("absent") if matches!(event, IdentityEvent::Deprovision(_)) => true,
+        Some(_) => {
+            return Err(InputError::WrongType {
+                field: "reason",
+                expected: "\"absent\", on user.deleted only",
+            });
+        }
+    };
+    if absent && at.is_none() {
+        return Err(InputError::MissingField("occurredAt"));
+    }
+    let released = match obj.get("released") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) if matches!(event, IdentityEvent::Deprovision(_)) => true,
+        Some(_) => {
+            return Err(InputError::WrongType {
+                field: "released",
+                expected: "true, on user.deleted only",
+            });
+        }
+    };
+    Ok(Origin {
+        source,
+        at,
+        absent,
+        released,
+    })
 }
 
 fn required_str<'a>(
@@ -210,27 +314,16 @@ fn optional_str<'a>(
 /// The schema-v1 `user.created` message post-confirmation hands to the sync
 /// queue when Chime is down or slow. Metadata is left out: absent metadata
 /// means "keep what the user has".
-pub fn provision_message(
-    profile: &UserProfile,
-    event_id: &str,
-    occurred_at: std::time::SystemTime,
-) -> String {
-    event_message(
-        &IdentityEvent::Provision(profile.clone()),
-        event_id,
-        occurred_at,
-    )
+pub fn provision_message(profile: &UserProfile, event_id: &str, origin: &Origin) -> String {
+    event_message(&IdentityEvent::Provision(profile.clone()), event_id, origin)
 }
 
 /// `event` as a schema-v1 message body (what the reconcile function
-/// publishes, and the hand-off above). Metadata is written only when the
-/// profile carries some. Written so SQS accepts it: a name may hold U+FFFE or
-/// U+FFFF, which SQS refuses raw, so those are `\u` escapes.
-pub fn event_message(
-    event: &IdentityEvent,
-    event_id: &str,
-    occurred_at: std::time::SystemTime,
-) -> String {
+/// publishes, and the hand-off above), with its origin's fields. Metadata is
+/// written only when the profile carries some. Written so SQS accepts it: a
+/// name may hold U+FFFE or U+FFFF, which SQS refuses raw, so those are `\u`
+/// escapes.
+pub fn event_message(event: &IdentityEvent, event_id: &str, origin: &Origin) -> String {
     let user = match event {
         IdentityEvent::Provision(p) | IdentityEvent::Update(p) => {
             let mut user = json!({"sub": p.id.as_str(), "displayName": p.name.as_str()});
@@ -241,13 +334,22 @@ pub fn event_message(
         }
         IdentityEvent::Deprovision(id) => json!({"sub": id.as_str()}),
     };
-    let message = json!({
+    let mut message = json!({
         "version": SCHEMA_VERSION,
         "type": event.type_name(),
         "eventId": event_id,
-        "occurredAt": humantime::format_rfc3339_seconds(occurred_at).to_string(),
+        "source": origin.source.as_str(),
         "user": user,
     });
+    if let Some(at) = origin.at {
+        message["occurredAt"] = json!(at.rfc3339());
+    }
+    if origin.absent {
+        message["reason"] = json!("absent");
+    }
+    if origin.released {
+        message["released"] = json!(true);
+    }
     sqs_json(message.to_string())
 }
 
@@ -358,6 +460,41 @@ mod tests {
     }
 
     #[test]
+    fn origin_fields_are_read_and_checked() {
+        let plain = parse_body(&body("user.created").to_string()).unwrap();
+        assert_eq!(plain.origin.source, Source::feed(None).unwrap());
+        assert_eq!(
+            plain.origin.at,
+            Some(At::parse_rfc3339("2026-11-20T10:00:00Z").unwrap())
+        );
+        assert_eq!(plain.change().kind, ChangeKind::Create);
+        let mut absent = json!({"version": 1, "type": "user.deleted", "source": "feed:workday",
+            "reason": "absent", "occurredAt": "2026-11-20T10:00:00Z", "user": {"sub": SUB}});
+        let m = parse_body(&absent.to_string()).unwrap();
+        assert_eq!(m.change().kind, ChangeKind::Absent);
+        assert_eq!(m.change().source.as_str(), "feed:workday");
+        absent.as_object_mut().unwrap().remove("occurredAt");
+        let bad = |v: Value| parse_body(&v.to_string()).unwrap_err().code();
+        assert_eq!(
+            bad(absent),
+            "MissingField",
+            "an absence says when it was seen"
+        );
+        let mut created = body("user.created");
+        created["reason"] = json!("absent");
+        assert_eq!(bad(created.clone()), "WrongType");
+        created["reason"] = Value::Null;
+        created["released"] = json!(true);
+        assert_eq!(bad(created.clone()), "WrongType");
+        created["released"] = Value::Null;
+        created["source"] = json!("hr-system");
+        assert_eq!(bad(created.clone()), "InvalidSource");
+        created["source"] = json!("feed:workday");
+        created["occurredAt"] = json!("last tuesday");
+        assert_eq!(bad(created), "InvalidTimestamp");
+    }
+
+    #[test]
     fn sub_hint_reads_the_sub_of_invalid_messages_where_it_can() {
         let unknown =
             json!({"version": 1, "type": "user.frozen", "user": {"sub": SUB}}).to_string();
@@ -410,11 +547,13 @@ mod tests {
             name: DisplayName::parse("Ada").unwrap(),
             metadata: None,
         };
-        let text = provision_message(&profile, "signup-x", std::time::UNIX_EPOCH);
+        let origin = Origin::from(Source::pool(), Some(At(0)));
+        let text = provision_message(&profile, "signup-x", &origin);
         let m = parse_body(&text).unwrap();
         assert_eq!(m.event, IdentityEvent::Provision(profile));
         assert_eq!(m.event_id.as_deref(), Some("signup-x"));
-        assert!(text.contains("\"occurredAt\":\"1970-01-01T00:00:00Z\""));
+        assert_eq!(m.origin, origin);
+        assert!(text.contains("\"occurredAt\":\"1970-01-01T00:00:00.000Z\""));
     }
 
     #[test]
@@ -433,10 +572,17 @@ mod tests {
             }),
             IdentityEvent::Deprovision(id),
         ] {
-            let text = event_message(&event, "reconcile-1-d", std::time::UNIX_EPOCH);
+            let deletion = matches!(event, IdentityEvent::Deprovision(_));
+            let origin = Origin {
+                absent: deletion,
+                released: deletion,
+                ..Origin::from(Source::ldap(), Some(At(1_234)))
+            };
+            let text = event_message(&event, "reconcile-1-d", &origin);
             let parsed = parse_body(&text).unwrap();
             assert_eq!(parsed.event, event);
             assert_eq!(parsed.event_id.as_deref(), Some("reconcile-1-d"));
+            assert_eq!(parsed.origin, origin);
         }
     }
 
@@ -449,7 +595,7 @@ mod tests {
             name: DisplayName::parse("a\u{fffe}b\u{ffff}").unwrap(),
             metadata: None,
         };
-        let text = provision_message(&profile, "e", std::time::UNIX_EPOCH);
+        let text = provision_message(&profile, "e", &Origin::from(Source::pool(), None));
         assert!(text.chars().all(crate::queue::is_sqs_char), "{text:?}");
         assert_eq!(
             parse_body(&text).unwrap().event,

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use crate::error::ErrorClass;
 use crate::identity::UserId;
+use crate::ledger::At;
 use crate::profile::{DisplayName, DisplayNamePolicy, UserProfile};
 use crate::rate::Pacer;
 
@@ -40,6 +41,9 @@ pub struct PoolUser {
     pub enabled: bool,
     /// `Attributes`, by name.
     pub attributes: Map<String, Value>,
+    /// `UserLastModifiedDate`: when the user last changed in the pool, which
+    /// dates what a reconcile asks for it ([`crate::ledger`]).
+    pub modified: Option<At>,
 }
 
 impl PoolUser {
@@ -52,6 +56,7 @@ impl PoolUser {
             username: text("Username").to_owned(),
             status: text("UserStatus").to_owned(),
             enabled: user.get("Enabled").and_then(Value::as_bool) != Some(false),
+            modified: user.get("UserLastModifiedDate").and_then(date_value),
             attributes: user
                 .get("Attributes")
                 .and_then(Value::as_array)
@@ -67,6 +72,25 @@ impl PoolUser {
     /// The `sub` attribute, as Cognito wrote it.
     pub fn sub(&self) -> Option<&str> {
         self.attributes.get("sub").and_then(Value::as_str)
+    }
+}
+
+/// A date as an export holds it: seconds since the epoch (a number, as the
+/// API's JSON has it), or ISO 8601 text (as `aws … --output json` prints it,
+/// `2026-11-20T10:00:00.123000+00:00`). Anything else reads as unknown, and
+/// an unknown date makes a change that is never stale (the safe side: the
+/// user is kept).
+fn date_value(value: &Value) -> Option<At> {
+    match value {
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| At((s * 1000.0) as u64)),
+        Value::String(text) => {
+            let utc = text.strip_suffix("+00:00").map(|t| format!("{t}Z"));
+            At::parse_rfc3339(utc.as_deref().unwrap_or(text)).ok()
+        }
+        _ => None,
     }
 }
 
@@ -295,9 +319,16 @@ pub struct Sorted {
     pub unusable: Vec<String>,
     /// Every user read, whatever became of it.
     pub read: usize,
+    /// When each active user last changed at the source, where it says.
+    pub modified: BTreeMap<UserId, At>,
 }
 
 impl Sorted {
+    /// When `id` last changed at the source, if it says.
+    pub fn modified_of(&self, id: &UserId) -> Option<At> {
+        self.modified.get(id).copied()
+    }
+
     /// Sort `users` into `self`.
     pub fn add(
         &mut self,
@@ -322,6 +353,9 @@ impl Sorted {
         self.read += 1;
         match active.classify(user, names) {
             Verdict::Active(profile) => {
+                if let Some(at) = user.modified {
+                    self.modified.insert(profile.id.clone(), at);
+                }
                 self.active.insert(profile.id.clone(), profile);
             }
             Verdict::LeftOut(why) => self.left_out.add(why.label(), 1),

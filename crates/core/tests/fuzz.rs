@@ -48,6 +48,7 @@ use chime_sync_core::handlers::post_confirmation::{
 };
 use chime_sync_core::handlers::pre_signup::{self, SignUpDecision, SignUpPolicy, SignUpRejected};
 use chime_sync_core::identity::{AppInstanceArn, UserId};
+use chime_sync_core::ledger::memory::InMemoryLedger;
 use chime_sync_core::memory::{InMemoryDirectory, InMemoryQueue};
 use chime_sync_core::profile::{
     DisplayName, DisplayNamePolicy, Metadata, UserProfile, is_invisible,
@@ -94,6 +95,8 @@ const INPUT_CODES: &[&str] = &[
     "InvalidDisplayName",
     "MetadataTooLong",
     "InvalidAppInstanceArn",
+    "InvalidSource",
+    "InvalidTimestamp",
 ];
 
 thread_local! {
@@ -272,12 +275,62 @@ fn meaning_of(m: &IdpMessage) -> (Envelope, Meaning) {
 }
 
 /// Schema v1 (docs/ARCHITECTURE.md, "IdP messages"; schema.rs): `version` must be the integer 1 and is
-/// read first; `type`, `user` and `user.sub` are required; `eventId` and
-/// `occurredAt` are optional strings; created/updated need a `displayName`
-/// string that yields a name; `metadata` is any JSON (strings as they are,
-/// the rest as compact JSON, null as empty) of at most 1024 UTF-16 units.
-/// Returns the meaning or the error code.
+/// read first; `type`, `user` and `user.sub` are required; `eventId` is an
+/// optional string; created/updated need a `displayName` string that yields
+/// a name; `metadata` is any JSON (strings as they are, the rest as compact
+/// JSON, null as empty) of at most 1024 UTF-16 units. Then the origin
+/// fields ([`model_origin`]). Returns the meaning or the error code.
 fn model_message(message: &Value) -> Result<Meaning, &'static str> {
+    let meaning = model_event(message)?;
+    model_origin(message.as_object().ok_or("WrongType")?, meaning.kind)?;
+    Ok(meaning)
+}
+
+/// The optional origin fields, in the order schema.rs reads them: `source`
+/// (pool, feed, scim, ldap, feed:NAME or issuer:NAME, NAME 1-40 of
+/// a-z 0-9 . _ -), `occurredAt` (RFC 3339, as the humantime library reads
+/// it), `reason` ("absent", on user.deleted only, with `occurredAt`),
+/// `released` (a boolean; true on user.deleted only).
+fn model_origin(obj: &Map<String, Value>, kind: &str) -> Result<(), &'static str> {
+    let text = |key: &str| match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err("WrongType"),
+    };
+    if let Some(source) = text("source")? {
+        let named = |name: &str| {
+            (1..=40).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b".-_".contains(&b))
+        };
+        let ok = matches!(source, "pool" | "feed" | "scim" | "ldap")
+            || source.strip_prefix("feed:").is_some_and(named)
+            || source.strip_prefix("issuer:").is_some_and(named);
+        if !ok {
+            return Err("InvalidSource");
+        }
+    }
+    let at = text("occurredAt")?;
+    if at.is_some_and(|a| humantime::parse_rfc3339_weak(a).is_err()) {
+        return Err("InvalidTimestamp");
+    }
+    let deleted = kind == "user.deleted";
+    match text("reason")? {
+        None => {}
+        Some("absent") if deleted && at.is_none() => return Err("MissingField"),
+        Some("absent") if deleted => {}
+        Some(_) => return Err("WrongType"),
+    }
+    match obj.get("released") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(()),
+        Some(Value::Bool(true)) if deleted => Ok(()),
+        Some(_) => Err("WrongType"),
+    }
+}
+
+/// The event part of a message: everything but the origin fields.
+fn model_event(message: &Value) -> Result<Meaning, &'static str> {
     fn string<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<&'a str, &'static str> {
         match obj.get(key) {
             None | Some(Value::Null) => Err("MissingField"),
@@ -303,7 +356,6 @@ fn model_message(message: &Value) -> Result<Meaning, &'static str> {
     }
     let kind = string(obj, "type")?;
     let event_id = optional(obj, "eventId")?.map(str::to_owned);
-    optional(obj, "occurredAt")?;
     let user = match obj.get("user") {
         None | Some(Value::Null) => return Err("MissingField"),
         Some(Value::Object(u)) => u,
@@ -572,6 +624,9 @@ const JSON_KEYS: &[&str] = &[
     "type",
     "eventId",
     "occurredAt",
+    "source",
+    "reason",
+    "released",
     "user",
     "sub",
     "displayName",
@@ -1516,7 +1571,7 @@ fn model_apply(users: &mut Users, m: &Meaning) -> Applied {
 
 fn check_batch(case: &BatchCase) -> Result<(), TestCaseError> {
     let event = sqs_event(&case.records);
-    let mut deps = IdpSync::new(directory(), InMemoryQueue::new());
+    let mut deps = IdpSync::new(directory(), InMemoryQueue::new(), InMemoryLedger::new());
     deps.max_concurrent_groups = case.concurrency;
     let mut before = Users::new();
     block_on(async {
@@ -1780,6 +1835,12 @@ const PRE_SIGNUP_SOURCES: &[&str] = &[
 const POST_CONFIRMATION_SOURCES: &[&str] = &[
     "PostConfirmation_ConfirmSignUp",
     "PostConfirmation_ConfirmForgotPassword",
+];
+/// The sign-in sources the Cognito function also handles (for federated users).
+const SIGN_IN_SOURCES: &[&str] = &[
+    "TokenGeneration_HostedAuth",
+    "TokenGeneration_Authentication",
+    "PostAuthentication_Authentication",
 ];
 const NAME_POLICIES: &[&str] = &[
     DisplayNamePolicy::DEFAULT,
@@ -2194,7 +2255,7 @@ fn confirmation_case() -> impl Strategy<Value = ConfirmationCase> {
 }
 
 fn check_post_confirmation(case: &ConfirmationCase) -> Result<(), TestCaseError> {
-    let mut deps = PostConfirmation::new(directory(), InMemoryQueue::new());
+    let mut deps = PostConfirmation::new(directory(), InMemoryQueue::new(), InMemoryLedger::new());
     deps.names = DisplayNamePolicy::parse(case.names).expect("policy");
     let attrs = event_attributes(&case.event);
     let sub = attrs.get("sub").and_then(Value::as_str);
@@ -2224,6 +2285,29 @@ fn check_post_confirmation(case: &ConfirmationCase) -> Result<(), TestCaseError>
         post_confirmation::handle(case.event.clone(), &deps, None).await
     });
     let calls_before = usize::from(existing_name.is_some() && sub.is_some_and(model_is_sub));
+
+    let trigger = case.event.get("triggerSource").and_then(Value::as_str);
+    if trigger.is_some_and(|t| SIGN_IN_SOURCES.contains(&t)) {
+        // A sign-in is never refused on our account; a user who is not
+        // federated costs no call.
+        let federated = attrs.get("cognito:user_status").and_then(Value::as_str)
+            == Some("EXTERNAL_PROVIDER")
+            || attrs
+                .get("identities")
+                .and_then(Value::as_str)
+                .is_some_and(|i| !i.trim().is_empty());
+        let Ok((out, outcome)) = result else {
+            return Err(TestCaseError::fail(format!(
+                "a sign-in was refused: {result:?}"
+            )));
+        };
+        prop_assert_eq!(out, case.event.clone());
+        if !federated {
+            prop_assert_eq!(outcome, ConfirmationOutcome::NotFederated);
+            prop_assert_eq!(deps.directory.calls(), calls_before);
+        }
+        return Ok(());
+    }
 
     let Some(source) = source else {
         // Unknown trigger source (or not an event at all): unchanged, no calls.

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use chime_sync_aws::http::rustls_client_config;
 use chime_sync_aws::{
-    ChimeDirectory, CredentialExchangeConfig, HttpsJwksSource, RootSet, StsCredentialIssuer,
-    TrustRoots, lambda_sdk_config,
+    ChimeDirectory, ConfiguredLedger, CredentialExchangeConfig, HttpsJwksSource, RootSet,
+    StsCredentialIssuer, TrustRoots, lambda_sdk_config,
 };
 use chime_sync_core::handlers::credential_exchange::{self, CredentialExchange};
 use chime_sync_runtime::{
@@ -37,6 +37,7 @@ async fn serve() -> Result<ExitCode, ExitCode> {
         max_session: config.max_session,
         ..CredentialExchange::new(
             ChimeDirectory::new(&sdk, config.chime.clone()),
+            ConfiguredLedger::new(&sdk, &config.ledger),
             HttpsJwksSource::new(tls, config.jwks_timeout),
             StsCredentialIssuer::new(&sdk, config.chat_user_role_arn.clone(), config.sts_timeout),
             config.issuers.clone(),

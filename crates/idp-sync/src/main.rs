@@ -4,7 +4,9 @@
 
 use std::process::ExitCode;
 
-use chime_sync_aws::{ChimeDirectory, IdpSyncConfig, SqsQueue, lambda_sdk_config};
+use chime_sync_aws::{
+    ChimeDirectory, ConfiguredLedger, IdpSyncConfig, SqsQueue, lambda_sdk_config,
+};
 use chime_sync_core::handlers::idp_sync::{self, IdpSync};
 use chime_sync_runtime::{
     Diagnostic, Incoming, LambdaEvent, deadline, emit, exit_code, init_step, run, run_bootstrap,
@@ -21,10 +23,11 @@ async fn serve() -> Result<ExitCode, ExitCode> {
     let sdk = init_step(lambda_sdk_config()).await?;
     let deps = &IdpSync {
         max_concurrent_groups: config.max_concurrent_groups,
-        delete_mode: config.delete_mode,
+        rules: config.rules.clone(),
         ..IdpSync::new(
             ChimeDirectory::new(&sdk, config.chime.clone()),
             SqsQueue::new(&sdk, config.dlq_url.clone(), Some(config.queue_timeout)),
+            ConfiguredLedger::new(&sdk, &config.ledger),
         )
     };
     let served = run(service_fn(move |event: LambdaEvent<Incoming>| async move {

@@ -3,7 +3,9 @@
 
 use std::process::ExitCode;
 
-use chime_sync_aws::{ChimeDirectory, PostConfirmationConfig, SqsQueue, lambda_sdk_config};
+use chime_sync_aws::{
+    ChimeDirectory, ConfiguredLedger, PostConfirmationConfig, SqsQueue, lambda_sdk_config,
+};
 use chime_sync_core::handlers::post_confirmation::{self, ConfirmationError, PostConfirmation};
 use chime_sync_runtime::{
     Incoming, LambdaEvent, deadline, diagnostic, emit, exit_code, init_step, run, run_bootstrap,
@@ -21,6 +23,7 @@ async fn serve() -> Result<ExitCode, ExitCode> {
     let deps = &PostConfirmation {
         names: config.display_names.clone(),
         chime_budget: config.chime_budget(),
+        sign_in_budget: config.sign_in_budget,
         hand_off_reserve: config.queue_timeout,
         ..PostConfirmation::new(
             ChimeDirectory::new(&sdk, config.chime.clone()),
@@ -29,6 +32,7 @@ async fn serve() -> Result<ExitCode, ExitCode> {
                 config.sync_queue_url.clone(),
                 Some(config.queue_timeout),
             ),
+            ConfiguredLedger::new(&sdk, &config.ledger),
         )
     };
     let served = run(service_fn(move |event: LambdaEvent<Incoming>| async move {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use chime_sync_aws::{
-    ChimeDirectory, CognitoUserPool, ReconcileConfig, SqsQueue, lambda_sdk_config,
+    ChimeDirectory, CognitoUserPool, ConfiguredLedger, ReconcileConfig, SqsQueue, lambda_sdk_config,
 };
 use chime_sync_core::handlers::reconcile::{self, Continuation, Reconcile, Start};
 use chime_sync_runtime::{
@@ -31,6 +31,7 @@ async fn serve() -> Result<ExitCode, ExitCode> {
             config.sync_queue_url.clone(),
             Some(config.queue_timeout),
         ),
+        ledger: ConfiguredLedger::new(&sdk, &config.ledger),
         settings: config.settings,
     };
     let served = run(service_fn(move |event: LambdaEvent<Incoming>| async move {

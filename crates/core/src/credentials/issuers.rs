@@ -19,6 +19,13 @@
 //!   a token must carry.
 //! - `jwksUri` (optional): where the keys are; without it they are found by
 //!   OIDC discovery (`{issuer}/.well-known/openid-configuration`).
+//! - `key` (optional, 1–40 of `a-z 0-9 . _ -`; default the issuer URL's
+//!   host): the issuer's name in the ownership ledger (`issuer:<key>`) and in
+//!   logs. Two issuers on one host (two pools of one Region) need their own.
+//! - `source` (optional, `pool`): the source users this issuer creates
+//!   belong to. `pool` for the stack's own user pool, so that reconcile
+//!   deletes them when they leave it; otherwise `issuer:<key>`, whose users
+//!   no absence deletes.
 //!
 //! Parsed once at start-up; an unknown field is an error (a typo must not
 //! silently disable a check).
@@ -27,6 +34,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use thiserror::Error;
+
+use crate::ledger::Source;
 
 /// The Cognito `token_use` claim a token must carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -65,6 +74,10 @@ pub struct TrustedIssuer {
     pub user_id_claim: String,
     pub token_use: Option<TokenUse>,
     pub jwks: JwksLocation,
+    /// The issuer's name in the ledger and the logs.
+    pub key: String,
+    /// Who owns the users this issuer creates (`issuer:<key>`, or `pool`).
+    pub source: Source,
 }
 
 /// Every trusted issuer, by `iss`.
@@ -87,6 +100,10 @@ struct RawIssuer {
     token_use: Option<TokenUse>,
     #[serde(default)]
     jwks_uri: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
 }
 
 impl TrustedIssuers {
@@ -105,13 +122,14 @@ impl TrustedIssuers {
         if object.is_empty() {
             return Err(shape());
         }
-        let mut issuers = BTreeMap::new();
+        let mut issuers: BTreeMap<String, TrustedIssuer> = BTreeMap::new();
         for (issuer, settings) in object {
             let at = |what: String| IssuerConfigError(format!("issuer {issuer}: {what}"));
             check_url(&issuer).map_err(|why| at(format!("the issuer URL {why}")))?;
             let raw: RawIssuer = serde_json::from_value(settings).map_err(|e| {
                 at(format!(
-                    "{e} (fields: audiences, userIdClaim, tokenUse = id|access, jwksUri)"
+                    "{e} (fields: audiences, userIdClaim, tokenUse = id|access, jwksUri, key, \
+                     source = pool)"
                 ))
             })?;
             if raw.audiences.is_empty() || raw.audiences.iter().any(|a| a.trim().is_empty()) {
@@ -134,6 +152,23 @@ impl TrustedIssuers {
                     issuer.trim_end_matches('/')
                 )),
             };
+            let key = raw.key.unwrap_or_else(|| host_of(&issuer));
+            let named = Source::issuer(&key).map_err(|_| {
+                at(format!(
+                    "the key `{key}` must be 1-40 of a-z, 0-9, '.', '_', '-' (set `key`)"
+                ))
+            })?;
+            let source = match raw.source.as_deref() {
+                None => named,
+                Some("pool") => Source::pool(),
+                Some(other) => return Err(at(format!("`source` must be pool, not `{other}`"))),
+            };
+            if let Some(other) = issuers.values().find(|i| i.key == key) {
+                return Err(at(format!(
+                    "its key `{key}` is also {}'s: give each issuer its own `key`",
+                    other.issuer
+                )));
+            }
             issuers.insert(
                 issuer.clone(),
                 TrustedIssuer {
@@ -142,6 +177,8 @@ impl TrustedIssuers {
                     user_id_claim,
                     token_use: raw.token_use,
                     jwks,
+                    key,
+                    source,
                 },
             );
         }
@@ -161,6 +198,22 @@ impl TrustedIssuers {
     pub fn iter(&self) -> impl Iterator<Item = &TrustedIssuer> {
         self.0.values()
     }
+}
+
+/// An issuer's default key: its URL's host, lower-cased.
+fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    host.trim_matches(['[', ']'])
+        .to_ascii_lowercase()
+        .replace(':', "-")
 }
 
 /// An issuer or JWKS URL must be `https://`, or `http://` on the loopback

@@ -56,6 +56,8 @@ pub struct VerifiedToken {
     pub user_id: UserId,
     /// Seconds since the epoch.
     pub expires_at: u64,
+    /// `iat`, seconds since the epoch, when the token says.
+    pub issued_at: Option<u64>,
     /// All claims, for the display name (`DISPLAY_NAME_ATTRIBUTES`).
     pub claims: Map<String, Value>,
 }
@@ -178,10 +180,16 @@ pub async fn validate<S: JwksSource>(
         .get("exp")
         .and_then(Value::as_u64)
         .ok_or_else(|| TokenError::MissingClaim("exp".into()))?;
+    let issued_at = claims
+        .get("iat")
+        .and_then(Value::as_f64)
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| s as u64);
     Ok(VerifiedToken {
         issuer: issuer.issuer.clone(),
         user_id,
         expires_at,
+        issued_at,
         claims,
     })
 }

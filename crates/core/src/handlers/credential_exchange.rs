@@ -7,7 +7,9 @@
 //!    configured origins.
 //! 2. Validate the token ([`crate::credentials::token`]).
 //! 3. Ensure the Chime user exists (optional, on by default), with the same
-//!    `Directory::ensure_exists` post-confirmation uses.
+//!    `Directory::ensure_exists` post-confirmation uses; a user it creates is
+//!    owned by the issuer's source in the ledger, and a pending deletion of
+//!    a user that source owns is cancelled ([`crate::ledger`]: a sign-in).
 //! 4. STS `AssumeRole` on the chat role, tagged `UserUUID = <id>`, for
 //!    min(configured maximum, the token's remaining lifetime), at least 900 s.
 //!
@@ -42,6 +44,7 @@ use crate::credentials::{MAX_SESSION, MIN_SESSION, TrustedIssuers};
 use crate::directory::{Applied, Directory};
 use crate::error::DirectoryError;
 use crate::identity::UserId;
+use crate::ledger::{self, At, Change, ChangeKind, Ledger, UnownedPolicy};
 use crate::metrics::{FunctionMetrics, Invocation, Metric};
 use crate::profile::{DisplayName, DisplayNamePolicy, UserProfile};
 
@@ -71,8 +74,10 @@ pub const METRICS: FunctionMetrics = FunctionMetrics {
 pub const PATH: &str = "/credentials";
 
 /// What the handler needs: the directory, the issuers' keys, STS, and policy.
-pub struct CredentialExchange<D, S, C> {
+pub struct CredentialExchange<D, S, C, L> {
     pub directory: D,
+    /// Who owns each user: the issuer's source for the users it creates.
+    pub ledger: L,
     pub keys: KeyCache<S>,
     pub sts: C,
     pub issuers: TrustedIssuers,
@@ -87,11 +92,12 @@ pub struct CredentialExchange<D, S, C> {
     pub max_session: Duration,
 }
 
-impl<D, S: JwksSource, C> CredentialExchange<D, S, C> {
+impl<D, S: JwksSource, C, L> CredentialExchange<D, S, C, L> {
     /// Defaults: no browser origins, ensure the user, one-hour sessions.
-    pub fn new(directory: D, jwks: S, sts: C, issuers: TrustedIssuers) -> Self {
+    pub fn new(directory: D, ledger: L, jwks: S, sts: C, issuers: TrustedIssuers) -> Self {
         Self {
             directory,
+            ledger,
             keys: KeyCache::new(jwks),
             sts,
             issuers,
@@ -171,9 +177,9 @@ impl Refusal {
 
 /// Handle one Function URL invocation. Never fails: every problem is an
 /// HTTP answer.
-pub async fn handle<D: Directory, S: JwksSource, C: CredentialIssuer>(
+pub async fn handle<D: Directory, S: JwksSource, C: CredentialIssuer, L: Ledger>(
     event: Value,
-    deps: &CredentialExchange<D, S, C>,
+    deps: &CredentialExchange<D, S, C, L>,
 ) -> (LambdaFunctionUrlResponse, ExchangeOutcome) {
     let mut outcome = ExchangeOutcome {
         status: 0,
@@ -265,9 +271,9 @@ fn display_user(outcome: &ExchangeOutcome) -> String {
 }
 
 /// Steps 2–4 for a `POST /credentials`.
-async fn exchange<D: Directory, S: JwksSource, C: CredentialIssuer>(
+async fn exchange<D: Directory, S: JwksSource, C: CredentialIssuer, L: Ledger>(
     request: &LambdaFunctionUrlRequest,
-    deps: &CredentialExchange<D, S, C>,
+    deps: &CredentialExchange<D, S, C, L>,
     outcome: &mut ExchangeOutcome,
 ) -> Result<Value, Refusal> {
     check_body(request)?;
@@ -421,9 +427,13 @@ fn token_refusal(e: &TokenError) -> Refusal {
     }
 }
 
-/// Create the Chime user if missing (the same domain code as post-confirmation).
-async fn ensure_chime_user<D: Directory, S, C>(
-    deps: &CredentialExchange<D, S, C>,
+/// Create the Chime user if missing (the same domain code as
+/// post-confirmation) and record the issuer's source as its owner; cancel a
+/// pending deletion of a user that source owns. The ledger is best effort
+/// here: a sign-in is never refused for it (an unrecorded user is owned by
+/// no source, which no absence deletes).
+async fn ensure_chime_user<D: Directory, S, C, L: Ledger>(
+    deps: &CredentialExchange<D, S, C, L>,
     verified: &VerifiedToken,
 ) -> Result<Applied, Refusal> {
     // The sub is a valid, non-personal name when no claim yields one.
@@ -437,26 +447,98 @@ async fn ensure_chime_user<D: Directory, S, C>(
         name,
         metadata: None,
     };
-    deps.directory.ensure_exists(&profile).await.map_err(|e| {
-        let (status, code, message) = match &e {
-            DirectoryError::Throttled(_)
-            | DirectoryError::Unavailable(_)
-            | DirectoryError::Timeout
-            | DirectoryError::Transport(_) => (
-                503,
-                "chime_unavailable",
-                "the chat service is unavailable right now; retry shortly",
-            ),
-            _ => (
-                500,
-                "chime_user_failed",
-                "the chat user could not be provisioned; the operators have been told",
-            ),
+    let source = deps
+        .issuers
+        .get(&verified.issuer)
+        .map(|i| i.source.clone())
+        .ok_or_else(|| Refusal::new(500, "chime_user_failed", "the issuer is not configured"))?;
+    let change = |kind| Change {
+        id: profile.id.clone(),
+        source: source.clone(),
+        kind,
+        at: Some(
+            verified
+                .issued_at
+                .map_or_else(At::now, |s| At(s.saturating_mul(1000))),
+        ),
+    };
+    let result = match deps.directory.ensure_exists_described(&profile).await {
+        Ok((_, Some(user))) if user.deletion_pending() => {
+            restore_if_owned(deps, &change(ChangeKind::SignIn)).await
+        }
+        Ok((applied, _)) => Ok(applied),
+        Err(e) => Err(e),
+    };
+    let applied = result.map_err(|e| chime_refusal(&e, verified))?;
+    if applied == Applied::Created {
+        // A claim, not a change of the user: it moves no clock.
+        let claim = Change {
+            at: None,
+            ..change(ChangeKind::Create)
         };
-        error!(source = SOURCE, issuer = %verified.issuer, sub = %verified.user_id,
-               outcome = code, chime_error = e.code(), detail = %e, "ensuring the Chime user failed");
-        Refusal::new(status, code, message).denied(e.code() == DirectoryError::DENIED)
-    })
+        record_best_effort(deps, &claim).await;
+    }
+    Ok(applied)
+}
+
+/// A sign-in through the source that owns the user cancels its pending
+/// deletion: the ledger's rules decide ([`ledger::judge`]), Chime is
+/// restored, then the ledger records it. Anyone else's sign-in leaves the
+/// deletion as it is (the credentials are still issued: the user exists).
+async fn restore_if_owned<D: Directory, S, C, L: Ledger>(
+    deps: &CredentialExchange<D, S, C, L>,
+    change: &Change,
+) -> Result<Applied, DirectoryError> {
+    let records = match deps.ledger.get_many(std::slice::from_ref(&change.id)).await {
+        Ok(records) => records,
+        Err(e) => {
+            warn!(source = SOURCE, sub = %change.id, outcome = "ledger-unreadable", error = %e);
+            return Ok(Applied::AlreadyProvisioned);
+        }
+    };
+    let record = records.first().map(|(_, r)| r);
+    if let Err(refusal) = ledger::judge(record, change, &UnownedPolicy::Keep) {
+        info!(source = SOURCE, sub = %change.id, outcome = "deletion-kept", reason = refusal.code());
+        return Ok(Applied::AlreadyProvisioned);
+    }
+    let restored = deps.directory.clear_expiration(&change.id).await?;
+    record_best_effort(deps, change).await;
+    Ok(restored)
+}
+
+async fn record_best_effort<D, S, C, L: Ledger>(
+    deps: &CredentialExchange<D, S, C, L>,
+    change: &Change,
+) {
+    if let Err(e) = deps
+        .ledger
+        .record(change, &UnownedPolicy::Keep, At::now())
+        .await
+    {
+        warn!(source = SOURCE, sub = %change.id, outcome = "ledger-not-recorded",
+              change = change.kind.as_str(), error = %e);
+    }
+}
+
+fn chime_refusal(e: &DirectoryError, verified: &VerifiedToken) -> Refusal {
+    let (status, code, message) = match e {
+        DirectoryError::Throttled(_)
+        | DirectoryError::Unavailable(_)
+        | DirectoryError::Timeout
+        | DirectoryError::Transport(_) => (
+            503,
+            "chime_unavailable",
+            "the chat service is unavailable right now; retry shortly",
+        ),
+        _ => (
+            500,
+            "chime_user_failed",
+            "the chat user could not be provisioned; the operators have been told",
+        ),
+    };
+    error!(source = SOURCE, issuer = %verified.issuer, sub = %verified.user_id,
+           outcome = code, chime_error = e.code(), detail = %e, "ensuring the Chime user failed");
+    Refusal::new(status, code, message).denied(e.code() == DirectoryError::DENIED)
 }
 
 fn sts_refusal(e: &IssueError, verified: &VerifiedToken) -> Refusal {
@@ -607,6 +689,7 @@ mod tests {
     use super::*;
     use crate::credentials::memory::{InMemoryCredentialIssuer, StaticJwks};
     use crate::identity::AppInstanceArn;
+    use crate::ledger::memory::InMemoryLedger;
     use crate::memory::InMemoryDirectory;
 
     const ISSUER: &str = "https://idp.example.com/tenant";
@@ -617,7 +700,8 @@ mod tests {
     const SUB: &str = "6f1c2d3e-0b4a-4c5d-8e9f-a0b1c2d3e4f5";
     const ARN: &str = "arn:aws:chime:us-east-1:123456789012:app-instance/demo";
 
-    type Deps = CredentialExchange<InMemoryDirectory, StaticJwks, InMemoryCredentialIssuer>;
+    type Deps =
+        CredentialExchange<InMemoryDirectory, StaticJwks, InMemoryCredentialIssuer, InMemoryLedger>;
 
     struct World {
         rsa: TestKey,
@@ -636,15 +720,21 @@ mod tests {
         jwks.set(COGNITO_JWKS, keys::jwks(&[&rsa]));
         let issuers = TrustedIssuers::parse(
             &json!({
-                ISSUER: {"audiences": ["chat-app"]},
-                COGNITO: {"audiences": ["client-1"], "tokenUse": "id", "jwksUri": COGNITO_JWKS},
+                ISSUER: {"audiences": ["chat-app"], "key": "okta"},
+                COGNITO: {"audiences": ["client-1"], "tokenUse": "id", "jwksUri": COGNITO_JWKS,
+                          "source": "pool"},
             })
             .to_string(),
         )
         .unwrap();
         let directory = InMemoryDirectory::new(AppInstanceArn::parse(ARN).unwrap());
-        let mut deps =
-            CredentialExchange::new(directory, jwks, InMemoryCredentialIssuer::new(), issuers);
+        let mut deps = CredentialExchange::new(
+            directory,
+            InMemoryLedger::new(),
+            jwks,
+            InMemoryCredentialIssuer::new(),
+            issuers,
+        );
         deps.allowed_origins = vec!["https://chat.example.com".into()];
         World { rsa, ec, deps }
     }
@@ -1375,5 +1465,94 @@ mod tests {
         ] {
             assert!(!text.contains(secret), "the log holds {secret}:\n{text}");
         }
+    }
+
+    fn user_id() -> UserId {
+        UserId::parse(SUB).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_user_the_exchange_creates_is_owned_by_the_issuers_source() {
+        let w = world();
+        let token = w.rsa.sign(&claims(json!({})));
+        let a = call(&w.deps, post(&token)).await;
+        assert_eq!(
+            (a.status, a.outcome.chime_user),
+            (200, Some(Applied::Created))
+        );
+        let record = w.deps.ledger.get(&user_id()).unwrap();
+        assert_eq!(record.owner, Some(ledger::Source::issuer("okta").unwrap()));
+        // A second sign-in finds the user and writes nothing.
+        let calls = w.deps.ledger.calls();
+        let a = call(&w.deps, post(&token)).await;
+        assert_eq!(a.outcome.chime_user, Some(Applied::AlreadyProvisioned));
+        assert_eq!(w.deps.ledger.calls(), calls);
+    }
+
+    #[tokio::test]
+    async fn a_sign_in_cancels_a_pending_deletion_only_for_the_owning_issuer() {
+        for (owner, cancelled) in [
+            (ledger::Source::issuer("okta").unwrap(), true),
+            (ledger::Source::pool(), false),
+        ] {
+            let w = world();
+            let profile = UserProfile {
+                id: user_id(),
+                name: DisplayName::parse("Ada").unwrap(),
+                metadata: None,
+            };
+            w.deps.directory.create(&profile).await.unwrap();
+            let deleted_at = At((now() - 600) * 1000);
+            w.deps.ledger.put(
+                user_id(),
+                ledger::UserRecord {
+                    owner: Some(owner.clone()),
+                    changed_at: Some(deleted_at),
+                    deletion: Some(ledger::DeletionMark {
+                        by: owner.clone(),
+                        absence: false,
+                        at: deleted_at,
+                    }),
+                    held: None,
+                },
+            );
+            let d = &w.deps.directory;
+            d.schedule_deletion(&user_id(), 7, d.now()).await.unwrap();
+            let token = w.rsa.sign(&claims(json!({})));
+            let a = call(&w.deps, post(&token)).await;
+            assert_eq!(
+                a.status, 200,
+                "{owner}: the user exists, credentials are issued"
+            );
+            let pending = d.users()[0].deletion_pending();
+            assert_eq!(!pending, cancelled, "{owner}");
+            let mark = w.deps.ledger.get(&user_id()).unwrap().deletion;
+            assert_eq!(mark.is_none(), cancelled, "{owner}");
+            let want = if cancelled {
+                Applied::Restored
+            } else {
+                Applied::AlreadyProvisioned
+            };
+            assert_eq!(a.outcome.chime_user, Some(want));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_ledger_down_never_refuses_a_sign_in() {
+        let w = world();
+        w.deps
+            .ledger
+            .fail_next([ledger::LedgerError::Unavailable("503".into())]);
+        let token = w.rsa.sign(&claims(json!({})));
+        let a = call(&w.deps, post(&token)).await;
+        assert_eq!(
+            (a.status, a.outcome.chime_user),
+            (200, Some(Applied::Created))
+        );
+        assert_eq!(
+            w.deps.ledger.get(&user_id()),
+            None,
+            "unrecorded: owned by no source"
+        );
     }
 }

@@ -25,12 +25,14 @@ use futures_util::stream;
 use tokio::time::Instant;
 use tracing::{info, trace, warn};
 
-use crate::directory::{Applied, DeleteMode, Directory};
+use crate::directory::{Applied, Directory};
 use crate::error::{DirectoryError, ErrorClass, SyncError};
 use crate::identity::UserId;
+use crate::ledger::{Ledger, Refusal};
 use crate::metrics::{FunctionMetrics, Invocation, Metric};
 use crate::queue::{OutgoingMessage, Queue, fnv1a64, sqs_id, sqs_text};
-use crate::schema::{Envelope, IdentityEvent, IdpMessage, parse_body, sub_hint};
+use crate::schema::{Envelope, IdpMessage, parse_body, sub_hint};
+use crate::sync::{self, ChimeCount, SyncOutcome, SyncRules};
 
 const SOURCE: &str = "idp-sync";
 
@@ -47,6 +49,9 @@ pub const METRICS: FunctionMetrics = FunctionMetrics {
         Metric::DeletionScheduled,
         Metric::DeletionAlreadyScheduled,
         Metric::Restored,
+        Metric::Stale,
+        Metric::NotOwned,
+        Metric::DeletionsWithheld,
         Metric::DeadLettered,
         Metric::Failed,
         Metric::Blocked,
@@ -66,26 +71,34 @@ pub const EMPTY_BODY: &str = "(the original message had no body)";
 /// SQS allows 256 KiB per attribute; a reason never needs more than this.
 const MAX_REASON_CHARS: usize = 1000;
 
-/// What the consumer needs: the directory, the DLQ and its limits.
-pub struct IdpSync<D, Q> {
+/// What the consumer needs: the directory, the ledger, the DLQ and its limits.
+pub struct IdpSync<D, Q, L> {
     pub directory: D,
     pub dlq: Q,
+    /// Ownership, change times, deletion marks ([`crate::ledger`]).
+    pub ledger: L,
     pub max_concurrent_groups: usize,
     /// Time kept back before the Lambda deadline to send the response.
     pub deadline_margin: Duration,
-    /// How `user.deleted` is carried out. [`IdpSync::new`] deletes at once;
-    /// the deployed function takes `DELETE_MODE` (default: a grace period).
-    pub delete_mode: DeleteMode,
+    /// How `user.deleted` is carried out, what becomes of users nobody
+    /// owns, and the feed's breaker. [`IdpSync::new`] deletes at once and
+    /// has no breaker; the deployed function takes `DELETE_MODE` (default: a
+    /// grace period) and the `FEED_DELETE_*` settings.
+    pub rules: SyncRules,
+    /// The Chime user count the breaker's percentage is of (cached).
+    pub chime_count: ChimeCount,
 }
 
-impl<D, Q> IdpSync<D, Q> {
-    pub fn new(directory: D, dlq: Q) -> Self {
+impl<D, Q, L> IdpSync<D, Q, L> {
+    pub fn new(directory: D, dlq: Q, ledger: L) -> Self {
         Self {
             directory,
             dlq,
+            ledger,
             max_concurrent_groups: 10,
             deadline_margin: Duration::from_millis(500),
-            delete_mode: DeleteMode::Immediate,
+            rules: SyncRules::default(),
+            chime_count: ChimeCount::default(),
         }
     }
 }
@@ -94,6 +107,11 @@ impl<D, Q> IdpSync<D, Q> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessageOutcome {
     Applied(Applied),
+    /// The ownership and time rules refused it: acknowledged, nothing written.
+    Refused(Refusal),
+    /// The feed's breaker held this deletion for an operator's release:
+    /// acknowledged, kept in the ledger.
+    Held,
     /// Permanently bad: sent to the DLQ with this reason code, reported handled.
     DeadLettered {
         code: &'static str,
@@ -116,6 +134,9 @@ impl MessageOutcome {
     pub fn metric(&self) -> Metric {
         match self {
             Self::Applied(a) => a.metric(),
+            Self::Refused(Refusal::Stale { .. }) => Metric::Stale,
+            Self::Refused(Refusal::NotOwner { .. }) => Metric::NotOwned,
+            Self::Held => Metric::DeletionsWithheld,
             Self::DeadLettered { .. } => Metric::DeadLettered,
             Self::Failed { .. } => Metric::Failed,
             Self::Blocked => Metric::Blocked,
@@ -125,6 +146,8 @@ impl MessageOutcome {
     pub fn label(&self) -> String {
         match self {
             Self::Applied(a) => a.as_str().to_owned(),
+            Self::Refused(r) => r.code().to_owned(),
+            Self::Held => "deletion-held".to_owned(),
             Self::DeadLettered { code } => format!("dead-lettered ({code})"),
             Self::Failed { code } => format!("failed, will retry ({code})"),
             Self::Blocked => "blocked behind its group".to_owned(),
@@ -181,7 +204,7 @@ pub fn metrics<D: Directory>(report: &BatchReport, directory: &D) -> Invocation 
     m
 }
 
-/// Apply one identity event to the directory.
+/// Handle one SQS batch.
 ///
 /// `user.created` and `user.updated` both read first ([`Directory::upsert`]):
 /// a redelivered or replayed create then reports the user it found
@@ -189,29 +212,11 @@ pub fn metrics<D: Directory>(report: &BatchReport, directory: &D) -> Invocation 
 /// idempotent answer to a repeated create could not tell apart. It costs a
 /// read for a new user and saves a conflicting write for an existing one,
 /// and it shows a pending grace deletion, which the event cancels
-/// (`restored`): the user is wanted again. `user.deleted` deletes as `mode`
-/// says.
-pub async fn apply<D: Directory>(
-    directory: &D,
-    event: &IdentityEvent,
-    mode: DeleteMode,
-) -> Result<Applied, DirectoryError> {
-    match event {
-        IdentityEvent::Provision(profile) | IdentityEvent::Update(profile) => {
-            directory.upsert(profile).await
-        }
-        IdentityEvent::Deprovision(id) => {
-            directory
-                .remove(id, mode, std::time::SystemTime::now())
-                .await
-        }
-    }
-}
-
-/// Handle one SQS batch.
-pub async fn handle<D: Directory, Q: Queue>(
+/// (`restored`): the user is wanted again. `user.deleted` deletes as
+/// `DELETE_MODE` says. The ledger's rules come first ([`sync`]).
+pub async fn handle<D: Directory, Q: Queue, L: Ledger>(
     event: &SqsEvent,
-    deps: &IdpSync<D, Q>,
+    deps: &IdpSync<D, Q, L>,
     deadline: Option<Instant>,
 ) -> BatchReport {
     let parsed: Vec<Parsed<'_>> = event
@@ -235,8 +240,30 @@ pub async fn handle<D: Directory, Q: Queue>(
         .await;
     let mut reports: Vec<(usize, MessageReport)> = results.into_iter().flatten().collect();
     reports.sort_by_key(|(index, _)| *index);
-    BatchReport {
+    let report = BatchReport {
         messages: reports.into_iter().map(|(_, r)| r).collect(),
+    };
+    report_held(&report);
+    report
+}
+
+/// The feed breaker's one ERROR line per batch that held deletions: the
+/// line the breaker alarm's runbook points to (each held user has its own
+/// WARN line).
+fn report_held(report: &BatchReport) {
+    let held = report
+        .messages
+        .iter()
+        .filter(|m| m.outcome == MessageOutcome::Held)
+        .count();
+    if held > 0 {
+        tracing::error!(
+            source = SOURCE,
+            outcome = "deletions-withheld",
+            withheld = held,
+            "feed breaker: {held} deletions in this batch are held, beyond what this window \
+             allows; review with `chime-sync held list`, release with `chime-sync held release`"
+        );
     }
 }
 
@@ -297,9 +324,9 @@ fn groups<'p, 'a>(parsed: &'p [Parsed<'a>]) -> Vec<Vec<&'p Parsed<'a>>> {
     groups
 }
 
-async fn run_group<D: Directory, Q: Queue>(
+async fn run_group<D: Directory, Q: Queue, L: Ledger>(
     group: Vec<&Parsed<'_>>,
-    deps: &IdpSync<D, Q>,
+    deps: &IdpSync<D, Q, L>,
     deadline: Option<Instant>,
 ) -> Vec<(usize, MessageReport)> {
     let mut blocked = false;
@@ -340,9 +367,9 @@ async fn run_group<D: Directory, Q: Queue>(
     out
 }
 
-async fn run_message<D: Directory, Q: Queue>(
+async fn run_message<D: Directory, Q: Queue, L: Ledger>(
     p: &Parsed<'_>,
-    deps: &IdpSync<D, Q>,
+    deps: &IdpSync<D, Q, L>,
     deadline: Option<Instant>,
 ) -> MessageOutcome {
     let message = match &p.message {
@@ -351,20 +378,28 @@ async fn run_message<D: Directory, Q: Queue>(
     };
     trace!(source = SOURCE, message_id = %p.message_id, sub = %message.event.user_id(),
            event_type = message.event.type_name(), "applying");
+    let apply = sync::apply_message(
+        &deps.directory,
+        &deps.ledger,
+        &deps.rules,
+        &deps.chime_count,
+        message,
+        std::time::SystemTime::now(),
+    );
     let applied = match deadline {
-        Some(d) if Instant::now() >= d => Err(DirectoryError::Timeout),
-        Some(d) => {
-            tokio::time::timeout_at(d, apply(&deps.directory, &message.event, deps.delete_mode))
-                .await
-                .unwrap_or(Err(DirectoryError::Timeout))
-        }
-        None => apply(&deps.directory, &message.event, deps.delete_mode).await,
+        Some(d) if Instant::now() >= d => Err(SyncError::from(DirectoryError::Timeout)),
+        Some(d) => tokio::time::timeout_at(d, apply)
+            .await
+            .unwrap_or(Err(SyncError::from(DirectoryError::Timeout))),
+        None => apply.await,
     };
     match applied {
-        Ok(a) => MessageOutcome::Applied(a),
+        Ok(SyncOutcome::Applied(a)) => MessageOutcome::Applied(a),
+        Ok(SyncOutcome::Refused(r)) => MessageOutcome::Refused(r),
+        Ok(SyncOutcome::Held) => MessageOutcome::Held,
         Err(e) => match e.class() {
             ErrorClass::Retryable => MessageOutcome::Failed { code: e.code() },
-            ErrorClass::Permanent => dead_letter(p, deps, &SyncError::from(e)).await,
+            ErrorClass::Permanent => dead_letter(p, deps, &e).await,
         },
     }
 }
@@ -383,9 +418,9 @@ pub fn dead_letter_deduplication_id(message_id: &str, body: &str) -> String {
 }
 
 /// Send a permanently failed message to the DLQ with its reason.
-async fn dead_letter<D, Q: Queue>(
+async fn dead_letter<D, Q: Queue, L>(
     p: &Parsed<'_>,
-    deps: &IdpSync<D, Q>,
+    deps: &IdpSync<D, Q, L>,
     error: &SyncError,
 ) -> MessageOutcome {
     // The reason may quote the message (an unknown type, a version) or Chime's
@@ -435,16 +470,21 @@ mod tests {
     use super::*;
     use crate::error::QueueError;
     use crate::identity::AppInstanceArn;
+    use crate::ledger::memory::InMemoryLedger;
     use crate::memory::{InMemoryDirectory, InMemoryQueue, MissingAnswer};
 
     fn sub(n: u32) -> String {
         format!("00000000-0000-4000-8000-{n:012}")
     }
 
-    fn deps() -> IdpSync<InMemoryDirectory, InMemoryQueue> {
+    fn deps() -> IdpSync<InMemoryDirectory, InMemoryQueue, InMemoryLedger> {
         let arn =
             AppInstanceArn::parse("arn:aws:chime:us-east-1:123456789012:app-instance/t").unwrap();
-        IdpSync::new(InMemoryDirectory::new(arn), InMemoryQueue::new())
+        IdpSync::new(
+            InMemoryDirectory::new(arn),
+            InMemoryQueue::new(),
+            InMemoryLedger::new(),
+        )
     }
 
     fn body(kind: &str, n: u32, name: &str) -> String {
@@ -737,7 +777,9 @@ mod tests {
         );
     }
 
-    fn deps_answering(missing: MissingAnswer) -> IdpSync<InMemoryDirectory, InMemoryQueue> {
+    fn deps_answering(
+        missing: MissingAnswer,
+    ) -> IdpSync<InMemoryDirectory, InMemoryQueue, InMemoryLedger> {
         let d = deps();
         d.directory.set_missing_answer(missing);
         d

@@ -1,13 +1,34 @@
-//! The Cognito PostConfirmation trigger: creates the Chime user for a newly
-//! confirmed sign-up, and heals a missing one on ConfirmForgotPassword.
+//! The Cognito function: the PostConfirmation trigger, which creates the
+//! Chime user for a newly confirmed sign-up and heals a missing one on
+//! ConfirmForgotPassword, and the sign-in triggers (pre token generation,
+//! post authentication), which create it for a federated user (SAML, OIDC,
+//! social) at sign-in.
 //!
 //! Cognito waits 5 s and retries on error or timeout, and the user stays
 //! confirmed either way. So the Chime call gets a budget (2 s by default);
 //! when Chime fails or is slow the work is handed to the sync queue as a
 //! schema-v1 `user.created` message and the trigger still succeeds. Only when
-//! both Chime and the queue fail does it return an error (Cognito retries).
-//! Every path is idempotent: the create uses a token derived from the sub and
-//! the hand-off a deduplication id derived from the sub.
+//! both Chime and the queue fail does a confirmation return an error
+//! (Cognito retries); a sign-in never fails on our account: an error there
+//! would refuse the user's sign-in, and the hand-off or the next reconcile
+//! covers what is left. Every path is idempotent: the create uses a token
+//! derived from the sub and the hand-off a deduplication id derived from it.
+//!
+//! ## Federated users
+//! Which triggers a federated user's first sign-in fires is documented two
+//! ways: Cognito's current trigger-source table lists PreSignUp, then
+//! PostConfirmation (`PostConfirmation_ConfirmSignUp`), then pre token
+//! generation (`TokenGeneration_HostedAuth`); earlier revisions said that
+//! neither post authentication nor pre token generation fire "at first
+//! sign-in". Later sign-ins fire post authentication and pre token
+//! generation. So this function handles every one of them: a federated
+//! user gets its Chime user at whichever fires first, at the cost of one
+//! Describe at each later sign-in. Sign-ins of users who are not federated
+//! are left alone: their confirmation made their Chime user.
+//!
+//! The user is owned by the pool ([`crate::ledger`]): the ledger is written
+//! beside the Chime call, and if the ledger write fails the user is handed
+//! off, so idp-sync records it.
 
 use std::time::{Duration, SystemTime};
 
@@ -16,14 +37,15 @@ use thiserror::Error;
 use tokio::time::{Instant, timeout};
 use tracing::{info, trace, warn};
 
-use super::cognito::{trigger_source, user_attributes};
+use super::cognito::{attribute, trigger_source, user_attributes};
 use crate::directory::{Applied, Directory};
 use crate::error::{DirectoryError, InputError, QueueError};
 use crate::identity::UserId;
+use crate::ledger::{At, Change, ChangeKind, Ledger, LedgerError, Source, UnownedPolicy};
 use crate::metrics::{FunctionMetrics, Invocation, Metric};
 use crate::profile::{DisplayName, DisplayNamePolicy, UserProfile};
 use crate::queue::{OutgoingMessage, Queue};
-use crate::schema::provision_message;
+use crate::schema::{Origin, provision_message};
 
 const SOURCE: &str = "post-confirmation";
 
@@ -38,6 +60,7 @@ pub const METRICS: FunctionMetrics = FunctionMetrics {
         Metric::HandedOff,
         Metric::HandOffFailed,
         Metric::PassedThrough,
+        Metric::NotFederated,
         Metric::InvalidEvent,
         Metric::Denied,
         Metric::ThrottledRetries,
@@ -53,35 +76,50 @@ pub const DEFAULT_CHIME_BUDGET: Duration = Duration::from_millis(2000);
 /// Kept back from the Lambda deadline for the hand-off to the queue; also
 /// the longest the send may take.
 pub const HAND_OFF_RESERVE: Duration = Duration::from_millis(1500);
+/// The Chime budget at a sign-in unless configured (`SIGN_IN_BUDGET_MS`):
+/// a sign-in waits on it, and a Describe takes tens of milliseconds.
+pub const DEFAULT_SIGN_IN_BUDGET: Duration = Duration::from_millis(800);
 
-/// What the trigger needs: the directory, the sync queue and its budgets.
-pub struct PostConfirmation<D, Q> {
+/// What the trigger needs: the directory, the ledger, the sync queue and
+/// its budgets.
+pub struct PostConfirmation<D, Q, L> {
     pub directory: D,
     pub sync_queue: Q,
+    pub ledger: L,
     pub names: DisplayNamePolicy,
     /// Longest the Chime call may take before the work is handed off.
     pub chime_budget: Duration,
+    /// The same at a federated user's sign-in.
+    pub sign_in_budget: Duration,
     /// Time kept back from the Lambda deadline for the hand-off send.
     pub hand_off_reserve: Duration,
 }
 
-impl<D, Q> PostConfirmation<D, Q> {
-    pub fn new(directory: D, sync_queue: Q) -> Self {
+impl<D, Q, L> PostConfirmation<D, Q, L> {
+    pub fn new(directory: D, sync_queue: Q, ledger: L) -> Self {
         Self {
             directory,
             sync_queue,
+            ledger,
             names: DisplayNamePolicy::default(),
             chime_budget: DEFAULT_CHIME_BUDGET,
+            sign_in_budget: DEFAULT_SIGN_IN_BUDGET,
             hand_off_reserve: HAND_OFF_RESERVE,
         }
     }
 }
 
-/// The PostConfirmation trigger sources Cognito documents.
+/// The trigger sources this function handles (Cognito's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfirmationSource {
+    /// `PostConfirmation_ConfirmSignUp` (also a federated first sign-in,
+    /// by Cognito's current table).
     ConfirmSignUp,
+    /// `PostConfirmation_ConfirmForgotPassword`.
     ConfirmForgotPassword,
+    /// `TokenGeneration_HostedAuth`, `TokenGeneration_Authentication`,
+    /// `PostAuthentication_Authentication`: a sign-in.
+    SignIn,
 }
 
 impl ConfirmationSource {
@@ -89,9 +127,20 @@ impl ConfirmationSource {
         match raw {
             "PostConfirmation_ConfirmSignUp" => Some(Self::ConfirmSignUp),
             "PostConfirmation_ConfirmForgotPassword" => Some(Self::ConfirmForgotPassword),
+            "TokenGeneration_HostedAuth"
+            | "TokenGeneration_Authentication"
+            | "PostAuthentication_Authentication" => Some(Self::SignIn),
             _ => None,
         }
     }
+}
+
+/// Whether the event's user signed in through a third-party IdP: its
+/// status is `EXTERNAL_PROVIDER`, or it has the `identities` attribute
+/// Cognito keeps for federated users.
+pub fn is_federated(attributes: &serde_json::Map<String, Value>) -> bool {
+    attribute(attributes, "cognito:user_status") == Some("EXTERNAL_PROVIDER")
+        || attribute(attributes, "identities").is_some_and(|i| !i.trim().is_empty())
 }
 
 /// What happened to the user (for logs, the CLI and tests).
@@ -104,6 +153,53 @@ pub enum ConfirmationOutcome {
     },
     /// A trigger source we do not know: returned unchanged.
     PassedThrough,
+    /// A sign-in of a user who is not federated: its confirmation made its
+    /// Chime user, so nothing is called.
+    NotFederated,
+    /// A federated sign-in whose user could be neither made nor handed off:
+    /// the sign-in goes ahead, the next reconcile cycle makes the user.
+    LeftToReconcile {
+        chime_error: &'static str,
+    },
+    /// A sign-in event that could not be read: the sign-in goes ahead.
+    Unreadable(InputError),
+}
+
+impl ConfirmationOutcome {
+    /// What the replay and the CLI print.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Provisioned(applied) => applied.as_str().to_owned(),
+            Self::HandedOff { chime_error } => {
+                format!("handed off to the sync queue ({chime_error})")
+            }
+            Self::LeftToReconcile { chime_error } => {
+                format!("left to reconcile: Chime and the queue failed ({chime_error})")
+            }
+            Self::PassedThrough => "passed through (a trigger source not handled)".to_owned(),
+            Self::NotFederated => "not federated: nothing to do at sign-in".to_owned(),
+            Self::Unreadable(e) => format!("unreadable sign-in event, sign-in goes ahead: {e}"),
+        }
+    }
+}
+
+/// What kept the Chime user from being made within the budget: Chime, or
+/// the ledger that records its owner. Either way the user is handed off.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Missed {
+    #[error(transparent)]
+    Chime(#[from] DirectoryError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl Missed {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Chime(e) => e.code(),
+            Self::Ledger(e) => e.code(),
+        }
+    }
 }
 
 /// Why the trigger failed. Cognito shows the text to the client, so it holds
@@ -113,16 +209,14 @@ pub enum ConfirmationError {
     #[error("the confirmation event could not be read: {0}")]
     InvalidEvent(InputError),
     #[error("the chat account could not be created or queued; please retry")]
-    HandOffFailed {
-        chime: DirectoryError,
-        queue: QueueError,
-    },
+    HandOffFailed { chime: Missed, queue: QueueError },
 }
 
-/// Handle one PostConfirmation event; returns it unchanged on success.
-pub async fn handle<D: Directory, Q: Queue>(
+/// Handle one event; returns it unchanged on success. A sign-in is never
+/// refused on our account (see the module's documentation).
+pub async fn handle<D: Directory, Q: Queue, L: Ledger>(
     event: Value,
-    deps: &PostConfirmation<D, Q>,
+    deps: &PostConfirmation<D, Q, L>,
     deadline: Option<Instant>,
 ) -> Result<(Value, ConfirmationOutcome), ConfirmationError> {
     let Some(source) = trigger_source(&event).and_then(ConfirmationSource::parse) else {
@@ -135,80 +229,131 @@ pub async fn handle<D: Directory, Q: Queue>(
         return Ok((event, ConfirmationOutcome::PassedThrough));
     };
     let attributes = user_attributes(&event);
-    let sub = match attributes.get("sub") {
+    if source == ConfirmationSource::SignIn && !is_federated(attributes) {
+        trace!(source = SOURCE, trigger = ?source, outcome = "not-federated");
+        return Ok((event, ConfirmationOutcome::NotFederated));
+    }
+    let profile = match profile_of(attributes, &deps.names) {
+        Ok(profile) => profile,
+        Err(e) => {
+            warn!(source = SOURCE, trigger = ?source, outcome = "invalid-event", reason = e.code());
+            if source == ConfirmationSource::SignIn {
+                return Ok((event, ConfirmationOutcome::Unreadable(e)));
+            }
+            return Err(ConfirmationError::InvalidEvent(e));
+        }
+    };
+    let budget = chime_budget(deps, source, deadline);
+    trace!(source = SOURCE, sub = %profile.id, trigger = ?source, budget_ms = budget.as_millis() as u64, "calling Chime");
+    let missed = match timeout(budget, provision(deps, &profile, source)).await {
+        Ok(Ok(applied)) => {
+            info!(source = SOURCE, sub = %profile.id, trigger = ?source, outcome = applied.as_str());
+            return Ok((event, ConfirmationOutcome::Provisioned(applied)));
+        }
+        Ok(Err(e)) => e,
+        Err(_elapsed) => Missed::Chime(DirectoryError::Timeout),
+    };
+    hand_off(event, deps, &profile, source, missed, deadline).await
+}
+
+/// The user's Chime profile: its sub, and a name by the attribute order
+/// (else the sub: PreSignUp guarantees a name for new sign-ups, but users
+/// from before the trigger existed may have none, and the sub is a valid,
+/// non-personal name).
+fn profile_of(
+    attributes: &serde_json::Map<String, Value>,
+    names: &DisplayNamePolicy,
+) -> Result<UserProfile, InputError> {
+    let id = match attributes.get("sub") {
         Some(Value::String(s)) => UserId::parse(s),
         None | Some(Value::Null) => Err(InputError::MissingField("request.userAttributes.sub")),
         Some(_) => Err(InputError::WrongType {
             field: "request.userAttributes.sub",
             expected: "a string",
         }),
-    }
-    .map_err(|e| {
-        warn!(
-            source = SOURCE,
-            outcome = "invalid-event",
-            reason = e.code()
-        );
-        ConfirmationError::InvalidEvent(e)
-    })?;
-    // PreSignUp guarantees a name for new sign-ups; users from before the
-    // trigger existed may have none, and the sub is a valid, non-personal name.
-    let name = deps
-        .names
+    }?;
+    let name = names
         .derive(attributes)
-        .or_else(|| DisplayName::parse(sub.as_str()).ok())
-        .ok_or(ConfirmationError::InvalidEvent(
-            InputError::InvalidDisplayName("no attribute yields a display name"),
+        .or_else(|| DisplayName::parse(id.as_str()).ok())
+        .ok_or(InputError::InvalidDisplayName(
+            "no attribute yields a display name",
         ))?;
-    let profile = UserProfile {
-        id: sub,
+    Ok(UserProfile {
+        id,
         name,
         metadata: None,
-    };
+    })
+}
 
-    let budget = chime_budget(deps, deadline);
-    trace!(source = SOURCE, sub = %profile.id, trigger = ?source, budget_ms = budget.as_millis() as u64, "calling Chime");
-    let call = async {
-        match source {
-            // Reads first, so Cognito's retry of a confirmation that did
-            // create the user logs `already-exists`, not `created`.
-            ConfirmationSource::ConfirmSignUp => deps.directory.upsert(&profile).await,
-            ConfirmationSource::ConfirmForgotPassword => {
-                deps.directory.ensure_exists(&profile).await
+/// The Chime user, and its owner in the ledger (the pool). A confirmation
+/// writes both at once; a password reset or a sign-in records the owner
+/// only when it made the user (a password reset is no change to the user,
+/// and a known user's sign-in costs one Describe and nothing else).
+async fn provision<D: Directory, Q, L: Ledger>(
+    deps: &PostConfirmation<D, Q, L>,
+    profile: &UserProfile,
+    source: ConfirmationSource,
+) -> Result<Applied, Missed> {
+    // A trigger's event says nothing of when the user changed: the claim
+    // moves no clock (a user made while a reconcile cycle reads is kept by
+    // its creation time, which the cycle's describe sees).
+    let claim = Change {
+        id: profile.id.clone(),
+        source: Source::pool(),
+        kind: ChangeKind::Create,
+        at: None,
+    };
+    let record = || deps.ledger.record(&claim, &UnownedPolicy::Keep, At::now());
+    match source {
+        // Reads first, so Cognito's retry of a confirmation that did create
+        // the user logs `already-exists`, not `created`.
+        ConfirmationSource::ConfirmSignUp => {
+            let (applied, recorded) = tokio::join!(deps.directory.upsert(profile), record());
+            recorded?;
+            Ok(applied?)
+        }
+        ConfirmationSource::ConfirmForgotPassword | ConfirmationSource::SignIn => {
+            let applied = deps.directory.ensure_exists(profile).await?;
+            if applied == Applied::Created {
+                record().await?;
             }
+            Ok(applied)
         }
-    };
-    let chime_error = match timeout(budget, call).await {
-        Ok(Ok(applied)) => {
-            info!(source = SOURCE, sub = %profile.id, trigger = ?source, outcome = applied.as_str());
-            return Ok((event, ConfirmationOutcome::Provisioned(applied)));
-        }
-        Ok(Err(e)) => e,
-        Err(_elapsed) => DirectoryError::Timeout,
-    };
+    }
+}
 
-    let message = hand_off_message(&profile);
-    let send = deps.sync_queue.send(message);
+/// Chime (or the ledger) missed: hand the user to the sync queue. When the
+/// queue fails too, a confirmation fails (Cognito retries it) and a sign-in
+/// goes ahead (the next reconcile cycle creates the user).
+async fn hand_off<D, Q: Queue, L>(
+    event: Value,
+    deps: &PostConfirmation<D, Q, L>,
+    profile: &UserProfile,
+    source: ConfirmationSource,
+    missed: Missed,
+    deadline: Option<Instant>,
+) -> Result<(Value, ConfirmationOutcome), ConfirmationError> {
+    let send = deps.sync_queue.send(hand_off_message(profile));
     let sent = match deadline {
         Some(d) => timeout_at_or_now(d, send).await,
         None => send.await,
     };
+    let chime_error = missed.code();
     match sent {
         Ok(()) => {
-            warn!(source = SOURCE, sub = %profile.id, trigger = ?source, outcome = "handed-off",
-                  chime_error = chime_error.code());
-            Ok((
-                event,
-                ConfirmationOutcome::HandedOff {
-                    chime_error: chime_error.code(),
-                },
-            ))
+            warn!(source = SOURCE, sub = %profile.id, trigger = ?source, outcome = "handed-off", chime_error);
+            Ok((event, ConfirmationOutcome::HandedOff { chime_error }))
+        }
+        Err(queue) if source == ConfirmationSource::SignIn => {
+            tracing::error!(source = SOURCE, sub = %profile.id, trigger = ?source, outcome = "left-to-reconcile",
+                            chime_error, queue_error = %queue.message);
+            Ok((event, ConfirmationOutcome::LeftToReconcile { chime_error }))
         }
         Err(queue) => {
             tracing::error!(source = SOURCE, sub = %profile.id, trigger = ?source, outcome = "failed",
-                            chime_error = chime_error.code(), queue_error = %queue.message);
+                            chime_error, queue_error = %queue.message);
             Err(ConfirmationError::HandOffFailed {
-                chime: chime_error,
+                chime: missed,
                 queue,
             })
         }
@@ -222,28 +367,24 @@ pub fn metrics<D: Directory>(
     directory: &D,
 ) -> Invocation {
     let mut m = Invocation::new(METRICS);
-    let chime_error = match result {
-        Ok((_, ConfirmationOutcome::Provisioned(applied))) => {
-            m.decision(applied.metric());
-            None
-        }
+    let (outcome, chime_error) = match result {
+        Ok((_, ConfirmationOutcome::Provisioned(applied))) => (applied.metric(), None),
         Ok((_, ConfirmationOutcome::HandedOff { chime_error })) => {
-            m.decision(Metric::HandedOff);
-            Some(*chime_error)
+            (Metric::HandedOff, Some(*chime_error))
         }
-        Ok((_, ConfirmationOutcome::PassedThrough)) => {
-            m.decision(Metric::PassedThrough);
-            None
+        Ok((_, ConfirmationOutcome::LeftToReconcile { chime_error })) => {
+            (Metric::HandOffFailed, Some(*chime_error))
         }
-        Err(ConfirmationError::InvalidEvent(_)) => {
-            m.decision(Metric::InvalidEvent);
-            None
+        Ok((_, ConfirmationOutcome::PassedThrough)) => (Metric::PassedThrough, None),
+        Ok((_, ConfirmationOutcome::NotFederated)) => (Metric::NotFederated, None),
+        Ok((_, ConfirmationOutcome::Unreadable(_))) | Err(ConfirmationError::InvalidEvent(_)) => {
+            (Metric::InvalidEvent, None)
         }
         Err(ConfirmationError::HandOffFailed { chime, .. }) => {
-            m.decision(Metric::HandOffFailed);
-            Some(chime.code())
+            (Metric::HandOffFailed, Some(chime.code()))
         }
     };
+    m.decision(outcome);
     if chime_error == Some(DirectoryError::DENIED) {
         m.add(Metric::Denied, 1);
     }
@@ -251,16 +392,23 @@ pub fn metrics<D: Directory>(
     m
 }
 
-/// The Chime budget, shortened so that the hand-off still fits before the
-/// Lambda deadline.
-fn chime_budget<D, Q>(deps: &PostConfirmation<D, Q>, deadline: Option<Instant>) -> Duration {
+/// The Chime budget of `source`, shortened so that the hand-off still fits
+/// before the Lambda deadline.
+fn chime_budget<D, Q, L>(
+    deps: &PostConfirmation<D, Q, L>,
+    source: ConfirmationSource,
+    deadline: Option<Instant>,
+) -> Duration {
+    let budget = match source {
+        ConfirmationSource::SignIn => deps.sign_in_budget,
+        _ => deps.chime_budget,
+    };
     match deadline {
         Some(d) => {
             let left = d.saturating_duration_since(Instant::now());
-            deps.chime_budget
-                .min(left.saturating_sub(deps.hand_off_reserve))
+            budget.min(left.saturating_sub(deps.hand_off_reserve))
         }
-        None => deps.chime_budget,
+        None => budget,
     }
 }
 
@@ -277,8 +425,9 @@ async fn timeout_at_or_now<F: Future<Output = Result<(), QueueError>>>(
 /// (Cognito's retries of the same confirmation collapse into one message).
 fn hand_off_message(profile: &UserProfile) -> OutgoingMessage {
     let event_id = format!("cognito-confirm-{}", profile.id);
+    let origin = Origin::from(Source::pool(), Some(At::from_system(SystemTime::now())));
     OutgoingMessage {
-        body: provision_message(profile, &event_id, SystemTime::now()),
+        body: provision_message(profile, &event_id, &origin),
         group_id: profile.id.to_string(),
         deduplication_id: event_id,
         attributes: [("Source".to_owned(), SOURCE.to_owned())].into(),
@@ -291,15 +440,20 @@ mod tests {
 
     use super::*;
     use crate::identity::AppInstanceArn;
+    use crate::ledger::memory::InMemoryLedger;
     use crate::memory::{InMemoryDirectory, InMemoryQueue, MissingAnswer};
     use crate::schema::{IdentityEvent, parse_body};
 
     const SUB: &str = "6f1c2d3e-0b4a-4c5d-8e9f-a0b1c2d3e4f5";
 
-    fn deps() -> PostConfirmation<InMemoryDirectory, InMemoryQueue> {
+    fn deps() -> PostConfirmation<InMemoryDirectory, InMemoryQueue, InMemoryLedger> {
         let arn =
             AppInstanceArn::parse("arn:aws:chime:us-east-1:123456789012:app-instance/t").unwrap();
-        PostConfirmation::new(InMemoryDirectory::new(arn), InMemoryQueue::new())
+        PostConfirmation::new(
+            InMemoryDirectory::new(arn),
+            InMemoryQueue::new(),
+            InMemoryLedger::new(),
+        )
     }
 
     fn event(source: &str, attrs: Value) -> Value {
@@ -469,7 +623,7 @@ mod tests {
 
     /// What [`metrics`] makes of the next `handle` of `event`.
     async fn counted(
-        d: &PostConfirmation<InMemoryDirectory, InMemoryQueue>,
+        d: &PostConfirmation<InMemoryDirectory, InMemoryQueue, InMemoryLedger>,
         e: Value,
     ) -> Vec<(Metric, u64)> {
         metrics(&handle(e, d, None).await, &d.directory).counted()

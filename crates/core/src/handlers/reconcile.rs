@@ -48,10 +48,12 @@ use tracing::{error, info, trace, warn};
 use crate::directory::{DeleteMode, Directory, DirectoryUser};
 use crate::error::{DirectoryError, ErrorClass, QueueError};
 use crate::identity::UserId;
+use crate::ledger::{At, Ledger, Source, UnownedPolicy};
 use crate::metrics::{FunctionMetrics, Invocation, Metric};
 use crate::profile::DisplayNamePolicy;
 use crate::queue::{MAX_BATCH, OutgoingMessage, Queue, fnv1a64};
 use crate::rate::Pacer;
+use crate::reconcile::guard::{self, GuardError, GuardSettings, Observed};
 use crate::reconcile::{self, Action, DeleteBreaker, PlanOptions};
 use crate::schema::event_message;
 use crate::user_pool::{
@@ -80,9 +82,10 @@ pub struct Settings {
     /// Ids never deleted (`PROTECTED_USER_IDS`).
     pub protected: BTreeSet<String>,
     pub breaker: DeleteBreaker,
-    /// How idp-sync deletes (`DELETE_MODE`): in grace mode, deletions already
-    /// scheduled are not planned again.
+    /// How idp-sync deletes (`DELETE_MODE`); shown in the plan.
     pub delete_mode: DeleteMode,
+    /// Whether the pool's absence deletes users nobody owns (`UNOWNED_USERS`).
+    pub unowned: UnownedPolicy,
     pub shards: ShardSetting,
     /// `ListUsers` calls per second: a share of Cognito's quota.
     pub pool_rate: f64,
@@ -106,6 +109,7 @@ impl Default for Settings {
             delete_mode: DeleteMode::Grace {
                 days: DeleteMode::DEFAULT_GRACE_DAYS,
             },
+            unowned: UnownedPolicy::Keep,
             shards: ShardSetting::Auto,
             pool_rate: LIST_USERS_QUOTA_RPS * 0.5,
             read_margin: Duration::from_secs(60),
@@ -117,11 +121,13 @@ impl Default for Settings {
 }
 
 /// The function's ports and settings.
-pub struct Reconcile<P, D, Q> {
+pub struct Reconcile<P, D, Q, L> {
     pub pool: P,
     pub directory: D,
     /// The sync queue idp-sync reads.
     pub queue: Q,
+    /// Who owns each user, and which deletions are pending.
+    pub ledger: L,
     pub settings: Settings,
 }
 
@@ -177,6 +183,10 @@ pub struct Totals {
     pub pool_users: u64,
     /// Chime users read whose id is a sub.
     pub chime_users: u64,
+    /// Of those, read by the invocation that answers this (a continuation's
+    /// earlier counts are not what a breaker may trust: see [`run`]).
+    #[serde(skip)]
+    pub listed_here: u64,
     pub unchanged: u64,
     pub creates: u64,
     pub updates: u64,
@@ -186,10 +196,17 @@ pub struct Totals {
     pub deletes_planned: u64,
     /// Deletions the breaker withheld.
     pub withheld: u64,
+    /// What the breaker allowed the cycle in all, as last judged.
+    pub allowed: u64,
     /// Deletions withheld because the pool held unusable users.
     pub refused: u64,
     /// Deletions already scheduled (grace mode).
     pub pending: u64,
+    /// Users with a deletion mark in the ledger (pending, or done and not
+    /// yet forgotten).
+    pub marked: u64,
+    /// Pending deletions cancelled: users back in the pool.
+    pub restores: u64,
     pub protected: u64,
     /// Chime users whose id is not a sub.
     pub foreign: u64,
@@ -206,6 +223,11 @@ pub struct Totals {
 #[serde(rename_all = "camelCase")]
 pub struct Continuation {
     pub cycle: String,
+    /// When the cycle began: what its absences are dated, and what a user
+    /// created later is never deleted for. Missing (a continuation from an
+    /// earlier release): the epoch, which refuses every absence of the cycle.
+    #[serde(default)]
+    pub began: At,
     pub shards: u16,
     /// The next shard to reconcile.
     pub shard: u16,
@@ -223,9 +245,10 @@ pub struct Continuation {
 }
 
 impl Continuation {
-    fn fresh(cycle: String, shards: u16) -> Self {
+    fn fresh(cycle: String, began: At, shards: u16) -> Self {
         Self {
             cycle,
+            began,
             shards,
             shard: 0,
             chime_token: None,
@@ -273,6 +296,8 @@ pub enum ReconcileError {
     ShardTooLarge { shards: u16 },
     #[error("the continuation is not one this function made: {0}")]
     BadContinuation(String),
+    #[error("{0}")]
+    Guard(#[from] GuardError),
 }
 
 impl ReconcileError {
@@ -285,6 +310,7 @@ impl ReconcileError {
             Self::OutOfOrder { .. } => "ChimeOutOfOrder",
             Self::ShardTooLarge { .. } => "ShardTooLarge",
             Self::BadContinuation(_) => "BadContinuation",
+            Self::Guard(_) => "LedgerUnreadable",
         }
     }
 }
@@ -313,9 +339,15 @@ fn shard_prefix(shard: u16, shards: u16) -> String {
 
 /// Run one invocation: from `start`, until the cycle is done or the time is
 /// short (then the answer carries the continuation).
-pub async fn run<P: UserPool, D: Directory, Q: Queue>(
+///
+/// A continuation is the event of an invocation, and anyone allowed to start
+/// the state machine can write one. So it is checked ([`checked`]), and it
+/// cannot widen the breaker: what this invocation may delete is capped by
+/// the Chime users it listed itself ([`allowed_deletions`]), whatever counts
+/// the continuation claims.
+pub async fn run<P: UserPool, D: Directory, Q: Queue, L: Ledger>(
     start: Start,
-    deps: &Reconcile<P, D, Q>,
+    deps: &Reconcile<P, D, Q, L>,
     deadline: Option<Instant>,
 ) -> Result<RunReport, ReconcileError> {
     let settings = &deps.settings;
@@ -326,16 +358,10 @@ pub async fn run<P: UserPool, D: Directory, Q: Queue>(
                 ShardSetting::Fixed(n) => n,
             };
             info!(source = SOURCE, outcome = "cycle-started", cycle = %cycle, shards);
-            Continuation::fresh(cycle, shards)
+            Continuation::fresh(cycle, At::now(), shards)
         }
         Start::Continue(c) => {
-            let c = *c;
-            if !SHARD_COUNTS.contains(&c.shards) || c.shard > c.shards {
-                return Err(ReconcileError::BadContinuation(format!(
-                    "shard {} of {}",
-                    c.shard, c.shards
-                )));
-            }
+            let c = checked(*c)?;
             info!(source = SOURCE, outcome = "cycle-continued", cycle = %c.cycle, shard = c.shard, shards = c.shards);
             c
         }
@@ -356,8 +382,42 @@ pub async fn run<P: UserPool, D: Directory, Q: Queue>(
             }
         }
     }
-    summarize(&state, settings);
+    summarize(&state);
+    // What the feed's breaker takes its percentage of; a failure only
+    // leaves it the last count (or its absolute limit).
+    if let Err(e) = deps
+        .ledger
+        .set_chime_user_count(state.totals.chime_users)
+        .await
+    {
+        warn!(source = SOURCE, outcome = "chime-count-unsaved", error = %e);
+    }
     Ok(report(state, true))
+}
+
+/// The most Chime users a continuation may carry: one page of
+/// `ListAppInstanceUsers`, which is all a run reads past its shard.
+const MAX_CARRIED: usize = 50;
+
+/// A continuation as this function writes them, or a refusal naming what
+/// is wrong with it.
+fn checked(c: Continuation) -> Result<Continuation, ReconcileError> {
+    let bad = |what: String| Err(ReconcileError::BadContinuation(what));
+    if !SHARD_COUNTS.contains(&c.shards) || c.shard > c.shards {
+        return bad(format!("shard {} of {}", c.shard, c.shards));
+    }
+    if c.carried.len() > MAX_CARRIED {
+        return bad(format!(
+            "{} carried users; at most {MAX_CARRIED}",
+            c.carried.len()
+        ));
+    }
+    // A cycle that began in the future would date its absences after
+    // changes they must not override.
+    if c.began > At(At::now().0.saturating_add(300_000)) {
+        return bad(format!("a cycle that begins in the future ({})", c.began));
+    }
+    Ok(c)
 }
 
 /// A shard did not finish in time. If this invocation finished others, the
@@ -382,7 +442,7 @@ fn out_of_time(
         Some(shards) => {
             warn!(source = SOURCE, outcome = "resharding", cycle = %state.cycle, shards,
                   "a shard does not fit in one invocation; starting the cycle again with {shards} shards");
-            let mut next = Continuation::fresh(state.cycle, shards);
+            let mut next = Continuation::fresh(state.cycle, state.began, shards);
             next.totals.cognito_calls = state.totals.cognito_calls;
             next.totals.cognito_throttled = state.totals.cognito_throttled;
             Ok(report(next, false))
@@ -393,7 +453,10 @@ fn out_of_time(
     }
 }
 
-fn report(state: Continuation, done: bool) -> RunReport {
+fn report(mut state: Continuation, done: bool) -> RunReport {
+    // What this invocation listed is no figure of the cycle's: the next
+    // invocation counts its own.
+    state.totals.listed_here = 0;
     RunReport {
         done,
         cycle: state.cycle.clone(),
@@ -412,9 +475,9 @@ enum ShardOutcome {
 
 /// Reconcile the shard `state.shard`; on success `state` holds the Chime
 /// position after it and the totals with it.
-async fn reconcile_shard<P: UserPool, D: Directory, Q: Queue>(
+async fn reconcile_shard<P: UserPool, D: Directory, Q: Queue, L: Ledger>(
     state: &mut Continuation,
-    deps: &Reconcile<P, D, Q>,
+    deps: &Reconcile<P, D, Q, L>,
     pacer: &Pacer,
     read_deadline: Option<Instant>,
     publish_deadline: Option<Instant>,
@@ -443,7 +506,7 @@ async fn reconcile_shard<P: UserPool, D: Directory, Q: Queue>(
         return Ok(ShardOutcome::OutOfTime);
     };
 
-    let mut plan = reconcile::plan(
+    let plan = reconcile::plan(
         sorted.active.values(),
         &chime.users,
         PlanOptions {
@@ -454,6 +517,32 @@ async fn reconcile_shard<P: UserPool, D: Directory, Q: Queue>(
     let mut left_out = sorted.left_out.clone();
     left_out.add("protected", plan.protected_kept);
     left_out.add("not a sub (not ours)", chime.foreign);
+    let listed_here = state.totals.listed_here + chime.listed_here;
+    let chime_users = state.totals.chime_users + chime.users.len() as u64;
+    let already = usize::try_from(state.totals.deletes_planned).unwrap_or(usize::MAX);
+    let allowed = allowed_deletions(&settings.breaker, chime_users, listed_here, already);
+    let by_id: BTreeMap<UserId, DirectoryUser> = chime
+        .users
+        .iter()
+        .map(|u| (u.id.clone(), u.clone()))
+        .collect();
+    let observed = Observed {
+        desired: &sorted,
+        chime: &by_id,
+        began: state.began,
+        prefix: &prefix,
+    };
+    let mut guarded = guard::guard(
+        plan,
+        observed,
+        &deps.directory,
+        &deps.ledger,
+        &guard_settings(settings),
+        allowed,
+    )
+    .await?;
+    left_out.merge(&guarded.kept);
+    let plan = &mut guarded.plan;
 
     // Incomplete input: no deletion from this shard.
     let unusable = sorted.unusable.len();
@@ -467,37 +556,8 @@ async fn reconcile_shard<P: UserPool, D: Directory, Q: Queue>(
     } else {
         0
     };
-
-    let chime_users = state.totals.chime_users + chime.users.len() as u64;
-    let allowed = settings
-        .breaker
-        .allowed(usize::try_from(chime_users).unwrap_or(usize::MAX));
-    let already = usize::try_from(state.totals.deletes_planned).unwrap_or(usize::MAX);
-    let mut pending = 0;
-    if let DeleteMode::Grace { .. } = settings.delete_mode
-        && plan.deletions() > 0
-    {
-        let candidates = plan.deletions();
-        let screening = reconcile::screen_deletions(
-            &deps.directory,
-            &mut plan,
-            settings.describe_concurrency,
-            allowed.saturating_sub(already),
-        )
-        .await;
-        pending = screening.pending;
-        state.totals.describes += candidates as u64;
-        left_out.add("deletion already scheduled", screening.pending);
-        left_out.add("gone since listed", screening.gone);
-        left_out.add("not described (error)", screening.unchecked);
-    }
     let planned = plan.deletions();
-    let verdict = settings.breaker.judge(
-        already + planned,
-        usize::try_from(chime_users).unwrap_or(usize::MAX),
-        None,
-    );
-    let withheld = if state.tripped || verdict.tripped() {
+    let withheld = if state.tripped || already + planned > allowed {
         state.tripped = true;
         plan.take_deletions().len()
     } else {
@@ -507,7 +567,7 @@ async fn reconcile_shard<P: UserPool, D: Directory, Q: Queue>(
     let messages: Vec<(Action, OutgoingMessage)> = plan
         .actions
         .iter()
-        .map(|a| (a.clone(), outgoing(a, &state.cycle)))
+        .map(|a| (a.clone(), outgoing(a, &sorted, state)))
         .collect();
     let published = publish(
         &deps.queue,
@@ -526,6 +586,17 @@ async fn reconcile_shard<P: UserPool, D: Directory, Q: Queue>(
             first: first.clone(),
         });
     }
+    state.totals.describes += guarded.describes as u64;
+    state.totals.marked += guarded.marked as u64;
+    state.totals.restores += guarded.restores as u64;
+    state.totals.listed_here = listed_here;
+    state.totals.allowed = allowed as u64;
+    let pending = guarded
+        .kept
+        .0
+        .get("deletion already scheduled")
+        .copied()
+        .unwrap_or(0);
 
     // The shard is done: move the Chime position on and count.
     state.chime_token = position.token;
@@ -548,9 +619,35 @@ async fn reconcile_shard<P: UserPool, D: Directory, Q: Queue>(
         *state.left_out.entry(reason).or_default() += n;
     }
     info!(source = SOURCE, outcome = "shard-reconciled", cycle = %state.cycle, shard, shards,
-          creates = plan.count("create"), updates = plan.count("update"), deletes = plan.deletions(),
+          creates = plan.count("create"), updates = plan.count("update"),
+          restores = plan.count("restore"), deletes = plan.deletions(),
           withheld, unchanged = plan.unchanged);
     Ok(ShardOutcome::Done)
+}
+
+/// The guard's settings: the pool is the source the function reads.
+fn guard_settings(settings: &Settings) -> GuardSettings {
+    GuardSettings {
+        source: Source::pool(),
+        unowned: settings.unowned.clone(),
+        describe_concurrency: settings.describe_concurrency,
+    }
+}
+
+/// How many deletions the cycle may plan in all, `already` being those
+/// planned by its earlier shards: `max(limit, percent × Chime users)` of the
+/// cycle, capped by what the Chime users listed by this invocation alone
+/// would allow, plus `already`. A continuation can claim any count, so
+/// only the users this invocation saw can raise what it may delete; a
+/// cycle that fits one invocation is judged exactly as before.
+pub fn allowed_deletions(
+    breaker: &DeleteBreaker,
+    chime_users: u64,
+    listed_here: u64,
+    already: usize,
+) -> usize {
+    let whole = |n: u64| breaker.allowed(usize::try_from(n).unwrap_or(usize::MAX));
+    whole(chime_users).min(already.saturating_add(whole(listed_here)))
 }
 
 /// Where Chime's listing stands after a shard.
@@ -563,6 +660,8 @@ struct Position {
 /// The Chime users of the current shard.
 struct ChimeShard {
     users: Vec<DirectoryUser>,
+    /// Users this invocation listed itself (not carried in).
+    listed_here: u64,
     foreign: usize,
     calls: u64,
     /// `None` when the deadline came first.
@@ -584,6 +683,7 @@ async fn read_chime_shard<D: Directory>(
     let (shard, shards) = (state.shard, state.shards);
     let mut out = ChimeShard {
         users: Vec::new(),
+        listed_here: 0,
         foreign: 0,
         calls: 0,
         position: None,
@@ -627,6 +727,7 @@ async fn read_chime_shard<D: Directory>(
             more = page.next_token.is_some()
         );
         out.foreign += page.foreign;
+        out.listed_here += page.users.len() as u64;
         for user in page.users {
             if shards > 1 {
                 if let Some(before) = &last
@@ -690,18 +791,23 @@ async fn list_with_retries<D: Directory>(
     }
 }
 
-/// The message that asks idp-sync for `action`: group = the sub, and a
-/// deduplication id (also the event id) from the cycle and the change.
-fn outgoing(action: &Action, cycle: &str) -> OutgoingMessage {
+/// The message that asks idp-sync for `action`: group = the sub, a
+/// deduplication id (also the event id) from the cycle and the change, and
+/// the origin the ledger judges it by (the pool; a create or update dated
+/// by the user's last change in the pool, a deletion as an absence observed
+/// when the cycle began).
+fn outgoing(action: &Action, desired: &Sorted, state: &Continuation) -> OutgoingMessage {
     let kind = match action {
         Action::Create(_) => 'c',
         Action::Update { .. } => 'u',
+        Action::Restore { .. } => 'r',
         Action::Delete(_) => 'd',
     };
     let id = action.user_id();
-    let event_id = format!("reconcile-{cycle}-{kind}-{id}");
+    let event_id = format!("reconcile-{}-{kind}-{id}", state.cycle);
+    let origin = guard::origin_for(action, &Source::pool(), desired, state.began);
     OutgoingMessage {
-        body: event_message(&action.event(), &event_id, SystemTime::now()),
+        body: event_message(&action.event(), &event_id, &origin),
         group_id: id.to_string(),
         deduplication_id: event_id,
         attributes: BTreeMap::new(),
@@ -788,21 +894,20 @@ async fn publish<Q: Queue>(
 /// The end of a cycle: one INFO line with the counts, and, when the breaker
 /// withheld deletions, one ERROR line with the breaker's counts (the
 /// invocation's metrics count them too: `DeletionsWithheld`, see [`metrics`]).
-fn summarize(state: &Continuation, settings: &Settings) {
+fn summarize(state: &Continuation) {
     let t = &state.totals;
     if t.withheld > 0 {
-        let allowed = settings
-            .breaker
-            .allowed(usize::try_from(t.chime_users).unwrap_or(usize::MAX));
+        let allowed = t.allowed;
         error!(source = SOURCE, outcome = "deletions-withheld", cycle = %state.cycle,
                deletions_planned = t.deletes_planned, deletions_allowed = allowed,
                withheld = t.withheld, chime_users = t.chime_users,
-               "{}", breaker_message(t.deletes_planned, t.withheld, allowed as u64, t.chime_users));
+               "{}", breaker_message(t.deletes_planned, t.withheld, allowed, t.chime_users));
     }
     info!(source = SOURCE, outcome = "cycle-done", cycle = %state.cycle, shards = state.shards,
           pool_users = t.pool_users, chime_users = t.chime_users, creates = t.creates,
           updates = t.updates, deletes = t.deletes, withheld = t.withheld, refused = t.refused,
-          pending = t.pending, unchanged = t.unchanged, cognito_calls = t.cognito_calls,
+          pending = t.pending, marked = t.marked, restores = t.restores,
+          unchanged = t.unchanged, cognito_calls = t.cognito_calls,
           cognito_throttled = t.cognito_throttled, chime_list_calls = t.chime_list_calls);
 }
 

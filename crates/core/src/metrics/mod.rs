@@ -126,6 +126,9 @@ metrics! {
     /// A Cognito event of a trigger source this function does not handle,
     /// returned unchanged (`passed-through`).
     PassedThrough => Count,
+    /// The Cognito function: a sign-in of a user who is not federated,
+    /// whose confirmation made its Chime user (`not-federated`, no call).
+    NotFederated => Count,
     /// An event that could not be read (`invalid-event`).
     InvalidEvent => Count,
     /// credential-exchange: credentials handed out (`credentials-issued`).
@@ -142,13 +145,21 @@ metrics! {
     UpdatesPublished => Count,
     /// reconcile: deletions published to the sync queue.
     DeletesPublished => Count,
-    /// reconcile: deletions the mass-delete breaker withheld (the breaker
-    /// alarm watches this). Released by an operator with
-    /// `chime-sync reconcile … --apply --allow-deletes N`.
+    /// reconcile: deletions the mass-delete breaker withheld; idp-sync:
+    /// explicit deletions the feed breaker held (`deletion-held`). The
+    /// breaker alarm watches this. Released by an operator with
+    /// `chime-sync reconcile … --apply --allow-deletes N` or
+    /// `chime-sync held release`.
     DeletionsWithheld => Count,
     /// reconcile: deletions refused because the pool's listing could not be
     /// trusted (unusable users, an empty pool).
     DeletionsRefused => Count,
+    /// A change older than the last one applied to its user, refused and
+    /// acknowledged (`stale`).
+    Stale => Count,
+    /// A deletion by absence of a user its source does not own (or that no
+    /// source owns), refused and acknowledged (`not-owner`, `unowned`).
+    NotOwned => Count,
 }
 
 /// What one function publishes: its `source` (as its log lines name it) and

@@ -1,17 +1,23 @@
-//! The reconcile function's handler against the in-memory pool, directory
-//! and queue; the published messages are applied by idp-sync's own `apply`,
-//! so "Chime equals the pool's active users" is checked end to end in memory.
+//! The reconcile function's handler against the in-memory pool, directory,
+//! ledger and queue; the published messages are applied as idp-sync applies
+//! them ([`crate::sync`]), so "Chime equals the pool's active users" is
+//! checked end to end in memory. Most tests here predate ownership and run
+//! with `UNOWNED_USERS=pool` (what every deployment did before); the
+//! ownership scenarios are in `ownership.rs`.
+
+mod ownership;
 
 use std::time::Duration;
 
 use serde_json::json;
 
 use super::*;
-use crate::handlers::idp_sync;
 use crate::identity::AppInstanceArn;
+use crate::ledger::memory::InMemoryLedger;
 use crate::memory::{InMemoryDirectory, InMemoryQueue, InMemoryUserPool};
 use crate::profile::{DisplayName, UserProfile};
 use crate::schema::parse_body;
+use crate::sync::{self, ChimeCount, SyncRules};
 use crate::user_pool::PoolUser;
 
 fn sub(n: u32) -> String {
@@ -54,16 +60,25 @@ fn directory() -> InMemoryDirectory {
     )
 }
 
-type Deps = Reconcile<InMemoryUserPool, InMemoryDirectory, InMemoryQueue>;
+type Deps = Reconcile<InMemoryUserPool, InMemoryDirectory, InMemoryQueue, InMemoryLedger>;
+
+/// Settings as these tests mean them: unowned users are the pool's.
+fn legacy(settings: Settings) -> Settings {
+    Settings {
+        unowned: UnownedPolicy::OwnedBy(Source::pool()),
+        ..settings
+    }
+}
 
 fn deps(users: Vec<PoolUser>, settings: Settings) -> Deps {
     Reconcile {
         pool: InMemoryUserPool::new(users),
         directory: directory(),
         queue: InMemoryQueue::new(),
+        ledger: InMemoryLedger::new(),
         settings: Settings {
             pool_rate: 1000.0,
-            ..settings
+            ..legacy(settings)
         },
     }
 }
@@ -84,8 +99,13 @@ fn fresh() -> Start {
     }
 }
 
-/// Apply every message sent so far with idp-sync's `apply`, forgetting them.
+/// Apply every message sent since `sent_before` as idp-sync applies them.
 async fn drain(deps: &Deps, sent_before: usize, mode: DeleteMode) -> Vec<(String, String)> {
+    let rules = SyncRules {
+        delete_mode: mode,
+        unowned: deps.settings.unowned.clone(),
+        feed_breaker: None,
+    };
     let mut changes = Vec::new();
     for m in deps.queue.sent().into_iter().skip(sent_before) {
         let message = parse_body(&m.body).unwrap();
@@ -95,13 +115,21 @@ async fn drain(deps: &Deps, sent_before: usize, mode: DeleteMode) -> Vec<(String
             "group = sub"
         );
         assert_eq!(m.deduplication_id, message.event_id.clone().unwrap());
-        idp_sync::apply(&deps.directory, &message.event, mode)
-            .await
-            .unwrap();
+        let outcome = sync::apply_message(
+            &deps.directory,
+            &deps.ledger,
+            &rules,
+            &ChimeCount::default(),
+            &message,
+            SystemTime::now(),
+        )
+        .await
+        .unwrap();
         changes.push((
             message.event.type_name().to_owned(),
             message.event.user_id().to_string(),
         ));
+        let _ = outcome;
     }
     changes
 }
@@ -472,6 +500,7 @@ async fn a_sharded_run_stops_when_chime_lists_out_of_order_and_an_unsharded_one_
             pool: InMemoryUserPool::new(pool(20)),
             directory: Reversed(directory()),
             queue: InMemoryQueue::new(),
+            ledger: InMemoryLedger::new(),
             settings: Settings {
                 shards: ShardSetting::Fixed(shards),
                 delete_mode: DeleteMode::Immediate,
@@ -514,7 +543,7 @@ fn an_invocation_event_starts_or_continues_a_cycle() {
         start_from(&json!({}), now).unwrap(),
         Start::Fresh { .. }
     ));
-    let c = Continuation::fresh("c".into(), 16);
+    let c = Continuation::fresh("c".into(), At(1_800_000_000_000), 16);
     let event = json!({"done": false, "continuation": c});
     assert_eq!(
         start_from(&event, now).unwrap(),

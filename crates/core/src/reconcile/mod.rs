@@ -9,18 +9,23 @@
 //! of schema-v1 `user` objects): missing users are created, renamed ones
 //! updated, and users no longer wanted deleted.
 //!
-//! Deletions are where reconciles do harm, so three guards stand before them:
+//! Deletions are where reconciles do harm, so guards stand before them:
 //! - input that may be partial is refused ([`check_complete`], [`Refusal`]):
 //!   an export page that ends with a pagination token, an empty list, an
 //!   entry that cannot be read (that user would be deleted);
 //! - ids that are not ours are never touched: ids that are not subs (the
 //!   adapter leaves them out of the listing) and protected ids;
+//! - [`guard`]: the ownership and time rules (a source's absence deletes
+//!   only what it owns), deletions under way or of users created after the
+//!   pass began left out, and pending deletions of users who are back
+//!   cancelled;
 //! - a breaker ([`DeleteBreaker`]) withholds every deletion of a run that
 //!   plans more than `max(limit, percent × Chime users)` of them.
 
+pub mod guard;
+
 use std::collections::{BTreeMap, BTreeSet};
 
-use futures_util::stream::{self, Stream, StreamExt};
 use serde_json::Value;
 use thiserror::Error;
 
@@ -28,7 +33,6 @@ use crate::directory::{Applied, DeleteMode, Directory, DirectoryUser};
 use crate::error::{DirectoryError, InputError};
 use crate::identity::UserId;
 use crate::profile::{DisplayName, DisplayNamePolicy, Metadata, UserProfile};
-use crate::rate::Pacer;
 use crate::schema::IdentityEvent;
 use crate::user_pool::{ActivePolicy, PoolUser, Sorted};
 
@@ -41,14 +45,20 @@ pub enum Action {
         want: UserProfile,
         have: DirectoryUser,
     },
-    /// The user as listed, or as described when a grace deletion screened it.
+    /// A user whose deletion is pending and who is wanted again: an update,
+    /// which cancels the deletion (and brings name and metadata in line).
+    Restore {
+        want: UserProfile,
+        have: DirectoryUser,
+    },
+    /// The user as listed, or as described when the guard screened it.
     Delete(DirectoryUser),
 }
 
 impl Action {
     pub fn user_id(&self) -> &UserId {
         match self {
-            Self::Create(p) | Self::Update { want: p, .. } => &p.id,
+            Self::Create(p) | Self::Update { want: p, .. } | Self::Restore { want: p, .. } => &p.id,
             Self::Delete(u) => &u.id,
         }
     }
@@ -57,6 +67,7 @@ impl Action {
         match self {
             Self::Create(_) => "create",
             Self::Update { .. } => "update",
+            Self::Restore { .. } => "restore",
             Self::Delete(_) => "delete",
         }
     }
@@ -66,6 +77,7 @@ impl Action {
         match (self, mode) {
             (Self::Create(_), _) => "chime:CreateAppInstanceUser",
             (Self::Update { .. }, _) => "chime:UpdateAppInstanceUser",
+            (Self::Restore { .. }, _) => "chime:DescribeAppInstanceUser",
             (Self::Delete(_), DeleteMode::Immediate) => "chime:DeleteAppInstanceUser",
             (Self::Delete(_), DeleteMode::Grace { .. }) => {
                 "chime:PutAppInstanceUserExpirationSettings"
@@ -77,7 +89,9 @@ impl Action {
     pub fn event(&self) -> IdentityEvent {
         match self {
             Self::Create(p) => IdentityEvent::Provision(p.clone()),
-            Self::Update { want, .. } => IdentityEvent::Update(want.clone()),
+            Self::Update { want, .. } | Self::Restore { want, .. } => {
+                IdentityEvent::Update(want.clone())
+            }
             Self::Delete(u) => IdentityEvent::Deprovision(u.id.clone()),
         }
     }
@@ -232,75 +246,6 @@ impl DeleteBreaker {
     }
 }
 
-/// What screening the planned deletions found (grace mode).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Screening {
-    /// Already scheduled by an earlier run or message: left to Chime.
-    pub pending: usize,
-    /// Gone since the listing.
-    pub gone: usize,
-    /// Not described (an error): not deleted in this run.
-    pub unchecked: usize,
-    /// Stopped describing once the deletions exceeded what the breaker allows.
-    pub stopped_early: bool,
-}
-
-/// In grace mode, users whose deletion is already scheduled still show in the
-/// listing (it does not show expirations) until Chime deletes them. Describe
-/// each planned deletion and keep only the new ones, so a run does not
-/// re-plan (and the breaker re-count) deletions that are under way. Kept
-/// deletions carry the described user (its creation time), so applying them
-/// needs no second describe.
-///
-/// Describes run `concurrency` at a time; once more than `enough` new
-/// deletions are found the rest are not described (the breaker trips on them
-/// anyway), and they stay in the plan undescribed.
-pub async fn screen_deletions<D: Directory>(
-    directory: &D,
-    plan: &mut Plan,
-    concurrency: usize,
-    enough: usize,
-) -> Screening {
-    let deletions = plan.take_deletions();
-    let mut screening = Screening::default();
-    let mut kept: Vec<Action> = Vec::new();
-    let mut described = stream::iter(deletions.into_iter().map(|action| async move {
-        let result = directory.describe(action.user_id()).await;
-        (action, result)
-    }))
-    .buffered(concurrency.max(1));
-    while let Some((action, result)) = described.next().await {
-        match result {
-            Ok(Some(user)) if user.deletion_pending() => screening.pending += 1,
-            Ok(Some(user)) => kept.push(Action::Delete(user)),
-            Ok(None) | Err(DirectoryError::PossiblyMissing(_)) => screening.gone += 1,
-            Err(e) => {
-                tracing::warn!(source = "reconcile", sub = %action.user_id(), outcome = "not-screened", error = %e);
-                screening.unchecked += 1;
-            }
-        }
-        if kept.len() > enough {
-            screening.stopped_early = true;
-            break;
-        }
-    }
-    drop(described);
-    plan.actions.extend(kept);
-    screening
-}
-
-/// How changes are applied.
-#[derive(Debug, Clone, Copy)]
-pub struct ApplyOptions<'a> {
-    /// Changes in flight at once.
-    pub concurrency: usize,
-    /// Paces every change (its first call).
-    pub pacer: &'a Pacer,
-    pub delete_mode: DeleteMode,
-    /// What a grace counts from.
-    pub now: std::time::SystemTime,
-}
-
 /// Apply one change, deciding from the listed state: a create creates (a
 /// Conflict resolves as already there), an update updates, a deletion
 /// deletes or schedules the deletion. No describe before a create.
@@ -313,6 +258,8 @@ pub async fn apply_one<D: Directory>(
     match (action, mode) {
         (Action::Create(p), _) => directory.create_or_resolve(p).await,
         (Action::Update { want, have }, _) => directory.update_listed(want, have).await,
+        // Reads first: the describe shows the expiration the update cancels.
+        (Action::Restore { want, .. }, _) => directory.upsert(want).await,
         (Action::Delete(user), DeleteMode::Immediate) => {
             directory.delete_if_present(&user.id).await
         }
@@ -323,21 +270,6 @@ pub async fn apply_one<D: Directory>(
             directory.schedule_deletion(&user.id, days, now).await
         }
     }
-}
-
-/// Apply `actions`, `options.concurrency` at a time under the pacer's rate,
-/// yielding each result as it completes (a failure does not stop the rest).
-pub fn apply<'a, D: Directory>(
-    directory: &'a D,
-    actions: Vec<Action>,
-    options: ApplyOptions<'a>,
-) -> impl Stream<Item = (Action, Result<Applied, DirectoryError>)> + 'a {
-    stream::iter(actions.into_iter().map(move |action| async move {
-        options.pacer.wait().await;
-        let result = apply_one(directory, &action, options.delete_mode, options.now).await;
-        (action, result)
-    }))
-    .buffer_unordered(options.concurrency.max(1))
 }
 
 /// Input that cannot be trusted to be complete, refused before anything is
@@ -475,7 +407,7 @@ mod tests {
 
     use super::*;
     use crate::identity::AppInstanceArn;
-    use crate::memory::{InMemoryDirectory, MissingAnswer};
+    use crate::memory::InMemoryDirectory;
 
     fn id(n: u32) -> UserId {
         UserId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap()
@@ -507,14 +439,11 @@ mod tests {
         actions: Vec<Action>,
         mode: DeleteMode,
     ) -> Vec<(Action, Result<Applied, DirectoryError>)> {
-        let pacer = Pacer::new(1000.0);
-        let opts = ApplyOptions {
-            concurrency: 4,
-            pacer: &pacer,
-            delete_mode: mode,
-            now: d.now(),
-        };
-        let mut out: Vec<_> = apply(d, actions, opts).collect().await;
+        let mut out = Vec::new();
+        for action in actions {
+            let result = apply_one(d, &action, mode, d.now()).await;
+            out.push((action, result));
+        }
         out.sort_by(|a, b| a.0.user_id().cmp(b.0.user_id()));
         out
     }
@@ -603,53 +532,6 @@ mod tests {
         let results = apply_all(&d, p.actions, DeleteMode::Immediate).await;
         assert!(results[0].1.is_err());
         assert_eq!(results[1].1, Ok(Applied::Created));
-    }
-
-    #[tokio::test]
-    async fn grace_mode_screens_out_deletions_under_way_and_schedules_the_rest() {
-        for missing in MissingAnswer::BOTH {
-            let d = directory();
-            d.set_missing_answer(missing);
-            for n in 1..=4 {
-                d.create(&profile(n, "U")).await.unwrap();
-            }
-            d.schedule_deletion(&id(1), 7, d.now()).await.unwrap();
-            let current = crate::directory::list_all(&d).await.unwrap();
-            d.delete(&id(2)).await.unwrap(); // gone since the listing
-            let mut p = plan(
-                &[profile(4, "U")],
-                &current,
-                options(true, &BTreeSet::new()),
-            );
-            assert_eq!(p.deletions(), 3);
-            let screening = screen_deletions(&d, &mut p, 2, 100).await;
-            assert_eq!((screening.pending, screening.gone), (1, 1), "{missing:?}");
-            assert_eq!(p.deletions(), 1);
-            let results = apply_all(&d, p.actions, DeleteMode::Grace { days: 7 }).await;
-            assert_eq!(results[0].1, Ok(Applied::DeletionScheduled));
-            assert!(
-                d.users()
-                    .iter()
-                    .find(|u| u.id == id(3))
-                    .unwrap()
-                    .deletion_pending()
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn screening_stops_once_the_breaker_would_trip_anyway() {
-        let d = directory();
-        for n in 1..=30 {
-            d.create(&profile(n, "U")).await.unwrap();
-        }
-        let current = crate::directory::list_all(&d).await.unwrap();
-        let mut p = plan(&[], &current, options(true, &BTreeSet::new()));
-        let before = d.calls();
-        let screening = screen_deletions(&d, &mut p, 1, 5).await;
-        assert!(screening.stopped_early);
-        assert_eq!(p.deletions(), 6, "one more than enough");
-        assert_eq!(d.calls() - before, 6);
     }
 
     #[test]
