@@ -324,6 +324,10 @@ async fn chime_sync(stack: &Stack, args: &[&str]) -> (Option<i32>, String, Strin
         .env("AWS_ENDPOINT_URL_DYNAMODB", stack.moto.endpoint_url())
         .env("AWS_ENDPOINT_URL_SQS", stack.moto.endpoint_url())
         .env(
+            "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER",
+            stack.moto.endpoint_url(),
+        )
+        .env(
             "AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY",
             stack.fake.endpoint_url(),
         )
@@ -519,4 +523,74 @@ async fn the_feed_breaker_holds_deletions_and_a_release_applies_exactly_those() 
     );
     let (_, stdout, _) = chime_sync(&stack, &[&["held", "list"][..], &region].concat()).await;
     assert!(stdout.contains("0 deletions held"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// Chime users made before the ledger are owned by no source: a cycle keeps them even when the
+/// pool no longer lists them. `chime-sync adopt` (a dry run, then `--apply`) makes the pool
+/// their owner; from then on the pool's absence deletes them.
+async fn users_that_predate_ownership_are_kept_until_adopted() {
+    let stack = Stack::start(chime_identity_fake::MissingUserError::Forbidden, 4).await;
+    let directory = {
+        let mut config =
+            chime_sync_aws::ChimeConfig::new(chime_sync_core::AppInstanceArn::parse(APP).unwrap());
+        config.endpoint_url = Some(stack.fake.endpoint_url());
+        chime_sync_aws::ChimeDirectory::new(&stack.moto.sdk_config(), config)
+    };
+    for u in stack.pool.active() {
+        let profile = chime_sync_core::UserProfile {
+            id: UserId::parse(&u.sub).unwrap(),
+            name: chime_sync_core::DisplayName::parse(&u.name).unwrap(),
+            metadata: None,
+        };
+        chime_sync_core::Directory::create(&directory, &profile)
+            .await
+            .unwrap();
+    }
+    let leaver = stack.pool.active().next().unwrap().clone();
+    let cognito = cognito_client(&stack.moto);
+    let adopt = [
+        "adopt",
+        "--user-pool-id",
+        &stack.pool.id,
+        "--app-instance-arn",
+        APP,
+        "--ledger-table",
+        TABLE,
+    ];
+    let (code, stdout, stderr) = chime_sync(&stack, &adopt).await;
+    let listed = stack.pool.active().count();
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("Would adopt {listed} Chime users for pool")),
+        "{stdout}"
+    );
+    assert_eq!(
+        owner(&stack.ledger, &leaver.sub).await,
+        None,
+        "a dry run records nothing"
+    );
+
+    chime_identity_sync::cognito::delete_user(&cognito, &stack.pool.id, &leaver.username).await;
+    let t = stack.cycle(1).await;
+    assert_eq!(t["deletes"], 0, "owned by no source: kept ({t})");
+    assert_eq!(stack.pending(&leaver.sub), Some(false));
+
+    // Adopt those the pool still lists, then the next user to leave is deleted.
+    let (code, stdout, stderr) = chime_sync(&stack, &[&adopt[..], &["--apply"]].concat()).await;
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    let second = stack.pool.active().nth(1).unwrap().clone();
+    assert_eq!(
+        owner(&stack.ledger, &second.sub).await,
+        Some(Source::pool())
+    );
+    chime_identity_sync::cognito::delete_user(&cognito, &stack.pool.id, &second.username).await;
+    let t = stack.cycle(2).await;
+    assert_eq!(t["deletes"], 1, "{t}");
+    assert_eq!(stack.pending(&second.sub), Some(true));
+    assert_eq!(
+        stack.pending(&leaver.sub),
+        Some(false),
+        "never adopted: still kept"
+    );
 }

@@ -85,9 +85,15 @@ pub struct Bootstrap {
     pub sam_function: Option<&'static str>,
 }
 
+/// `LEDGER_TABLE=memory`: the functions refuse to start without a ledger, and these
+/// measurements are of start-up and Chime calls, not of DynamoDB (bench-reconcile measures
+/// the ledger's cost against a DynamoDB stand-in).
+const LEDGER: Var = Var::Value("LEDGER_TABLE", "memory");
+
 const CONFIRM_VARS: &[Var] = &[
     Var::AppInstance,
     Var::Queue("SYNC_QUEUE_URL", "identity-sync.fifo"),
+    LEDGER,
 ];
 
 /// Everything measured. Our functions first, then the yardsticks.
@@ -127,6 +133,7 @@ pub const BOOTSTRAPS: &[Bootstrap] = &[
             Var::AppInstance,
             Var::Queue("DLQ_URL", "identity-sync-dlq.fifo"),
             Var::Value("MAX_CONCURRENT_GROUPS", "10"),
+            LEDGER,
         ],
         node: true,
         own_workspace: false,
@@ -143,6 +150,7 @@ pub const BOOTSTRAPS: &[Bootstrap] = &[
             Var::Issuers,
             Var::Sts,
             Var::Value("CHAT_USER_ROLE_ARN", events::CHAT_USER_ROLE_ARN),
+            LEDGER,
         ],
         node: false,
         own_workspace: false,

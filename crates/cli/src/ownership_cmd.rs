@@ -136,12 +136,9 @@ fn summarize_adoption(args: &AdoptArgs, source: &ledger::Source, orphans: usize,
         return;
     }
     outln!(
-        "{} {orphans} of the {listed} Chime users {source} lists (owned by no source until now){}",
-        if args.apply {
-            "Adopted for"
-        } else {
-            "Would adopt for"
-        },
+        "{} {orphans} Chime users for {source}: owned by no source until now, and listed by \
+         {source} ({listed} of its users are in Chime){}",
+        if args.apply { "Adopted" } else { "Would adopt" },
         if args.apply {
             ""
         } else {

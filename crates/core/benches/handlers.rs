@@ -62,6 +62,21 @@ fn pre_signup_event() -> Vec<u8> {
     .into_bytes()
 }
 
+/// A sign-in (pre token generation, `TokenGeneration_HostedAuth`) of a user whose status
+/// is `status`: what the Cognito function adds to every sign-in.
+fn sign_in_event(status: &str) -> Vec<u8> {
+    json!({
+        "version": "1", "triggerSource": "TokenGeneration_HostedAuth", "region": "us-east-1",
+        "userPoolId": "us-east-1_aBcD3fGhI", "userName": "Google_1095",
+        "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": "4example7k2m9q3r5t8v1w6x0y"},
+        "request": {"userAttributes": {"sub": sub(1), "cognito:user_status": status, "name": "Ada Lovelace"},
+                    "groupConfiguration": {"groupsToOverride": [], "iamRolesToOverride": [], "preferredRole": null}},
+        "response": {"claimsOverrideDetails": null}
+    })
+    .to_string()
+    .into_bytes()
+}
+
 fn post_confirmation_event() -> Vec<u8> {
     json!({
         "version": "1", "triggerSource": "PostConfirmation_ConfirmSignUp", "region": "us-east-1",
@@ -243,6 +258,23 @@ fn handlers(c: &mut Criterion, group_name: &str) {
         );
     });
 
+    // A sign-in: of a user who is not federated (no call), and of a federated user whose
+    // Chime user exists (one Describe).
+    let local = sign_in_event("CONFIRMED");
+    let signed_in = PostConfirmation::new(
+        InMemoryDirectory::new(arn()),
+        InMemoryQueue::new(),
+        InMemoryLedger::new(),
+    );
+    group.bench_function("sign_in_not_federated", |b| {
+        b.iter(|| run_sign_in(&rt, &local, &signed_in));
+    });
+    let federated = sign_in_event("EXTERNAL_PROVIDER");
+    run_sign_in(&rt, &federated, &signed_in);
+    group.bench_function("sign_in_federated_known", |b| {
+        b.iter(|| run_sign_in(&rt, &federated, &signed_in));
+    });
+
     let batch = idp_batch();
     group.bench_function("idp_sync_batch_of_10", |b| {
         b.iter_batched(
@@ -291,6 +323,19 @@ fn run_post_confirmation(
     let (response, outcome) = rt
         .block_on(post_confirmation::handle(event, &deps, None))
         .expect("provisioned");
+    black_box(outcome);
+    serde_json::to_vec(&response).expect("serialises")
+}
+
+fn run_sign_in(
+    rt: &Runtime,
+    bytes: &[u8],
+    deps: &PostConfirmation<InMemoryDirectory, InMemoryQueue, InMemoryLedger>,
+) -> Vec<u8> {
+    let event: Value = serde_json::from_slice(black_box(bytes)).expect("JSON");
+    let (response, outcome) = rt
+        .block_on(post_confirmation::handle(event, deps, None))
+        .expect("a sign-in is never refused");
     black_box(outcome);
     serde_json::to_vec(&response).expect("serialises")
 }

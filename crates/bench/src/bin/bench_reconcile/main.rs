@@ -12,11 +12,23 @@
 //!    first run against an empty Chime (every active user a create). Wall time from
 //!    the event to the answer, every API call by kind, and the process's peak resident
 //!    set (`VmHWM`).
-//! 2. The release `chime-sync reconcile --users … --apply` creating 2,000 users with the
+//!    The steady state runs twice: with `LEDGER_TABLE=memory` (no ledger I/O: the cost
+//!    before the ownership ledger) and with a ledger table on a counting DynamoDB stand-in
+//!    that answers every call after `--ledger-latency-ms`, to show what the ledger's reads
+//!    cost a cycle (the target: at most 5 % more wall time) and that they are batched
+//!    (`BatchGetItem` for the plan's candidates only, never a call per unchanged user).
+//!    The stand-in holds no records, so `UNOWNED_USERS=pool` keeps the plan as it was.
+//! 2. idp-sync's cost of the ledger per message: batches of ten `user.created` applied
+//!    in-process with the ledger in memory and on the stand-in, Chime and DynamoDB both
+//!    answering after the same latency (the target: at most one extra round trip).
+//! 3. The release `chime-sync reconcile --users … --apply` creating 2,000 users with the
 //!    Chime fake answering each call after 50 ms (the target: at most 15 s).
 //!
 //! It builds nothing: build first with `cargo build --release -p reconcile -p chime-sync`.
 
+mod dynamodb;
+mod idp_sync;
+mod render;
 mod runtime;
 mod sqs;
 
@@ -56,6 +68,17 @@ struct Args {
     /// Skip the first-run scenario (every active user a create).
     #[arg(long)]
     skip_first_run: bool,
+    /// The DynamoDB stand-in's latency per call, ms: an assumed round trip to DynamoDB
+    /// in the same Region, not a measurement of it. idp-sync's measurement gives the
+    /// Chime fake the same latency.
+    #[arg(long, default_value_t = 10)]
+    ledger_latency_ms: u64,
+    /// `user.created` messages idp-sync applies with each ledger (whole batches of ten).
+    #[arg(long, default_value_t = 500)]
+    idp_messages: usize,
+    /// Skip idp-sync's per-message measurement.
+    #[arg(long)]
+    skip_idp_sync: bool,
     /// The markdown file to splice the section into (default: the workspace's
     /// BENCHMARKS.md); `-` only prints it.
     #[arg(long)]
@@ -139,9 +162,28 @@ async fn seed(fake: &FakeChimeHandle, users: Vec<(String, String)>) -> Result<()
     }
 }
 
+/// Where a reconcile run keeps its ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LedgerMode {
+    /// `LEDGER_TABLE=memory`: no ledger I/O, what a cycle cost before the ledger.
+    Memory,
+    /// A table on the counting DynamoDB stand-in.
+    Table,
+}
+
+impl LedgerMode {
+    fn variable(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Table => "chime-sync-bench-ledger",
+        }
+    }
+}
+
 /// One reconcile invocation, measured.
 struct Measured {
     scenario: &'static str,
+    ledger: LedgerMode,
     wall: Duration,
     peak_rss_kib: u64,
     list_users: u64,
@@ -150,6 +192,8 @@ struct Measured {
     describes: u64,
     batches: u64,
     messages: u64,
+    /// What the DynamoDB stand-in saw (nothing, with the ledger in memory).
+    ledger_calls: dynamodb::Calls,
     totals: Value,
 }
 
@@ -162,24 +206,27 @@ fn memory_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-async fn reconcile_once(
-    scenario: &'static str,
+/// The services a reconcile run reads and writes.
+struct Services<'a> {
+    cognito: &'a FakeCognito,
+    chime: &'a FakeChimeHandle,
+    sqs: &'a sqs::CountingSqs,
+    dynamodb: &'a dynamodb::CountingDynamoDb,
+}
+
+/// The bootstrap as Lambda starts it, its variables pointing at `services`.
+/// `UNOWNED_USERS=pool`: the stand-in (and an empty memory ledger) owns no
+/// user, and without it the 40 absences would be kept, not planned.
+fn reconcile_command(
     bin: &Path,
-    cognito: &FakeCognito,
-    fake: &FakeChimeHandle,
-) -> Result<Measured, String> {
-    let sqs = sqs::CountingSqs::start().await.map_err(|e| e.to_string())?;
-    fake.reset_counters();
-    let before = cognito.counts();
-    let event = json!({"version": "0", "id": format!("bench-{scenario}"), "detail-type": "Scheduled Event",
-                       "source": "aws.events", "time": "2026-11-20T10:00:00Z", "detail": {}});
-    let mut api = runtime::MockRuntime::start(event.to_string().into(), Duration::from_secs(900))
-        .await
-        .map_err(|e| e.to_string())?;
+    runtime_api: std::net::SocketAddr,
+    services: &Services<'_>,
+    ledger: LedgerMode,
+) -> Command {
     let mut command = Command::new(bin);
     command
         .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "reconcile")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
@@ -192,21 +239,55 @@ async fn reconcile_once(
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("APP_INSTANCE_ARN", APP)
         .env("USER_POOL_ID", POOL)
+        .env("LEDGER_TABLE", ledger.variable())
+        .env("UNOWNED_USERS", "pool")
         .env(
             "SYNC_QUEUE_URL",
-            format!("{}/123456789012/sync.fifo", sqs.endpoint),
+            format!("{}/123456789012/sync.fifo", services.sqs.endpoint),
         )
         .env(
             "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER",
-            cognito.endpoint_url(),
+            services.cognito.endpoint_url(),
         )
-        .env("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", fake.endpoint_url())
-        .env("AWS_ENDPOINT_URL_SQS", &sqs.endpoint)
+        .env(
+            "AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY",
+            services.chime.endpoint_url(),
+        )
+        .env("AWS_ENDPOINT_URL_SQS", &services.sqs.endpoint)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", &services.dynamodb.endpoint)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    command
+}
+
+async fn reconcile_once(
+    scenario: &'static str,
+    ledger: LedgerMode,
+    bin: &Path,
+    cognito: &FakeCognito,
+    fake: &FakeChimeHandle,
+    ledger_latency: Duration,
+) -> Result<Measured, String> {
+    let sqs = sqs::CountingSqs::start().await.map_err(|e| e.to_string())?;
+    let dynamodb = dynamodb::CountingDynamoDb::start(ledger_latency)
+        .await
+        .map_err(|e| e.to_string())?;
+    fake.reset_counters();
+    let before = cognito.counts();
+    let event = json!({"version": "0", "id": format!("bench-{scenario}"), "detail-type": "Scheduled Event",
+                       "source": "aws.events", "time": "2026-11-20T10:00:00Z", "detail": {}});
+    let mut api = runtime::MockRuntime::start(event.to_string().into(), Duration::from_secs(900))
+        .await
+        .map_err(|e| e.to_string())?;
+    let services = Services {
+        cognito,
+        chime: fake,
+        sqs: &sqs,
+        dynamodb: &dynamodb,
+    };
     let started = Instant::now();
-    let mut child = command
+    let mut child = reconcile_command(bin, api.addr, &services, ledger)
         .spawn()
         .map_err(|e| format!("{}: {e}", bin.display()))?;
     let answer = tokio::time::timeout(Duration::from_secs(960), api.answer()).await;
@@ -229,6 +310,7 @@ async fn reconcile_once(
     let counters = fake.counters();
     Ok(Measured {
         scenario,
+        ledger,
         wall,
         peak_rss_kib: peak,
         list_users: after.list_users - before.list_users,
@@ -237,6 +319,7 @@ async fn reconcile_once(
         describes: counters.attempts(Operation::DescribeAppInstanceUser),
         batches: sqs.counts.batch_calls.load(Ordering::Relaxed),
         messages: sqs.counts.messages.load(Ordering::Relaxed),
+        ledger_calls: dynamodb.calls(),
         totals: response["totals"].clone(),
     })
 }
