@@ -234,10 +234,11 @@ mod tests {
     #[test]
     fn batch_reads_answer_every_table_asked_with_no_items_and_count_the_keys() {
         let counts = Counts::default();
-        let request = json!({"RequestItems": {"ledger": {"Keys": [{"id": {"S": "a"}}, {"id": {"S": "b"}}]}}});
-        let answer = answer(&counts, "BatchGetItem", &request).unwrap();
+        let request =
+            json!({"RequestItems": {"ledger": {"Keys": [{"id": {"S": "a"}}, {"id": {"S": "b"}}]}}});
+        let answered = answer(&counts, "BatchGetItem", &request).unwrap();
         assert_eq!(
-            answer,
+            answered,
             json!({"Responses": {"ledger": []}, "UnprocessedKeys": {}})
         );
         assert_eq!(counts.batch_get.load(Ordering::Relaxed), 1);

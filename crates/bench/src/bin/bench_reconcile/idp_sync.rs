@@ -92,8 +92,8 @@ fn deps(chime: &str, dynamodb: &str, ledger: &str, roots: &TrustRoots) -> Result
             None,
             "bench",
         )));
-    let ledger_sdk = base.clone().endpoint_url(dynamodb).build();
     let sdk = base.build();
+    let ledger_sdk = sdk.to_builder().endpoint_url(dynamodb).build();
     let mut config = IdpSyncConfig::from_lookup(|name| match name {
         APP_INSTANCE_ARN => Some(crate::APP.to_owned()),
         DLQ_URL => Some(

@@ -35,7 +35,7 @@ mod sqs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_chimesdkidentity::config::{Credentials, Region, SharedCredentialsProvider};
@@ -381,102 +381,8 @@ async fn cli_apply(
     Ok((wall, summary))
 }
 
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".to_owned());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_else(|| "?".to_owned());
-    format!("{cpus} CPUs ({model}), load average {load} at the start")
-}
-
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn mb(kib: u64) -> String {
-    format!("{:.1} MB", kib as f64 / 1024.0)
-}
-
-fn render(
-    args: &Args,
-    runs: &[Measured],
-    cli: &(Duration, String),
-    machine: &str,
-    took: Duration,
-) -> String {
-    let mut out = String::new();
-    let date = humantime::format_rfc3339_seconds(SystemTime::now());
-    out.push_str(&format!(
-        "## Reconcile: {} users, and the CLI's apply\n\n",
-        thousands(u64::from(args.users))
-    ));
-    out.push_str(&format!(
-        "Measured {date} by `cargo run --release -p chime-sync-bench --bin bench-reconcile` on {machine}; \
-         {} binaries; {:.0} s in all.\n\n",
-        if cfg!(debug_assertions) { "debug" } else { "release" },
-        took.as_secs_f64()
-    ));
-    out.push_str(&format!(
-        "The release `reconcile` bootstrap behind a mock Runtime API reads a pool of {} users from a \
-         Cognito `ListUsers` double that enforces a {} requests/s quota (Cognito's `UserList` quota; \
-         `TooManyRequestsException` beyond), at its default share of 50 %; lists the Chime fake (no \
-         latency, no TPS limit: Chime's own ListAppInstanceUsers quota is not documented); publishes to \
-         a counting SQS stand-in (moto's FIFO queue slows down with tens of thousands of groups). \
-         Grace mode: deletion candidates are described. Wall time from the event to the answer; peak \
-         RSS is the process's `VmHWM`.\n\n",
-        args.users, args.quota
-    ));
-    out.push_str("| scenario | wall | ListUsers calls (throttled) | ListAppInstanceUsers | Describe | SendMessageBatch (messages) | creates / updates / deletes | peak RSS |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|\n");
-    for m in runs {
-        let t = &m.totals;
-        out.push_str(&format!(
-            "| {} | {:.1} s | {} ({}) | {} | {} | {} ({}) | {} / {} / {} | {} |\n",
-            m.scenario,
-            m.wall.as_secs_f64(),
-            m.list_users,
-            m.throttled,
-            m.chime_lists,
-            m.describes,
-            m.batches,
-            m.messages,
-            t["creates"],
-            t["updates"],
-            t["deletes"],
-            mb(m.peak_rss_kib),
-        ));
-    }
-    out.push_str(&format!(
-        "\nThe CLI: `chime-sync reconcile --users <{} users> --apply` (default `--concurrency 8`, \
-         `--rate 200`) against the Chime fake answering every call after {} ms: **{:.1} s** (target: \
-         at most 15 s). {}.\n",
-        args.cli_users,
-        args.cli_latency_ms,
-        cli.0.as_secs_f64(),
-        cli.1
-    ));
-    out
-}
-
-async fn run(args: &Args) -> Result<String, String> {
-    let took = Instant::now();
-    let machine = machine();
+/// The reconcile and CLI binaries next to this one, or how to build them.
+fn binaries() -> Result<(PathBuf, PathBuf), String> {
     let bin_dir = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
@@ -490,16 +396,12 @@ async fn run(args: &Args) -> Result<String, String> {
             ));
         }
     }
-    let cognito = FakeCognito::start(args.quota)
-        .await
-        .map_err(|e| e.to_string())?;
-    cognito.set_users(POOL, (0..args.users).map(pool_user).collect());
-    let fake = FakeChime::start(FakeConfig::new().with_user_limit(args.users as usize + 1_000))
-        .await
-        .map_err(|e| e.to_string())?;
+    Ok((reconcile, cli))
+}
 
-    // Steady state with drift: 1,000 active users missing, 1,000 renamed, 40 gone.
-    let active: Vec<u32> = (0..args.users).filter(|n| active(*n)).collect();
+/// The steady state's Chime: 1,000 active users missing, 1,000 renamed, 40 gone.
+fn steady_chime(users: u32) -> Vec<(String, String)> {
+    let active: Vec<u32> = (0..users).filter(|n| active(*n)).collect();
     let (missing, renamed) = (1_000.min(active.len()), 1_000.min(active.len() / 2));
     let mut present: Vec<(String, String)> = active[missing..]
         .iter()
@@ -515,18 +417,68 @@ async fn run(args: &Args) -> Result<String, String> {
             )
         })
         .collect();
-    present.extend((0..40).map(|n| (sub(args.users + 10 + n), "Gone".to_owned())));
+    present.extend((0..40).map(|n| (sub(users + 10 + n), "Gone".to_owned())));
+    present
+}
+
+/// The reconcile scenarios: the steady state without and with ledger I/O (the same
+/// Chime, which a run does not change: it only publishes), then a first run.
+async fn reconcile_runs(args: &Args, reconcile: &Path) -> Result<Vec<Measured>, String> {
+    let cognito = FakeCognito::start(args.quota)
+        .await
+        .map_err(|e| e.to_string())?;
+    cognito.set_users(POOL, (0..args.users).map(pool_user).collect());
+    let fake = FakeChime::start(FakeConfig::new().with_user_limit(args.users as usize + 1_000))
+        .await
+        .map_err(|e| e.to_string())?;
+    let present = steady_chime(args.users);
     eprintln!("seeding Chime with {} users…", present.len());
     seed(&fake, present).await?;
-    eprintln!("measuring the steady state…");
-    let mut runs =
-        vec![reconcile_once("steady state with drift", &reconcile, &cognito, &fake).await?];
+    let latency = Duration::from_millis(args.ledger_latency_ms);
+    let mut runs = Vec::new();
+    for (scenario, ledger) in [
+        ("steady state with drift", LedgerMode::Memory),
+        ("steady state with drift", LedgerMode::Table),
+    ] {
+        eprintln!(
+            "measuring the steady state, LEDGER_TABLE={}…",
+            ledger.variable()
+        );
+        // A full Cognito bucket (one second of quota) for each run alike.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        runs.push(reconcile_once(scenario, ledger, reconcile, &cognito, &fake, latency).await?);
+    }
     if !args.skip_first_run {
         fake.reset();
         eprintln!("measuring a first run against an empty Chime…");
-        runs.push(reconcile_once("first run, Chime empty", &reconcile, &cognito, &fake).await?);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let first = "first run, Chime empty";
+        runs.push(
+            reconcile_once(
+                first,
+                LedgerMode::Memory,
+                reconcile,
+                &cognito,
+                &fake,
+                latency,
+            )
+            .await?,
+        );
     }
-    drop(fake);
+    Ok(runs)
+}
+
+async fn run(args: &Args) -> Result<String, String> {
+    let took = Instant::now();
+    let machine = render::machine();
+    let (reconcile, cli) = binaries()?;
+    let runs = reconcile_runs(args, &reconcile).await?;
+    let idp = if args.skip_idp_sync {
+        None
+    } else {
+        eprintln!("measuring idp-sync per message, with and without the ledger table…");
+        Some(idp_sync::measure(args.idp_messages, args.ledger_latency_ms).await?)
+    };
     eprintln!("measuring the CLI…");
     let cli = cli_apply(
         &cli,
@@ -534,7 +486,14 @@ async fn run(args: &Args) -> Result<String, String> {
         Duration::from_millis(args.cli_latency_ms),
     )
     .await?;
-    Ok(render(args, &runs, &cli, &machine, took.elapsed()))
+    let results = render::Results {
+        runs,
+        idp,
+        cli,
+        machine,
+        took: took.elapsed(),
+    };
+    Ok(render::render(args, &results))
 }
 
 fn main() -> ExitCode {
