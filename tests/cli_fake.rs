@@ -134,7 +134,8 @@ async fn replay_applies_the_samples_to_the_fake_and_a_second_run_changes_nothing
     );
     assert!(first.contains("Final directory: 11 users"), "{first}");
     assert!(first.contains("Dead-lettered messages: 5"), "{first}");
-    assert!(first.contains("Sync queue hand-offs: 0"), "{first}");
+    // Reconcile's plan: Dorothy, in the demo pool only, to be created by idp-sync.
+    assert!(first.contains("Sync queue hand-offs: 1"), "{first}");
     let updates_first = fake.counters().get(Operation::UpdateAppInstanceUser);
     assert!(
         updates_first.succeeded >= 3,

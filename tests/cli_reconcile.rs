@@ -2,8 +2,9 @@
 //! that may be partial is refused in one line before anything is read from
 //! Chime; several export pages make one list; the plan shows old → new and
 //! what was left out; changes are applied from the listed state (no describe
-//! before a create), several at a time; `--output json`; exit codes 0 in sync,
-//! 2 changes, 1 error.
+//! before a create), several at a time; `--output json`; the breaker at
+//! 1,000 of 2,000; exit codes 0 in sync, 2 changes (or deletions pending),
+//! 3 deletions withheld, 1 error, the same through a pipe that closes early.
 //!
 //! Needs `cargo build --workspace --bins` first (scripts/test.sh does it).
 
@@ -149,7 +150,7 @@ async fn several_pages_make_one_list_applied_from_the_listed_state(mode) {
     let two_files = ["--cognito-export", a.as_str(), "--cognito-export", b.as_str()];
     let (code, stdout, stderr) = reconcile(&fake, &two_files).await;
     assert_eq!(code, Some(2), "changes planned\n{stdout}\n{stderr}");
-    assert!(stdout.contains(&format!("130 users read from {a}, {b} ({active} active; left out: 14 disabled, 14 status UNCONFIRMED)")), "{stdout}");
+    assert!(stdout.contains(&format!("Read 130 users from {a}, {b} ({active} active; left out: 14 disabled, 14 status UNCONFIRMED)")), "{stdout}");
     assert!(stdout.contains(&format!("Plan: {active} to create, 0 to update, 0 to restore, 0 to delete")), "{stdout}");
     assert!(stdout.contains(&format!("create  {}  name \"User 0\"", sub(0))), "{stdout}");
     assert!(stdout.contains("Dry run: nothing changed"), "{stdout}");
@@ -168,7 +169,7 @@ async fn several_pages_make_one_list_applied_from_the_listed_state(mode) {
 
     let (code, stdout, _) = reconcile(&fake, &["--cognito-export", one_file.as_str()]).await;
     assert_eq!(code, Some(0), "{stdout}");
-    assert!(stdout.contains("In sync: nothing to change."), "{stdout}");
+    assert!(stdout.contains("In sync: nothing to change, no deletion pending."), "{stdout}");
 }
 }
 
@@ -209,4 +210,154 @@ async fn json_output_is_one_document_for_automation(mode) {
     assert!(update.get("outcome").is_none(), "a dry run applies nothing");
     assert_eq!(fake.users().len(), 3);
 }
+}
+
+/// `chime-sync reconcile …` through `| head -3`: its exit status as the shell sees it
+/// with `pipefail`, and what `head` printed.
+async fn reconcile_piped(fake: &FakeChimeHandle, args: &[&str]) -> (Option<i32>, String) {
+    let binary = chime_identity_sync::bins::binary("chime-sync");
+    let mut words = vec![
+        binary.display().to_string(),
+        "reconcile".into(),
+        "--app-instance-arn".into(),
+        APP.into(),
+        "--endpoint-url".into(),
+        fake.endpoint_url(),
+    ];
+    words.extend(args.iter().map(|a| (*a).to_owned()));
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let mut command = Command::new("bash");
+    command
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .args([
+            "-o",
+            "pipefail",
+            "-c",
+            &format!("{} | head -3", quoted.join(" ")),
+        ]);
+    let process = ChildGuard::spawn("chime-sync | head -3", command).expect("spawn");
+    let status = process
+        .wait_exit(Duration::from_secs(120))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", process.output()));
+    (status.code(), process.stdout())
+}
+
+fn user_lines(range: std::ops::Range<u32>) -> String {
+    range
+        .map(|n| json!({"sub": sub(n), "displayName": format!("User {n}")}).to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// 1,000 of 2,000 users missing from the export: the breaker counts all 1,000 (not the
+/// limit plus one), says exit 3 whether or not the output goes through a pipe that closes
+/// early, and the `--allow-deletes 1000` it prints releases exactly them the first time.
+/// The transcript is printed for the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_counts_every_deletion_and_its_release_works_the_first_time() {
+    let fake = fake(chime_identity_fake::MissingUserError::Forbidden).await;
+    let all = file("breaker-all.jsonl", &user_lines(0..2000));
+    let half = file("breaker-half.jsonl", &user_lines(0..1000));
+    let (all, half) = (all.display().to_string(), half.display().to_string());
+    let (code, stdout, stderr) =
+        reconcile(&fake, &["--users", &all, "--apply", "--concurrency", "32"]).await;
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert_eq!(fake.users().len(), 2000);
+
+    // These users were made without a ledger: the feed (--users' source) owns them.
+    let review = [
+        "--users",
+        half.as_str(),
+        "--delete-missing",
+        "--unowned",
+        "feed",
+    ];
+    let (code, stdout, stderr) = reconcile(&fake, &review).await;
+    eprintln!(
+        "$ chime-sync reconcile … --users half.jsonl --delete-missing\n{}\n{stderr}exit {code:?}",
+        tail(&stdout, 4)
+    );
+    assert_eq!(code, Some(3), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("1000 deletions planned, at most 100 allowed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--allow-deletes 1000"), "{stderr}");
+    assert_eq!(
+        stdout.matches("[withheld]").count(),
+        1000,
+        "every withheld deletion is listed"
+    );
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with("Run again with --apply to carry out the plan."),
+        "the summary comes last"
+    );
+
+    let (code, head) = reconcile_piped(&fake, &review).await;
+    assert_eq!(
+        code,
+        Some(3),
+        "the same status through a pipe that closed: {head}"
+    );
+    assert_eq!(head.lines().count(), 3);
+
+    let plan_file =
+        std::env::temp_dir().join(format!("chime-sync-{}-plan.txt", std::process::id()));
+    let with_file = [&review[..], &["--plan-file", plan_file.to_str().unwrap()]].concat();
+    let (code, stdout, _) = reconcile(&fake, &with_file).await;
+    assert_eq!(code, Some(3));
+    assert!(stdout.contains("The plan's 1000 lines are in"), "{stdout}");
+    assert!(stdout.lines().count() < 10, "a screenful: {stdout}");
+    assert_eq!(
+        std::fs::read_to_string(&plan_file).unwrap().lines().count(),
+        1000
+    );
+
+    let release = [&review[..], &["--apply", "--allow-deletes", "1000"]].concat();
+    let (code, stdout, stderr) = reconcile(&fake, &release).await;
+    eprintln!(
+        "$ chime-sync reconcile … --apply --allow-deletes 1000\n{}\n{stderr}exit {code:?}",
+        tail(&stdout, 4)
+    );
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Applied 1000 changes: 1000 deletion-scheduled."),
+        "{stdout}"
+    );
+    let pending = fake
+        .users()
+        .iter()
+        .filter(|u| u.expiration.as_ref().is_some_and(|e| e.days < 5475))
+        .count();
+    assert_eq!(
+        pending, 1000,
+        "exactly the 1,000 missing users are scheduled"
+    );
+
+    let (code, stdout, _) = reconcile(&fake, &review).await;
+    eprintln!(
+        "$ chime-sync reconcile … (again)\n{}\nexit {code:?}",
+        tail(&stdout, 3)
+    );
+    assert_eq!(
+        code,
+        Some(2),
+        "deletions pending are not \"in sync\": {stdout}"
+    );
+    assert!(
+        stdout.contains("1000 deletion already scheduled"),
+        "{stdout}"
+    );
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }

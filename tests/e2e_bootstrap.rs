@@ -891,6 +891,49 @@ async fn outside_lambda_each_binary_exits_2_with_one_line_saying_how_to_run_it()
     }
 }
 
+/// A Runtime API that accepts the start-up error report and never answers
+/// (a stuck emulator): the bootstrap still ends, within the report's own
+/// timeout, with its error logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_up_error_report_that_is_never_answered_ends_within_its_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap().to_string();
+    // Accept and hold every connection; answer nothing.
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            open.push(stream);
+        }
+    });
+    let mut command = std::process::Command::new(bootstrap(IDP_SYNC.binary));
+    command
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("AWS_LAMBDA_RUNTIME_API", &api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "idp-sync")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON");
+    let started = Instant::now();
+    let process = ChildGuard::spawn("idp-sync, init error unanswered".to_owned(), command)
+        .expect("spawn the bootstrap");
+    let limit = chime_sync_runtime::INIT_ERROR_TIMEOUT + Duration::from_secs(5);
+    let status = process
+        .wait_exit(limit)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", process.output()));
+    assert_ne!(status.code(), Some(0), "{}", process.output());
+    assert!(started.elapsed() < limit, "{:?}", started.elapsed());
+    let output = process.output();
+    assert!(output.contains("APP_INSTANCE_ARN is required"), "{output}");
+    assert!(
+        output.contains("could not report the start-up error"),
+        "{output}"
+    );
+    held.abort();
+}
+
 // ---------------------------------------------------------------------------
 // a local emulator's deadline
 // ---------------------------------------------------------------------------

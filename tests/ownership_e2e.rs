@@ -327,6 +327,8 @@ async fn chime_sync(stack: &Stack, args: &[&str]) -> (Option<i32>, String, Strin
             "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER",
             stack.moto.endpoint_url(),
         )
+        .env("AWS_ENDPOINT_URL_CLOUDFORMATION", stack.moto.endpoint_url())
+        .env("AWS_ENDPOINT_URL_LAMBDA", stack.moto.endpoint_url())
         .env(
             "AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY",
             stack.fake.endpoint_url(),
@@ -593,4 +595,94 @@ async fn users_that_predate_ownership_are_kept_until_adopted() {
         Some(false),
         "never adopted: still kept"
     );
+}
+
+/// A CloudFormation stack in moto holding only a `ReconcileFunction` with `env`: what
+/// `--stack-name` reads (moto runs no code; the function is never invoked through it).
+async fn stack_with_reconcile_function(moto: &Moto, stack: &str, env: &[(String, String)]) {
+    let variables: serde_json::Map<String, Value> =
+        env.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    let template = json!({"AWSTemplateFormatVersion": "2010-09-09", "Resources": {
+        "ReconcileRole": {"Type": "AWS::IAM::Role", "Properties": {
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}}},
+        "ReconcileFunction": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Runtime": "provided.al2023", "Handler": "bootstrap",
+            "Role": {"Fn::GetAtt": ["ReconcileRole", "Arn"]},
+            "Code": {"ZipFile": "not run"},
+            "Environment": {"Variables": variables}}}}});
+    aws_sdk_cloudformation::Client::new(&moto.sdk_config())
+        .create_stack()
+        .stack_name(stack)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .expect("moto creates the stack");
+}
+
+/// What a change is called in the CLI's plan and in the function's messages.
+fn change_of(kind: &str, sub: &str) -> (String, String) {
+    let verb = match kind {
+        "user.created" | "create" => "create",
+        "user.updated" | "update" | "restore" => "update",
+        _ => "delete",
+    };
+    (verb.to_owned(), sub.to_owned())
+}
+
+in_both_missing_user_modes! {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// The review command plans what the function plans: the CLI, given only the stack's name,
+/// reads the reconcile function's settings (pool, AppInstance, ledger, protected ids, limits)
+/// and plans against the same pool, Chime and ledger; the set of changes equals what the
+/// function, invoked on the same state, publishes.
+async fn the_review_command_plans_exactly_what_the_function_would(mode) {
+    let stack = Stack::start(mode, 8).await;
+    stack.cycle(1).await;
+    let cognito = cognito_client(&stack.moto);
+    let active: Vec<_> = stack.pool.active().cloned().collect();
+    // A change of each kind: two leave, one is protected, one is renamed in Chime, a new
+    // user joins the pool.
+    for gone in &active[..2] {
+        chime_identity_sync::cognito::delete_user(&cognito, &stack.pool.id, &gone.username).await;
+    }
+    chime_identity_sync::cognito::delete_user(&cognito, &stack.pool.id, &active[2].username).await;
+    chime_identity_sync::cognito::add_user(&cognito, &stack.pool.id, &stack.pool.client_id, 90).await;
+    let env = stack_env(&stack.moto, &stack.fake, &[
+        ("USER_POOL_ID", stack.pool.id.as_str()),
+        ("SYNC_QUEUE_URL", stack.queues.queue_url.as_str()),
+        ("PROTECTED_USER_IDS", active[2].sub.as_str()),
+        ("DELETE_LIMIT", "1"),
+        ("DELETE_LIMIT_PERCENT", "0"),
+    ]);
+    stack_with_reconcile_function(&stack.moto, "chat-sync", &env).await;
+    let reconcile = start(RECONCILE, env).await;
+
+    let (code, stdout, stderr) = chime_sync(&stack, &[
+        "reconcile", "--stack-name", "chat-sync", "--region", "us-east-1",
+        "--delete-missing", "--output", "json",
+    ]).await;
+    assert_eq!(code, Some(3), "two deletions, one allowed: withheld\n{stdout}\n{stderr}");
+    let doc: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(doc["schema"], "chime-sync.reconcile/1");
+    assert!(doc["settingsFrom"].as_str().unwrap().contains("chat-sync"), "{doc}");
+    let planned: BTreeSet<(String, String)> = doc["changes"].as_array().unwrap().iter()
+        .chain(doc["withheldChanges"].as_array().unwrap())
+        .map(|c| change_of(c["action"].as_str().unwrap(), c["sub"].as_str().unwrap()))
+        .collect();
+
+    let response = reconcile.invoke(&json!({"id": "plan-equals"})).await.response().clone();
+    assert_eq!(response["totals"]["withheld"], 2, "{response}");
+    let mut published = BTreeSet::new();
+    for m in receive(&stack.sqs, &stack.queues.queue_url, 10, 1).await {
+        let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+        published.insert(change_of(body["type"].as_str().unwrap(), body["user"]["sub"].as_str().unwrap()));
+    }
+    // The function publishes no withheld deletion; they are the plan's all the same.
+    for gone in &active[..2] {
+        published.insert(("delete".to_owned(), gone.sub.clone()));
+    }
+    assert!(!planned.is_empty());
+    assert_eq!(planned, published, "the CLI's plan is the function's");
+}
 }

@@ -42,8 +42,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use chime_identity_sync::samples::{
-    ADA, ALAN, ANNIE, BARBARA, DONALD, EDSGER, FRANCES, GRACE, HEDY, KATHERINE, MARGARET, MARY,
-    RADIA,
+    ADA, ALAN, ANNIE, BARBARA, DONALD, DOROTHY, EDSGER, FRANCES, GRACE, HEDY, KATHERINE, MARGARET,
+    MARY, RADIA,
 };
 use chime_identity_sync::{events_dir, events_relative};
 use std::time::Duration;
@@ -128,6 +128,14 @@ enum Expect {
         failures: &'static [&'static str],
         messages: &'static [Msg],
         dlq: &'static [DeadLetter],
+    },
+    /// A scheduled event: one cycle over the demo pool.
+    Reconcile {
+        /// The row's outcome (every replay: what a cycle publishes is applied
+        /// only when idp-sync reads it, which the replay leaves to the queue).
+        outcome: &'static str,
+        /// The sync queue's new messages: (message group = user, deduplication id).
+        published: &'static [(&'static str, &'static str)],
     },
 }
 
@@ -650,6 +658,19 @@ const CASES: &[Case] = &[
             answer: SignUp::Rejected(DOMAIN),
         },
     },
+    Case {
+        // The schedule's event: Dorothy, in the pool but in no trigger's sample,
+        // is planned for creation; nobody else the samples made is deleted,
+        // since the pool's absence deletes only what the pool owns.
+        path: "reconcile/scheduled-event.json",
+        expect: Expect::Reconcile {
+            outcome: "4 pool users read; published 1 creates, 0 updates, 0 deletions",
+            published: &[(
+                DOROTHY,
+                "reconcile-74b6536da474-c-f3a9c5e1-7b2d-4c8e-9a6f-1d3b5e7c9a20",
+            )],
+        },
+    },
 ];
 
 // ---------------------------------------------------------------------------
@@ -773,18 +794,16 @@ async fn three_replays_give_the_expected_answers_and_the_same_final_directory() 
             _ => 0,
         })
         .sum();
-    let hand_offs_per_replay = CASES
+    let hand_offs_per_replay: usize = CASES
         .iter()
-        .filter(|c| {
-            matches!(
-                c.expect,
-                Expect::PostConfirmation {
-                    hands_off: true,
-                    ..
-                }
-            )
+        .map(|c| match c.expect {
+            Expect::PostConfirmation {
+                hands_off: true, ..
+            } => 1,
+            Expect::Reconcile { published, .. } => published.len(),
+            _ => 0,
         })
-        .count();
+        .sum();
     assert_eq!(replay.dlq.sent().len(), 3 * dlq_per_replay, "DLQ sends");
     assert_eq!(
         replay.sync_queue.sent().len(),
@@ -805,7 +824,13 @@ async fn three_replays_give_the_expected_answers_and_the_same_final_directory() 
             round + 1
         );
     }
-    assert_eq!(sync_dedup_ids[0], vec![format!("cognito-confirm-{HEDY}")]);
+    assert_eq!(
+        sync_dedup_ids[0],
+        vec![
+            format!("cognito-confirm-{HEDY}"),
+            format!("reconcile-74b6536da474-c-{DOROTHY}")
+        ]
+    );
 
     // No personal data in the logs. The check is not vacuous: the samples hold
     // emails and phone numbers, and every decision logged a line.
@@ -1062,6 +1087,20 @@ fn check(expect: &Expect, seen: Observed) {
             expected.sort_by(|a, b| a.deduplication_id.cmp(&b.deduplication_id));
             new_dlq.sort_by(|a, b| a.deduplication_id.cmp(&b.deduplication_id));
             assert_eq!(new_dlq, expected, "{context}: DLQ sends");
+        }
+        Expect::Reconcile { outcome, published } => {
+            assert_eq!(replayed.function, Function::Reconcile, "{context}");
+            assert_eq!(
+                replayed.rows,
+                vec![row(file, "-", outcome, None)],
+                "{context}: rows"
+            );
+            let sent: Vec<(&str, &str)> = new_sync
+                .iter()
+                .map(|m| (m.group_id.as_str(), m.deduplication_id.as_str()))
+                .collect();
+            assert_eq!(sent, *published, "{context}: published");
+            assert!(new_dlq.is_empty(), "{context}: DLQ sends {new_dlq:?}");
         }
     }
 }

@@ -1548,7 +1548,7 @@ fn alarms_watch_metrics_the_functions_publish() {
             .collect();
         for m in &metrics {
             assert!(
-                m.namespace == NAMESPACE || m.namespace == "AWS/SQS",
+                [NAMESPACE, "AWS/SQS", "AWS/States"].contains(&m.namespace.as_str()),
                 "{id}: namespace {}",
                 m.namespace
             );
@@ -1607,6 +1607,185 @@ fn alarms_watch_metrics_the_functions_publish() {
         let p = ev.eval(&a["Properties"]).expect("alarm");
         assert_eq!(p["AlarmActions"], json!(["${AlarmTopic}"]), "{id}");
         assert_eq!(p["OKActions"], json!(["${AlarmTopic}"]), "{id}");
+    }
+}
+
+/// The alarms that read exactly one metric: (id, the metric, the evaluated properties).
+fn single_metric_alarms(t: &Json, ev: &Eval) -> Vec<(String, AlarmMetric, Json)> {
+    of_type(t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .filter_map(|(id, a)| {
+            let p = ev.eval(&a["Properties"]).expect("alarm");
+            let mut metrics = alarm_metrics(&p);
+            (metrics.len() == 1).then(|| (id.clone(), metrics.remove(0), p))
+        })
+        .collect()
+}
+
+/// A failed reconcile cycle is not silent: a failed invocation (`Failed`, as the code emits
+/// it), deletions refused because the pool's listing could not be trusted
+/// (`DeletionsRefused`), and the reconcile state machine's failed, timed-out and aborted
+/// executions (which also catch an invocation that timed out or crashed before writing its
+/// metrics line) each alarm at the first one, notify like every other alarm (checked in
+/// `alarms_watch_metrics_the_functions_publish`) and are on the dashboard (checked in
+/// `the_dashboard_shows_the_alarms_outcomes_latency_and_the_queues_age`).
+#[test]
+fn a_failed_or_untrusted_reconcile_cycle_alarms() {
+    let t = load_template();
+    let ev = Eval::new(&t, &[]);
+    let alarms = single_metric_alarms(&t, &ev);
+    let reconcile = json!(format!("${{{}}}", function_id(&t, RECONCILE)));
+    // AWS/States names a state machine by its ARN, which the Ref of a SAM state machine is.
+    let machines = of_type(&t, "AWS::Serverless::StateMachine");
+    assert_eq!(machines.len(), 1);
+    let machine = json!(format!("${{{}}}", machines[0].0));
+    let expected: [(&str, &str, &str, &Json); 5] = [
+        (
+            NAMESPACE,
+            Metric::Failed.name(),
+            FUNCTION_DIMENSION,
+            &reconcile,
+        ),
+        (
+            NAMESPACE,
+            Metric::DeletionsRefused.name(),
+            FUNCTION_DIMENSION,
+            &reconcile,
+        ),
+        (
+            "AWS/States",
+            "ExecutionsFailed",
+            "StateMachineArn",
+            &machine,
+        ),
+        (
+            "AWS/States",
+            "ExecutionsTimedOut",
+            "StateMachineArn",
+            &machine,
+        ),
+        (
+            "AWS/States",
+            "ExecutionsAborted",
+            "StateMachineArn",
+            &machine,
+        ),
+    ];
+    for (namespace, name, dimension, value) in expected {
+        let found: Vec<&(String, AlarmMetric, Json)> = alarms
+            .iter()
+            .filter(|(_, m, _)| {
+                m.namespace == namespace
+                    && m.name == name
+                    && m.dimensions == [(dimension.to_owned(), value.clone())]
+            })
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "one alarm on {namespace} {name} of {value}, found {:?}",
+            found.iter().map(|(id, ..)| id).collect::<Vec<_>>()
+        );
+        let (id, metric, p) = found[0];
+        assert_eq!(metric.statistic, "Sum", "{id}: each one counts");
+        assert_eq!(p["Threshold"], 1, "{id}: the first one alarms");
+        assert_eq!(
+            p["ComparisonOperator"], "GreaterThanOrEqualToThreshold",
+            "{id}"
+        );
+        assert_eq!(p["EvaluationPeriods"], 1, "{id}");
+        assert_eq!(
+            p["TreatMissingData"], "notBreaching",
+            "{id}: no cycle, no alarm"
+        );
+        // A cycle every ReconcileScheduleMinutes (at most a day apart is allowed, 30 minutes
+        // by default): the alarm stays up for an hour, not one five-minute period.
+        assert!(
+            as_u64(&p["Period"], "Period") >= 3600,
+            "{id}: a period of at least an hour"
+        );
+    }
+}
+
+/// The operator's documents match the stack: every alarm has a section of its own in
+/// docs/RUNBOOK.md (its heading is the alarm's logical id), which the alarm's description and
+/// README's "Operating it" link to; the runbook names every function's log group as the
+/// template names it; and every stack output the documents read exists.
+#[test]
+fn every_alarm_has_a_runbook_entry_and_the_docs_name_what_the_stack_has() {
+    let t = load_template();
+    let read = |path: &str| {
+        std::fs::read_to_string(root().join(path))
+            .unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+    };
+    let runbook = read("docs/RUNBOOK.md");
+    let readme = read("README.md");
+    let deploy = read("docs/DEPLOY.md");
+    let headings: BTreeSet<&str> = runbook
+        .lines()
+        .filter(|l| l.starts_with("## ") || l.starts_with("### "))
+        .map(|l| l.trim_start_matches('#').trim())
+        .collect();
+    for (id, alarm) in of_type(&t, "AWS::CloudWatch::Alarm") {
+        assert!(
+            headings.contains(id.as_str()),
+            "docs/RUNBOOK.md has no section headed `## {id}`"
+        );
+        let anchor = format!("docs/RUNBOOK.md#{}", id.to_lowercase());
+        let description = alarm["Properties"]["AlarmDescription"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: an AlarmDescription"));
+        assert!(
+            description.contains(&anchor),
+            "{id}: its AlarmDescription points the on-call engineer to {anchor}"
+        );
+        assert!(
+            readme.contains(&format!("]({anchor})")),
+            "README, Operating it: no link to {anchor}"
+        );
+    }
+
+    for binary in BINARIES {
+        let group = &function(&t, binary)["Properties"]["LoggingConfig"]["LogGroup"]["Ref"];
+        let group = group.as_str().expect("the function's LogGroup is a Ref");
+        assert_eq!(
+            resources(&t)[group]["Properties"]["LogGroupName"],
+            json!({"Fn::Sub": format!("/aws/lambda/${{AWS::StackName}}/{binary}")}),
+            "{binary}: the log group the documents name"
+        );
+        let documented = format!("/aws/lambda/$STACK/{binary}");
+        assert!(
+            runbook.contains(&documented),
+            "docs/RUNBOOK.md does not name {binary}'s log group {documented}"
+        );
+    }
+
+    let outputs: BTreeSet<&str> = t["Outputs"]
+        .as_object()
+        .expect("Outputs")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for (doc, text) in [
+        ("docs/RUNBOOK.md", &runbook),
+        ("docs/DEPLOY.md", &deploy),
+        ("README.md", &readme),
+    ] {
+        let by_query = text
+            .split("OutputKey=='")
+            .skip(1)
+            .filter_map(|rest| rest.split('\'').next())
+            .filter(|name| !name.starts_with('$'));
+        let by_helper = text
+            .split("$(out ")
+            .skip(1)
+            .filter_map(|rest| rest.split(')').next());
+        for name in by_query.chain(by_helper) {
+            assert!(
+                outputs.contains(name),
+                "{doc} reads the stack output {name}, which template.yaml does not declare"
+            );
+        }
     }
 }
 

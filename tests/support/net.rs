@@ -18,10 +18,27 @@ pub fn free_port() -> u16 {
 /// and the body (lossy UTF-8). For readiness probes and control endpoints,
 /// not for anything under test.
 pub async fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    http_request(port, "GET", path).await
+}
+
+/// `POST http://127.0.0.1:{port}{path}` without a body, as [`http_get`].
+pub async fn http_post(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    http_request(port, "POST", path).await
+}
+
+async fn http_request(port: u16, method: &str, path: &str) -> std::io::Result<(u16, String)> {
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        let length = if method == "POST" {
+            "Content-Length: 0\r\n"
+        } else {
+            ""
+        };
         stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes())
+            .write_all(
+                format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n{length}\r\n")
+                    .as_bytes(),
+            )
             .await?;
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await?;

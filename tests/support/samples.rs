@@ -28,3 +28,5 @@ pub const RADIA: &str = "e8b4c0d6-9a2f-4e5b-b1c7-3f6a8d0e2b59";
 pub const ANNIE: &str = "4a7c1e9b-3d5f-4b2a-8c6e-0f1d3b5a7c92";
 /// Mary Jackson. A credential-exchange sample's user, created on her first exchange.
 pub const MARY: &str = "b6e2d8f4-1a3c-4e5b-9d7f-2c4a6e8b0d13";
+/// Dorothy Vaughan: in the demo pool only, created by an administrator.
+pub const DOROTHY: &str = "f3a9c5e1-7b2d-4c8e-9a6f-1d3b5e7c9a20";

@@ -651,6 +651,11 @@ pub enum ConfiguredLedger {
 }
 
 impl ConfiguredLedger {
+    /// Whether records live only in this process (`LEDGER_TABLE=memory`).
+    pub fn is_memory(&self) -> bool {
+        matches!(self, Self::Memory(_))
+    }
+
     /// The ledger at `location`; a ledger in memory is logged as a warning,
     /// since nothing it records outlives the sandbox.
     pub fn new(sdk: &SdkConfig, location: &crate::config::LedgerLocation) -> Self {

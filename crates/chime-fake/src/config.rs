@@ -26,6 +26,11 @@ pub struct FakeConfig {
     pub expiration_clear: ExpirationClear,
     /// Faults active from the first request.
     pub faults: FaultConfig,
+    /// Other services answered on the same port: requests no Chime route or
+    /// `/_fake/` route serves go here (`chime-sync serve-fake`'s local
+    /// Cognito, STS, SQS and identity provider). Faults and counters cover
+    /// Chime's routes only.
+    pub neighbours: Option<axum::Router>,
 }
 
 impl Default for FakeConfig {
@@ -36,6 +41,7 @@ impl Default for FakeConfig {
             missing_user: MissingUserError::default(),
             expiration_clear: ExpirationClear::default(),
             faults: FaultConfig::none(),
+            neighbours: None,
         }
     }
 }
@@ -73,6 +79,13 @@ impl FakeConfig {
     /// Chooses the answer to a put expiration without settings.
     pub fn with_expiration_clear(mut self, clear: ExpirationClear) -> Self {
         self.expiration_clear = clear;
+        self
+    }
+
+    /// Serves `router` on the same port for every request Chime's routes do
+    /// not take (see [`FakeConfig::neighbours`]).
+    pub fn with_neighbours(mut self, router: axum::Router) -> Self {
+        self.neighbours = Some(router);
         self
     }
 

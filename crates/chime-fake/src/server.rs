@@ -48,15 +48,19 @@ async fn unknown_operation() -> Response {
     response
 }
 
-fn router(shared: Arc<Shared>) -> Router {
+fn router(shared: Arc<Shared>, neighbours: Option<Router>) -> Router {
     let api = api_router().route_layer(axum::middleware::from_fn_with_state(
         shared.clone(),
         faults_and_counters,
     ));
-    api.merge(control_router())
-        .fallback(unknown_operation)
+    let chime = api
+        .merge(control_router())
         .method_not_allowed_fallback(unknown_operation)
-        .with_state(shared)
+        .with_state(shared);
+    match neighbours {
+        Some(neighbours) => chime.fallback_service(neighbours.fallback(unknown_operation)),
+        None => chime.fallback(unknown_operation),
+    }
 }
 
 async fn serve_connection(stream: TcpStream, router: Router) {
@@ -122,7 +126,11 @@ impl FakeChime {
         let addr = listener.local_addr().map_err(FakeError::LocalAddr)?;
         let shared = Arc::new(Shared::new(&config));
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(accept_loop(listener, router(shared.clone()), stopped));
+        let task = tokio::spawn(accept_loop(
+            listener,
+            router(shared.clone(), config.neighbours.clone()),
+            stopped,
+        ));
         tracing::debug!(%addr, "fake Chime SDK Identity server started");
         Ok(FakeChimeHandle {
             addr,

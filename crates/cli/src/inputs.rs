@@ -22,7 +22,7 @@ use crate::{Failure, aws_errors, sdk_config, show_paths};
 
 /// Where the users who should exist come from (exactly one).
 #[derive(Args, Debug)]
-#[command(group(ArgGroup::new("input").required(true).args(["cognito_export", "users", "user_pool_id"])))]
+#[command(group(ArgGroup::new("input").args(["cognito_export", "users", "user_pool_id"])))]
 pub struct SourceArgs {
     /// Output of `aws cognito-idp list-users --user-pool-id ID --output json`. Repeat it for
     /// several pages, or put the pages one after another in one file; the last page must end
@@ -53,6 +53,14 @@ pub struct SourceArgs {
     display_name_attributes: Option<String>,
 }
 
+impl SourceArgs {
+    /// Whether the flags say how to sort the users (as the function's
+    /// settings also would).
+    pub fn sorts_its_own_users(&self) -> bool {
+        self.active_statuses != ActivePolicy::DEFAULT || self.display_name_attributes.is_some()
+    }
+}
+
 /// Output format.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Output {
@@ -63,9 +71,10 @@ pub enum Output {
 /// Where Chime is, and how hard to push it.
 #[derive(Args, Debug)]
 pub struct ChimeArgs {
-    /// The AppInstance whose users are reconciled (its Region is every client's).
+    /// The AppInstance whose users are reconciled (its Region is every client's). Not with
+    /// --stack-name or --function-name, which take the function's.
     #[arg(long, value_name = "ARN")]
-    pub app_instance_arn: String,
+    pub app_instance_arn: Option<String>,
     /// A Chime SDK Identity endpoint other than AWS's (the local fake).
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
@@ -83,7 +92,7 @@ pub struct ChimeArgs {
 /// The ownership ledger, as the stack's functions read it.
 #[derive(Args, Debug)]
 pub struct LedgerArgs {
-    /// The stack's ledger table (its LedgerTable output). Without it nothing is recorded,
+    /// The stack's ledger table (its LedgerTableName output). Without it nothing is recorded,
     /// so every Chime user reads as owned by no source: no absence deletes one unless
     /// --unowned names the input's source.
     #[arg(long, value_name = "TABLE")]
@@ -107,8 +116,44 @@ fn refused(label: &str, refusal: impl std::fmt::Display) -> Failure {
     format!("{label}: {refusal}").into()
 }
 
+/// What the deployed reconcile function reads, when the CLI takes its
+/// settings (`--stack-name`): its pool and how it sorts the pool's users.
+pub struct FromFunction<'a> {
+    pub pool: &'a UserPoolId,
+    pub active: &'a ActivePolicy,
+    pub names: &'a DisplayNamePolicy,
+}
+
 /// Read the source; with `complete`, refuse input that may be partial.
-pub async fn load(source: &SourceArgs, complete: bool) -> Result<Loaded, Failure> {
+/// With `function`, the input is the function's pool, sorted as it sorts.
+pub async fn load(
+    source: &SourceArgs,
+    complete: bool,
+    function: Option<FromFunction<'_>>,
+) -> Result<Loaded, Failure> {
+    let loaded = match function {
+        Some(f) => {
+            if source.cognito_export.len() + usize::from(source.users.is_some()) > 0
+                || source.user_pool_id.is_some()
+            {
+                return Err(
+                    "--stack-name and --function-name read the function's pool: pass \
+                            no --user-pool-id, --cognito-export or --users"
+                        .into(),
+                );
+            }
+            read_pool(source, f.pool, f.active, f.names).await?
+        }
+        None => load_input(source).await?,
+    };
+    if complete {
+        reconcile::check_complete(&loaded.sorted).map_err(|r| refused(&loaded.label, r))?;
+    }
+    Ok(loaded)
+}
+
+/// The input the flags name.
+async fn load_input(source: &SourceArgs) -> Result<Loaded, Failure> {
     let active = ActivePolicy::parse(&source.active_statuses)
         .map_err(|e| format!("--active-statuses: {e}"))?;
     let names = match &source.display_name_attributes {
@@ -118,51 +163,55 @@ pub async fn load(source: &SourceArgs, complete: bool) -> Result<Loaded, Failure
     let read = |path: &PathBuf| {
         std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))
     };
-    let loaded = if let Some(id) = &source.user_pool_id {
-        read_pool(source, id, &active, &names).await?
-    } else if let Some(path) = &source.users {
+    if let Some(id) = &source.user_pool_id {
+        let pool_id = UserPoolId::parse(id).map_err(|e| format!("--user-pool-id: {e}"))?;
+        return read_pool(source, &pool_id, &active, &names).await;
+    }
+    if let Some(path) = &source.users {
         let label = path.display().to_string();
         let source = match &source.source {
             None => Source::feed(None),
             Some(raw) => Source::parse(raw),
         }
         .map_err(|e| format!("--source: {e}"))?;
-        Loaded {
+        return Ok(Loaded {
             sorted: reconcile::from_user_lines(&read(path)?).map_err(|r| refused(&label, r))?,
             label,
             pool: None,
             source,
-        }
-    } else {
-        let label = show_paths(&source.cognito_export);
-        let mut pages = Vec::new();
-        for path in &source.cognito_export {
-            pages.extend(
-                reconcile::json_values(&read(path)?)
-                    .map_err(|r| refused(&path.display().to_string(), r))?,
-            );
-        }
-        Loaded {
-            sorted: reconcile::from_cognito_pages(&pages, &active, &names)
-                .map_err(|r| refused(&label, r))?,
-            label,
-            pool: None,
-            source: Source::pool(),
-        }
-    };
-    if complete {
-        reconcile::check_complete(&loaded.sorted).map_err(|r| refused(&loaded.label, r))?;
+        });
     }
-    Ok(loaded)
+    if source.cognito_export.is_empty() {
+        return Err(
+            "name who should exist: --user-pool-id, --cognito-export or --users \
+                    (or --stack-name, to read the deployed function's pool)"
+                .into(),
+        );
+    }
+    let label = show_paths(&source.cognito_export);
+    let mut pages = Vec::new();
+    for path in &source.cognito_export {
+        pages.extend(
+            reconcile::json_values(&read(path)?)
+                .map_err(|r| refused(&path.display().to_string(), r))?,
+        );
+    }
+    Ok(Loaded {
+        sorted: reconcile::from_cognito_pages(&pages, &active, &names)
+            .map_err(|r| refused(&label, r))?,
+        label,
+        pool: None,
+        source: Source::pool(),
+    })
 }
 
 async fn read_pool(
     source: &SourceArgs,
-    id: &str,
+    pool_id: &UserPoolId,
     active: &ActivePolicy,
     names: &DisplayNamePolicy,
 ) -> Result<Loaded, Failure> {
-    let pool_id = UserPoolId::parse(id).map_err(|e| format!("--user-pool-id: {e}"))?;
+    let pool_id = pool_id.clone();
     let label = format!("the user pool {pool_id}");
     let local = source.cognito_endpoint_url.is_some()
         || local_endpoint_set(&["AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER"]);
@@ -231,7 +280,7 @@ pub fn ledger_label(ledger: &ConfiguredLedger) -> String {
     match ledger {
         ConfiguredLedger::Table(t) => format!("the ledger table {}", t.table()),
         ConfiguredLedger::Memory(_) => {
-            "no ledger (no --ledger-table: every user reads as owned by no source)".to_owned()
+            "no ledger (no --ledger-table): every user reads as owned by no source".to_owned()
         }
     }
 }

@@ -9,24 +9,29 @@
 //!   --app-instance-arn A` compares who should exist with the directory and
 //!   prints the plan; `--apply` carries it out ([`reconcile_cmd`]). It covers
 //!   the users no trigger provisions (AdminCreateUser, federated) and
-//!   deletions Cognito never announces. Exit 0 in sync, 2 changes, 1 error.
+//!   deletions Cognito never announces. `--stack-name` plans with the
+//!   deployed function's settings. Exit codes: docs/CLI.md.
 //! - `chime-sync restore (--user-pool-id ID | --users F)` cancels pending
 //!   (grace) deletions of every active user.
 //! - `chime-sync serve-fake --port N [--missing-user 403|404]` serves the local
-//!   Chime SDK Identity fake for development
-//!   (`AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY=http://127.0.0.1:N`).
-//!
+//!   Chime SDK Identity fake for development and, on the same port, the local
+//!   loop's Cognito, STS, SQS and identity provider ([`local_loop`]).
 //!
 //! A failure is one line on stderr; an AWS error says what to do about it
 //! ([`aws_errors`]), and `--verbose` adds the SDK's full text. Output piped
 //! into `head` ends quietly ([`out`]).
 
 mod aws_errors;
+mod deployed;
 mod endpoint;
 mod inputs;
+mod local_loop;
 mod out;
 mod ownership_cmd;
 mod reconcile_cmd;
+mod restore_cmd;
+mod serve_cmd;
+mod settings;
 mod table;
 
 use std::path::PathBuf;
@@ -72,26 +77,20 @@ enum Command {
         times: u32,
     },
     /// Compare the user pool (live or exported) or an HR export with Chime, and print
-    /// (or --apply) the changes. Exit 0 in sync, 2 changes planned or applied, 1 error.
+    /// (or --apply) the changes. Exit 0 in sync, 2 changes planned, applied or pending,
+    /// 3 deletions withheld by the breaker, 1 error (docs/CLI.md).
     Reconcile(reconcile_cmd::ReconcileArgs),
     /// Cancel the pending (grace) deletions of every active user: undo a mass deletion
     /// within its grace period.
-    Restore(reconcile_cmd::RestoreArgs),
+    Restore(restore_cmd::RestoreArgs),
     /// Make a source the owner of the Chime users that predate ownership and that it
     /// lists, so its absence can delete them (a dry run unless --apply).
     Adopt(ownership_cmd::AdoptArgs),
     /// List or release the explicit deletions a feed breaker held back.
     Held(ownership_cmd::HeldArgs),
-    /// Serve the local Chime SDK Identity fake until Ctrl-C.
-    ServeFake {
-        /// Port on 127.0.0.1 (0 picks a free one).
-        #[arg(long, default_value_t = 4566)]
-        port: u16,
-        /// How the fake answers a user that does not exist: 403 (Chime's
-        /// ForbiddenException, the default) or 404 (NotFoundException).
-        #[arg(long, default_value = "403")]
-        missing_user: chime_identity_fake::MissingUserError,
-    },
+    /// Serve the local Chime SDK Identity fake, and the local loop's Cognito, STS, SQS
+    /// and identity provider on the same port, until Ctrl-C.
+    ServeFake(serve_cmd::ServeFakeArgs),
 }
 
 #[tokio::main]
@@ -103,7 +102,19 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    // A mistyped command line exits 1, as any error: clap's own 2 would read
+    // as "changes planned" to a script (docs/CLI.md). Help and version exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let result = match cli.command {
         Command::Replay {
             paths,
@@ -114,16 +125,13 @@ async fn main() -> ExitCode {
             .await
             .map(|()| Status::Done),
         Command::Reconcile(args) => reconcile_cmd::reconcile(args).await,
-        Command::Restore(args) => reconcile_cmd::restore(args).await,
+        Command::Restore(args) => restore_cmd::restore(args).await,
         Command::Adopt(args) => ownership_cmd::adopt(args).await,
         Command::Held(args) => ownership_cmd::held(args).await,
-        Command::ServeFake { port, missing_user } => {
-            serve_fake(port, missing_user).await.map(|()| Status::Done)
-        }
+        Command::ServeFake(args) => serve_cmd::serve_fake(args).await.map(|()| Status::Done),
     };
     match result {
-        Ok(Status::Done) => ExitCode::SUCCESS,
-        Ok(Status::Changes) => ExitCode::from(2),
+        Ok(status) => ExitCode::from(status.code()),
         Err(failure) => {
             failure.print(cli.verbose);
             ExitCode::FAILURE
@@ -131,13 +139,33 @@ async fn main() -> ExitCode {
     }
 }
 
-/// How a command that did not fail ended: the exit status.
+/// How a command that did not fail ended: the exit status. A failure is 1.
+/// The same whether standard output is a terminal, a file or a pipe that
+/// closed early ([`out`]). docs/CLI.md lists each command's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
     /// 0: done, or in sync.
     Done,
-    /// 2: changes planned or applied (reconcile, restore).
+    /// 2: changes planned or applied, or deletions pending (reconcile,
+    /// restore, adopt, held).
     Changes,
+    /// 3: the mass-delete breaker withheld deletions (reconcile); release
+    /// them with `--allow-deletes N`.
+    Withheld,
+    /// 1: an error, or changes that failed (what the JSON document says
+    /// beside a failure's message on stderr).
+    Failed,
+}
+
+impl Status {
+    fn code(self) -> u8 {
+        match self {
+            Self::Done => 0,
+            Self::Changes => 2,
+            Self::Withheld => 3,
+            Self::Failed => 1,
+        }
+    }
 }
 
 /// Why a command failed: one line for a person and, for an AWS error, the
@@ -219,7 +247,7 @@ async fn run_replay(
             let replay = Replay::embedded().map_err(|e| e.to_string())?;
             outln!(
                 "Replaying {} event files against the embedded in-memory directory\n\
-                 (AppInstance {}; sub {} simulates a Chime outage)\n{}\n",
+                 (AppInstance {};\n sub {} simulates a Chime outage)\n{}\n",
                 files.len(),
                 replay::DEMO_APP_INSTANCE_ARN,
                 replay::OUTAGE_SUB,
@@ -229,6 +257,30 @@ async fn run_replay(
                 .await
                 .map_err(|e| e.at("the embedded directory"))
         }
+    }
+}
+
+/// A replayed event as a row names it: the file without `.json`, and an
+/// SQS message by the end of its id (`fifo-two-groups#6a71`).
+fn short_event(event: &str) -> String {
+    let (file, message) = match event.split_once('#') {
+        Some((file, message)) => (file, Some(message)),
+        None => (event, None),
+    };
+    let file = file.strip_suffix(".json").unwrap_or(file);
+    match message {
+        Some(id) => {
+            let tail: String = id
+                .chars()
+                .rev()
+                .take(4)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            format!("{file}#{tail}")
+        }
+        None => file.to_owned(),
     }
 }
 
@@ -254,8 +306,8 @@ impl ReplayFailure {
 }
 
 /// How the credential-exchange samples are answered, said before every replay.
-const EXCHANGE_DOUBLES: &str = "(credential-exchange samples: tokens checked against an EMBEDDED JWKS of demo keys, \
-credentials from an STS DOUBLE that hands out fake keys; no identity provider, no AWS STS)";
+const EXCHANGE_DOUBLES: &str = "(credential-exchange samples: tokens checked against an EMBEDDED JWKS of demo\n \
+keys, credentials from an STS DOUBLE that hands out fake keys; no identity provider, no AWS STS)";
 
 async fn replay_and_print<D: Directory>(
     replay: Replay<D>,
@@ -272,10 +324,11 @@ async fn replay_and_print<D: Directory>(
             match replay.file(file).await {
                 Ok(done) => rows.extend(done.rows.into_iter().map(|r| {
                     [
-                        r.event,
+                        short_event(&r.event),
                         r.source,
+                        r.user
+                            .map_or_else(|| "-".to_owned(), |u| u.chars().take(8).collect()),
                         r.outcome,
-                        r.user.unwrap_or_else(|| "-".to_owned()),
                     ]
                 })),
                 Err(e) => {
@@ -284,9 +337,13 @@ async fn replay_and_print<D: Directory>(
                 }
             }
         }
+        let fit = table::Fit {
+            caps: [Some(28), Some(20), Some(8), None],
+            wrap: 3,
+        };
         outln!(
             "{}",
-            table::render(["EVENT", "SOURCE", "OUTCOME", "CHIME USER"], &rows)
+            table::render(["EVENT", "SOURCE", "CHIME USER", "OUTCOME"], &rows, &fit)
         );
     }
     let users = list_all(&replay.directory)
@@ -307,18 +364,24 @@ async fn replay_and_print<D: Directory>(
         })
         .collect();
     outln!("Final directory: {} users", user_rows.len());
+    let fit = table::Fit {
+        caps: [None, Some(24), None],
+        wrap: 2,
+    };
     outln!(
         "{}",
         table::render(
             ["APP INSTANCE USER ID (= sub)", "NAME", "METADATA"],
-            &user_rows
+            &user_rows,
+            &fit
         )
     );
     let handed_off = replay.sync_queue.sent();
     let dead = replay.dlq.sent();
     outln!("Sync queue hand-offs: {}", handed_off.len());
     for m in &handed_off {
-        outln!("  group {}  dedup {}", m.group_id, m.deduplication_id);
+        outln!("  group {}", m.group_id);
+        outln!("    dedup {}", m.deduplication_id);
     }
     let assumed = replay.sts.requests();
     outln!(
@@ -328,21 +391,20 @@ async fn replay_and_print<D: Directory>(
     for r in &assumed {
         let tags: Vec<String> = r.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
         outln!(
-            "  session {}  tags {}  source identity {}  {} s",
+            "  session {}, {} s",
             r.role_session_name,
-            tags.join(","),
-            r.source_identity,
             r.duration.as_secs()
         );
+        outln!("    tags {}", tags.join(","));
+        outln!("    source identity {}", r.source_identity);
     }
     outln!("Dead-lettered messages: {}", dead.len());
     for m in &dead {
         let attr = |k: &str| m.attributes.get(k).map(String::as_str).unwrap_or("-");
+        outln!("  {}  {}", attr("SourceMessageId"), attr("ErrorCode"));
         outln!(
-            "  {}  {}: {}",
-            attr("SourceMessageId"),
-            attr("ErrorCode"),
-            attr("FailureReason")
+            "    {}",
+            table::shorten(attr("FailureReason"), table::WIDTH - 4)
         );
     }
     if failed_files > 0 {
@@ -393,12 +455,25 @@ async fn chime_directory(
 /// aws-config's full chains in `region`, over the functions' HTTPS stack
 /// (`SSL_CERT_FILE` honoured; a bad one is the error).
 async fn load_sdk_config(region: &str) -> Result<aws_config::SdkConfig, Failure> {
+    load_sdk_config_in(Some(region)).await
+}
+
+/// [`load_sdk_config`], in `region` or the Region the configuration names.
+async fn load_sdk_config_in(region: Option<&str>) -> Result<aws_config::SdkConfig, Failure> {
     let roots = TrustRoots::from_env().map_err(|e| e.to_string())?;
-    Ok(sdk_config_loader(&roots)
-        .map_err(|e| e.to_string())?
-        .region(aws_config::Region::new(region.to_owned()))
-        .load()
-        .await)
+    let mut loader = sdk_config_loader(&roots).map_err(|e| e.to_string())?;
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region.to_owned()));
+    }
+    let sdk = loader.load().await;
+    if sdk.region().is_none() {
+        return Err("no AWS Region: pass --region, or set AWS_REGION".into());
+    }
+    let local = std::env::var_os("AWS_ENDPOINT_URL").is_some_and(|v| !v.is_empty())
+        || ["LAMBDA", "CLOUDFORMATION"].iter().any(|s| {
+            std::env::var_os(format!("AWS_ENDPOINT_URL_{s}")).is_some_and(|v| !v.is_empty())
+        });
+    Ok(with_placeholder_credentials(sdk, local))
 }
 
 /// The AWS configuration for a client in `region`; see [`with_placeholder_credentials`].
@@ -426,43 +501,6 @@ fn with_placeholder_credentials(
         .build()
 }
 
-/// Serve the fake until Ctrl-C. The port is bound before anything is
-/// announced, so a busy port is one error line, not a banner and then an
-/// error; the banner names the port actually bound (`--port 0` picks one).
-async fn serve_fake(
-    port: u16,
-    missing_user: chime_identity_fake::MissingUserError,
-) -> Result<(), Failure> {
-    let config = chime_identity_fake::FakeConfig::default()
-        .with_port(port)
-        .with_missing_user(missing_user);
-    let fake = chime_identity_fake::FakeChime::start(config)
-        .await
-        .map_err(|e| match e {
-            chime_identity_fake::FakeError::Bind { addr, source } => format!(
-                "cannot serve the fake on {addr}: {source} (is another serve-fake running? \
-                 choose another --port)"
-            ),
-            other => other.to_string(),
-        })?;
-    let url = fake.endpoint_url();
-    outln!(
-        "Serving the Chime SDK Identity fake on {url} (Ctrl-C stops it; missing users \
-         answer {})",
-        missing_user.status_name()
-    );
-    outln!("  export AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY={url}");
-    outln!(
-        "  chime-sync replay --endpoint-url {url} --app-instance-arn {}",
-        replay::DEMO_APP_INSTANCE_ARN
-    );
-    let stopped = tokio::signal::ctrl_c()
-        .await
-        .map_err(|e| format!("cannot wait for Ctrl-C: {e}"));
-    fake.shutdown().await;
-    stopped.map_err(Failure::from)
-}
-
 /// `events/` in the working directory, else the one of this workspace (so
 /// `cargo run -p chime-sync -- replay` works from any folder of the checkout).
 fn default_events_dir() -> PathBuf {
@@ -479,4 +517,48 @@ pub(crate) fn show_paths(paths: &[PathBuf]) -> String {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every flag and argument of every command says what it is for in
+    /// `--help`: an operator following a runbook reads nothing else.
+    #[test]
+    fn every_flag_has_help() {
+        fn check(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg
+                    .get_help()
+                    .is_none_or(|h| h.to_string().trim().is_empty())
+                {
+                    missing.push(format!("{path} --{id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let command = Cli::command();
+        command.clone().debug_assert();
+        let mut missing = Vec::new();
+        check(&command, "chime-sync", &mut missing);
+        assert!(missing.is_empty(), "without help: {missing:?}");
+    }
+
+    #[test]
+    fn replay_rows_name_events_briefly() {
+        assert_eq!(short_event("alg-none.json"), "alg-none");
+        assert_eq!(
+            short_event("fifo.json#c9f5e3a7-4b6d-4e8f-9a0b-2c3d4e5f6a71"),
+            "fifo#6a71"
+        );
+    }
 }

@@ -12,20 +12,26 @@
 
 use std::collections::BTreeMap;
 
-use chime_sync_aws::SqsQueue;
+use chime_sync_aws::{ConfiguredLedger, SqsQueue};
+use chime_sync_core::UserId;
+use chime_sync_core::directory::DeleteMode;
 use chime_sync_core::ledger::{self, At, Ledger, Marked, UserRecord};
 use chime_sync_core::queue::{OutgoingMessage, Queue};
+use chime_sync_core::reconcile::DeleteBreaker;
 use chime_sync_core::schema::{IdentityEvent, Origin, event_message};
-use chime_sync_core::{AppInstanceArn, UserId};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use crate::inputs::{ChimeArgs, LedgerArgs, Output, SourceArgs, list_chime, load, open_ledger};
+use crate::deployed::DeployedArgs;
+use crate::inputs::{ChimeArgs, LedgerArgs, Output, SourceArgs, list_chime, open_ledger};
 use crate::out::outln;
+use crate::settings::{self, Flags};
 use crate::{Failure, Status, chime_directory, sdk_config};
 
 #[derive(Args, Debug)]
 pub struct AdoptArgs {
+    #[command(flatten)]
+    deployed: DeployedArgs,
     #[command(flatten)]
     source: SourceArgs,
     #[command(flatten)]
@@ -68,7 +74,7 @@ enum HeldAction {
 
 #[derive(Args, Debug)]
 struct HeldLedger {
-    /// The stack's ledger table (its LedgerTable output).
+    /// The stack's ledger table (its LedgerTableName output).
     #[arg(long, value_name = "TABLE")]
     ledger_table: String,
     /// The Region of the table.
@@ -77,14 +83,21 @@ struct HeldLedger {
 }
 
 pub async fn adopt(args: AdoptArgs) -> Result<Status, Failure> {
-    let loaded = load(&args.source, true).await?;
-    let app_instance =
-        AppInstanceArn::parse(&args.chime.app_instance_arn).map_err(|e| e.to_string())?;
-    if args.ledger.ledger_table.is_none() {
-        return Err("adopt records owners in the ledger: pass --ledger-table".into());
+    let flags = Flags {
+        ledger: &args.ledger,
+        protected: &[],
+        breaker: DeleteBreaker::default(),
+        mode: DeleteMode::Immediate,
+    };
+    let settings =
+        settings::resolve(&args.deployed, &args.source, &args.chime, flags, true).await?;
+    if matches!(settings.ledger, ConfiguredLedger::Memory(_)) {
+        return Err(
+            "adopt records owners in the ledger: pass --ledger-table (or --stack-name)".into(),
+        );
     }
-    let (ledger, _) = open_ledger(&args.ledger, app_instance.region()).await?;
-    let chime = chime_directory(app_instance, args.chime.endpoint_url.clone()).await?;
+    let (loaded, ledger) = (settings.loaded, settings.ledger);
+    let chime = chime_directory(settings.app_instance, args.chime.endpoint_url.clone()).await?;
     let (current, _) = list_chime(&chime.directory).await.map_err(|e| {
         Failure::aws(
             format!("cannot list the users at {}", chime.endpoint),
@@ -130,7 +143,7 @@ fn summarize_adoption(args: &AdoptArgs, source: &ledger::Source, orphans: usize,
     if args.chime.output == Output::Json {
         outln!(
             "{}",
-            json!({"source": source.as_str(), "adopted": if args.apply { orphans } else { 0 },
+            json!({"schema": "chime-sync.adopt/1", "source": source.as_str(), "adopted": if args.apply { orphans } else { 0 },
                    "wouldAdopt": orphans, "listedInChime": listed, "applied": args.apply})
         );
         return;
@@ -219,6 +232,10 @@ async fn release(
             held.len()
         )
         .into());
+    }
+    if count == 0 {
+        outln!("No deletion is held: nothing to release.");
+        return Ok(Status::Done);
     }
     let messages: Vec<OutgoingMessage> = held.iter().map(|(id, r)| released(id, r)).collect();
     if !apply {

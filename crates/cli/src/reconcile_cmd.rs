@@ -1,41 +1,49 @@
-//! `chime-sync reconcile` and `chime-sync restore`.
+//! `chime-sync reconcile`.
 //!
-//! `reconcile` reads who should exist ([`crate::inputs`]), lists Chime, and
-//! prints the plan the reconcile function would publish: the same planner
-//! and the same guard (`chime_sync_core::reconcile::guard`: ownership,
-//! change times, pending deletions of users who are back, deletions under
-//! way), then the mass-delete breaker. `--apply` carries it out itself,
-//! each change through the ledger's rules as idp-sync applies them
-//! (`chime_sync_core::sync`), `--concurrency` at a time under `--rate`,
-//! deciding from the listed state (no describe before a create).
+//! Reads who should exist ([`crate::inputs`]), lists Chime, and plans what
+//! the reconcile function would publish: the same planner and the same
+//! guard (`chime_sync_core::reconcile::guard`: ownership, change times,
+//! pending deletions of users who are back, deletions under way), then the
+//! mass-delete breaker. `--stack-name` takes every setting from the deployed
+//! function ([`crate::settings`]), so a review plans what the function
+//! plans. `--apply` carries the plan out, each change through the ledger's
+//! rules as idp-sync applies them (`chime_sync_core::sync`), `--concurrency`
+//! at a time under `--rate`, deciding from the listed state.
 //!
-//! `restore` cancels the pending (grace) deletions of every active user: the
-//! undo of a wrongful mass deletion, within its grace period.
-//!
-//! Exit status: 0 in sync (nothing to do), 2 changes planned or applied, 1 an
-//! error (a refusal, a failed change, withheld deletions under `--apply`).
+//! The plan's lines come first and its summary last, so the summary is what
+//! a terminal still shows; `--plan-file` puts the lines in a file instead.
+//! Exit status ([`crate::Status`]): 0 in sync (nothing to change, no
+//! deletion pending), 2 changes planned or applied, or deletions pending,
+//! 3 deletions withheld by the breaker (released with `--allow-deletes N`),
+//! 1 an error. The same with or without a pipe.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
 use std::time::SystemTime;
 
-use chime_sync_aws::ConfiguredLedger;
-use chime_sync_core::directory::{DeleteMode, Directory, DirectoryUser};
-use chime_sync_core::ledger::{At, Change, UnownedPolicy};
+use chime_sync_core::directory::{DeleteMode, DirectoryUser};
+use chime_sync_core::ledger::At;
 use chime_sync_core::rate::Pacer;
 use chime_sync_core::reconcile::guard::{self, GuardSettings, Guarded, Observed};
 use chime_sync_core::reconcile::{self, Action, BreakerVerdict, DeleteBreaker, PlanOptions};
 use chime_sync_core::sync::{self, ApplyOptions, SyncOutcome, SyncRules};
-use chime_sync_core::{AppInstanceArn, SyncError, UserId};
+use chime_sync_core::{SyncError, UserId};
 use clap::{Args, ValueEnum, value_parser};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use crate::deployed::DeployedArgs;
 use crate::inputs::{
-    ChimeArgs, LedgerArgs, Loaded, Output, SourceArgs, counts_line, ledger_label, list_chime, load,
-    open_ledger, terminal_bar,
+    ChimeArgs, LedgerArgs, Output, SourceArgs, counts_line, ledger_label, list_chime, terminal_bar,
 };
 use crate::out::outln;
+use crate::settings::{self, Flags, Settings};
 use crate::{Chime, Failure, Status, aws_errors, chime_directory};
+
+/// The version of `--output json`'s document; a change that removes or
+/// renames a field bumps it (CHANGELOG.md).
+pub const JSON_SCHEMA: &str = "chime-sync.reconcile/1";
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModeArg {
@@ -43,72 +51,75 @@ pub enum ModeArg {
     Immediate,
 }
 
+const FUNCTION_ARGS: [&str; 2] = ["stack_name", "function_name"];
+
 #[derive(Args, Debug)]
 pub struct ReconcileArgs {
     #[command(flatten)]
-    source: SourceArgs,
+    pub(crate) deployed: DeployedArgs,
     #[command(flatten)]
-    chime: ChimeArgs,
+    pub(crate) source: SourceArgs,
     #[command(flatten)]
-    ledger: LedgerArgs,
+    pub(crate) chime: ChimeArgs,
+    #[command(flatten)]
+    pub(crate) ledger: LedgerArgs,
     /// Carry out the plan (default: only print it).
     #[arg(long)]
     apply: bool,
     /// Also delete Chime users that are not active in the source (and that it owns).
+    /// Implied by --stack-name and --function-name: the function always plans them.
     #[arg(long)]
     delete_missing: bool,
     /// How deletions are made (as DELETE_MODE): grace lets Chime delete the user after
     /// --grace-days, undone by `restore`; immediate deletes at once.
-    #[arg(long, value_enum, default_value_t = ModeArg::Grace)]
+    #[arg(long, value_enum, default_value_t = ModeArg::Grace, conflicts_with_all = FUNCTION_ARGS)]
     delete_mode: ModeArg,
     /// Days before Chime deletes a user in grace mode (as DELETE_GRACE_DAYS).
-    #[arg(long, default_value_t = 7, value_parser = value_parser!(u16).range(1..=365))]
+    #[arg(long, default_value_t = 7, value_parser = value_parser!(u16).range(1..=365),
+          conflicts_with_all = FUNCTION_ARGS)]
     grace_days: u16,
-    /// The breaker: at most max(this, --delete-limit-percent of the Chime users) deletions.
-    #[arg(long, default_value_t = 50, value_name = "N")]
+    /// The breaker: at most max(this, --delete-limit-percent of the Chime users) deletions
+    /// (as DELETE_LIMIT).
+    #[arg(long, default_value_t = 50, value_name = "N", conflicts_with_all = FUNCTION_ARGS)]
     delete_limit: usize,
     /// The breaker's share of the Chime users, in percent (as DELETE_LIMIT_PERCENT).
-    #[arg(long, default_value_t = 5, value_parser = value_parser!(u8).range(0..=100), value_name = "PERCENT")]
+    #[arg(long, default_value_t = 5, value_parser = value_parser!(u8).range(0..=100),
+          value_name = "PERCENT", conflicts_with_all = FUNCTION_ARGS)]
     delete_limit_percent: u8,
     /// Release the breaker for this many deletions (the number the plan shows).
     #[arg(long, value_name = "N")]
     allow_deletes: Option<usize>,
     /// Ids never deleted (as PROTECTED_USER_IDS), comma-separated.
-    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    #[arg(long, value_delimiter = ',', value_name = "IDS", conflicts_with_all = FUNCTION_ARGS)]
     protected_user_ids: Vec<String>,
-}
-
-#[derive(Args, Debug)]
-pub struct RestoreArgs {
-    #[command(flatten)]
-    source: SourceArgs,
-    #[command(flatten)]
-    chime: ChimeArgs,
-    #[command(flatten)]
-    ledger: LedgerArgs,
-    /// Only say what would be restored.
-    #[arg(long)]
-    dry_run: bool,
-    /// Restore also users whose deletion came after their last change at the source (an
-    /// explicit `user.deleted` you are undoing); without it those are kept deleted.
-    #[arg(long)]
-    force: bool,
+    /// Write the plan's lines to this file instead of the terminal (the summary still
+    /// prints): for plans longer than a screen.
+    #[arg(long, value_name = "FILE")]
+    plan_file: Option<PathBuf>,
 }
 
 impl ReconcileArgs {
-    fn mode(&self) -> DeleteMode {
-        match self.delete_mode {
-            ModeArg::Grace => DeleteMode::Grace {
-                days: self.grace_days,
+    fn flags(&self) -> Flags<'_> {
+        Flags {
+            ledger: &self.ledger,
+            protected: &self.protected_user_ids,
+            breaker: DeleteBreaker {
+                limit: self.delete_limit,
+                percent: self.delete_limit_percent,
             },
-            ModeArg::Immediate => DeleteMode::Immediate,
+            mode: match self.delete_mode {
+                ModeArg::Grace => DeleteMode::Grace {
+                    days: self.grace_days,
+                },
+                ModeArg::Immediate => DeleteMode::Immediate,
+            },
         }
     }
 }
 
 /// What a review found: the plan after the guard, and the breaker's verdict.
 struct Review {
-    loaded: Loaded,
+    settings: Settings,
     chime_users: usize,
     foreign: usize,
     guarded: Guarded,
@@ -117,36 +128,72 @@ struct Review {
     began: At,
 }
 
-pub async fn reconcile(args: ReconcileArgs) -> Result<Status, Failure> {
-    let json_out = args.chime.output == Output::Json;
-    let loaded = load(&args.source, true).await?;
-    let app_instance =
-        AppInstanceArn::parse(&args.chime.app_instance_arn).map_err(|e| e.to_string())?;
-    let (ledger, unowned) = open_ledger(&args.ledger, app_instance.region()).await?;
-    let chime = chime_directory(app_instance, args.chime.endpoint_url.clone()).await?;
-    let review = review(&args, loaded, &chime, &ledger, &unowned).await?;
-    let breaker_line = breaker_line(&args, &review);
-    if !json_out {
-        print_review(&args, &review, &chime, &ledger);
+impl Review {
+    /// Deletions under way: marks in the ledger, less those being cancelled,
+    /// and deletions Chime has scheduled that the ledger does not know of.
+    fn pending(&self) -> usize {
+        let scheduled = self
+            .guarded
+            .kept
+            .0
+            .get("deletion already scheduled")
+            .copied();
+        (self.guarded.marked - self.guarded.restores).max(scheduled.unwrap_or(0))
     }
-    if let Some(line) = &breaker_line {
-        eprintln!("chime-sync: ERROR {line}");
+
+    fn status(&self, apply: bool) -> Status {
+        let plan = &self.guarded.plan;
+        if self.verdict.tripped() {
+            Status::Withheld
+        } else if !plan.actions.is_empty() || self.pending() > 0 {
+            Status::Changes
+        } else {
+            let _ = apply;
+            Status::Done
+        }
+    }
+}
+
+pub async fn reconcile(args: ReconcileArgs) -> Result<Status, Failure> {
+    if args.plan_file.is_some() && args.chime.output == Output::Json {
+        return Err(
+            "--plan-file writes the text plan; with --output json the plan is the \
+                    document's `changes`: drop one of them"
+                .to_owned()
+                .into(),
+        );
+    }
+    let settings = settings::resolve(
+        &args.deployed,
+        &args.source,
+        &args.chime,
+        args.flags(),
+        true,
+    )
+    .await?;
+    let chime = chime_directory(
+        settings.app_instance.clone(),
+        args.chime.endpoint_url.clone(),
+    )
+    .await?;
+    let review = review(&args, settings, &chime).await?;
+    let json_out = args.chime.output == Output::Json;
+    if !json_out {
+        print_plan(&args, &review)?;
     }
     let results = if args.apply {
-        apply_review(&args, &review, &chime, &ledger, unowned).await
+        apply_review(&args, &review, &chime).await
     } else {
         Vec::new()
     };
-    finish(&args, &review, &chime, results, breaker_line)
+    finish(&args, &review, &chime, results)
 }
 
 /// List Chime, plan, guard, and judge the breaker.
 async fn review(
     args: &ReconcileArgs,
-    loaded: Loaded,
+    settings: Settings,
     chime: &Chime,
-    ledger: &ConfiguredLedger,
-    unowned: &UnownedPolicy,
 ) -> Result<Review, Failure> {
     let (current, foreign) = list_chime(&chime.directory).await.map_err(|e| {
         Failure::aws(
@@ -155,57 +202,59 @@ async fn review(
             "chime:ListAppInstanceUsers",
         )
     })?;
-    let protected: BTreeSet<String> = args
-        .protected_user_ids
-        .iter()
-        .map(|id| id.trim().to_ascii_lowercase())
-        .filter(|id| !id.is_empty())
-        .collect();
     let plan = reconcile::plan(
-        loaded.sorted.active.values(),
+        settings.loaded.sorted.active.values(),
         &current,
         PlanOptions {
-            delete_missing: args.delete_missing,
-            protected: &protected,
+            delete_missing: args.delete_missing || settings.deployed,
+            protected: &settings.protected,
         },
     );
-    let breaker = DeleteBreaker {
-        limit: args.delete_limit,
-        percent: args.delete_limit_percent,
-    };
-    let enough = breaker
+    let enough = settings
+        .breaker
         .allowed(current.len())
         .max(args.allow_deletes.unwrap_or(0));
     let began = At::now();
     let by_id: BTreeMap<UserId, DirectoryUser> =
         current.iter().map(|u| (u.id.clone(), u.clone())).collect();
     let observed = Observed {
-        desired: &loaded.sorted,
+        desired: &settings.loaded.sorted,
         chime: &by_id,
         began,
         prefix: "",
     };
-    let settings = GuardSettings {
-        source: loaded.source.clone(),
-        unowned: unowned.clone(),
+    let guard_settings = GuardSettings {
+        source: settings.loaded.source.clone(),
+        unowned: settings.unowned.clone(),
         describe_concurrency: usize::from(args.chime.concurrency),
     };
-    let mut guarded = guard::guard(plan, observed, &chime.directory, ledger, &settings, enough)
-        .await
-        .map_err(|e| e.to_string())?;
+    let ledger = &settings.ledger;
+    let mut guarded = guard::guard(
+        plan,
+        observed,
+        &chime.directory,
+        ledger,
+        &guard_settings,
+        enough,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     guarded.kept.add("protected", guarded.plan.protected_kept);
     guarded.kept.add(
         "only in Chime, kept (no --delete-missing)",
         guarded.plan.extra_kept,
     );
-    let verdict = breaker.judge(guarded.plan.deletions(), current.len(), args.allow_deletes);
+    let verdict =
+        settings
+            .breaker
+            .judge(guarded.plan.deletions(), current.len(), args.allow_deletes);
     let withheld = if verdict.tripped() {
         guarded.plan.take_deletions()
     } else {
         Vec::new()
     };
     Ok(Review {
-        loaded,
+        settings,
         chime_users: current.len(),
         foreign,
         guarded,
@@ -215,64 +264,46 @@ async fn review(
     })
 }
 
-fn breaker_line(args: &ReconcileArgs, review: &Review) -> Option<String> {
-    let BreakerVerdict::Tripped { planned, allowed } = review.verdict else {
-        return None;
-    };
-    Some(format!(
-        "mass-delete breaker: {planned} deletions planned, at most {allowed} allowed \
-         (max(--delete-limit {}, {}% of {} Chime users)); none {}. Review the plan, then \
-         release them with --allow-deletes {planned}",
-        args.delete_limit,
-        args.delete_limit_percent,
-        review.chime_users,
-        if args.apply {
-            "applied"
-        } else {
-            "would be applied"
-        },
-    ))
-}
-
-fn print_review(args: &ReconcileArgs, review: &Review, chime: &Chime, ledger: &ConfiguredLedger) {
-    let (loaded, plan) = (&review.loaded, &review.guarded.plan);
-    outln!(
-        "{} users read from {} ({} active; left out: {}); {} users in Chime at {}; ownership \
-         from {}",
-        loaded.sorted.read,
-        loaded.label,
-        loaded.sorted.active.len(),
-        counts_line(&loaded.sorted.left_out.0),
-        review.chime_users,
-        chime.endpoint,
-        ledger_label(ledger),
-    );
-    let mut kept = review.guarded.kept.clone();
-    kept.add("in Chime, not a sub (not ours)", review.foreign);
-    outln!(
-        "Plan: {} to create, {} to update, {} to restore, {} to delete{}, {} unchanged; \
-         left out: {}",
-        plan.count("create"),
-        plan.count("update"),
-        plan.count("restore"),
-        plan.deletions(),
-        if review.withheld.is_empty() {
-            String::new()
-        } else {
-            format!(" ({} more withheld by the breaker)", review.withheld.len())
-        },
-        plan.unchanged,
-        counts_line(&kept.0),
-    );
-    let mode = args.mode();
-    for action in plan.actions.iter().chain(&review.withheld) {
-        let held = if matches!(action, Action::Delete(_)) && review.verdict.tripped() {
-            "  [withheld]"
-        } else {
-            ""
-        };
-        outln!("  {}{held}", plan_line(action, mode));
+/// The plan's lines: to `--plan-file`, or to the terminal before the summary.
+fn print_plan(args: &ReconcileArgs, review: &Review) -> Result<(), Failure> {
+    let mode = review.settings.mode;
+    let tripped = review.verdict.tripped();
+    let lines = review
+        .guarded
+        .plan
+        .actions
+        .iter()
+        .chain(&review.withheld)
+        .map(|action| {
+            let held = matches!(action, Action::Delete(_)) && tripped;
+            format!(
+                "  {}{}",
+                plan_line(action, mode),
+                if held { "  [withheld]" } else { "" }
+            )
+        });
+    match &args.plan_file {
+        None => {
+            for line in lines {
+                outln!("{line}");
+            }
+        }
+        Some(path) => {
+            let write = || -> std::io::Result<usize> {
+                let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+                let mut n = 0;
+                for line in lines {
+                    writeln!(file, "{}", line.trim_start())?;
+                    n += 1;
+                }
+                file.flush()?;
+                Ok(n)
+            };
+            let n = write().map_err(|e| format!("--plan-file {}: {e}", path.display()))?;
+            outln!("The plan's {n} lines are in {}", path.display());
+        }
     }
+    Ok(())
 }
 
 /// Carry out the plan, each change through the ledger's rules.
@@ -280,16 +311,15 @@ async fn apply_review(
     args: &ReconcileArgs,
     review: &Review,
     chime: &Chime,
-    ledger: &ConfiguredLedger,
-    unowned: UnownedPolicy,
 ) -> Vec<(Action, Result<SyncOutcome, SyncError>)> {
     let plan = &review.guarded.plan;
     if plan.actions.is_empty() {
         return Vec::new();
     }
+    let settings = &review.settings;
     let rules = SyncRules {
-        delete_mode: args.mode(),
-        unowned,
+        delete_mode: settings.mode,
+        unowned: settings.unowned.clone(),
         feed_breaker: None,
     };
     let pacer = Pacer::new(f64::from(args.chime.rate));
@@ -301,8 +331,8 @@ async fn apply_review(
         .map(|a| {
             let change = guard::change_for(
                 a,
-                &review.loaded.source,
-                &review.loaded.sorted,
+                &settings.loaded.source,
+                &settings.loaded.sorted,
                 review.began,
             );
             (a.clone(), change)
@@ -314,11 +344,11 @@ async fn apply_review(
         rules: &rules,
         now: SystemTime::now(),
     };
-    let mut applied = sync::apply_actions(&chime.directory, ledger, actions, options);
+    let mut applied = sync::apply_actions(&chime.directory, &settings.ledger, actions, options);
     let mut results = Vec::new();
     while let Some((action, result)) = applied.next().await {
         if !json_out {
-            let line = result_line(&action, &result, args.mode());
+            let line = result_line(&action, &result, settings.mode);
             match &bar {
                 Some(bar) => {
                     bar.println(line);
@@ -358,43 +388,127 @@ fn finish(
     review: &Review,
     chime: &Chime,
     results: Vec<(Action, Result<SyncOutcome, SyncError>)>,
-    breaker_line: Option<String>,
 ) -> Result<Status, Failure> {
-    let plan = &review.guarded.plan;
-    let changes = !plan.actions.is_empty() || !review.withheld.is_empty();
     let failed = results.iter().filter(|(_, r)| r.is_err()).count();
     if args.chime.output == Output::Json {
         outln!("{}", review_json(args, review, chime, &results, failed));
-    } else if args.apply {
-        let mut by_outcome: BTreeMap<String, usize> = BTreeMap::new();
-        for (_, r) in &results {
-            let key = r.as_ref().map_or("failed", SyncOutcome::as_str);
-            *by_outcome.entry(key.to_owned()).or_default() += 1;
-        }
-        outln!(
-            "Applied {} changes: {}",
-            results.len(),
-            counts_line(&by_outcome)
-        );
-    } else if changes {
-        outln!("Dry run: nothing changed. Run again with --apply to carry out the plan.");
     } else {
-        outln!("In sync: nothing to change.");
+        for line in summary(args, review, chime, &results) {
+            outln!("{line}");
+        }
+    }
+    if let Some(line) = breaker_line(args, review) {
+        eprintln!("chime-sync: ERROR {line}");
     }
     if failed > 0 {
         return Err(format!("{failed} changes failed; run reconcile again to retry them").into());
     }
-    if let Some(line) = breaker_line.filter(|_| args.apply) {
-        return Err(Failure {
-            line: format!("{line} (the other changes were applied)"),
-            detail: None,
-        });
+    Ok(review.status(args.apply))
+}
+
+/// The summary's lines: what was read, the plan's counts, what is pending,
+/// and what happens next.
+fn summary(
+    args: &ReconcileArgs,
+    review: &Review,
+    chime: &Chime,
+    results: &[(Action, Result<SyncOutcome, SyncError>)],
+) -> Vec<String> {
+    let (loaded, plan) = (&review.settings.loaded, &review.guarded.plan);
+    let mut kept = review.guarded.kept.clone();
+    kept.add("in Chime, not a sub (not ours)", review.foreign);
+    let mut lines = vec![
+        format!(
+            "Read {} users from {} ({} active; left out: {}).",
+            loaded.sorted.read,
+            loaded.label,
+            loaded.sorted.active.len(),
+            counts_line(&loaded.sorted.left_out.0),
+        ),
+        format!("Chime: {} users at {}.", review.chime_users, chime.endpoint),
+        format!("Settings from {}.", review.settings.origin),
+        format!("Ownership from {}.", ledger_label(&review.settings.ledger)),
+        format!(
+            "Plan: {} to create, {} to update, {} to restore, {} to delete{}, {} unchanged; \
+             left out: {}.",
+            plan.count("create"),
+            plan.count("update"),
+            plan.count("restore"),
+            plan.deletions(),
+            if review.withheld.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} more withheld by the breaker)", review.withheld.len())
+            },
+            plan.unchanged,
+            counts_line(&kept.0),
+        ),
+    ];
+    let pending = review.pending();
+    if pending > 0 || plan.count("restore") > 0 {
+        lines.push(format!(
+            "Pending: {pending} scheduled for deletion; {} back in the source: cancelling.",
+            plan.count("restore")
+        ));
     }
-    Ok(if changes {
-        Status::Changes
+    lines.push(next_step(args, review, results, pending));
+    lines
+}
+
+fn next_step(
+    args: &ReconcileArgs,
+    review: &Review,
+    results: &[(Action, Result<SyncOutcome, SyncError>)],
+    pending: usize,
+) -> String {
+    let changes = !review.guarded.plan.actions.is_empty() || !review.withheld.is_empty();
+    if args.apply {
+        let mut by_outcome: BTreeMap<String, usize> = BTreeMap::new();
+        for (_, r) in results {
+            let key = r.as_ref().map_or("failed", SyncOutcome::as_str);
+            *by_outcome.entry(key.to_owned()).or_default() += 1;
+        }
+        format!(
+            "Applied {} changes: {}.",
+            results.len(),
+            counts_line(&by_outcome)
+        )
+    } else if changes {
+        "Dry run: nothing changed. Run again with --apply to carry out the plan.".to_owned()
+    } else if pending > 0 {
+        format!(
+            "Nothing to change, but {pending} deletions are pending (Chime deletes each at the \
+             end of its grace; `chime-sync restore` cancels them)."
+        )
+    } else if review.settings.ledger.is_memory() {
+        // Pending deletions are the ledger's marks: without one, none can be
+        // seen, so "none pending" would be a claim this run cannot make.
+        "In sync: nothing to change. Pending deletions are not known without a ledger \
+         (--ledger-table or --stack-name); `chime-sync restore --dry-run` lists them from Chime."
+            .to_owned()
     } else {
-        Status::Done
-    })
+        "In sync: nothing to change, no deletion pending.".to_owned()
+    }
+}
+
+fn breaker_line(args: &ReconcileArgs, review: &Review) -> Option<String> {
+    let BreakerVerdict::Tripped { planned, allowed } = review.verdict else {
+        return None;
+    };
+    let breaker = review.settings.breaker;
+    Some(format!(
+        "mass-delete breaker: {planned} deletions planned, at most {allowed} allowed \
+         (max({}, {}% of {} Chime users)); none {}. Review the plan, then release them with \
+         --allow-deletes {planned}",
+        breaker.limit,
+        breaker.percent,
+        review.chime_users,
+        if args.apply {
+            "applied (the other changes were)"
+        } else {
+            "would be applied"
+        },
+    ))
 }
 
 fn review_json(
@@ -404,7 +518,7 @@ fn review_json(
     results: &[(Action, Result<SyncOutcome, SyncError>)],
     failed: usize,
 ) -> Value {
-    let plan = &review.guarded.plan;
+    let (loaded, plan) = (&review.settings.loaded, &review.guarded.plan);
     let shown: Vec<Value> = if args.apply {
         results
             .iter()
@@ -414,23 +528,26 @@ fn review_json(
         plan.actions.iter().map(|a| change_json(a, None)).collect()
     };
     json!({
-        "source": review.loaded.label,
-        "ownerSource": review.loaded.source.as_str(),
-        "read": review.loaded.sorted.read,
-        "active": review.loaded.sorted.active.len(),
+        "schema": JSON_SCHEMA,
+        "status": if failed > 0 { Status::Failed.code() } else { review.status(args.apply).code() },
+        "source": loaded.label,
+        "ownerSource": loaded.source.as_str(),
+        "settingsFrom": review.settings.origin,
+        "read": loaded.sorted.read,
+        "active": loaded.sorted.active.len(),
         "chime": {"endpoint": chime.endpoint.url, "users": review.chime_users, "notSubs": review.foreign},
         "plan": {
             "create": plan.count("create"), "update": plan.count("update"),
             "restore": plan.count("restore"), "delete": plan.deletions(),
             "unchanged": plan.unchanged, "withheld": review.withheld.len(),
-            "leftOut": review.guarded.kept.0, "marked": review.guarded.marked,
+            "leftOut": review.guarded.kept.0, "pending": review.pending(),
         },
         "breaker": verdict_json(review.verdict),
         "applied": args.apply,
         "changes": shown,
         "withheldChanges": review.withheld.iter().map(|a| change_json(a, None)).collect::<Vec<_>>(),
         "failed": failed,
-        "cognito": review.loaded.pool.map(|s| json!({"calls": s.calls, "throttled": s.throttled})),
+        "cognito": loaded.pool.map(|s| json!({"calls": s.calls, "throttled": s.throttled})),
     })
 }
 
@@ -459,14 +576,14 @@ fn plan_line(action: &Action, mode: DeleteMode) -> String {
                 ));
             }
             if matches!(action, Action::Restore { .. }) {
-                line.push_str("  (back in the source: its pending deletion is cancelled)");
+                line.push_str("  (back: its pending deletion is cancelled)");
             }
             line
         }
         Action::Delete(u) => match mode {
             DeleteMode::Immediate => format!("delete  {}  name {:?}", u.id, u.name),
             DeleteMode::Grace { days } => format!(
-                "delete  {}  name {:?} (Chime deletes it in {days} days unless restored)",
+                "delete  {}  name {:?} (in {days} days unless restored)",
                 u.id, u.name
             ),
         },
@@ -514,190 +631,4 @@ fn verdict_json(verdict: BreakerVerdict) -> Value {
             json!({"verdict": "tripped", "planned": planned, "allowed": allowed})
         }
     }
-}
-
-/// What restoring one user did.
-enum Restored {
-    Yes,
-    NotPending,
-    Kept(&'static str),
-}
-
-pub async fn restore(args: RestoreArgs) -> Result<Status, Failure> {
-    let json_out = args.chime.output == Output::Json;
-    let loaded = load(&args.source, false).await?;
-    for why in loaded.sorted.unusable.iter().take(5) {
-        eprintln!(
-            "chime-sync: warning: {}: {why} (not restored)",
-            loaded.label
-        );
-    }
-    let app_instance =
-        AppInstanceArn::parse(&args.chime.app_instance_arn).map_err(|e| e.to_string())?;
-    let (ledger, unowned) = open_ledger(&args.ledger, app_instance.region()).await?;
-    let chime = chime_directory(app_instance, args.chime.endpoint_url.clone()).await?;
-    let (current, _) = list_chime(&chime.directory).await.map_err(|e| {
-        Failure::aws(
-            format!("cannot list the users at {}", chime.endpoint),
-            &e,
-            "chime:ListAppInstanceUsers",
-        )
-    })?;
-    let in_chime: BTreeMap<_, _> = current.into_iter().map(|u| (u.id.clone(), u)).collect();
-    let candidates: Vec<(Action, Change)> = loaded
-        .sorted
-        .active
-        .values()
-        .filter_map(|want| {
-            let have = in_chime.get(&want.id)?.clone();
-            let action = Action::Restore {
-                want: want.clone(),
-                have,
-            };
-            let mut change = guard::change_for(&action, &loaded.source, &loaded.sorted, At::now());
-            if args.force {
-                change.at = Some(At::now());
-            }
-            Some((action, change))
-        })
-        .collect();
-    let missing = loaded.sorted.active.len() - candidates.len();
-    let rules = SyncRules {
-        unowned,
-        ..SyncRules::default()
-    };
-    let outcomes = restore_each(&args, &chime, &ledger, &rules, candidates, json_out).await;
-    report_restore(&args, &loaded, missing, outcomes, json_out)
-}
-
-/// Describe each candidate; restore those whose deletion is pending, through
-/// the ledger's rules.
-async fn restore_each(
-    args: &RestoreArgs,
-    chime: &Chime,
-    ledger: &ConfiguredLedger,
-    rules: &SyncRules,
-    candidates: Vec<(Action, Change)>,
-    json_out: bool,
-) -> Vec<(UserId, Result<Restored, SyncError>)> {
-    let pacer = Pacer::new(f64::from(args.chime.rate));
-    let bar = terminal_bar(Some(candidates.len() as u64)).filter(|_| !json_out);
-    let directory = &chime.directory;
-    let dry_run = args.dry_run;
-    let mut checked = futures_util::stream::iter(candidates.into_iter().map(|(action, change)| {
-        let pacer = &pacer;
-        async move {
-            pacer.wait().await;
-            let id = action.user_id().clone();
-            let pending = match directory.describe(&id).await {
-                Ok(Some(user)) => user.deletion_pending(),
-                Ok(None) | Err(chime_sync_core::DirectoryError::PossiblyMissing(_)) => false,
-                Err(e) => return (id, Err(SyncError::from(e))),
-            };
-            let outcome = match (pending, dry_run) {
-                (false, _) => Ok(Restored::NotPending),
-                (true, true) => Ok(Restored::Yes),
-                (true, false) => sync::apply_action(
-                    directory,
-                    ledger,
-                    rules,
-                    &change,
-                    &action,
-                    SystemTime::now(),
-                )
-                .await
-                .map(|o| match o {
-                    SyncOutcome::Refused(r) => Restored::Kept(r.code()),
-                    _ => Restored::Yes,
-                }),
-            };
-            (id, outcome)
-        }
-    }))
-    .buffer_unordered(usize::from(args.chime.concurrency));
-    let mut out = Vec::new();
-    while let Some((id, outcome)) = checked.next().await {
-        let line = match &outcome {
-            Ok(Restored::Yes) => Some(format!(
-                "{}  {id}",
-                if dry_run { "would restore" } else { "restored" }
-            )),
-            Ok(Restored::Kept(why)) => Some(format!("kept deleted ({why})  {id}")),
-            Ok(Restored::NotPending) => None,
-            Err(SyncError::Directory(e)) => Some(format!(
-                "failed  {id}: {}",
-                aws_errors::explain(e, "chime:PutAppInstanceUserExpirationSettings")
-            )),
-            Err(e) => Some(format!("failed  {id}: {e}")),
-        };
-        if let Some(bar) = &bar {
-            if let Some(line) = &line {
-                bar.println(line);
-            }
-            bar.inc(1);
-        } else if let Some(line) = line.filter(|_| !json_out) {
-            outln!("{line}");
-        }
-        out.push((id, outcome));
-    }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    out
-}
-
-fn report_restore(
-    args: &RestoreArgs,
-    loaded: &Loaded,
-    missing: usize,
-    outcomes: Vec<(UserId, Result<Restored, SyncError>)>,
-    json_out: bool,
-) -> Result<Status, Failure> {
-    let restored: Vec<String> = outcomes
-        .iter()
-        .filter(|(_, o)| matches!(o, Ok(Restored::Yes)))
-        .map(|(id, _)| id.to_string())
-        .collect();
-    let kept = outcomes
-        .iter()
-        .filter(|(_, o)| matches!(o, Ok(Restored::Kept(_))))
-        .count();
-    let not_pending = outcomes
-        .iter()
-        .filter(|(_, o)| matches!(o, Ok(Restored::NotPending)))
-        .count();
-    let failures = outcomes.iter().filter(|(_, o)| o.is_err()).count();
-    if json_out {
-        outln!(
-            "{}",
-            json!({
-                "source": loaded.label, "active": loaded.sorted.active.len(),
-                "restored": restored, "dryRun": args.dry_run, "notPending": not_pending,
-                "keptDeleted": kept, "missingInChime": missing, "failed": failures,
-            })
-        );
-    } else {
-        outln!(
-            "{} {} of {} active users ({} had no pending deletion; {} kept deleted by a later \
-             change (--force restores them); {} are not in Chime: `reconcile --apply` creates them)",
-            if args.dry_run {
-                "Would restore"
-            } else {
-                "Restored"
-            },
-            restored.len(),
-            loaded.sorted.active.len(),
-            not_pending,
-            kept,
-            missing
-        );
-    }
-    if failures > 0 {
-        return Err(format!("{failures} users could not be restored; run restore again").into());
-    }
-    Ok(if restored.is_empty() {
-        Status::Done
-    } else {
-        Status::Changes
-    })
 }

@@ -25,7 +25,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -94,45 +93,26 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A running fake; dropping it stops the server.
-pub struct FakeCognito {
-    addr: SocketAddr,
+/// The fake's pools and quota, without a listener: what [`FakeCognito`]
+/// serves, and what `chime-sync serve-fake` answers Cognito with beside the
+/// other local services on one port.
+#[derive(Debug, Clone)]
+pub struct CognitoPools {
     shared: Arc<Shared>,
-    task: JoinHandle<()>,
 }
 
-impl Drop for FakeCognito {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl FakeCognito {
-    /// Serve on `127.0.0.1` (an ephemeral port) with a quota of `quota_rps`
-    /// `ListUsers` calls per second ([`USER_LIST_QUOTA_RPS`] for Cognito's).
-    pub async fn start(quota_rps: f64) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
-            pools: Mutex::new(HashMap::new()),
-            bucket: Mutex::new(Bucket::new(quota_rps)),
-            counts: Mutex::new(Counts::default()),
-            scripted_throttles: Mutex::new(0),
-        });
-        let app = Router::new()
-            .route("/", post(serve))
-            .with_state(shared.clone());
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::warn!(%e, "fake Cognito stopped");
-            }
-        });
-        Ok(Self { addr, shared, task })
-    }
-
-    /// `http://127.0.0.1:{port}`: the endpoint for the SDK.
-    pub fn endpoint_url(&self) -> String {
-        format!("http://{}", self.addr)
+impl CognitoPools {
+    /// No pools yet, and a quota of `quota_rps` `ListUsers` calls per second
+    /// ([`USER_LIST_QUOTA_RPS`] for Cognito's).
+    pub fn new(quota_rps: f64) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                pools: Mutex::new(HashMap::new()),
+                bucket: Mutex::new(Bucket::new(quota_rps)),
+                counts: Mutex::new(Counts::default()),
+                scripted_throttles: Mutex::new(0),
+            }),
+        }
     }
 
     /// Replace the users of `pool_id`, each as `ListUsers` returns one
@@ -148,6 +128,67 @@ impl FakeCognito {
 
     pub fn counts(&self) -> Counts {
         *lock(&self.shared.counts)
+    }
+
+    /// Answer one request (`POST /`, its operation in `X-Amz-Target`).
+    pub fn answer(&self, headers: &HeaderMap, body: &[u8]) -> Response {
+        answer(&self.shared, headers, body)
+    }
+}
+
+/// A running fake; dropping it stops the server.
+pub struct FakeCognito {
+    addr: SocketAddr,
+    pools: CognitoPools,
+    task: JoinHandle<()>,
+}
+
+impl Drop for FakeCognito {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeCognito {
+    /// Serve on `127.0.0.1` (an ephemeral port) with a quota of `quota_rps`
+    /// `ListUsers` calls per second ([`USER_LIST_QUOTA_RPS`] for Cognito's).
+    pub async fn start(quota_rps: f64) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let pools = CognitoPools::new(quota_rps);
+        let served = pools.clone();
+        let app =
+            Router::new().route(
+                "/",
+                post(move |headers: HeaderMap, body: Bytes| async move {
+                    served.answer(&headers, &body)
+                }),
+            );
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::warn!(%e, "fake Cognito stopped");
+            }
+        });
+        Ok(Self { addr, pools, task })
+    }
+
+    /// `http://127.0.0.1:{port}`: the endpoint for the SDK.
+    pub fn endpoint_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// See [`CognitoPools::set_users`].
+    pub fn set_users(&self, pool_id: &str, users: Vec<Value>) {
+        self.pools.set_users(pool_id, users);
+    }
+
+    /// See [`CognitoPools::throttle_next`].
+    pub fn throttle_next(&self, n: u64) {
+        self.pools.throttle_next(n);
+    }
+
+    pub fn counts(&self) -> Counts {
+        self.pools.counts()
     }
 }
 
@@ -186,7 +227,7 @@ fn sub_filter(filter: &str) -> Option<(bool, String)> {
     Some((prefix, value.to_owned()))
 }
 
-async fn serve(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+fn answer(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -214,7 +255,7 @@ async fn serve(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
             "Too many requests (fake Cognito quota)",
         );
     }
-    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
         return error("InvalidParameterException", "the body is not JSON");
     };
     let pool_id = request["UserPoolId"].as_str().unwrap_or_default();

@@ -10,6 +10,10 @@
 //! so the samples can show the hand-off and the blocked-group paths without
 //! a network.
 //!
+//! A scheduled event (`events/reconcile/`) runs a reconcile cycle against an
+//! embedded user pool ([`DEMO_POOL`], the same pool `chime-sync serve-fake`
+//! serves), publishing what it plans to the in-memory sync queue.
+//!
 //! Credential-exchange samples (Function URL events) are validated against an
 //! **embedded JWKS** ([`DEMO_JWKS`], the public halves of two demo keys that
 //! signed the sample tokens) and answered by an **STS double** that records
@@ -30,11 +34,13 @@ use crate::handlers::credential_exchange::{self, CredentialExchange};
 use crate::handlers::idp_sync::{self, IdpSync};
 use crate::handlers::post_confirmation::{self, PostConfirmation};
 use crate::handlers::pre_signup::{self, SignUpDecision, SignUpPolicy};
+use crate::handlers::reconcile::{self, Reconcile};
 use crate::identity::{AppInstanceArn, UserId};
 use crate::ledger::Source;
 use crate::ledger::memory::InMemoryLedger;
-use crate::memory::{InMemoryDirectory, InMemoryQueue};
+use crate::memory::{InMemoryDirectory, InMemoryQueue, InMemoryUserPool};
 use crate::profile::DisplayNamePolicy;
+use crate::user_pool::PoolUser;
 
 /// The AppInstance of the embedded directory.
 pub const DEMO_APP_INSTANCE_ARN: &str =
@@ -52,6 +58,49 @@ pub const DEMO_DISPLAY_NAME_ATTRIBUTES: &str = "preferred_username,name,given_na
 pub const DEMO_COGNITO_ISSUER: &str =
     "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_DEMO12345";
 pub const DEMO_OIDC_ISSUER: &str = "https://idp.example.com/oauth2/demo";
+/// The user pool of the sample Cognito events, which the replay's reconcile
+/// reads and `chime-sync serve-fake` serves.
+pub const DEMO_POOL_ID: &str = "us-east-1_aBcD3fGhI";
+/// Its users (username, sub, name), all confirmed and enabled: those the
+/// samples confirm (Ada, Radia) or sign in with a pool token (Annie), and
+/// Dorothy, created by an administrator and so in no trigger's sample:
+/// reconcile is what gives her a Chime user.
+pub const DEMO_POOL: [(&str, &str, &str); 4] = [
+    (
+        "ada",
+        "1d4f6a8c-2b3e-4c5d-9e7f-8a0b1c2d3e4f",
+        "Ada Lovelace",
+    ),
+    (
+        "radia",
+        "e8b4c0d6-9a2f-4e5b-b1c7-3f6a8d0e2b59",
+        "Radia Perlman",
+    ),
+    (
+        "annie",
+        "4a7c1e9b-3d5f-4b2a-8c6e-0f1d3b5a7c92",
+        "Annie Easley",
+    ),
+    (
+        "dorothy",
+        "f3a9c5e1-7b2d-4c8e-9a6f-1d3b5e7c9a20",
+        "Dorothy Vaughan",
+    ),
+];
+
+/// [`DEMO_POOL`] as `ListUsers` shows it.
+pub fn demo_pool_users() -> Vec<PoolUser> {
+    DEMO_POOL
+        .iter()
+        .map(|(username, sub, name)| {
+            PoolUser::from_json(&serde_json::json!({
+                "Username": username, "UserStatus": "CONFIRMED", "Enabled": true,
+                "Attributes": [{"Name": "sub", "Value": sub}, {"Name": "name", "Value": name}],
+            }))
+        })
+        .collect()
+}
+
 /// The browser origin the replay allows (CORS).
 pub const DEMO_ORIGIN: &str = "https://chat.example.com";
 /// The embedded JWKS: public keys of the demo RSA and EC keys that signed the
@@ -66,6 +115,7 @@ pub enum Function {
     PostConfirmation,
     IdpSync,
     CredentialExchange,
+    Reconcile,
 }
 
 impl Function {
@@ -76,6 +126,9 @@ impl Function {
         }
         if event.pointer("/requestContext/http").is_some() {
             return Some(Self::CredentialExchange);
+        }
+        if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
+            return Some(Self::Reconcile);
         }
         let source = trigger_source(event)?;
         if source.starts_with("PreSignUp_") {
@@ -100,6 +153,7 @@ impl Function {
             Self::PostConfirmation => "post-confirmation",
             Self::IdpSync => "idp-sync",
             Self::CredentialExchange => "credential-exchange",
+            Self::Reconcile => "reconcile",
         }
     }
 }
@@ -152,6 +206,8 @@ pub struct Replay<D> {
     pub ledger: InMemoryLedger,
     pub sync_queue: InMemoryQueue,
     pub dlq: InMemoryQueue,
+    /// [`DEMO_POOL`], for reconcile.
+    pub pool: InMemoryUserPool,
     pub sign_up: SignUpPolicy,
     pub names: DisplayNamePolicy,
     /// Serves [`DEMO_JWKS`] for both demo issuers.
@@ -181,6 +237,7 @@ impl<D: Directory> Replay<D> {
             ledger: InMemoryLedger::new(),
             sync_queue: InMemoryQueue::new(),
             dlq: InMemoryQueue::new(),
+            pool: InMemoryUserPool::new(demo_pool_users()),
             sign_up: SignUpPolicy {
                 names: names.clone(),
                 allowed_email_domains: SignUpPolicy::parse_domains(DEMO_ALLOWED_DOMAINS),
@@ -211,6 +268,32 @@ impl<D: Directory> Replay<D> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or(shown);
         self.event(&name, event).await
+    }
+
+    /// One reconcile cycle over [`DEMO_POOL`], its plan published to the
+    /// sync queue: what the row says.
+    async fn reconcile_cycle(&self, event: &Value) -> String {
+        let deps = Reconcile {
+            pool: &self.pool,
+            directory: &self.directory,
+            queue: &self.sync_queue,
+            ledger: &self.ledger,
+            settings: reconcile::Settings {
+                names: self.names.clone(),
+                ..reconcile::Settings::default()
+            },
+        };
+        let start = reconcile::fresh_cycle(event, std::time::SystemTime::now());
+        match reconcile::run(start, &deps, None).await {
+            Ok(report) => {
+                let t = report.totals;
+                format!(
+                    "{} pool users read; published {} creates, {} updates, {} deletions",
+                    t.pool_users, t.creates, t.updates, t.deletes
+                )
+            }
+            Err(e) => format!("error: {e}"),
+        }
     }
 
     /// Replay one event, named `name` in the rows.
@@ -303,6 +386,11 @@ impl<D: Directory> Replay<D> {
                     }],
                 }
             }
+            Function::Reconcile => Replayed {
+                function,
+                rows: vec![row(self.reconcile_cycle(&event).await, None)],
+                response: Ok(Value::Null),
+            },
             Function::IdpSync => {
                 let sqs: SqsEvent = serde_json::from_value(event).map_err(|error| {
                     ReplayError::InvalidSqsEvent {

@@ -24,6 +24,23 @@ struct IdpState {
     gets: Mutex<HashMap<String, usize>>,
 }
 
+/// The IdP's two documents as routes under `/idp/` of another server (no
+/// fallback, so they merge beside other routes): what `chime-sync serve-fake`
+/// publishes on its own port, the issuer being `{origin}/idp`.
+pub fn publisher(origin: &str, jwks: Value) -> Router {
+    let state = Arc::new(IdpState {
+        issuer: format!("{origin}{PREFIX}"),
+        jwks: Mutex::new(jwks),
+        gets: Mutex::new(HashMap::new()),
+    });
+    Router::new()
+        .route(
+            &format!("{PREFIX}/{{*document}}"),
+            axum::routing::get(get_document),
+        )
+        .with_state(state)
+}
+
 /// A running local IdP.
 pub struct LocalIdp {
     state: Arc<IdpState>,

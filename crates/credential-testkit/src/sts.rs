@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -41,30 +40,17 @@ struct StsState {
     script: Mutex<VecDeque<StsAnswer>>,
 }
 
-/// A running local STS.
-pub struct LocalSts {
+/// The endpoint's state without a listener: what [`LocalSts`] serves, and
+/// what `chime-sync serve-fake` answers STS with beside the other local
+/// services on one port.
+#[derive(Clone, Default)]
+pub struct StsEndpoint {
     state: Arc<StsState>,
-    served: Served,
 }
 
-/// The access key id prefix of the credentials it hands out.
-pub const ACCESS_KEY_PREFIX: &str = "ASIALOCALSTS";
-
-impl LocalSts {
-    pub async fn start() -> Self {
-        let state = Arc::new(StsState::default());
-        let app = Router::new()
-            .fallback(answer)
-            .with_state(Arc::clone(&state));
-        Self {
-            state,
-            served: serve(app, None).await,
-        }
-    }
-
-    /// For `AWS_ENDPOINT_URL_STS` or a client's `endpoint_url`.
-    pub fn endpoint_url(&self) -> String {
-        format!("http://{}", self.served.addr)
+impl StsEndpoint {
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// Answer the next requests with these, in order; then credentials again.
@@ -76,14 +62,57 @@ impl LocalSts {
     pub fn requests(&self) -> Vec<StsRequest> {
         lock(&self.state.requests).clone()
     }
+
+    /// Answer one query-protocol request (`POST /`, a form body).
+    pub fn answer(&self, headers: &HeaderMap, body: &[u8]) -> Response {
+        answer(&self.state, headers, body)
+    }
+}
+
+/// A running local STS.
+pub struct LocalSts {
+    endpoint: StsEndpoint,
+    served: Served,
+}
+
+/// The access key id prefix of the credentials it hands out.
+pub const ACCESS_KEY_PREFIX: &str = "ASIALOCALSTS";
+
+impl LocalSts {
+    pub async fn start() -> Self {
+        let endpoint = StsEndpoint::new();
+        let served_endpoint = endpoint.clone();
+        let app = Router::new().fallback(move |headers: HeaderMap, body: Bytes| async move {
+            served_endpoint.answer(&headers, &body)
+        });
+        Self {
+            endpoint,
+            served: serve(app, None).await,
+        }
+    }
+
+    /// For `AWS_ENDPOINT_URL_STS` or a client's `endpoint_url`.
+    pub fn endpoint_url(&self) -> String {
+        format!("http://{}", self.served.addr)
+    }
+
+    /// Answer the next requests with these, in order; then credentials again.
+    pub fn script(&self, answers: impl IntoIterator<Item = StsAnswer>) {
+        self.endpoint.script(answers);
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<StsRequest> {
+        self.endpoint.requests()
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-async fn answer(State(state): State<Arc<StsState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let params: BTreeMap<String, String> = form_pairs(&body);
+fn answer(state: &StsState, headers: &HeaderMap, body: &[u8]) -> Response {
+    let params: BTreeMap<String, String> = form_pairs(body);
     let signed = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())

@@ -123,12 +123,24 @@ pub async fn init_step<T, E: Display>(result: Result<T, E>) -> Result<T, ExitCod
     }
 }
 
+/// How long the start-up error report may take. Lambda's own Runtime API
+/// answers at once; an emulator that never answers (a `cargo lambda watch`
+/// stuck on a bad build, a test mock) must not keep a process that cannot
+/// start alive forever: the process exits with its error logged either way.
+pub const INIT_ERROR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Report a start-up error to the Runtime API's `/init/error` and log it
 /// (once), then hand back the failure exit status for `main` to return.
 pub async fn report_init_error<E: Display>(error: E) -> ExitCode {
     let message = error.to_string();
     tracing::error!(outcome = "init-failed", error = %message);
-    if let Err(e) = post_init_error(&message).await {
+    let posted = tokio::time::timeout(INIT_ERROR_TIMEOUT, post_init_error(&message)).await;
+    let failed = match posted {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!("no answer within {INIT_ERROR_TIMEOUT:?}")),
+    };
+    if let Some(e) = failed {
         tracing::error!(error = %e, "could not report the start-up error to the Lambda Runtime API");
     }
     ExitCode::FAILURE

@@ -52,6 +52,8 @@ mod error;
 pub mod lambda;
 mod queue;
 mod rng;
+#[cfg(feature = "wire")]
+pub mod wire;
 
 #[cfg(feature = "chime-sync")]
 pub use chime_sync::{SendCounts, SendFaults, SimQueue};
