@@ -275,7 +275,8 @@ async fn serve_fake_on_a_busy_port_fails_in_one_line_without_a_banner() {
 async fn replay_times_zero_is_refused() {
     let command = chime_sync(&["replay", "--times", "0"]);
     let (code, stdout, stderr) = run("chime-sync replay --times 0", command).await;
-    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    // A usage error is an error (1), never "changes planned" (2).
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
     assert_eq!(stdout, "");
     assert!(
         stderr.contains("invalid value '0' for '--times <TIMES>'"),

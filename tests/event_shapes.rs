@@ -15,6 +15,7 @@ use aws_lambda_events::event::cognito::{
     CognitoEventUserPoolsPostConfirmation, CognitoEventUserPoolsPostConfirmationTriggerSource,
     CognitoEventUserPoolsPreSignup, CognitoEventUserPoolsPreSignupTriggerSource,
 };
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use aws_lambda_events::event::sqs::SqsEvent;
 use chime_identity_sync::{events_dir, events_relative};
@@ -39,6 +40,8 @@ enum Kind {
     PostConfirmation,
     IdpSync,
     CredentialExchange,
+    /// The schedule's event, which starts the reconcile state machine.
+    Reconcile,
 }
 
 fn kind(rel: &str) -> Kind {
@@ -47,8 +50,10 @@ fn kind(rel: &str) -> Kind {
         Some("post-confirmation") => Kind::PostConfirmation,
         Some("idp-sync") => Kind::IdpSync,
         Some("credential-exchange") => Kind::CredentialExchange,
+        Some("reconcile") => Kind::Reconcile,
         _ => panic!(
-            "events/{rel}: samples live in pre-signup/, post-confirmation/, idp-sync/ or credential-exchange/"
+            "events/{rel}: samples live in pre-signup/, post-confirmation/, idp-sync/, \
+             credential-exchange/ or reconcile/"
         ),
     }
 }
@@ -66,6 +71,7 @@ fn strict(kind: Kind, event: &Value) -> Result<(), String> {
         Kind::CredentialExchange => {
             serde_json::from_value::<LambdaFunctionUrlRequest>(event.clone()).map(drop)
         }
+        Kind::Reconcile => serde_json::from_value::<EventBridgeEvent>(event.clone()).map(drop),
     };
     result.map_err(|e| e.to_string())
 }
@@ -157,6 +163,12 @@ fn every_sample_deserialises_into_its_aws_lambda_events_type() {
                         "{rel}: {record:?}"
                     );
                 }
+            }
+            Kind::Reconcile => {
+                let parsed: EventBridgeEvent = serde_json::from_value(event.clone())
+                    .unwrap_or_else(|e| panic!("{rel}: aws_lambda_events refuses it: {e}"));
+                assert_eq!(parsed.detail_type, "Scheduled Event", "{rel}");
+                assert!(parsed.id.is_some(), "{rel}");
             }
         }
     }
@@ -316,9 +328,31 @@ fn samples_carry_what_aws_sends() {
             Kind::PreSignUp | Kind::PostConfirmation => check_cognito(&rel, &event),
             Kind::IdpSync => check_sqs(&rel, &event),
             Kind::CredentialExchange => check_function_url(&rel, &event),
+            Kind::Reconcile => check_scheduled(&rel, &event),
         }
         check_conventions(&rel, &event);
     }
+}
+
+/// What EventBridge's scheduled event always carries (the state machine's
+/// input, which reconcile names its cycle after by `id`).
+fn check_scheduled(rel: &str, event: &Value) {
+    assert_eq!(event["detail-type"], "Scheduled Event", "{rel}");
+    assert_eq!(event["source"], "aws.events", "{rel}");
+    assert_eq!(event["version"], "0", "{rel}");
+    assert!(
+        event["id"].as_str().is_some_and(|id| id.len() == 36),
+        "{rel}: id"
+    );
+    assert!(
+        event["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{rel}: time"
+    );
+    assert!(
+        event["resources"].as_array().is_some_and(|r| r.len() == 1),
+        "{rel}: resources"
+    );
+    assert_eq!(event["detail"], serde_json::json!({}), "{rel}: detail");
 }
 
 /// What a Function URL event (payload format 2.0) always carries.

@@ -325,7 +325,7 @@ async fn the_breaker_trips_releases_with_the_flag_and_restore_undoes_a_mass_dele
     // The CLI refuses as well...
     let args = ["reconcile", "--user-pool-id", &pool.id, "--app-instance-arn", APP, "--delete-missing", "--apply"];
     let (code, stdout, stderr) = run_cli("reconcile --apply", chime_sync(&moto, &fake, &args)).await;
-    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert_eq!(code, Some(3), "3: deletions withheld\n{stdout}\n{stderr}");
     assert!(stderr.contains("mass-delete breaker: 51 deletions planned, at most 50 allowed"), "{stderr}");
     assert!(stderr.contains("--allow-deletes 51"), "{stderr}");
     assert!(chime_users(&fake).values().all(|(_, pending)| !pending), "nothing deleted");

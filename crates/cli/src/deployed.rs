@@ -31,7 +31,6 @@ pub const RECONCILE_FUNCTION: &str = "ReconcileFunction";
 
 /// Where the deployed settings are.
 #[derive(Args, Debug, Default)]
-#[group(id = "deployed_function", args = ["stack_name", "function_name"], multiple = false)]
 pub struct DeployedArgs {
     /// Take every reconcile setting (pool, AppInstance, ledger, protected ids, statuses,
     /// limits, delete mode) from this stack's reconcile function, as it runs.
@@ -41,7 +40,7 @@ pub struct DeployedArgs {
     #[arg(long, value_name = "NAME")]
     pub function_name: Option<String>,
     /// The Region of the stack or function (default: the AWS configuration's).
-    #[arg(long, value_name = "REGION", requires = "deployed_function")]
+    #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
 }
 
@@ -54,7 +53,17 @@ impl DeployedArgs {
 /// The deployed reconcile function's configuration, when asked for.
 pub async fn settings(args: &DeployedArgs) -> Result<Option<ReconcileConfig>, Failure> {
     if !args.given() {
-        return Ok(None);
+        return match args.region {
+            // Silently ignored, it would let an operator believe they looked
+            // at another Region.
+            Some(_) => Err(
+                "--region names the Region of --stack-name or --function-name; \
+                            give one of them, or drop --region"
+                    .to_owned()
+                    .into(),
+            ),
+            None => Ok(None),
+        };
     }
     let sdk = load_sdk_config_in(args.region.as_deref()).await?;
     let function = match (&args.function_name, &args.stack_name) {
