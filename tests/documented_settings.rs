@@ -19,7 +19,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use chime_sync_aws::config::{self, IdpSyncConfig, PostConfirmationConfig, ReconcileConfig};
+use chime_sync_core::DisplayNamePolicy;
 use chime_sync_core::directory::DeleteMode;
+use chime_sync_core::handlers::pre_signup::SignUpRejected;
 
 /// What one source says about a setting; `None`: it does not say.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -713,6 +715,47 @@ fn every_range_and_default_is_the_same_in_docs_template_and_code() {
         problems.is_empty(),
         "documents, template and code disagree:\n  {}",
         problems.join("\n  ")
+    );
+}
+
+/// The built-in display-name order is text, not a number: README's and
+/// DEPLOY's rows, the template's parameter and docs/ARCHITECTURE.md each state
+/// the code's `DisplayNamePolicy::DEFAULT`, and README quotes the rejection a
+/// sign-up without a name gets under it.
+#[test]
+fn the_display_name_order_is_stated_as_the_code_has_it() {
+    let docs = Documents::load();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let architecture =
+        std::fs::read_to_string(root.join("docs/ARCHITECTURE.md")).expect("docs/ARCHITECTURE.md");
+    let template = docs.template["Parameters"]["DisplayNameAttributes"]["Description"]
+        .as_str()
+        .expect("DisplayNameAttributes has a Description");
+    let default = format!("`{}`", DisplayNamePolicy::DEFAULT);
+    for (source, text) in [
+        (
+            "README.md",
+            table_row(&docs.readme, "DISPLAY_NAME_ATTRIBUTES", "README.md"),
+        ),
+        (
+            "docs/DEPLOY.md",
+            table_row(&docs.deploy, "DisplayNameAttributes", "docs/DEPLOY.md"),
+        ),
+        ("template.yaml", template),
+        ("docs/ARCHITECTURE.md", architecture.as_str()),
+    ] {
+        // Folded: the template's and ARCHITECTURE's prose is wrapped.
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            text.contains(&default),
+            "{source} should state the default {default}: {text}"
+        );
+    }
+    let readme = docs.readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    let rejection = SignUpRejected::NoDisplayName(DisplayNamePolicy::default().describe());
+    assert!(
+        readme.contains(&rejection.to_string()),
+        "README.md should quote {rejection}"
     );
 }
 

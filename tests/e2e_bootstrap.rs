@@ -751,7 +751,7 @@ async fn idp_sync_reports_unfinished_work_failed_before_the_deadline(mode) {
 // start-up configuration
 // ---------------------------------------------------------------------------
 
-/// A missing or malformed variable stops each function at init: it reports
+/// A missing or malformed variable, or a pair that is unsafe together, stops each function at init: it reports
 /// `Runtime.ConfigError` to `/init/error` with a message naming the variable,
 /// never asks for an event, and exits non-zero.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -772,6 +772,15 @@ async fn bad_configuration_is_reported_to_init_error() {
             PRE_SIGNUP,
             vec![("AUTO_CONFIRM", "yes")],
             "AUTO_CONFIRM must be true, false, 1 or 0, not `yes`",
+        ),
+        // Each value is valid, the pair is not: nothing would prove the allowed domain.
+        (
+            PRE_SIGNUP,
+            vec![
+                ("ALLOWED_EMAIL_DOMAINS", "corp.com"),
+                ("AUTO_CONFIRM", "true"),
+            ],
+            "AUTO_CONFIRM=true cannot be combined with ALLOWED_EMAIL_DOMAINS: an auto-confirmed user",
         ),
     ];
     for (function, env, message) in cases {

@@ -195,6 +195,16 @@ pub enum ConfigError {
     InvalidShards { name: &'static str, value: String },
     #[error("{name} has an invalid email domain `{value}` (expected e.g. example.com,example.org)")]
     InvalidEmailDomain { name: &'static str, value: String },
+    #[error(
+        "{confirm}=true cannot be combined with {domains}: an auto-confirmed user never enters the \
+         code sent to their email address, so nothing proves they own it, and anyone could sign \
+         up with an address of an allowed domain and get a chat user. Set {confirm} to false \
+         (users confirm with the code, which proves the address) or leave {domains} empty"
+    )]
+    UnprovenEmailDomains {
+        confirm: &'static str,
+        domains: &'static str,
+    },
     #[error("{name} {source}")]
     InvalidTrustedIssuers {
         name: &'static str,
@@ -241,7 +251,7 @@ pub struct PreSignupConfig {
     pub display_names: DisplayNamePolicy,
     /// `ALLOWED_EMAIL_DOMAINS`: lower-case domains; `None` allows any.
     pub allowed_email_domains: Option<Vec<String>>,
-    /// `AUTO_CONFIRM` (default false).
+    /// `AUTO_CONFIRM` (default false). Never true with `allowed_email_domains`.
     pub auto_confirm: bool,
     /// `AUTO_VERIFY_EMAIL` (default false; only when an email is present).
     pub auto_verify_email: bool,
@@ -252,14 +262,32 @@ impl PreSignupConfig {
         Self::from_lookup(process_env)
     }
 
+    /// The policy, or the error of its first bad variable.
+    ///
+    /// `AUTO_CONFIRM=true` with `ALLOWED_EMAIL_DOMAINS` is refused: the
+    /// domain check reads the address the user typed, which only the code
+    /// Cognito sends to it proves, and auto-confirming skips that code, so
+    /// anyone could register ceo@ an allowed domain and get chat credentials.
+    /// Nothing else makes the pair safe: `AUTO_VERIFY_EMAIL` marks the same
+    /// unproven address verified (worse: tokens then vouch for it), and
+    /// whether the pool allows self sign-up is the pool's setting, which this
+    /// function cannot see. (template.yaml's rule `EmailDomainsNeedConfirmation`
+    /// refuses the pair before a deployment.)
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(lookup);
-        Ok(Self {
+        let config = Self {
             display_names: env.display_names()?,
             allowed_email_domains: env.email_domains(ALLOWED_EMAIL_DOMAINS)?,
             auto_confirm: env.boolean(AUTO_CONFIRM, false)?,
             auto_verify_email: env.boolean(AUTO_VERIFY_EMAIL, false)?,
-        })
+        };
+        if config.auto_confirm && config.allowed_email_domains.is_some() {
+            return Err(ConfigError::UnprovenEmailDomains {
+                confirm: AUTO_CONFIRM,
+                domains: ALLOWED_EMAIL_DOMAINS,
+            });
+        }
+        Ok(config)
     }
 }
 
@@ -973,7 +1001,6 @@ mod tests {
                 ALLOWED_EMAIL_DOMAINS,
                 " Example.com, @example.org ,example.com",
             ),
-            (AUTO_CONFIRM, "TRUE"),
             (AUTO_VERIFY_EMAIL, "1"),
             (DISPLAY_NAME_ATTRIBUTES, "name,email:local"),
         ]))
@@ -982,11 +1009,57 @@ mod tests {
             cfg.allowed_email_domains,
             Some(vec!["example.com".to_owned(), "example.org".to_owned()])
         );
-        assert!(cfg.auto_confirm && cfg.auto_verify_email);
+        assert!(!cfg.auto_confirm && cfg.auto_verify_email);
         assert_eq!(
             cfg.display_names,
             DisplayNamePolicy::parse("name,email:local").unwrap()
         );
+        let cfg = PreSignupConfig::from_lookup(lookup(&[(AUTO_CONFIRM, "TRUE")])).unwrap();
+        assert!(cfg.auto_confirm && cfg.allowed_email_domains.is_none());
+    }
+
+    #[test]
+    fn auto_confirm_with_allowed_email_domains_is_refused() {
+        for confirm in ["true", "TRUE", "1"] {
+            for verify in ["false", "true"] {
+                let err = PreSignupConfig::from_lookup(lookup(&[
+                    (ALLOWED_EMAIL_DOMAINS, "corp.com"),
+                    (AUTO_CONFIRM, confirm),
+                    (AUTO_VERIFY_EMAIL, verify),
+                ]))
+                .unwrap_err();
+                assert_eq!(
+                    err,
+                    ConfigError::UnprovenEmailDomains {
+                        confirm: AUTO_CONFIRM,
+                        domains: ALLOWED_EMAIL_DOMAINS
+                    }
+                );
+                let text = err.to_string();
+                assert!(
+                    text.starts_with(
+                        "AUTO_CONFIRM=true cannot be combined with ALLOWED_EMAIL_DOMAINS:"
+                    ),
+                    "{text}"
+                );
+                assert!(text.contains("nothing proves they own it"), "{text}");
+            }
+        }
+        // Either alone is allowed, and a blank list is no list.
+        for pairs in [
+            &[(AUTO_CONFIRM, "true"), (AUTO_VERIFY_EMAIL, "true")][..],
+            &[(ALLOWED_EMAIL_DOMAINS, "corp.com"), (AUTO_CONFIRM, "false")],
+            &[
+                (ALLOWED_EMAIL_DOMAINS, "corp.com"),
+                (AUTO_VERIFY_EMAIL, "true"),
+            ],
+            &[(ALLOWED_EMAIL_DOMAINS, " , "), (AUTO_CONFIRM, "true")],
+        ] {
+            assert!(
+                PreSignupConfig::from_lookup(lookup(pairs)).is_ok(),
+                "{pairs:?}"
+            );
+        }
     }
 
     #[test]

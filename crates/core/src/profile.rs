@@ -8,6 +8,10 @@ use serde_json::{Map, Value};
 use crate::error::InputError;
 use crate::identity::UserId;
 
+pub mod invisible;
+
+pub use invisible::{is_invisible, strip_invisible};
+
 /// Chime's limit for `Name`, counted in UTF-16 code units as the service
 /// (Java) counts string length; a cut that satisfies that also satisfies a
 /// count in characters.
@@ -15,7 +19,7 @@ pub const MAX_NAME_UNITS: usize = 100;
 /// Chime's limit for `Metadata`.
 pub const MAX_METADATA_UNITS: usize = 1024;
 
-/// A Chime display name: invisible characters removed (see [`is_invisible`]),
+/// A Chime display name: invisible characters removed (see [`invisible`]),
 /// whitespace runs folded to one space, control characters dropped, trimmed,
 /// cut to 100 units on a character boundary, and never without a visible
 /// character (Chime requires a non-space one; a chat UI needs one to show).
@@ -23,40 +27,20 @@ pub const MAX_METADATA_UNITS: usize = 1024;
 /// In a chat UI an invisible name impersonates nobody in particular and a
 /// right-to-left override (`"\u{202e}evoL adA"` shows as "Ada Love") or a
 /// zero-width character (`"Ad\u{200b}a"`) impersonates someone in particular,
-/// so neither survives parsing. The price, accepted: a zero-width joiner
-/// also joins emoji sequences (a family emoji becomes its members) and
-/// Persian or Indic words (ZWNJ), which then render slightly differently.
+/// so neither survives parsing; emoji sequences (👨‍👩‍👧, ❤️) do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
-/// Characters removed from display names: bidirectional embedding, override
-/// and isolate controls (U+202A–U+202E, U+2066–U+2069) and marks (U+200E,
-/// U+200F, U+061C); zero-width characters (U+200B–U+200D, U+2060–U+2064,
-/// U+FEFF, U+180E, the soft hyphen U+00AD, the grapheme joiner U+034F);
-/// deprecated format characters (U+206A–U+206F); and the Hangul and Khmer
-/// fillers that render as nothing (U+115F, U+1160, U+3164, U+FFA0, U+17B4,
-/// U+17B5).
-pub fn is_invisible(c: char) -> bool {
-    matches!(c,
-        '\u{00ad}' | '\u{034f}' | '\u{061c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
-        | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}'
-        | '\u{2066}'..='\u{206f}' | '\u{3164}' | '\u{feff}' | '\u{ffa0}')
-}
-
-/// Whether `c` shows anything on its own. Variation selectors and tag
-/// characters stay in a name (they shape the emoji before them: ❤️, flags),
-/// but a name made only of them, of blanks (U+2800) or of whitespace shows
-/// nothing.
+/// Whether `c` shows anything on its own: a joiner or presentation selector
+/// kept in an emoji sequence only shapes the emoji, and a name made only of
+/// blanks (U+2800) or of whitespace shows nothing.
 fn is_visible(c: char) -> bool {
-    !(c.is_whitespace()
-        || c.is_control()
-        || is_invisible(c)
-        || matches!(c, '\u{fe00}'..='\u{fe0f}' | '\u{e0000}'..='\u{e007f}' | '\u{e0100}'..='\u{e01ef}' | '\u{2800}'))
+    !(c.is_whitespace() || c.is_control() || is_invisible(c) || c == '\u{2800}')
 }
 
 impl DisplayName {
     pub fn parse(raw: &str) -> Result<Self, InputError> {
-        let visible: String = raw.chars().filter(|c| !is_invisible(*c)).collect();
+        let visible = strip_invisible(raw);
         let cleaned: String = visible
             .split(|c: char| c.is_whitespace() || c.is_control())
             .filter(|w| !w.is_empty())
@@ -71,6 +55,10 @@ impl DisplayName {
             }
             cut.push(c);
         }
+        // A cut inside an emoji sequence can leave a joiner with nothing to join (or a keycap's
+        // selector without its keycap): stripped as parsing the name again would strip it, so a
+        // name is its own display name.
+        let cut = strip_invisible(&cut);
         let trimmed = cut.trim_end();
         if !trimmed.chars().any(is_visible) {
             return Err(InputError::InvalidDisplayName(
@@ -179,8 +167,11 @@ enum NameSource {
 /// (`DISPLAY_NAME_ATTRIBUTES`).
 ///
 /// Syntax: comma-separated entries; an entry is attribute names separated by
-/// spaces, or `email:local`. Default:
-/// `preferred_username,name,given_name family_name,email:local`.
+/// spaces, or `email:local`. Default: `name,given_name family_name,email:local`.
+///
+/// `preferred_username` is not in the default: it is a handle users pick and
+/// change as they please, the first place a name like "IT Helpdesk" would
+/// come from. A pool that wants it lists it (`preferred_username,name,...`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayNamePolicy {
     sources: Vec<NameSource>,
@@ -203,7 +194,7 @@ impl Default for DisplayNamePolicy {
 pub struct EmptyNamePolicy;
 
 impl DisplayNamePolicy {
-    pub const DEFAULT: &'static str = "preferred_username,name,given_name family_name,email:local";
+    pub const DEFAULT: &'static str = "name,given_name family_name,email:local";
 
     pub fn parse(spec: &str) -> Result<Self, EmptyNamePolicy> {
         let sources: Vec<NameSource> = spec
@@ -322,6 +313,10 @@ mod tests {
             "\u{fe0f}",
             "\u{2800}\u{2800}",
             "\u{e0041}\u{e0064}",
+            "\u{fff9}\u{fffb}",
+            "\u{1d173}\u{1d17a}",
+            "\u{180b}\u{180f}",
+            "\u{200d}\u{fe0f}\u{e0001}",
         ] {
             assert!(
                 matches!(
@@ -333,7 +328,7 @@ mod tests {
         }
         // From Cognito: an invisible name is no name, so the next source is used.
         let p = DisplayNamePolicy::default();
-        let a = attrs(json!({"preferred_username": "\u{200f}\u{200e}\u{202e}", "name": "Ada"}));
+        let a = attrs(json!({"name": "\u{200f}\u{200e}\u{202e}", "given_name": "Ada"}));
         assert_eq!(p.derive(&a).unwrap().as_str(), "Ada");
         let none = attrs(json!({"name": "\u{202e}\u{200b}"}));
         assert_eq!(p.derive(&none), None);
@@ -353,6 +348,22 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_inside_an_emoji_sequence_leaves_no_lone_joiner_or_selector() {
+        // The joiner fits in 100 units, the emoji it joins does not.
+        let family = format!("{}👨\u{200d}👩", "a".repeat(97));
+        let n = DisplayName::parse(&family).unwrap();
+        assert_eq!(n.as_str(), format!("{}👨", "a".repeat(97)));
+        // A keycap's selector fits, its keycap mark does not.
+        let keycap = format!("{}1\u{fe0f}\u{20e3}", "a".repeat(98));
+        let n = DisplayName::parse(&keycap).unwrap();
+        assert_eq!(n.as_str(), format!("{}1", "a".repeat(98)));
+        for raw in [family, keycap] {
+            let n = DisplayName::parse(&raw).unwrap();
+            assert_eq!(DisplayName::parse(n.as_str()), Ok(n.clone()), "{raw:?}");
+        }
+    }
+
+    #[test]
     fn metadata_limit_is_1024() {
         assert!(Metadata::parse(&"m".repeat(1024)).is_ok());
         assert_eq!(
@@ -369,13 +380,22 @@ mod tests {
     }
 
     #[test]
-    fn default_policy_prefers_preferred_username_then_name_then_given_family() {
+    fn default_policy_prefers_name_then_given_family_and_never_preferred_username() {
         let p = DisplayNamePolicy::default();
         let all = attrs(
-            json!({"preferred_username": "ada", "name": "Ada L", "given_name": "Ada",
+            json!({"preferred_username": "IT Helpdesk", "name": "Ada L", "given_name": "Ada",
             "family_name": "Lovelace", "email": "ada@example.com"}),
         );
-        assert_eq!(p.derive(&all).unwrap().as_str(), "ada");
+        assert_eq!(p.derive(&all).unwrap().as_str(), "Ada L");
+        // A handle the user picked is no name by default, however it reads ...
+        let handle_only = attrs(json!({"preferred_username": "IT Helpdesk"}));
+        assert_eq!(p.derive(&handle_only), None);
+        // ... unless the pool lists it.
+        let explicit = DisplayNamePolicy::parse("preferred_username,name").unwrap();
+        assert_eq!(
+            explicit.derive(&handle_only).unwrap().as_str(),
+            "IT Helpdesk"
+        );
         let no_pref = attrs(json!({"name": " ", "given_name": "Ada", "family_name": "Lovelace"}));
         assert_eq!(p.derive(&no_pref).unwrap().as_str(), "Ada Lovelace");
         let given_only = attrs(json!({"given_name": "Ada"}));
@@ -396,7 +416,7 @@ mod tests {
         assert_eq!(DisplayNamePolicy::parse(" , ,"), Err(EmptyNamePolicy));
         assert_eq!(
             DisplayNamePolicy::default().describe(),
-            "preferred_username, name, given_name + family_name or an email address"
+            "name, given_name + family_name or an email address"
         );
         assert_eq!(DisplayNamePolicy::parse("name").unwrap().describe(), "name");
     }

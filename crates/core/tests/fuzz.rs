@@ -51,7 +51,7 @@ use chime_sync_core::identity::{AppInstanceArn, UserId};
 use chime_sync_core::ledger::memory::InMemoryLedger;
 use chime_sync_core::memory::{InMemoryDirectory, InMemoryQueue};
 use chime_sync_core::profile::{
-    DisplayName, DisplayNamePolicy, Metadata, UserProfile, is_invisible,
+    DisplayName, DisplayNamePolicy, Metadata, UserProfile, is_invisible, strip_invisible,
 };
 use chime_sync_core::schema::{Envelope, IdentityEvent, IdpMessage, parse_body, sub_hint};
 use proptest::collection::{btree_map, vec};
@@ -59,6 +59,7 @@ use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::test_runner::{TestCaseError, TestRunner};
 use serde_json::{Map, Value, json};
+use unicode_properties::UnicodeEmoji;
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -119,14 +120,15 @@ fn directory() -> InMemoryDirectory {
 // Reference models, written from the spec
 // ---------------------------------------------------------------------------
 
-/// The display-name rule (docs/ARCHITECTURE.md, "Identity"; profile.rs): runs of whitespace and
-/// control characters become one space, the ends are trimmed, the result is
-/// cut to 100 UTF-16 units on a character boundary (then trimmed again), and
-/// a blank result is no name.
+/// The display-name rule (docs/ARCHITECTURE.md, "Identity"; profile.rs): invisible characters
+/// go (but a joiner between two emoji and an emoji's presentation selector), runs of whitespace
+/// and control characters become one space, the ends are trimmed, the result is cut to 100
+/// UTF-16 units on a character boundary (a joiner or selector the cut parted from what it shapes
+/// goes too, then trimmed again), and a result with nothing to show is no name.
 fn model_name(raw: &str) -> Option<String> {
     let mut folded = String::new();
     let mut gap = false;
-    for c in raw.chars().filter(|c| !is_invisible(*c)) {
+    for c in model_strip(raw).chars() {
         if c.is_whitespace() || c.is_control() {
             gap = !folded.is_empty();
             continue;
@@ -146,13 +148,39 @@ fn model_name(raw: &str) -> Option<String> {
         }
         cut.push(c);
     }
+    let cut = model_strip(&cut);
     let cut = cut.trim_end();
-    // Something must show: not only variation selectors, tags or blanks.
-    let shows = |c: char| {
-        !matches!(c, ' ' | '\u{fe00}'..='\u{fe0f}' | '\u{e0000}'..='\u{e007f}'
-            | '\u{e0100}'..='\u{e01ef}' | '\u{2800}')
-    };
+    // Something must show: not only joiners, selectors or blanks.
+    let shows = |c: char| c != ' ' && c != '\u{2800}' && !is_invisible(c);
     cut.chars().any(shows).then(|| cut.to_owned())
+}
+
+/// `raw` without invisible characters (`Cf` and default-ignorable), but for
+/// a joiner after an emoji (or its U+FE0F) when an emoji follows, and a
+/// presentation selector after an emoji or between a keycap base and U+20E3.
+fn model_strip(raw: &str) -> String {
+    let emoji = |c: char| !c.is_ascii() && c.is_emoji_char();
+    let chars: Vec<char> = raw.chars().collect();
+    let mut out: Vec<char> = Vec::new();
+    for (i, &c) in chars.iter().enumerate() {
+        let (before, after) = (out.last().copied(), chars.get(i + 1).copied());
+        let keep = !is_invisible(c)
+            || match c {
+                '\u{200d}' => {
+                    before.is_some_and(|b| emoji(b) || b == '\u{fe0f}') && after.is_some_and(emoji)
+                }
+                '\u{fe0e}' | '\u{fe0f}' => {
+                    before.is_some_and(emoji)
+                        || (before.is_some_and(|b| "0123456789#*".contains(b))
+                            && after == Some('\u{20e3}'))
+                }
+                _ => false,
+            };
+        if keep {
+            out.push(c);
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// Java's `\s` (Chime validates with Java regexes, without UNICODE_CHARACTER_CLASS).
@@ -468,8 +496,33 @@ const ASTRAL: &[char] = &[
     '\u{10ffff}',
 ];
 const ODD: &[char] = &[
-    '\u{200b}', '\u{feff}', '\u{fffd}', '\u{fffe}', '\u{ffff}', '\u{ad}', '"', '\\', '/', '@', '{',
-    '}', '[', ']', ':', ',', '\'', '<', '&',
+    '\u{200b}',
+    '\u{feff}',
+    '\u{fffd}',
+    '\u{fffe}',
+    '\u{ffff}',
+    '\u{ad}',
+    '"',
+    '\\',
+    '/',
+    '@',
+    '{',
+    '}',
+    '[',
+    ']',
+    ':',
+    ',',
+    '\'',
+    '<',
+    '&',
+    '\u{fff9}',
+    '\u{1d173}',
+    '\u{e0001}',
+    '\u{180b}',
+    '\u{3164}',
+    '\u{fe0e}',
+    '\u{20e3}',
+    '\u{600}',
 ];
 
 /// A character, from a `u32`: the top six bits pick a class (weighted by how
@@ -517,6 +570,8 @@ const FILLERS: &[&str] = &[
     "a\u{200d}",
     "a\t\t",
     "👩\u{1f3fd}",
+    "👨\u{200d}👩",
+    "1\u{fe0f}\u{20e3}",
 ];
 
 /// A name whose folded form reaches 94–104 UTF-16 units, then odd characters
@@ -1264,7 +1319,7 @@ proptest! {
                 prop_assert_eq!(name.as_str(), want.as_str());
                 // Prefix-compatible: the name starts the folded input, and is
                 // all of it whenever that fits.
-                let visible: String = raw.chars().filter(|c| !is_invisible(*c)).collect();
+                let visible = strip_invisible(&raw);
                 let folded = visible
                     .split(|c: char| c.is_whitespace() || c.is_control())
                     .filter(|w| !w.is_empty())
@@ -1274,9 +1329,16 @@ proptest! {
                 if folded.encode_utf16().count() <= 100 {
                     prop_assert_eq!(name.as_str(), folded.as_str());
                 } else {
-                    // Maximal: the next visible character would not have fitted.
+                    // Maximal: the next visible character would not have fitted (with the
+                    // joiner or selector before it, which the cut dropped).
                     let rest = folded[name.as_str().len()..].trim_start();
-                    let next = rest.chars().next().map_or(0, char::len_utf16);
+                    let mut next = 0;
+                    for c in rest.chars() {
+                        next += c.len_utf16();
+                        if !is_invisible(c) {
+                            break;
+                        }
+                    }
                     let gap = folded.len() - name.as_str().len() - rest.len();
                     prop_assert!(name.as_str().encode_utf16().count() + gap + next > 100);
                 }

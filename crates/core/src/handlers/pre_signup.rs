@@ -388,7 +388,7 @@ mod tests {
             assert_eq!(got, want, "{attrs}");
         }
         let no_name = SignUpRejected::NoDisplayName(p.names.describe()).to_string();
-        assert!(no_name.contains("preferred_username"), "{no_name}");
+        assert!(no_name.contains("given_name + family_name"), "{no_name}");
         // No policy on domains: a phone-only sign-up without a name has no display name.
         let e = event("PreSignUp_SignUp", json!({"phone_number": "+15555550100"}));
         assert!(matches!(
