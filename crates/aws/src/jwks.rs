@@ -8,14 +8,20 @@
 //! issuer can be any public host), and `SSL_CERT_FILE` to replace them (a
 //! private CA, a local test server), exactly as for the SDK clients.
 //!
+//! Each answer carries its `Cache-Control: max-age` (less `Age`) for the key
+//! cache, which keeps the keys that long within its bounds
+//! (`chime_sync_core::credentials::keys`).
+//!
 //! [`RootSet::Web`]: crate::http::RootSet::Web
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chime_sync_core::credentials::{FetchError, JwksSource};
+use chime_sync_core::credentials::{FetchError, Fetched, JwksSource};
 use http_body_util::{BodyExt, Empty, Limited};
+use hyper::HeaderMap;
 use hyper::body::Bytes;
+use hyper::header::{AGE, CACHE_CONTROL};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -50,7 +56,7 @@ impl HttpsJwksSource {
 }
 
 impl JwksSource for HttpsJwksSource {
-    async fn get_json(&self, url: &str) -> Result<Value, FetchError> {
+    async fn get_json(&self, url: &str) -> Result<Fetched, FetchError> {
         let fail = |reason: String| FetchError {
             url: url.to_owned(),
             reason,
@@ -66,12 +72,15 @@ impl JwksSource for HttpsJwksSource {
             if !status.is_success() {
                 return Err(fail(format!("HTTP {}", status.as_u16())));
             }
+            let max_age = max_age(response.headers());
             let body = Limited::new(response.into_body(), Self::MAX_BYTES)
                 .collect()
                 .await
                 .map_err(|e| fail(format!("reading the body: {e}")))?
                 .to_bytes();
-            serde_json::from_slice(&body).map_err(|_| fail("the body is not JSON".into()))
+            let doc: Value =
+                serde_json::from_slice(&body).map_err(|_| fail("the body is not JSON".into()))?;
+            Ok(Fetched { doc, max_age })
         };
         tokio::time::timeout(self.timeout, fetch)
             .await
@@ -89,4 +98,81 @@ fn connect_reason(e: &hyper_util::client::legacy::Error) -> String {
         source = s.source();
     }
     reason
+}
+
+/// How long the response may be reused: `Cache-Control: max-age` (RFC 9111,
+/// 5.2.2.1) less `Age` (a cache on the way held it that long already).
+/// `None` without a readable `max-age`, or with `no-store` or `no-cache`,
+/// which ask for a fetch per use; the key cache then keeps its default.
+fn max_age(headers: &HeaderMap) -> Option<Duration> {
+    let mut max_age = None;
+    for value in headers.get_all(CACHE_CONTROL) {
+        for directive in value.to_str().ok()?.split(',') {
+            let (name, argument) = directive
+                .split_once('=')
+                .map_or((directive, None), |(n, a)| (n, Some(a)));
+            match name.trim().to_ascii_lowercase().as_str() {
+                "no-store" | "no-cache" => return None,
+                "max-age" => {
+                    max_age = argument.and_then(|a| a.trim().trim_matches('"').parse::<u64>().ok());
+                }
+                _ => {}
+            }
+        }
+    }
+    let age = headers
+        .get(AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    max_age.map(|secs| Duration::from_secs(secs.saturating_sub(age)))
+}
+
+#[cfg(test)]
+mod tests {
+    use hyper::header::HeaderValue;
+
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            let name = hyper::header::HeaderName::from_bytes(name.as_bytes()).unwrap();
+            map.append(name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    /// Response headers, and the reuse time they allow.
+    type Case = (&'static [(&'static str, &'static str)], Option<Duration>);
+
+    #[test]
+    fn max_age_is_read_from_cache_control_less_age() {
+        let secs = |s| Some(Duration::from_secs(s));
+        let cases: [Case; 11] = [
+            (&[("cache-control", "max-age=600")], secs(600)),
+            (
+                &[("cache-control", "public, max-age=86400, must-revalidate")],
+                secs(86_400),
+            ),
+            (&[("cache-control", "Max-Age = \"300\"")], secs(300)),
+            (
+                &[("cache-control", "public"), ("cache-control", "max-age=60")],
+                secs(60),
+            ),
+            (
+                &[("cache-control", "max-age=600"), ("age", "100")],
+                secs(500),
+            ),
+            (&[("cache-control", "max-age=600"), ("age", "900")], secs(0)),
+            (&[("cache-control", "no-store")], None),
+            (&[("cache-control", "max-age=600, no-cache")], None),
+            (&[("cache-control", "max-age=soon")], None),
+            (&[("expires", "Thu, 01 Jan 2099 00:00:00 GMT")], None),
+            (&[], None),
+        ];
+        for (pairs, want) in cases {
+            assert_eq!(max_age(&headers(pairs)), want, "{pairs:?}");
+        }
+    }
 }

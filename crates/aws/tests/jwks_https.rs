@@ -1,7 +1,8 @@
 //! The JWKS adapter (`HttpsJwksSource`: hyper + rustls with ring) against a
 //! local IdP over HTTPS whose certificate a throw-away CA signed, trusted
 //! through an `SSL_CERT_FILE`-style PEM file; and a whole token validation
-//! over that path. (A bad `SSL_CERT_FILE` is `http`'s own test.)
+//! over that path; the `Cache-Control` the answers carry, read off the wire.
+//! (A bad `SSL_CERT_FILE` is `http`'s own test.)
 
 use std::time::Duration;
 
@@ -33,8 +34,8 @@ async fn discovery_and_jwks_over_https_with_a_private_ca() {
         Duration::from_secs(10),
     );
 
-    let doc = source.get_json(&idp.discovery_url()).await.unwrap();
-    assert_eq!(doc["jwks_uri"], json!(idp.jwks_uri()));
+    let discovery = source.get_json(&idp.discovery_url()).await.unwrap();
+    assert_eq!(discovery.doc["jwks_uri"], json!(idp.jwks_uri()));
 
     // The whole validation over HTTPS: discovery, JWKS, signature, claims.
     let issuers =
@@ -80,4 +81,31 @@ async fn unreachable_missing_and_non_json_documents_are_errors() {
         .await
         .unwrap_err();
     assert!(down.reason.to_lowercase().contains("refused"), "{down}");
+}
+
+#[tokio::test]
+async fn the_jwks_answer_carries_its_cache_control_max_age() {
+    let key = TestKey::ec("ec");
+    let idp = LocalIdp::start(jwks(&[&key])).await;
+    let source = HttpsJwksSource::new(
+        rustls_client_config(&TrustRoots::Compiled, RootSet::Web).unwrap(),
+        Duration::from_secs(10),
+    );
+    let cases = [
+        (Some("public, max-age=600, must-revalidate"), Some(600)),
+        (Some("max-age=86400"), Some(86_400)),
+        (Some("no-store"), None),
+        (Some("no-cache, max-age=600"), None),
+        (None, None),
+    ];
+    for (cache_control, want) in cases {
+        idp.set_cache_control(cache_control);
+        let fetched = source.get_json(&idp.jwks_uri()).await.unwrap();
+        assert_eq!(
+            fetched.max_age,
+            want.map(Duration::from_secs),
+            "{cache_control:?}"
+        );
+        assert_eq!(fetched.doc, jwks(&[&key]));
+    }
 }

@@ -9,19 +9,23 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use super::keys::{FetchError, JwksSource};
+use super::keys::{FetchError, Fetched, JwksSource};
 use super::sts::{AssumeRoleRequest, CredentialIssuer, IssueError, TemporaryCredentials};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// JSON documents by URL; everything else is a 404. Can be switched "down".
+/// JSON documents by URL; everything else is a 404. Can be switched "down",
+/// made slow (a latency before each answer, in tokio time, so paused-time
+/// tests stay instant) and made to answer a `max-age`; counts every GET.
 #[derive(Default)]
 pub struct StaticJwks {
     documents: Mutex<HashMap<String, Value>>,
     fetches: Mutex<HashMap<String, usize>>,
     down: Mutex<bool>,
+    max_age: Mutex<Option<Duration>>,
+    latency: Mutex<Duration>,
 }
 
 impl StaticJwks {
@@ -34,20 +38,36 @@ impl StaticJwks {
         lock(&self.documents).insert(url.to_owned(), document);
     }
 
-    /// While down, every GET fails as if the server were unreachable.
+    /// While down, every GET fails as if the server were unreachable (after
+    /// the latency, as a server that times out would).
     pub fn set_down(&self, down: bool) {
         *lock(&self.down) = down;
     }
 
-    /// How many GETs of `url` were made (including failed ones).
+    /// The `max-age` every answer carries (`None`: no `Cache-Control`).
+    pub fn set_max_age(&self, max_age: Option<Duration>) {
+        *lock(&self.max_age) = max_age;
+    }
+
+    /// How long each GET takes to answer.
+    pub fn set_latency(&self, latency: Duration) {
+        *lock(&self.latency) = latency;
+    }
+
+    /// How many GETs of `url` were made (including failed ones), counted
+    /// when they start.
     pub fn fetches(&self, url: &str) -> usize {
         lock(&self.fetches).get(url).copied().unwrap_or(0)
     }
 }
 
 impl JwksSource for StaticJwks {
-    async fn get_json(&self, url: &str) -> Result<Value, FetchError> {
+    async fn get_json(&self, url: &str) -> Result<Fetched, FetchError> {
         *lock(&self.fetches).entry(url.to_owned()).or_default() += 1;
+        let latency = *lock(&self.latency);
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
         let fail = |reason: &str| FetchError {
             url: url.to_owned(),
             reason: reason.to_owned(),
@@ -55,10 +75,14 @@ impl JwksSource for StaticJwks {
         if *lock(&self.down) {
             return Err(fail("connection refused (simulated)"));
         }
-        lock(&self.documents)
+        let doc = lock(&self.documents)
             .get(url)
             .cloned()
-            .ok_or_else(|| fail("HTTP 404"))
+            .ok_or_else(|| fail("HTTP 404"))?;
+        Ok(Fetched {
+            doc,
+            max_age: *lock(&self.max_age),
+        })
     }
 }
 
