@@ -20,7 +20,7 @@ use chime_identity_fake::{FakeChime, FakeConfig};
 use chime_identity_sync::emf;
 use chime_identity_sync::lambda::{CREDENTIAL_EXCHANGE, Lambda, SECRET_ACCESS_KEY};
 use chime_identity_sync::runtime_api::Outcome;
-use chime_identity_sync::samples::{ADA, GRACE};
+use chime_identity_sync::samples::{ADA, ALAN, GRACE};
 use chime_sync_core::replay::DEMO_APP_INSTANCE_ARN;
 use credential_testkit::keys::{hs256, jwks, now, tampered, unsigned};
 use credential_testkit::{LocalIdp, LocalSts, StsAnswer, TestCa, TestKey};
@@ -176,6 +176,14 @@ async fn the_bootstrap_exchanges_tokens_for_scoped_credentials() {
         ),
         ("UserUUID", ADA)
     );
+    // Which issuer vouched: its key, by default the issuer URL's host.
+    assert_eq!(
+        (
+            p["Tags.member.2.Key"].as_str(),
+            p["Tags.member.2.Value"].as_str()
+        ),
+        ("Issuer", "localhost")
+    );
     assert_eq!(p["SourceIdentity"], ADA);
     let duration: u64 = p["DurationSeconds"].parse().unwrap();
     assert!(
@@ -212,9 +220,18 @@ async fn the_bootstrap_exchanges_tokens_for_scoped_credentials() {
     assert_eq!(sent[2].params["DurationSeconds"], "3600");
     assert_eq!(s.fake.users().len(), 2);
 
+    // Ada again: the session issued to her is handed out again, no STS call.
+    let token = s.rsa.sign(&claims(&s, ADA, json!({})));
+    tokens.push(token.clone());
+    let (status, again, _) = answer(&s.lambda.invoke(&post(&token)).await);
+    assert_eq!((status, &again["credentials"]), (200, creds), "{again}");
+    assert_eq!(s.sts.requests().len(), 3, "reused: no AssumeRole");
+
     // STS denied: 500, a clear log line, nothing about it in the body.
     s.sts.script([StsAnswer::AccessDenied]);
-    let token = s.rsa.sign(&claims(&s, ADA, json!({})));
+    let token = s
+        .rsa
+        .sign(&claims(&s, ALAN, json!({"name": "Alan Turing"})));
     tokens.push(token.clone());
     let (status, body, _) = answer(&s.lambda.invoke(&post(&token)).await);
     assert_eq!(
@@ -227,6 +244,13 @@ async fn the_bootstrap_exchanges_tokens_for_scoped_credentials() {
     // Refusals: status and error code; none reaches STS.
     let c = claims(&s, ADA, json!({}));
     let stranger = TestKey::rsa("not-published");
+    // Every token that fails authentication is `invalid_token` to the client
+    // (but an expired one); the reason is the log's and the metric's.
+    let aud = |value: Value| {
+        let mut c = claims(&s, ADA, json!({}));
+        c["aud"] = value;
+        post(&s.rsa.sign(&c))
+    };
     let refusals: Vec<(Value, i64, &str)> = vec![
         (
             post(&s.rsa.sign(&claims(&s, ADA, json!({"exp": now() - 300})))),
@@ -237,6 +261,22 @@ async fn the_bootstrap_exchanges_tokens_for_scoped_credentials() {
             post(&s.rsa.sign(&claims(&s, ADA, json!({"nbf": now() + 600})))),
             401,
             "token_not_yet_valid",
+        ),
+        (aud(json!(null)), 401, "malformed_audience"),
+        (aud(json!([])), 401, "malformed_audience"),
+        (aud(json!(5)), 401, "malformed_audience"),
+        (
+            aud(json!(["another-app", "chat-web"])),
+            401,
+            "wrong_authorized_party",
+        ),
+        (
+            post(
+                &s.rsa
+                    .sign(&claims(&s, ADA, json!({"iat": now() + 3 * 365 * 86_400}))),
+            ),
+            401,
+            "issued_in_future",
         ),
         (
             post(
@@ -301,18 +341,35 @@ async fn the_bootstrap_exchanges_tokens_for_scoped_credentials() {
             "jwks_unavailable",
         ),
     ];
-    for (event, want_status, want_code) in refusals {
+    let told_apart = [
+        "token_expired",
+        "jwks_unavailable",
+        "missing_token",
+        "duplicate_authorization",
+    ];
+    let mut want_reasons = Vec::new();
+    for (event, want_status, want_reason) in refusals {
         if let Some(auth) = event["headers"]["authorization"].as_str() {
             tokens.push(auth.trim_start_matches("Bearer ").to_owned());
         }
         let (status, body, headers) = answer(&s.lambda.invoke(&event).await);
+        let public = if told_apart.contains(&want_reason) {
+            want_reason
+        } else {
+            want_reasons.push(want_reason.to_owned());
+            "invalid_token"
+        };
         assert_eq!(
             (status, body["error"].as_str()),
-            (want_status, Some(want_code)),
-            "{body}"
+            (want_status, Some(public)),
+            "{want_reason}: {body}"
         );
         assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
         assert_eq!(headers["cache-control"], "no-store");
+        if event["headers"]["origin"] == ORIGIN {
+            let exposed = &headers["access-control-expose-headers"];
+            assert_eq!(exposed, "Retry-After, WWW-Authenticate", "{want_reason}");
+        }
     }
     assert_eq!(s.sts.requests().len(), 4, "no refusal reached STS");
     // The unknown kid made one JWKS refetch at most (the keys were fetched
@@ -374,22 +431,29 @@ async fn the_bootstrap_exchanges_tokens_for_scoped_credentials() {
     // the only dimension; what each request ended in.
     let metrics = emf::function_metrics(&lines, CREDENTIAL_EXCHANGE.binary);
     let answered = s.lambda.api.seen().outcomes.len();
-    assert_eq!((metrics.len(), answered), (17, 17));
+    assert_eq!((metrics.len(), answered), (23, 23));
     for (name, want) in [
-        ("Decisions", 17.0),
-        ("CredentialsIssued", 2.0),
+        ("Decisions", 23.0),
+        ("CredentialsIssued", 3.0),
         ("Failed", 1.0),
         ("Denied", 1.0),
-        ("Refused", 12.0),
+        ("Refused", 17.0),
         ("Unavailable", 1.0),
         ("Preflight", 1.0),
-        ("Created", 2.0),
-        ("AlreadyExists", 1.0),
+        ("Created", 3.0),
     ] {
         assert_eq!(emf::sum(&metrics, name), want, "{name}");
     }
-    // Ada and Grace: describe and create each; the denied request: a describe.
-    assert_eq!(emf::values(&metrics, "ChimeCallLatency").len(), 5);
+    // Ada, Grace and Alan: describe and create each (Ada's second request
+    // reused her session and called nobody).
+    assert_eq!(emf::values(&metrics, "ChimeCallLatency").len(), 6);
+    // Each refused token's precise reason, by the Reason dimension only.
+    let mut reasons = emf::reasons(&lines, CREDENTIAL_EXCHANGE.binary);
+    let mut every = want_reasons.clone();
+    every.extend(["token_expired".to_owned(), "jwks_unavailable".to_owned()]);
+    reasons.sort();
+    every.sort();
+    assert_eq!(reasons, every);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -414,5 +478,129 @@ async fn bad_trusted_issuers_are_reported_to_init_error() {
         ),
         "{}",
         report.error_message
+    );
+}
+
+/// A Cognito `custom:` attribute as the user id: users can write their own
+/// unless the app client forbids it, so the start-up refuses it until the
+/// configuration says it is administrator-controlled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_writable_id_claim_is_refused_at_start_up() {
+    let issuers = r#"{"https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Ab12Cd34E":
+        {"audiences": ["a"], "userIdClaim": "custom:chat_id"}}"#;
+    let lambda = Lambda::start(
+        CREDENTIAL_EXCHANGE,
+        &[
+            ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+            ("TRUSTED_ISSUERS", issuers),
+            ("CHAT_USER_ROLE_ARN", ROLE),
+        ],
+    )
+    .await;
+    let report = lambda.api.init_error(Duration::from_secs(10)).await;
+    assert_eq!(report.error_type, "Runtime.ConfigError");
+    assert!(
+        report.error_message.contains("custom:chat_id")
+            && report
+                .error_message
+                .contains("userIdClaimIsAdminControlled"),
+        "{}",
+        report.error_message
+    );
+}
+
+/// Three issuers, one process: a second IdP's token naming the first's user
+/// is refused (its administrator could mint any `sub`); a third's non-UUID
+/// ids map to their UUID v5, never onto another's user; fractional times
+/// pass; a loop of one user's valid requests makes one AssumeRole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuers_keep_to_their_own_users_and_a_loop_costs_one_session() {
+    let keys = [
+        TestKey::rsa("first"),
+        TestKey::rsa("second"),
+        TestKey::rsa("third"),
+    ];
+    let mut idps = Vec::new();
+    for key in &keys {
+        idps.push(LocalIdp::start(jwks(&[key])).await);
+    }
+    let sts = LocalSts::start().await;
+    let fake = FakeChime::start(FakeConfig::new())
+        .await
+        .expect("Chime fake");
+    let issuers = json!({
+        idps[0].issuer(): {"audiences": ["chat-web"], "key": "first"},
+        idps[1].issuer(): {"audiences": ["chat-web"], "key": "second"},
+        idps[2].issuer(): {"audiences": ["chat-web"], "key": "third", "userIdFormat": "uuid-v5"},
+    })
+    .to_string();
+    let lambda = Lambda::start(
+        CREDENTIAL_EXCHANGE,
+        &[
+            ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+            ("TRUSTED_ISSUERS", &issuers),
+            ("CHAT_USER_ROLE_ARN", ROLE),
+            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
+            ("AWS_ENDPOINT_URL_STS", &sts.endpoint_url()),
+        ],
+    )
+    .await;
+    let token = |n: usize, sub: &str, extra: Value| {
+        let mut c = json!({"iss": idps[n].issuer(), "aud": "chat-web", "sub": sub,
+                           "iat": now(), "exp": now() + 3600, "name": "Ada Lovelace"});
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            c[k] = v;
+        }
+        keys[n].sign(&c)
+    };
+    // The first issuer's user, with fractional NumericDates (RFC 7519).
+    let fractional = json!({"exp": now() as f64 + 3600.5, "iat": now() as f64 - 0.25});
+    let ada = token(0, ADA, fractional);
+    for _ in 0..100 {
+        let (status, body, _) = answer(&lambda.invoke(&post(&ada)).await);
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(
+        sts.requests().len(),
+        1,
+        "a hundred requests, one AssumeRole"
+    );
+
+    // The second issuer names Ada: not its user, refused before Chime and STS.
+    let impostor = token(1, ADA, json!({}));
+    let (status, body, _) = answer(&lambda.invoke(&post(&impostor)).await);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("identity_not_allowed")),
+        "{body}"
+    );
+    assert_eq!(sts.requests().len(), 1);
+
+    // The third's ids are UUID v5 in its own namespace: Ada's UUID as its
+    // id is someone else, tagged as the third's.
+    let okta_id = "00u1ab2cd3EF4gh5i6j7";
+    let mapped = chime_sync_core::identity::derived_user_id(idps[2].issuer(), okta_id);
+    for (sub, user) in [
+        (okta_id.to_owned(), mapped.to_string()),
+        (ADA.to_owned(), String::new()),
+    ] {
+        let (status, body, _) = answer(&lambda.invoke(&post(&token(2, &sub, json!({})))).await);
+        assert_eq!(status, 200, "{body}");
+        let arn = body["appInstanceUserArn"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(!arn.ends_with(ADA), "{arn}");
+        if !user.is_empty() {
+            assert_eq!(arn, format!("{DEMO_APP_INSTANCE_ARN}/user/{user}"));
+        }
+    }
+    let sent = sts.requests();
+    assert_eq!(sent.len(), 3);
+    assert_eq!(sent[1].params["Tags.member.2.Value"], "third");
+    assert_eq!(
+        fake.users().len(),
+        3,
+        "Ada and the third issuer's two users"
     );
 }

@@ -280,6 +280,8 @@ async fn credential_exchange_counts_issued_refused_and_denied() {
         (now() + 3600, true),
     ] {
         if denied {
+            // A new sandbox: no session kept from the first request.
+            deps.sessions.clear();
             deps.sts
                 .fail_next([chime_sync_core::credentials::IssueError::Denied(
                     "not authorized to perform: sts:TagSession".into(),

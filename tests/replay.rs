@@ -116,6 +116,8 @@ enum Expect {
         /// The HTTP status and, for a refusal, the body's `error`.
         status: i64,
         error: Option<&'static str>,
+        /// The precise reason of an `invalid_token` refusal (log and metric only).
+        reason: Option<&'static str>,
         user: Option<&'static str>,
         /// The row outcome in the first replay, and in the second and third.
         first: &'static str,
@@ -197,14 +199,22 @@ const NO_FLAGS: SignUp = SignUp::Allowed {
     verify_phone: false,
 };
 
-/// A credential-exchange sample that is refused before STS.
-const fn refused_exchange(file: &'static str, status: i64, error: &'static str) -> Case {
-    // Its row says `{status} {error}` in every replay (built by `check`).
+/// A credential-exchange sample that is refused before STS: the body's
+/// `error` and, for a token that fails authentication (whose body says only
+/// `invalid_token`), the precise reason the replay row adds.
+const fn refused_exchange(
+    file: &'static str,
+    status: i64,
+    error: &'static str,
+    reason: Option<&'static str>,
+) -> Case {
+    // Its row says `{status} {error} ({reason})` in every replay (built by `check`).
     Case {
         path: file,
         expect: Expect::CredentialExchange {
             status,
             error: Some(error),
+            reason,
             user: None,
             first: "",
             later: "",
@@ -220,9 +230,10 @@ const fn issued(file: &'static str, user: &'static str) -> Case {
         expect: Expect::CredentialExchange {
             status: 200,
             error: None,
+            reason: None,
             user: Some(user),
-            first: "200 credentials-issued (chat user created; STS double: 3600 s session tagged UserUUID)",
-            later: "200 credentials-issued (chat user already-exists; STS double: 3600 s session tagged UserUUID)",
+            first: "200 credentials-issued (chat user created; STS double: 3600 s session tagged UserUUID and Issuer)",
+            later: "200 credentials-issued (chat user already-exists; STS double: 3600 s session tagged UserUUID and Issuer)",
             assumes_role: true,
         },
     }
@@ -238,13 +249,15 @@ const CASES: &[Case] = &[
     refused_exchange(
         "credential-exchange/alg-none.json",
         401,
-        "algorithm_not_allowed",
+        "invalid_token",
+        Some("algorithm_not_allowed"),
     ),
     Case {
         path: "credential-exchange/chime-outage-user.json",
         expect: Expect::CredentialExchange {
             status: 503,
             error: Some("chime_unavailable"),
+            reason: None,
             user: Some(HEDY),
             first: "503 chime_unavailable",
             later: "503 chime_unavailable",
@@ -254,23 +267,27 @@ const CASES: &[Case] = &[
     refused_exchange(
         "credential-exchange/cognito-access-token-where-id-token-expected.json",
         401,
-        "wrong_token_use",
+        "invalid_token",
+        Some("wrong_token_use"),
     ),
     issued("credential-exchange/cognito-id-token-rs256.json", ANNIE),
     refused_exchange(
         "credential-exchange/duplicate-authorization.json",
         400,
         "duplicate_authorization",
+        None,
     ),
     refused_exchange(
         "credential-exchange/expired-token.json",
         401,
         "token_expired",
+        None,
     ),
     refused_exchange(
         "credential-exchange/missing-authorization.json",
         401,
         "missing_token",
+        None,
     ),
     issued("credential-exchange/oidc-token-es256.json", MARY),
     Case {
@@ -278,6 +295,7 @@ const CASES: &[Case] = &[
         expect: Expect::CredentialExchange {
             status: 204,
             error: None,
+            reason: None,
             user: None,
             first: "204 preflight",
             later: "204 preflight",
@@ -287,7 +305,8 @@ const CASES: &[Case] = &[
     refused_exchange(
         "credential-exchange/wrong-audience.json",
         401,
-        "wrong_audience",
+        "invalid_token",
+        Some("wrong_audience"),
     ),
     // --- idp-sync -----------------------------------------------------------
     Case {
@@ -939,6 +958,7 @@ fn check(expect: &Expect, seen: Observed) {
         Expect::CredentialExchange {
             status,
             error,
+            reason,
             user,
             first,
             later,
@@ -981,7 +1001,10 @@ fn check(expect: &Expect, seen: Observed) {
                 None => {}
             }
             let outcome = match (first.is_empty(), first_replay) {
-                (true, _) => format!("{status} {}", error.unwrap_or_default()),
+                (true, _) => match reason {
+                    Some(reason) => format!("{status} {} ({reason})", error.unwrap_or_default()),
+                    None => format!("{status} {}", error.unwrap_or_default()),
+                },
                 (false, true) => (*first).to_owned(),
                 (false, false) => (*later).to_owned(),
             };
@@ -990,12 +1013,20 @@ fn check(expect: &Expect, seen: Observed) {
                 vec![row(file, "function-url", &outcome, *user)],
                 "{context}: rows"
             );
+            // Each event is replayed as a new sandbox's first request: no
+            // session is kept from one to the next.
             if *assumes_role {
                 let user = UserId::parse(user.expect("a user")).unwrap();
+                let issuer_key = if user.as_str() == ANNIE {
+                    "pool"
+                } else {
+                    "demo-oidc"
+                };
                 assert_eq!(
                     sts,
                     vec![AssumeRoleRequest::for_user(
                         &user,
+                        issuer_key,
                         Duration::from_secs(3600)
                     )],
                     "{context}: the STS request (tag UserUUID = sub)"

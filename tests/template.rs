@@ -1042,6 +1042,67 @@ fn cognito_triggers_answer_well_within_cognitos_five_seconds() {
     );
 }
 
+/// Whether a template rule lets a stack with `ev`'s parameters be created:
+/// its `RuleCondition` does not hold, or every `Assert` does.
+fn rule_allows(ev: &Eval, rule: &Json) -> bool {
+    let applies = rule.get("RuleCondition").is_none_or(|c| ev.truth(c));
+    let assertions = rule["Assertions"].as_array().expect("Assertions");
+    !applies || assertions.iter().all(|a| ev.truth(&a["Assert"]))
+}
+
+/// AllowedEmailDomains checks an address only the confirmation code proves,
+/// and AutoConfirm skips that code: the rule refuses the pair before a
+/// deployment, and pre-signup, given the environment the template passes it,
+/// refuses exactly the same stacks at start-up.
+#[test]
+fn auto_confirm_with_allowed_email_domains_is_refused_by_the_template_and_the_function() {
+    let t = load_template();
+    let rule = &t["Rules"]["EmailDomainsNeedConfirmation"];
+    let domains = ("AllowedEmailDomains", "corp.com");
+    let cases: [(Params, bool); 6] = [
+        (vec![], true),
+        (
+            vec![("AutoConfirm", "true"), ("AutoVerifyEmail", "true")],
+            true,
+        ),
+        (vec![domains], true),
+        (vec![domains, ("AutoVerifyEmail", "true")], true),
+        (vec![domains, ("AutoConfirm", "true")], false),
+        (
+            vec![
+                domains,
+                ("AutoConfirm", "true"),
+                ("AutoVerifyEmail", "true"),
+            ],
+            false,
+        ),
+    ];
+    for (params, allowed) in cases {
+        let ev = Eval::new(&t, &params);
+        assert_eq!(rule_allows(&ev, rule), allowed, "rule, {params:?}");
+        let vars = env(&t, &ev, PRE_SIGNUP);
+        let started = config::PreSignupConfig::from_lookup(|name| {
+            vars.get(name).and_then(Json::as_str).map(str::to_owned)
+        });
+        assert_eq!(
+            started.is_ok(),
+            allowed,
+            "pre-signup, {params:?}: {started:?}"
+        );
+    }
+    let said: Vec<&str> = rule["Assertions"]
+        .as_array()
+        .expect("Assertions")
+        .iter()
+        .map(|a| a["AssertDescription"].as_str().expect("AssertDescription"))
+        .collect();
+    for text in said {
+        for name in ["AutoConfirm", "AllowedEmailDomains", "proves"] {
+            assert!(text.contains(name), "{text:?} should say {name:?}");
+        }
+    }
+}
+
 #[test]
 fn cognito_may_invoke_the_triggers_only_from_one_user_pool() {
     let t = load_template();
@@ -1337,7 +1398,7 @@ fn chat_user_role_trusts_exactly_the_exchange_function_and_the_identity_pool() {
             "Effect": "Allow",
             "Principal": {"AWS": format!("${{{}Role.Arn}}", function_id(&t, CREDENTIAL_EXCHANGE))},
             "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
-            "Condition": {"Null": {"aws:RequestTag/UserUUID": "false"}},
+            "Condition": {"Null": {"aws:RequestTag/UserUUID": "false", "aws:RequestTag/Issuer": "false"}},
         });
         let pool = json!({
             "Sid": "CognitoIdentityPoolAuthenticated",

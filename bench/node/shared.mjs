@@ -115,7 +115,7 @@ export function displayNamePolicy(spec) {
   };
 }
 
-export const DEFAULT_NAME_POLICY = "preferred_username,name,given_name family_name,email:local";
+export const DEFAULT_NAME_POLICY = "name,given_name family_name,email:local";
 
 /** Thrown by the directory: `retryable` decides between a retry and the DLQ. */
 export class DirectoryError extends Error {

@@ -306,13 +306,13 @@ fn check_dimension_set(
     pairs
 }
 
-/// Every EMF line of a function's log: each must validate, and its only
-/// dimension must be `FunctionName` = `function_name`. The lines' metrics,
-/// per line.
+/// Every EMF line of a function's log but the refusal reasons'
+/// ([`reasons`]): each must validate, and its only dimension must be
+/// `FunctionName` = `function_name`. The lines' metrics, per line.
 pub fn function_metrics(log_lines: &[Value], function_name: &str) -> Vec<Vec<Published>> {
     log_lines
         .iter()
-        .filter(|l| is_emf(l))
+        .filter(|l| is_emf(l) && l.get("Reason").is_none())
         .map(|line| {
             let text = line.to_string();
             let published = validate(&text)
@@ -327,6 +327,33 @@ pub fn function_metrics(log_lines: &[Value], function_name: &str) -> Vec<Vec<Pub
                 }
             }
             published
+        })
+        .collect()
+}
+
+/// The `Reason` of every `RefusedByReason` line, in order; each line must
+/// validate and count 1 by exactly `FunctionName` and `Reason`.
+pub fn reasons(log_lines: &[Value], function_name: &str) -> Vec<String> {
+    log_lines
+        .iter()
+        .filter(|l| is_emf(l) && l.get("Reason").is_some())
+        .map(|line| {
+            let text = line.to_string();
+            let published = validate(&text)
+                .unwrap_or_else(|errors| panic!("not valid EMF: {errors:#?}\n{text}"));
+            let reason = line["Reason"].as_str().unwrap_or_default().to_owned();
+            assert_eq!(published.len(), 1, "{text}");
+            assert_eq!(published[0].name, "RefusedByReason", "{text}");
+            assert_eq!(published[0].values, [1.0], "{text}");
+            assert_eq!(
+                published[0].dimension_sets,
+                [vec![
+                    ("FunctionName".to_owned(), function_name.to_owned()),
+                    ("Reason".to_owned(), reason.clone())
+                ]],
+                "{text}"
+            );
+            reason
         })
         .collect()
 }

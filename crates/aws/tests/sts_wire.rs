@@ -32,7 +32,11 @@ fn issuer(endpoint: &str) -> StsCredentialIssuer {
 }
 
 fn request(seconds: u64) -> AssumeRoleRequest {
-    AssumeRoleRequest::for_user(&UserId::parse(SUB).unwrap(), Duration::from_secs(seconds))
+    AssumeRoleRequest::for_user(
+        &UserId::parse(SUB).unwrap(),
+        "okta",
+        Duration::from_secs(seconds),
+    )
 }
 
 #[tokio::test]
@@ -59,7 +63,9 @@ async fn assume_role_sends_the_tag_source_identity_and_duration() {
     assert_eq!(param("RoleSessionName"), Some(SUB));
     assert_eq!(param("Tags.member.1.Key"), Some("UserUUID"));
     assert_eq!(param("Tags.member.1.Value"), Some(SUB));
-    assert_eq!(param("Tags.member.2.Key"), None, "exactly one tag");
+    assert_eq!(param("Tags.member.2.Key"), Some("Issuer"));
+    assert_eq!(param("Tags.member.2.Value"), Some("okta"));
+    assert_eq!(param("Tags.member.3.Key"), None, "exactly two tags");
     assert_eq!(param("SourceIdentity"), Some(SUB));
     assert_eq!(param("DurationSeconds"), Some("1200"));
     assert!(

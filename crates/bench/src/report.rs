@@ -262,11 +262,21 @@ pub struct PerEvent {
     rows: Vec<(&'static str, &'static str, u32, Result<BenchResult, String>)>,
 }
 
-const PER_EVENT_BENCHES: [(&str, &str, u32); 5] = [
+const PER_EVENT_BENCHES: [(&str, &str, u32); 8] = [
     ("pre_signup", "pre-signup: one PreSignUp_SignUp event", 1),
     (
         "post_confirmation",
         "post-confirmation: one ConfirmSignUp event",
+        1,
+    ),
+    (
+        "sign_in_not_federated",
+        "post-confirmation: a sign-in of a pool user (not federated: nothing to do)",
+        1,
+    ),
+    (
+        "sign_in_federated_known",
+        "post-confirmation: a federated user's sign-in, Chime user and owner known",
         1,
     ),
     (
@@ -276,7 +286,12 @@ const PER_EVENT_BENCHES: [(&str, &str, u32); 5] = [
     ),
     (
         "credential_exchange",
-        "credential-exchange: one warm POST /credentials (keys cached, user exists, STS left out)",
+        "credential-exchange: one warm POST /credentials (keys cached, user exists, no session kept, STS left out)",
+        1,
+    ),
+    (
+        "credential_exchange_session_reused",
+        "credential-exchange: the same, the user's session kept (no STS call)",
         1,
     ),
     (

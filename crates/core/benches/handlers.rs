@@ -17,8 +17,11 @@
 //! credential-exchange is measured warm, as a sandbox serves its second request on: the
 //! issuer's keys already cached and the caller's Chime user already there, STS left out (a
 //! double that makes up credentials). `credential_exchange` is one `POST /credentials` through
-//! the handler (event bytes in, response bytes out); `token_validate` is the token check alone
-//! (`token::validate`: header, claims, RS256 signature with ring, against the cached key set).
+//! the handler (event bytes in, response bytes out) for a user with no session kept, so it
+//! reads the ledger, checks Chime and asks STS; `credential_exchange_session_reused` is the
+//! same request once the sandbox holds that user's session (the token checked, no STS call);
+//! `token_validate` is the token check alone (`token::validate`: header, claims, RS256
+//! signature with ring, against the cached key set).
 
 use std::hint::black_box;
 use std::time::{Duration, SystemTime};
@@ -145,14 +148,16 @@ fn idp_batch() -> Vec<u8> {
 const ISSUER: &str = "https://idp.example.com/tenant";
 const JWKS: &str = "https://idp.example.com/tenant/keys";
 
-/// STS left out: credentials made up on the spot.
-struct NoSts;
+/// STS left out: credentials made up on the spot, the calls counted.
+#[derive(Default)]
+struct NoSts(std::sync::atomic::AtomicU64);
 
 impl CredentialIssuer for NoSts {
     async fn assume_role(
         &self,
         request: &AssumeRoleRequest,
     ) -> Result<TemporaryCredentials, IssueError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(TemporaryCredentials {
             access_key_id: "ASIABENCHNOSTS".to_owned(),
             secret_access_key: "not-a-secret".to_owned(),
@@ -297,15 +302,25 @@ fn handlers(c: &mut Criterion, group_name: &str) {
         InMemoryDirectory::new(arn()),
         InMemoryLedger::new(),
         static_jwks(&key),
-        NoSts,
+        NoSts::default(),
         issuers(),
     );
     exchange.allowed_origins = vec!["https://chat.example.com".to_owned()];
     // The first request fetches the keys and creates the user; the measured ones find both.
     run_credential_exchange(&rt, &request, &exchange);
     group.bench_function("credential_exchange", |b| {
+        b.iter(|| {
+            exchange.sessions.clear();
+            run_credential_exchange(&rt, &request, &exchange)
+        });
+    });
+    run_credential_exchange(&rt, &request, &exchange);
+    let sts_calls = || exchange.sts.0.load(std::sync::atomic::Ordering::Relaxed);
+    let before = sts_calls();
+    group.bench_function("credential_exchange_session_reused", |b| {
         b.iter(|| run_credential_exchange(&rt, &request, &exchange));
     });
+    assert_eq!(sts_calls(), before, "a reused session calls no STS");
 
     let (issuers, keys) = (issuers(), KeyCache::new(static_jwks(&key)));
     let validate = || rt.block_on(token::validate(black_box(&token), &issuers, &keys));

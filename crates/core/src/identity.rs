@@ -52,6 +52,28 @@ impl UserId {
     }
 }
 
+/// The AppInstanceUserId of a person whose identity provider's id is not a
+/// UUID (Okta `00u…`, Auth0 `auth0|…`): UUID v5 (RFC 9562) of `value` in the
+/// namespace that is itself UUID v5 of `namespace` in the URL namespace:
+///
+/// ```text
+/// id = uuid_v5(uuid_v5(NAMESPACE_URL, namespace), value)
+/// ```
+///
+/// Deterministic, so every source that knows the same pair (the credential
+/// exchange from a token, SCIM from `externalId`, an HR feed, LDAP) computes
+/// the same Chime user; and the namespace keeps two identity providers'
+/// users apart even when their ids collide. `namespace` is the issuer URL
+/// unless configured otherwise (`idNamespace`); `value` is used byte for byte.
+pub fn derived_user_id(namespace: &str, value: &str) -> UserId {
+    let space = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, namespace.as_bytes());
+    UserId(
+        uuid::Uuid::new_v5(&space, value.as_bytes())
+            .hyphenated()
+            .to_string(),
+    )
+}
+
 impl fmt::Display for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -193,6 +215,27 @@ impl fmt::Display for AppInstanceArn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The worked example of README / docs/CREDENTIALS.md, computed
+    /// independently with Python's `uuid.uuid5` (RFC 9562): any source that
+    /// follows the documented rule lands on the same Chime user.
+    #[test]
+    fn derived_ids_follow_the_documented_uuid_v5_rule() {
+        let id = derived_user_id(
+            "https://example.okta.com/oauth2/default",
+            "00u1ab2cd3EF4gh5i6j7",
+        );
+        assert_eq!(id.as_str(), "a133749c-b724-5fb5-a123-0fc961af5589");
+        assert_eq!(UserId::parse(id.as_str()).unwrap(), id, "a valid id");
+        assert_ne!(
+            derived_user_id(
+                "https://other.okta.com/oauth2/default",
+                "00u1ab2cd3EF4gh5i6j7"
+            ),
+            id,
+            "another namespace, another user"
+        );
+    }
 
     const SUB: &str = "6f1c2d3e-0b4a-4c5d-8e9f-a0b1c2d3e4f5";
     const ARN: &str = "arn:aws:chime:us-east-1:123456789012:app-instance/abcd-1234";

@@ -104,6 +104,13 @@ impl Source {
     pub fn is_pool(&self) -> bool {
         self.0 == "pool"
     }
+
+    /// A source whose users sign in with it (the pool, a trusted issuer):
+    /// who may vouch for a user at the credential exchange. The feed, SCIM
+    /// and LDAP provision users who sign in elsewhere.
+    pub fn signs_in(&self) -> bool {
+        self.is_pool() || self.0.starts_with("issuer:")
+    }
 }
 
 fn valid_name(name: &str) -> bool {

@@ -26,7 +26,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::credentials::memory::{InMemoryCredentialIssuer, StaticJwks};
-use crate::credentials::{JwksLocation, TokenUse, TrustedIssuer, TrustedIssuers};
+use crate::credentials::{JwksLocation, TokenUse, TrustedIssuer, TrustedIssuers, UserIdFormat};
 use crate::directory::Directory;
 use crate::error::DirectoryError;
 use crate::handlers::cognito::{trigger_source, user_attributes};
@@ -368,12 +368,20 @@ impl<D: Directory> Replay<D> {
                 };
                 let (response, outcome) = credential_exchange::handle(event, &deps).await;
                 let mut text = format!("{} {}", outcome.status, outcome.code);
-                if let Some(session) = outcome.session {
-                    text.push_str(&format!(
-                        " (chat user {}; STS double: {} s session tagged UserUUID)",
+                // The precise reason the client is not told, for the reader.
+                if let Some(reason) = outcome.reason.filter(|r| *r != outcome.code) {
+                    text.push_str(&format!(" ({reason})"));
+                }
+                match outcome.session {
+                    Some(_) if outcome.reused => {
+                        text.push_str(" (the session issued earlier, reused: no STS call)");
+                    }
+                    Some(session) => text.push_str(&format!(
+                        " (chat user {}; STS double: {} s session tagged UserUUID and Issuer)",
                         outcome.chime_user.map_or("not checked", |a| a.as_str()),
                         session.as_secs()
-                    ));
+                    )),
+                    None => {}
                 }
                 Replayed {
                     function,
@@ -447,7 +455,9 @@ fn demo_jwks() -> StaticJwks {
 }
 
 /// `TRUSTED_ISSUERS` of the replay: the demo pool's ID tokens for client
-/// `demo-app-client`, and the OIDC provider's tokens for `chat-web`.
+/// `demo-app-client`, and the OIDC provider's tokens for `chat-web`. The two
+/// front the same people (as a company's IdP and its user pool may), so the
+/// OIDC issuer shares the pool's users (`sharesUsersWith: ["pool"]`).
 fn demo_issuers() -> TrustedIssuers {
     let issuer = |iss: &str, audience: &str, token_use, source: Source| TrustedIssuer {
         issuer: iss.to_owned(),
@@ -457,6 +467,10 @@ fn demo_issuers() -> TrustedIssuers {
         jwks: JwksLocation::Discovery(format!("{iss}/.well-known/openid-configuration")),
         key: source.as_str().trim_start_matches("issuer:").to_owned(),
         source,
+        user_id_format: UserIdFormat::Uuid,
+        shares_users_with: vec![Source::pool()],
+        authorized_parties: Vec::new(),
+        token_types: Vec::new(),
     };
     let oidc = Source::issuer("demo-oidc").unwrap_or_else(|_| Source::pool());
     TrustedIssuers::from_issuers([

@@ -23,7 +23,11 @@ use chime_sync_core::metrics::{Emf, Invocation};
 /// Write `invocation`'s metrics to stdout, as this function's.
 pub fn emit(invocation: &Invocation) {
     let name = function_name().unwrap_or(invocation.function().source);
-    emit_emf(&invocation.emf(name, SystemTime::now()));
+    let now = SystemTime::now();
+    emit_emf(&invocation.emf(name, now));
+    if let Some(by_reason) = invocation.reason_emf(name, now) {
+        emit_emf(&by_reason);
+    }
 }
 
 /// Write any EMF document to stdout (what a metric outside [`Invocation`]

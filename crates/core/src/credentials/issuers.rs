@@ -13,8 +13,28 @@
 //!
 //! - `audiences` (required): accepted `aud` values; a token without `aud`
 //!   (a Cognito access token) must carry one of them as `client_id`.
-//! - `userIdClaim` (default `sub`): the claim holding the user's UUID, which
-//!   becomes the AppInstanceUserId.
+//! - `userIdClaim` (default `sub`): the claim holding the user's id. A
+//!   Cognito `custom:` attribute is refused unless
+//!   `userIdClaimIsAdminControlled` is `true`: users can write their own
+//!   custom attributes unless the app client's write attributes exclude it,
+//!   and a user who sets it to a victim's id would become the victim.
+//! - `userIdFormat` (default `uuid`): `uuid`, the claim is the
+//!   AppInstanceUserId (Cognito `sub`, Entra `oid`); or `uuid-v5`, for ids
+//!   that are not UUIDs (Okta `00u…`, Auth0 `auth0|…`): the id is
+//!   [`derived_user_id`](crate::identity::derived_user_id)`(idNamespace, claim)`,
+//!   `idNamespace` defaulting to the issuer URL. Two `uuid-v5` issuers share
+//!   ids only when they name the same `idNamespace`.
+//! - `sharesUsersWith` (optional): other sign-in sources (`pool`, or other
+//!   issuers' `key`s) whose users this issuer may act as. Without it an
+//!   issuer acts only for its own users, those of the sources that do not
+//!   sign in (the feed, SCIM, LDAP) and those nobody owns: another IdP's
+//!   administrator cannot mint credentials for users it does not vouch for.
+//! - `authorizedParties` (optional): accepted `azp` values, which a token
+//!   must then carry. Without it, a token with several audiences must carry
+//!   an `azp` that is one of `audiences` (OpenID Connect Core 1.0, 2).
+//! - `tokenTypes` (optional): accepted JOSE `typ` header values (`JWT`,
+//!   `at+jwt`, ...; compared without case or an `application/` prefix), so
+//!   an IdP's ID and access tokens cannot stand in for each other.
 //! - `tokenUse` (optional, `id` or `access`): the Cognito `token_use` claim
 //!   a token must carry.
 //! - `jwksUri` (optional): where the keys are; without it they are found by
@@ -36,6 +56,8 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::ledger::Source;
+
+use super::url_rule::check_url;
 
 /// The Cognito `token_use` claim a token must carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -78,6 +100,33 @@ pub struct TrustedIssuer {
     pub key: String,
     /// Who owns the users this issuer creates (`issuer:<key>`, or `pool`).
     pub source: Source,
+    /// How the claim becomes the AppInstanceUserId.
+    pub user_id_format: UserIdFormat,
+    /// Other sign-in sources whose users this issuer may act as.
+    pub shares_users_with: Vec<Source>,
+    /// Accepted `azp`; empty: the multi-audience rule only.
+    pub authorized_parties: Vec<String>,
+    /// Accepted `typ` header values, normalised; empty: any.
+    pub token_types: Vec<String>,
+}
+
+/// How an issuer's user id claim becomes the AppInstanceUserId.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserIdFormat {
+    /// The claim is the id, a UUID.
+    Uuid,
+    /// The id is [`derived_user_id`](crate::identity::derived_user_id) of the
+    /// claim in this namespace (by default the issuer URL).
+    UuidV5 { namespace: String },
+}
+
+impl TrustedIssuer {
+    /// Whether this issuer may act as a user `owner` owns: its own, those of
+    /// sources that never sign in (feed, SCIM, LDAP), or those of the sign-in
+    /// sources it is configured to share with.
+    pub fn may_act_for(&self, owner: &Source) -> bool {
+        *owner == self.source || !owner.signs_in() || self.shares_users_with.contains(owner)
+    }
 }
 
 /// Every trusted issuer, by `iss`.
@@ -104,7 +153,24 @@ struct RawIssuer {
     key: Option<String>,
     #[serde(default)]
     source: Option<String>,
+    #[serde(default)]
+    user_id_format: Option<String>,
+    #[serde(default)]
+    id_namespace: Option<String>,
+    #[serde(default)]
+    user_id_claim_is_admin_controlled: bool,
+    #[serde(default)]
+    shares_users_with: Vec<String>,
+    #[serde(default)]
+    authorized_parties: Vec<String>,
+    #[serde(default)]
+    token_types: Vec<String>,
 }
+
+/// The fields of an issuer's settings, for error messages.
+const FIELDS: &str = "audiences, userIdClaim, userIdFormat = uuid|uuid-v5, idNamespace, \
+    userIdClaimIsAdminControlled, sharesUsersWith, authorizedParties, tokenTypes, tokenUse = \
+    id|access, jwksUri, key, source = pool";
 
 impl TrustedIssuers {
     pub const EXAMPLE: &'static str = r#"{"https://cognito-idp.REGION.amazonaws.com/POOL_ID": {"audiences": ["APP_CLIENT_ID"], "tokenUse": "id"}}"#;
@@ -124,64 +190,17 @@ impl TrustedIssuers {
         }
         let mut issuers: BTreeMap<String, TrustedIssuer> = BTreeMap::new();
         for (issuer, settings) in object {
-            let at = |what: String| IssuerConfigError(format!("issuer {issuer}: {what}"));
-            check_url(&issuer).map_err(|why| at(format!("the issuer URL {why}")))?;
-            let raw: RawIssuer = serde_json::from_value(settings).map_err(|e| {
-                at(format!(
-                    "{e} (fields: audiences, userIdClaim, tokenUse = id|access, jwksUri, key, \
-                     source = pool)"
-                ))
-            })?;
-            if raw.audiences.is_empty() || raw.audiences.iter().any(|a| a.trim().is_empty()) {
-                return Err(at(
-                    "`audiences` must list at least one non-empty audience or client id".into(),
-                ));
-            }
-            let user_id_claim = match raw.user_id_claim {
-                None => "sub".to_owned(),
-                Some(c) if !c.trim().is_empty() => c.trim().to_owned(),
-                Some(_) => return Err(at("`userIdClaim` is blank".into())),
-            };
-            let jwks = match raw.jwks_uri {
-                Some(uri) => {
-                    check_url(&uri).map_err(|why| at(format!("`jwksUri` {why}")))?;
-                    JwksLocation::Explicit(uri)
-                }
-                None => JwksLocation::Discovery(format!(
-                    "{}/.well-known/openid-configuration",
-                    issuer.trim_end_matches('/')
-                )),
-            };
-            let key = raw.key.unwrap_or_else(|| host_of(&issuer));
-            let named = Source::issuer(&key).map_err(|_| {
-                at(format!(
-                    "the key `{key}` must be 1-40 of a-z, 0-9, '.', '_', '-' (set `key`)"
-                ))
-            })?;
-            let source = match raw.source.as_deref() {
-                None => named,
-                Some("pool") => Source::pool(),
-                Some(other) => return Err(at(format!("`source` must be pool, not `{other}`"))),
-            };
-            if let Some(other) = issuers.values().find(|i| i.key == key) {
-                return Err(at(format!(
-                    "its key `{key}` is also {}'s: give each issuer its own `key`",
-                    other.issuer
+            let parsed = parse_issuer(&issuer, settings)
+                .map_err(|what| IssuerConfigError(format!("issuer {issuer}: {what}")))?;
+            if let Some(other) = issuers.values().find(|i| i.key == parsed.key) {
+                return Err(IssuerConfigError(format!(
+                    "issuer {issuer}: its key `{}` is also {}'s: give each issuer its own `key`",
+                    parsed.key, other.issuer
                 )));
             }
-            issuers.insert(
-                issuer.clone(),
-                TrustedIssuer {
-                    issuer,
-                    audiences: raw.audiences,
-                    user_id_claim,
-                    token_use: raw.token_use,
-                    jwks,
-                    key,
-                    source,
-                },
-            );
+            issuers.insert(issuer, parsed);
         }
+        check_shared_sources(&issuers)?;
         Ok(Self(issuers))
     }
 
@@ -200,6 +219,111 @@ impl TrustedIssuers {
     }
 }
 
+/// One issuer's settings, checked; the error names the field at fault.
+fn parse_issuer(issuer: &str, settings: serde_json::Value) -> Result<TrustedIssuer, String> {
+    check_url(issuer).map_err(|why| format!("the issuer URL {why}"))?;
+    let raw: RawIssuer =
+        serde_json::from_value(settings).map_err(|e| format!("{e} (fields: {FIELDS})"))?;
+    if raw.audiences.is_empty() || raw.audiences.iter().any(|a| a.trim().is_empty()) {
+        return Err("`audiences` must list at least one non-empty audience or client id".into());
+    }
+    let user_id_claim = match raw.user_id_claim.as_deref().map(str::trim) {
+        None => "sub".to_owned(),
+        Some("") => return Err("`userIdClaim` is blank".into()),
+        Some(c) => c.to_owned(),
+    };
+    if user_id_claim.starts_with("custom:") && !raw.user_id_claim_is_admin_controlled {
+        return Err(format!(
+            "`userIdClaim` {user_id_claim} is a Cognito custom attribute, which users can set \
+             on themselves unless the app client's write attributes exclude it; exclude it, \
+             then set `userIdClaimIsAdminControlled: true`"
+        ));
+    }
+    let jwks = match raw.jwks_uri {
+        Some(uri) => {
+            check_url(&uri).map_err(|why| format!("`jwksUri` {why}"))?;
+            JwksLocation::Explicit(uri)
+        }
+        None => JwksLocation::Discovery(format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        )),
+    };
+    let key = raw.key.unwrap_or_else(|| host_of(issuer));
+    let named = Source::issuer(&key).map_err(|_| {
+        format!("the key `{key}` must be 1-40 of a-z, 0-9, '.', '_', '-' (set `key`)")
+    })?;
+    let source = match raw.source.as_deref() {
+        None => named,
+        Some("pool") => Source::pool(),
+        Some(other) => return Err(format!("`source` must be pool, not `{other}`")),
+    };
+    let user_id_format = match (raw.user_id_format.as_deref(), raw.id_namespace) {
+        (None | Some("uuid"), None) => UserIdFormat::Uuid,
+        (Some("uuid-v5"), namespace) => UserIdFormat::UuidV5 {
+            namespace: namespace.unwrap_or_else(|| issuer.to_owned()),
+        },
+        (None | Some("uuid"), Some(_)) => {
+            return Err("`idNamespace` needs `userIdFormat: \"uuid-v5\"`".into());
+        }
+        (Some(other), _) => {
+            return Err(format!(
+                "`userIdFormat` must be uuid or uuid-v5, not `{other}`"
+            ));
+        }
+    };
+    let shares_users_with =
+        raw.shares_users_with
+            .iter()
+            .map(|name| match name.as_str() {
+                "pool" => Ok(Source::pool()),
+                key => Source::issuer(key)
+                    .map_err(|_| format!("`sharesUsersWith`: `{key}` is not a key")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+    if raw.token_types.iter().any(|t| t.trim().is_empty()) {
+        return Err("`tokenTypes` lists a blank type".into());
+    }
+    Ok(TrustedIssuer {
+        issuer: issuer.to_owned(),
+        audiences: raw.audiences,
+        user_id_claim,
+        token_use: raw.token_use,
+        jwks,
+        key,
+        source,
+        user_id_format,
+        shares_users_with,
+        authorized_parties: raw.authorized_parties,
+        token_types: raw.token_types.iter().map(|t| normalised_type(t)).collect(),
+    })
+}
+
+/// Every `sharesUsersWith` names `pool` or another configured issuer.
+fn check_shared_sources(
+    issuers: &BTreeMap<String, TrustedIssuer>,
+) -> Result<(), IssuerConfigError> {
+    for issuer in issuers.values() {
+        for shared in &issuer.shares_users_with {
+            let known = *shared == Source::pool() || issuers.values().any(|i| i.source == *shared);
+            if !known {
+                return Err(IssuerConfigError(format!(
+                    "issuer {}: `sharesUsersWith` names {shared}, which is neither pool nor \
+                     another issuer's key",
+                    issuer.issuer
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A JOSE `typ` as compared: lower-case, without `application/` (RFC 7515, 4.1.9).
+pub fn normalised_type(typ: &str) -> String {
+    let typ = typ.trim().to_ascii_lowercase();
+    typ.strip_prefix("application/").unwrap_or(&typ).to_owned()
+}
+
 /// An issuer's default key: its URL's host, lower-cased.
 fn host_of(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
@@ -214,35 +338,6 @@ fn host_of(url: &str) -> String {
     host.trim_matches(['[', ']'])
         .to_ascii_lowercase()
         .replace(':', "-")
-}
-
-/// An issuer or JWKS URL must be `https://`, or `http://` on the loopback
-/// interface (a local IdP or test server): keys fetched over plain HTTP from
-/// anywhere else could be swapped by anyone on the path.
-fn check_url(url: &str) -> Result<(), &'static str> {
-    let rest = if let Some(rest) = url.strip_prefix("https://") {
-        rest
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        let host = match rest.strip_prefix("[::1]") {
-            Some(after) if after.is_empty() || after.starts_with([':', '/']) => "[::1]",
-            _ => rest.split(['/', ':']).next().unwrap_or_default(),
-        };
-        if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
-            return Err(
-                "must start with https:// (http:// only for 127.0.0.1, localhost or [::1])",
-            );
-        }
-        rest
-    } else {
-        return Err("must start with https://");
-    };
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err("has no host");
-    }
-    if url.contains(['?', '#']) || url.chars().any(char::is_whitespace) {
-        return Err("must not contain a query, a fragment or spaces");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

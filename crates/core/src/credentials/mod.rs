@@ -3,7 +3,9 @@
 //!
 //! - [`issuers`]: the trusted issuers (`TRUSTED_ISSUERS`) and their rules.
 //! - [`keys`]: the [`JwksSource`](keys::JwksSource) port and the per-sandbox
-//!   key cache (OIDC discovery, refetch on an unknown `kid` at most once a minute).
+//!   key cache (OIDC discovery; keys kept for the JWKS's `max-age` within
+//!   5 min to 24 h; one fetch per issuer at a time, failures remembered 30 s,
+//!   an unknown `kid` refetches at most once a minute).
 //! - [`token`]: validation with jsonwebtoken, over [`ring_provider`].
 //! - [`sts`]: the [`CredentialIssuer`](sts::CredentialIssuer) port and the
 //!   `AssumeRole` request the domain builds (session tag `UserUUID`).
@@ -16,13 +18,17 @@ pub mod issuers;
 pub mod keys;
 pub mod memory;
 pub mod ring_provider;
+pub mod sessions;
 pub mod sts;
 pub mod token;
+pub(crate) mod url_rule;
 
-pub use issuers::{IssuerConfigError, JwksLocation, TokenUse, TrustedIssuer, TrustedIssuers};
-pub use keys::{FetchError, JwksSource, KeyCache, KeyError};
+pub use issuers::{
+    IssuerConfigError, JwksLocation, TokenUse, TrustedIssuer, TrustedIssuers, UserIdFormat,
+};
+pub use keys::{FetchError, Fetched, JwksSource, KeyCache, KeyError};
 pub use sts::{
-    AssumeRoleRequest, CredentialIssuer, IssueError, MAX_SESSION, MIN_SESSION,
+    AssumeRoleRequest, CredentialIssuer, ISSUER_TAG, IssueError, MAX_SESSION, MIN_SESSION,
     TemporaryCredentials, USER_TAG,
 };
 pub use token::{TokenError, VerifiedToken};

@@ -3,9 +3,10 @@
 //!
 //! What goes into the request is decided here, once: the session is named
 //! after the user, tagged `UserUUID = <id>` (the tag the role's policy scopes
-//! Chime resources by), carries the id as `SourceIdentity` (so CloudTrail
-//! shows whose session it was, and it cannot be changed by role chaining),
-//! and lasts no longer than the token it was exchanged for.
+//! Chime resources by) and `Issuer = <key>` (which trusted issuer vouched,
+//! so CloudTrail shows it), carries the id as `SourceIdentity` (so
+//! CloudTrail shows whose session it was, and it cannot be changed by role
+//! chaining), and lasts no longer than the token it was exchanged for.
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -17,6 +18,9 @@ use crate::identity::UserId;
 
 /// The session tag the chat role's policy reads (`${aws:PrincipalTag/UserUUID}`).
 pub const USER_TAG: &str = "UserUUID";
+/// The session tag naming the issuer's configured `key` (1–40 of
+/// `[a-z0-9._-]`, within STS's tag value rules).
+pub const ISSUER_TAG: &str = "Issuer";
 /// STS's shortest session.
 pub const MIN_SESSION: Duration = Duration::from_secs(900);
 /// The longest session: an `AssumeRole` made with a Lambda function's own
@@ -28,7 +32,7 @@ pub const MAX_SESSION: Duration = Duration::from_secs(3600);
 pub struct AssumeRoleRequest {
     /// `RoleSessionName`: 2–64 characters of `[\w+=,.@-]`.
     pub role_session_name: String,
-    /// `Tags`: exactly `[UserUUID = id]`.
+    /// `Tags`: exactly `[UserUUID = id, Issuer = key]`.
     pub tags: Vec<(String, String)>,
     /// `SourceIdentity`: the id.
     pub source_identity: String,
@@ -39,10 +43,13 @@ pub struct AssumeRoleRequest {
 impl AssumeRoleRequest {
     /// The request for `user`, lasting `duration` (the caller has already
     /// bounded it by the token's lifetime and [`MIN_SESSION`]..=[`MAX_SESSION`]).
-    pub fn for_user(user: &UserId, duration: Duration) -> Self {
+    pub fn for_user(user: &UserId, issuer_key: &str, duration: Duration) -> Self {
         Self {
             role_session_name: role_session_name(user),
-            tags: vec![(USER_TAG.to_owned(), user.to_string())],
+            tags: vec![
+                (USER_TAG.to_owned(), user.to_string()),
+                (ISSUER_TAG.to_owned(), issuer_key.to_owned()),
+            ],
             source_identity: user.to_string(),
             duration,
         }
@@ -152,14 +159,17 @@ mod tests {
     #[test]
     fn the_request_names_tags_and_identifies_the_user() {
         let user = UserId::parse("6F1C2D3E-0B4A-4C5D-8E9F-A0B1C2D3E4F5").unwrap();
-        let r = AssumeRoleRequest::for_user(&user, Duration::from_secs(1200));
+        let r = AssumeRoleRequest::for_user(&user, "okta", Duration::from_secs(1200));
         assert_eq!(r.role_session_name, "6f1c2d3e-0b4a-4c5d-8e9f-a0b1c2d3e4f5");
         assert_eq!(
             r.tags,
-            vec![(
-                "UserUUID".to_owned(),
-                "6f1c2d3e-0b4a-4c5d-8e9f-a0b1c2d3e4f5".to_owned()
-            )]
+            vec![
+                (
+                    "UserUUID".to_owned(),
+                    "6f1c2d3e-0b4a-4c5d-8e9f-a0b1c2d3e4f5".to_owned()
+                ),
+                ("Issuer".to_owned(), "okta".to_owned())
+            ]
         );
         assert_eq!(r.source_identity, "6f1c2d3e-0b4a-4c5d-8e9f-a0b1c2d3e4f5");
         assert_eq!(r.duration, Duration::from_secs(1200));

@@ -38,13 +38,16 @@ use serde_json::{Value, json};
 use tracing::{error, info, trace, warn};
 
 use crate::credentials::keys::{JwksSource, KeyCache};
-use crate::credentials::sts::{AssumeRoleRequest, CredentialIssuer, IssueError};
+use crate::credentials::sessions::{CachedSession, SessionCache};
+use crate::credentials::sts::{
+    AssumeRoleRequest, CredentialIssuer, IssueError, TemporaryCredentials,
+};
 use crate::credentials::token::{self, TokenError, VerifiedToken};
-use crate::credentials::{MAX_SESSION, MIN_SESSION, TrustedIssuers};
+use crate::credentials::{MAX_SESSION, MIN_SESSION, TrustedIssuer, TrustedIssuers};
 use crate::directory::{Applied, Directory};
 use crate::error::DirectoryError;
 use crate::identity::UserId;
-use crate::ledger::{self, At, Change, ChangeKind, Ledger, UnownedPolicy};
+use crate::ledger::{self, At, Change, ChangeKind, Ledger, UnownedPolicy, UserRecord};
 use crate::metrics::{FunctionMetrics, Invocation, Metric};
 use crate::profile::{DisplayName, DisplayNamePolicy, UserProfile};
 
@@ -90,6 +93,8 @@ pub struct CredentialExchange<D, S, C, L> {
     pub names: DisplayNamePolicy,
     /// Longest session handed out (`MAX_SESSION_SECONDS`, 900–3600).
     pub max_session: Duration,
+    /// Sessions issued in this sandbox, handed out again to the same user.
+    pub sessions: SessionCache,
 }
 
 impl<D, S: JwksSource, C, L> CredentialExchange<D, S, C, L> {
@@ -105,6 +110,7 @@ impl<D, S: JwksSource, C, L> CredentialExchange<D, S, C, L> {
             ensure_user: true,
             names: DisplayNamePolicy::default(),
             max_session: MAX_SESSION,
+            sessions: SessionCache::new(),
         }
     }
 }
@@ -121,6 +127,11 @@ pub struct ExchangeOutcome {
     pub chime_user: Option<Applied>,
     /// `DurationSeconds` of the session issued.
     pub session: Option<Duration>,
+    /// The session was one issued earlier in this sandbox ([`SessionCache`]).
+    pub reused: bool,
+    /// Why a token was refused, precisely ([`TokenError::code`]): for the
+    /// log and the metric's `Reason` dimension, never the client.
+    pub reason: Option<&'static str>,
     /// The answer is a denial by IAM (of the Chime call or of `AssumeRole`):
     /// a deployment fault.
     pub denied: bool,
@@ -144,6 +155,9 @@ pub fn metrics<D: Directory>(outcome: &ExchangeOutcome, directory: &D) -> Invoca
     if outcome.denied {
         m.add(Metric::Denied, 1);
     }
+    if let Some(reason) = outcome.reason {
+        m.refused_for(reason);
+    }
     m.chime_calls(directory.take_call_stats());
     m
 }
@@ -158,6 +172,8 @@ struct Refusal {
     message: String,
     /// IAM refused a call we make: the deployment's fault.
     denied: bool,
+    /// The precise reason of a token refusal ([`ExchangeOutcome::reason`]).
+    reason: Option<&'static str>,
 }
 
 impl Refusal {
@@ -167,6 +183,7 @@ impl Refusal {
             code,
             message: message.into(),
             denied: false,
+            reason: None,
         }
     }
 
@@ -188,6 +205,8 @@ pub async fn handle<D: Directory, S: JwksSource, C: CredentialIssuer, L: Ledger>
         user: None,
         chime_user: None,
         session: None,
+        reused: false,
+        reason: None,
         denied: false,
     };
     let request: LambdaFunctionUrlRequest = match serde_json::from_value(event) {
@@ -238,7 +257,8 @@ pub async fn handle<D: Directory, S: JwksSource, C: CredentialIssuer, L: Ledger>
             info!(source = SOURCE, issuer = outcome.issuer.as_deref().unwrap_or("-"),
                   sub = %display_user(&outcome), outcome = outcome.code,
                   chime_user = outcome.chime_user.map_or("not-checked", Applied::as_str),
-                  session_seconds = outcome.session.map_or(0, |d| d.as_secs()));
+                  session_seconds = outcome.session.map_or(0, |d| d.as_secs()),
+                  reused = outcome.reused);
             (json_response(200, &body, origin), outcome)
         }
         Err(refusal) => {
@@ -249,7 +269,8 @@ pub async fn handle<D: Directory, S: JwksSource, C: CredentialIssuer, L: Ledger>
                       sub = %display_user(&outcome), outcome = refusal.code, status = refusal.status);
             } else {
                 info!(source = SOURCE, issuer = outcome.issuer.as_deref().unwrap_or("-"),
-                      sub = %display_user(&outcome), outcome = refusal.code, status = refusal.status);
+                      sub = %display_user(&outcome), outcome = refusal.code,
+                      reason = refusal.reason.unwrap_or(refusal.code), status = refusal.status);
             }
             (refusal_response(&refusal, origin), outcome)
         }
@@ -260,6 +281,7 @@ fn refusal_outcome(mut outcome: ExchangeOutcome, refusal: &Refusal) -> ExchangeO
     outcome.status = refusal.status;
     outcome.code = refusal.code;
     outcome.denied = refusal.denied;
+    outcome.reason = refusal.reason;
     outcome
 }
 
@@ -288,6 +310,10 @@ async fn exchange<D: Directory, S: JwksSource, C: CredentialIssuer, L: Ledger>(
     outcome.issuer = Some(verified.issuer.clone());
     outcome.user = Some(verified.user_id.clone());
     trace!(source = SOURCE, issuer = %verified.issuer, sub = %verified.user_id, "token verified");
+    let issuer = deps
+        .issuers
+        .get(&verified.issuer)
+        .ok_or_else(|| Refusal::new(500, "exchange_failed", "the issuer is not configured"))?;
 
     let remaining = Duration::from_secs(verified.expires_at.saturating_sub(now_seconds()));
     if remaining < MIN_SESSION {
@@ -297,26 +323,49 @@ async fn exchange<D: Directory, S: JwksSource, C: CredentialIssuer, L: Ledger>(
             "the token expires within 900 seconds, the shortest session STS issues; sign in again",
         ));
     }
+    let token_expiry = UNIX_EPOCH + Duration::from_secs(verified.expires_at);
+    let now = SystemTime::now();
+    if let Some(reused) = deps
+        .sessions
+        .reusable(&issuer.key, &verified.user_id, token_expiry, now)
+    {
+        outcome.session = Some(reused.duration);
+        outcome.reused = true;
+        return Ok(credentials_body(deps, &verified, &reused.credentials));
+    }
+    let record = check_identity(deps, issuer, &verified).await?;
+    if deps.ensure_user {
+        let applied = ensure_chime_user(deps, issuer, &verified, record.as_ref()).await?;
+        outcome.chime_user = Some(applied);
+    }
     let session = deps
         .max_session
         .clamp(MIN_SESSION, MAX_SESSION)
         .min(remaining);
-
-    if deps.ensure_user {
-        let applied = ensure_chime_user(deps, &verified).await?;
-        outcome.chime_user = Some(applied);
-    }
-
-    let sts_request = AssumeRoleRequest::for_user(&verified.user_id, session);
+    let sts_request = AssumeRoleRequest::for_user(&verified.user_id, &issuer.key, session);
     let credentials = deps
         .sts
         .assume_role(&sts_request)
         .await
         .map_err(|e| sts_refusal(&e, &verified))?;
     outcome.session = Some(session);
+    let body = credentials_body(deps, &verified, &credentials);
+    let cached = CachedSession {
+        credentials,
+        duration: session,
+    };
+    deps.sessions
+        .keep(&issuer.key, &verified.user_id, cached, SystemTime::now());
+    Ok(body)
+}
 
+fn credentials_body<D: Directory, S, C, L>(
+    deps: &CredentialExchange<D, S, C, L>,
+    verified: &VerifiedToken,
+    credentials: &TemporaryCredentials,
+) -> Value {
     let app_instance = deps.directory.app_instance_arn();
-    Ok(json!({
+    json!({
         "credentials": {
             "accessKeyId": credentials.access_key_id,
             "secretAccessKey": credentials.secret_access_key,
@@ -326,7 +375,46 @@ async fn exchange<D: Directory, S: JwksSource, C: CredentialIssuer, L: Ledger>(
         "appInstanceArn": app_instance.as_str(),
         "appInstanceUserArn": app_instance.user_arn(&verified.user_id),
         "region": app_instance.region(),
-    }))
+    })
+}
+
+/// The user's ledger record, once `issuer` may act for the user: a user
+/// another sign-in source owns (the pool, another issuer) is refused unless
+/// the issuer shares that source's users (`sharesUsersWith`), so one
+/// identity provider's administrator cannot mint credentials for another's
+/// users. A check that cannot be made refuses (503): the ledger being down
+/// must not open that door.
+async fn check_identity<D, S, C, L: Ledger>(
+    deps: &CredentialExchange<D, S, C, L>,
+    issuer: &TrustedIssuer,
+    verified: &VerifiedToken,
+) -> Result<Option<UserRecord>, Refusal> {
+    let records = deps
+        .ledger
+        .get_many(std::slice::from_ref(&verified.user_id))
+        .await
+        .map_err(|e| {
+            error!(source = SOURCE, issuer = %issuer.key, sub = %verified.user_id,
+                   outcome = "ownership_unavailable", error = %e);
+            Refusal::new(
+                503,
+                "ownership_unavailable",
+                "the user's identity cannot be checked right now; retry shortly",
+            )
+        })?;
+    let record = records.into_iter().next().map(|(_, r)| r);
+    if let Some(owner) = record.as_ref().and_then(|r| r.owner.as_ref())
+        && !issuer.may_act_for(owner)
+    {
+        warn!(source = SOURCE, issuer = %issuer.key, sub = %verified.user_id,
+              outcome = "identity_not_allowed", owner = owner.as_str());
+        return Err(Refusal::new(
+            403,
+            "identity_not_allowed",
+            "this identity provider may not act for this user",
+        ));
+    }
+    Ok(record)
 }
 
 fn now_seconds() -> u64 {
@@ -417,24 +505,41 @@ fn token_refusal(e: &TokenError) -> Refusal {
         TokenError::KeysUnavailable(detail) => {
             error!(source = SOURCE, outcome = "jwks_unavailable", detail = %detail,
                    "cannot fetch the issuer's signing keys");
-            Refusal::new(
-                503,
-                e.code(),
-                "the identity provider's signing keys cannot be fetched right now; retry shortly",
-            )
+            Refusal {
+                reason: Some(e.code()),
+                ..Refusal::new(
+                    503,
+                    e.public_code(),
+                    "the identity provider's signing keys cannot be fetched right now; retry \
+                     shortly",
+                )
+            }
         }
-        _ => Refusal::new(401, e.code(), e.to_string()),
+        TokenError::Expired => Refusal {
+            reason: Some(e.code()),
+            ..Refusal::new(401, e.public_code(), e.to_string())
+        },
+        _ => Refusal {
+            reason: Some(e.code()),
+            ..Refusal::new(
+                401,
+                e.public_code(),
+                "the token is not valid for this service",
+            )
+        },
     }
 }
 
 /// Create the Chime user if missing (the same domain code as
 /// post-confirmation) and record the issuer's source as its owner; cancel a
-/// pending deletion of a user that source owns. The ledger is best effort
-/// here: a sign-in is never refused for it (an unrecorded user is owned by
-/// no source, which no absence deletes).
+/// pending deletion of a user that source owns. Recording is best effort:
+/// a sign-in is never refused because the owner could not be written (an
+/// unrecorded user is owned by no source, which no absence deletes).
 async fn ensure_chime_user<D: Directory, S, C, L: Ledger>(
     deps: &CredentialExchange<D, S, C, L>,
+    issuer: &TrustedIssuer,
     verified: &VerifiedToken,
+    record: Option<&UserRecord>,
 ) -> Result<Applied, Refusal> {
     // The sub is a valid, non-personal name when no claim yields one.
     let name = deps
@@ -447,11 +552,7 @@ async fn ensure_chime_user<D: Directory, S, C, L: Ledger>(
         name,
         metadata: None,
     };
-    let source = deps
-        .issuers
-        .get(&verified.issuer)
-        .map(|i| i.source.clone())
-        .ok_or_else(|| Refusal::new(500, "chime_user_failed", "the issuer is not configured"))?;
+    let source = issuer.source.clone();
     let change = |kind| Change {
         id: profile.id.clone(),
         source: source.clone(),
@@ -464,7 +565,7 @@ async fn ensure_chime_user<D: Directory, S, C, L: Ledger>(
     };
     let result = match deps.directory.ensure_exists_described(&profile).await {
         Ok((_, Some(user))) if user.deletion_pending() => {
-            restore_if_owned(deps, &change(ChangeKind::SignIn)).await
+            restore_if_owned(deps, &change(ChangeKind::SignIn), record).await
         }
         Ok((applied, _)) => Ok(applied),
         Err(e) => Err(e),
@@ -488,15 +589,8 @@ async fn ensure_chime_user<D: Directory, S, C, L: Ledger>(
 async fn restore_if_owned<D: Directory, S, C, L: Ledger>(
     deps: &CredentialExchange<D, S, C, L>,
     change: &Change,
+    record: Option<&UserRecord>,
 ) -> Result<Applied, DirectoryError> {
-    let records = match deps.ledger.get_many(std::slice::from_ref(&change.id)).await {
-        Ok(records) => records,
-        Err(e) => {
-            warn!(source = SOURCE, sub = %change.id, outcome = "ledger-unreadable", error = %e);
-            return Ok(Applied::AlreadyProvisioned);
-        }
-    };
-    let record = records.first().map(|(_, r)| r);
     if let Err(refusal) = ledger::judge(record, change, &UnownedPolicy::Keep) {
         info!(source = SOURCE, sub = %change.id, outcome = "deletion-kept", reason = refusal.code());
         return Ok(Applied::AlreadyProvisioned);
@@ -665,6 +759,15 @@ fn cors(headers: &mut HeaderMap, origin: Option<&str>) {
         && let Ok(v) = HeaderValue::from_str(origin)
     {
         headers.insert("access-control-allow-origin", v);
+        // A browser hides every other response header from the page: a
+        // client needs these two to back off and to tell why it was refused.
+        set_headers(
+            headers,
+            &[(
+                "access-control-expose-headers",
+                "Retry-After, WWW-Authenticate",
+            )],
+        );
     }
     // Caches must key on Origin whenever the answer depends on it.
     set_headers(headers, &[("vary", "Origin")]);
@@ -802,17 +905,29 @@ mod tests {
     }
 
     /// A refusal: status, error code, message fragment; no STS call; no token echoed.
+    ///
+    /// `code` is the precise reason: for a token that fails authentication
+    /// the client sees only `invalid_token` and a fixed message, and the
+    /// reason is the outcome's (the log's and the metric's); otherwise it is
+    /// the body's `error`, and `says` a fragment of its message.
     async fn refused(w: &World, event: Value, status: i64, code: &str, says: &str) {
         let token_text = event.to_string();
         let a = call(&w.deps, event).await;
-        assert_eq!(
-            (a.status, a.body["error"].as_str()),
-            (status, Some(code)),
-            "{}",
-            a.body
-        );
+        let public = a.body["error"].as_str().unwrap_or_default();
         let message = a.body["message"].as_str().unwrap();
-        assert!(message.contains(says), "{code}: {message}");
+        if public == "invalid_token" {
+            assert_eq!(
+                (a.status, a.outcome.reason),
+                (status, Some(code)),
+                "{}",
+                a.body
+            );
+            assert_eq!(message, "the token is not valid for this service");
+            assert_eq!(a.outcome.code, "invalid_token");
+        } else {
+            assert_eq!((a.status, public), (status, code), "{}", a.body);
+            assert!(message.contains(says), "{code}: {message}");
+        }
         assert_eq!(header(&a, "cache-control"), Some("no-store"));
         assert!(
             w.deps.sts.requests().is_empty(),
@@ -834,7 +949,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_valid_rs256_token_gets_credentials_for_its_own_user() {
-        let w = world();
+        let mut w = world();
         let a = call(&w.deps, post(&w.rsa.sign(&claims(json!({}))))).await;
         assert_eq!(a.status, 200, "{}", a.body);
         assert_eq!(header(&a, "cache-control"), Some("no-store"));
@@ -860,15 +975,20 @@ mod tests {
         assert_eq!(sent.len(), 1);
         assert_eq!(
             sent[0],
-            AssumeRoleRequest::for_user(&UserId::parse(SUB).unwrap(), MAX_SESSION)
+            AssumeRoleRequest::for_user(&UserId::parse(SUB).unwrap(), "okta", MAX_SESSION)
         );
-        assert_eq!(sent[0].tags, vec![("UserUUID".to_owned(), SUB.to_owned())]);
         let users = w.deps.directory.users();
         assert_eq!((users.len(), users[0].name.as_str()), (1, "Ada Lovelace"));
         assert_eq!(a.outcome.chime_user, Some(Applied::Created));
-        // A second exchange finds the user and creates nothing.
+        // A second exchange reuses the session: no STS call, no Chime call.
         let again = call(&w.deps, post(&w.rsa.sign(&claims(json!({}))))).await;
-        assert_eq!(again.outcome.chime_user, Some(Applied::AlreadyProvisioned));
+        assert!(again.outcome.reused);
+        assert_eq!(again.body["credentials"], a.body["credentials"]);
+        assert_eq!(w.deps.sts.requests().len(), 1);
+        // With no session kept (a new sandbox) the user is found, not created.
+        w.deps.sessions = SessionCache::new();
+        let other = call(&w.deps, post(&w.rsa.sign(&claims(json!({}))))).await;
+        assert_eq!(other.outcome.chime_user, Some(Applied::AlreadyProvisioned));
         assert_eq!(w.deps.directory.users().len(), 1);
     }
 
@@ -1287,10 +1407,13 @@ mod tests {
                 (Metric::CredentialsIssued, 1)
             ]
         );
+        // Each call from a fresh sandbox (no session kept).
+        w.deps.sessions.clear();
         let again = call(&w.deps, ok()).await;
         let m = metrics(&again.outcome, &w.deps.directory);
         assert_eq!(m.count(Metric::AlreadyExists), 1);
         assert_eq!(m.latencies().len(), 1, "one describe");
+        w.deps.sessions.clear();
         w.deps
             .sts
             .fail_next([IssueError::Denied("not authorized".into())]);
@@ -1445,6 +1568,7 @@ mod tests {
         assert_eq!(call(&w.deps, post(&token)).await.status, 200);
         let expired = w.rsa.sign(&claims(json!({"exp": now() - 300})));
         assert_eq!(call(&w.deps, post(&expired)).await.status, 401);
+        w.deps.sessions.clear();
         w.deps
             .sts
             .fail_next([IssueError::Denied("AccessDenied".into())]);
@@ -1482,11 +1606,13 @@ mod tests {
         );
         let record = w.deps.ledger.get(&user_id()).unwrap();
         assert_eq!(record.owner, Some(ledger::Source::issuer("okta").unwrap()));
-        // A second sign-in finds the user and writes nothing.
+        // A second sign-in (in another sandbox: no session kept) finds the
+        // user and writes nothing: one read, whose user this is.
+        w.deps.sessions.clear();
         let calls = w.deps.ledger.calls();
         let a = call(&w.deps, post(&token)).await;
         assert_eq!(a.outcome.chime_user, Some(Applied::AlreadyProvisioned));
-        assert_eq!(w.deps.ledger.calls(), calls);
+        assert_eq!(w.deps.ledger.calls(), calls + 1);
     }
 
     #[tokio::test]
@@ -1495,7 +1621,8 @@ mod tests {
             (ledger::Source::issuer("okta").unwrap(), true),
             (ledger::Source::pool(), false),
         ] {
-            let w = world();
+            // The pool's users only for an issuer told it shares them.
+            let w = world_with(json!({"sharesUsersWith": ["pool"]}));
             let profile = UserProfile {
                 id: user_id(),
                 name: DisplayName::parse("Ada").unwrap(),
@@ -1537,8 +1664,11 @@ mod tests {
         }
     }
 
+    /// Whose user this is cannot be checked: refused (503), never skipped,
+    /// since skipping would let any issuer act as anyone while the ledger
+    /// is down. Nothing is created or asked of STS.
     #[tokio::test]
-    async fn the_ledger_down_never_refuses_a_sign_in() {
+    async fn the_ledger_down_refuses_rather_than_skip_the_identity_check() {
         let w = world();
         w.deps
             .ledger
@@ -1546,13 +1676,212 @@ mod tests {
         let token = w.rsa.sign(&claims(json!({})));
         let a = call(&w.deps, post(&token)).await;
         assert_eq!(
-            (a.status, a.outcome.chime_user),
-            (200, Some(Applied::Created))
+            (a.status, a.body["error"].as_str()),
+            (503, Some("ownership_unavailable"))
         );
+        assert_eq!(header(&a, "retry-after"), Some("1"));
+        assert!(w.deps.directory.users().is_empty());
+        assert!(w.deps.sts.requests().is_empty());
+    }
+
+    // -- Issue 20: the attack matrix in core ------------------------------
+
+    /// `claims()` with `key` set to `value`, `null` included.
+    fn claims_raw(key: &str, value: Value) -> Value {
+        let mut c = claims(json!({}));
+        c[key] = value;
+        c
+    }
+
+    /// [`world`] with these settings added to the OIDC issuer's.
+    fn world_with(settings: Value) -> World {
+        let mut w = world();
+        let mut okta = json!({"audiences": ["chat-app"], "key": "okta"});
+        for (k, v) in settings.as_object().cloned().unwrap_or_default() {
+            okta[k] = v;
+        }
+        w.deps.issuers = TrustedIssuers::parse(
+            &json!({
+                ISSUER: okta,
+                COGNITO: {"audiences": ["client-1"], "tokenUse": "id", "jwksUri": COGNITO_JWKS,
+                          "source": "pool"},
+            })
+            .to_string(),
+        )
+        .unwrap();
+        w
+    }
+
+    #[tokio::test]
+    async fn an_audience_of_the_wrong_shape_is_refused_not_skipped() {
+        let w = world();
+        for aud in [
+            json!(null),
+            json!([]),
+            json!(5),
+            json!(""),
+            json!([5]),
+            json!({}),
+        ] {
+            let token = w.rsa.sign(&claims_raw("aud", aud.clone()));
+            refused(&w, post(&token), 401, "malformed_audience", "").await;
+        }
+    }
+
+    #[tokio::test]
+    async fn several_audiences_need_this_application_as_azp() {
+        let w = world();
+        let both = json!(["other-app", "chat-app"]);
+        let token = w.rsa.sign(&claims_raw("aud", both.clone()));
+        refused(&w, post(&token), 401, "wrong_authorized_party", "").await;
+        let other = claims(json!({"aud": both.clone(), "azp": "other-app"}));
+        refused(
+            &w,
+            post(&w.rsa.sign(&other)),
+            401,
+            "wrong_authorized_party",
+            "",
+        )
+        .await;
+        let single_wrong = claims(json!({"azp": "other-app"}));
+        refused(
+            &w,
+            post(&w.rsa.sign(&single_wrong)),
+            401,
+            "wrong_authorized_party",
+            "",
+        )
+        .await;
+        let ok = claims(json!({"aud": both, "azp": "chat-app"}));
+        assert_eq!(call(&w.deps, post(&w.rsa.sign(&ok))).await.status, 200);
+    }
+
+    #[tokio::test]
+    async fn configured_authorized_parties_are_required_of_every_token() {
+        let w = world_with(json!({"authorizedParties": ["chat-web"]}));
+        refused(
+            &w,
+            post(&w.rsa.sign(&claims(json!({})))),
+            401,
+            "wrong_authorized_party",
+            "",
+        )
+        .await;
+        let ok = claims(json!({"azp": "chat-web"}));
+        assert_eq!(call(&w.deps, post(&w.rsa.sign(&ok))).await.status, 200);
+    }
+
+    #[tokio::test]
+    async fn times_may_be_fractional_but_iat_not_in_the_future() {
+        let w = world();
+        let future = claims(json!({"iat": now() + 3 * 365 * 86_400}));
+        refused(&w, post(&w.rsa.sign(&future)), 401, "issued_in_future", "").await;
+        let nbf = claims(json!({"nbf": now() as f64 + 600.5}));
+        refused(&w, post(&w.rsa.sign(&nbf)), 401, "token_not_yet_valid", "").await;
+        let text = claims(json!({"exp": "tomorrow"}));
+        refused(&w, post(&w.rsa.sign(&text)), 401, "missing_claim", "").await;
+        let float = claims(json!({"exp": now() as f64 + 3600.25, "iat": now() as f64 - 0.5}));
+        let a = call(&w.deps, post(&w.rsa.sign(&float))).await;
         assert_eq!(
-            w.deps.ledger.get(&user_id()),
-            None,
-            "unrecorded: owned by no source"
+            a.status, 200,
+            "RFC 7519 NumericDates need not be integers: {}",
+            a.body
+        );
+    }
+
+    #[tokio::test]
+    async fn token_types_are_checked_when_configured() {
+        let w = world_with(json!({"tokenTypes": ["at+jwt"]}));
+        let header = |typ: &str| json!({"alg": "RS256", "kid": "rsa-1", "typ": typ});
+        let token = w.rsa.sign_with_header(&header("JWT"), &claims(json!({})));
+        refused(&w, post(&token), 401, "wrong_token_type", "").await;
+        let token = w
+            .rsa
+            .sign_with_header(&header("application/AT+JWT"), &claims(json!({})));
+        assert_eq!(call(&w.deps, post(&token)).await.status, 200);
+    }
+
+    #[tokio::test]
+    async fn a_non_uuid_user_id_maps_to_its_uuid_v5_and_the_issuer_is_tagged() {
+        let w = world_with(json!({"userIdFormat": "uuid-v5"}));
+        let a = call(
+            &w.deps,
+            post(&w.rsa.sign(&claims(json!({"sub": "00u1ab2cd3EF4gh5i6j7"})))),
+        )
+        .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        let id = crate::identity::derived_user_id(ISSUER, "00u1ab2cd3EF4gh5i6j7");
+        assert_eq!(a.body["appInstanceUserArn"], format!("{ARN}/user/{id}"));
+        assert_eq!(
+            w.deps.sts.requests()[0].tags,
+            vec![
+                ("UserUUID".to_owned(), id.to_string()),
+                ("Issuer".to_owned(), "okta".to_owned())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_issuer_acts_only_for_users_it_may_vouch_for() {
+        let w = world();
+        let id = UserId::parse(SUB).unwrap();
+        w.deps
+            .ledger
+            .set_owner(&id, &ledger::Source::pool())
+            .await
+            .unwrap();
+        let token = w.rsa.sign(&claims(json!({})));
+        refused(
+            &w,
+            post(&token),
+            403,
+            "identity_not_allowed",
+            "may not act for this user",
+        )
+        .await;
+        // Told to share the pool's users, it may; the feed's users it always may.
+        let shared = world_with(json!({"sharesUsersWith": ["pool"]}));
+        shared
+            .deps
+            .ledger
+            .set_owner(&id, &ledger::Source::pool())
+            .await
+            .unwrap();
+        let token = shared.rsa.sign(&claims(json!({})));
+        assert_eq!(call(&shared.deps, post(&token)).await.status, 200);
+        let fed = world();
+        let feed = ledger::Source::feed(None).unwrap();
+        fed.deps.ledger.set_owner(&id, &feed).await.unwrap();
+        let token = fed.rsa.sign(&claims(json!({})));
+        assert_eq!(call(&fed.deps, post(&token)).await.status, 200);
+    }
+
+    #[tokio::test]
+    async fn the_same_user_gets_the_same_session_until_it_runs_short() {
+        let w = world();
+        let token = w.rsa.sign(&claims(json!({})));
+        for _ in 0..100 {
+            assert_eq!(call(&w.deps, post(&token)).await.status, 200);
+        }
+        assert_eq!(
+            w.deps.sts.requests().len(),
+            1,
+            "one AssumeRole for a hundred requests"
+        );
+        // A token that expires before the cached session does: a shorter one.
+        let shorter = w.rsa.sign(&claims(json!({"exp": now() + 1800})));
+        let a = call(&w.deps, post(&shorter)).await;
+        assert!(!a.outcome.reused);
+        assert_eq!(w.deps.sts.requests().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn browsers_may_read_the_headers_that_say_why_and_when() {
+        let w = world();
+        let a = call(&w.deps, post("not.a.jwt")).await;
+        assert_eq!(
+            header(&a, "access-control-expose-headers"),
+            Some("Retry-After, WWW-Authenticate")
         );
     }
 }

@@ -184,7 +184,15 @@ pub struct Invocation {
     function: FunctionMetrics,
     counts: BTreeMap<Metric, u64>,
     latencies: Vec<Duration>,
+    /// Why a request was refused, precisely: a second document with a
+    /// `Reason` dimension ([`Invocation::reason_emf`]).
+    reason: Option<&'static str>,
 }
+
+/// The metric of [`Invocation::reason_emf`], by `FunctionName` and `Reason`.
+pub const REFUSED_BY_REASON: &str = "RefusedByReason";
+/// Its second dimension.
+pub const REASON_DIMENSION: &str = "Reason";
 
 impl Invocation {
     pub fn new(function: FunctionMetrics) -> Self {
@@ -192,7 +200,29 @@ impl Invocation {
             function,
             counts: BTreeMap::new(),
             latencies: Vec::new(),
+            reason: None,
         }
+    }
+
+    /// Count this invocation's refusal under its precise reason (a fixed
+    /// code, never input), which the client is not told.
+    pub fn refused_for(&mut self, reason: &'static str) -> &mut Self {
+        self.reason = Some(reason);
+        self
+    }
+
+    /// The document counting [`REFUSED_BY_REASON`] for the refusal's reason,
+    /// when there was one.
+    pub fn reason_emf(&self, function_name: &str, at: SystemTime) -> Option<Emf> {
+        let reason = self.reason?;
+        Some(
+            Emf::new(NAMESPACE, at)
+                .dimension(FUNCTION_DIMENSION, function_name)
+                .dimension(REASON_DIMENSION, reason)
+                .property("level", "INFO")
+                .property("source", self.function.source)
+                .count(REFUSED_BY_REASON, 1),
+        )
     }
 
     /// One decision with this outcome.
