@@ -10,7 +10,7 @@
 //! their metrics are written as the Lambda entrypoints write them
 //! (`chime_sync_runtime::metrics`). The compiled bootstraps are checked the
 //! same way in tests/no_pii_in_logs.rs, tests/e2e_bootstrap.rs and
-//! tests/e2e_credential_exchange.rs.
+//! tests/e2e_credential_exchange/main.rs.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

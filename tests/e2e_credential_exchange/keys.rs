@@ -13,74 +13,24 @@
 //!   2 s costs one discovery and one JWKS request per issuer per interval,
 //!   whether the JWKS is good or broken.
 //!
-//! Needs the bootstraps built first (scripts/test.sh builds them; see
-//! tests/support/bins.rs). `request`, `post` and `answer` are copied from
-//! tests/e2e_credential_exchange.rs.
+//! A module of tests/e2e_credential_exchange/main.rs, whose event and answer
+//! helpers it uses.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use chime_identity_fake::{FakeChime, FakeChimeHandle, FakeConfig};
-use chime_identity_sync::lambda::{CREDENTIAL_EXCHANGE, Lambda};
-use chime_identity_sync::runtime_api::Outcome;
-use chime_sync_core::replay::DEMO_APP_INSTANCE_ARN;
+use chime_identity_sync::lambda::Lambda;
 use credential_testkit::keys::{jwks, now};
-use credential_testkit::{LocalIdp, LocalSts, TestKey};
+use credential_testkit::{LocalIdp, TestKey};
 use serde_json::{Value, json};
 
-const ROLE: &str = "arn:aws:iam::123456789012:role/chime-identity-sync-ChatUserRole-1AB2C3";
-const ORIGIN: &str = "https://chat.example.com";
+use super::{Exchange, ORIGIN, answer, post, start_exchange};
+
 const AUDIENCE: &str = "chat-web";
 
-/// A Function URL event (payload format 2.0) for `method /credentials`.
-fn request(method: &str, headers: Value) -> Value {
-    json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": "/credentials", "rawQueryString": "",
-        "headers": headers, "isBase64Encoded": false,
-        "requestContext": {
-            "accountId": "anonymous", "apiId": "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6",
-            "domainName": "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6.lambda-url.us-east-1.on.aws",
-            "domainPrefix": "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6", "requestId": "req-1",
-            "routeKey": "$default", "stage": "$default", "time": "20/Nov/2026:10:00:00 +0000",
-            "timeEpoch": 1_795_168_800_000_i64,
-            "http": {"method": method, "path": "/credentials", "protocol": "HTTP/1.1",
-                     "sourceIp": "203.0.113.7", "userAgent": "Mozilla/5.0"}
-        }
-    })
-}
-
-fn post(token: &str) -> Value {
-    request(
-        "POST",
-        json!({"authorization": format!("Bearer {token}"), "origin": ORIGIN,
-               "content-type": "application/json"}),
-    )
-}
-
-/// Status and parsed body of a Function URL response.
-fn answer(outcome: &Outcome) -> (i64, Value) {
-    let r = outcome.response();
-    let body = r["body"]
-        .as_str()
-        .map(|b| serde_json::from_str(b).expect("JSON body"))
-        .unwrap_or(Value::Null);
-    (r["statusCode"].as_i64().expect("statusCode"), body)
-}
-
-/// The function and what it talks to; dropped in reverse, the function first.
-struct Setup {
-    lambda: Lambda,
-    _sts: LocalSts,
-    _fake: FakeChimeHandle,
-}
-
 /// The bootstrap trusting `idps` (each its own ledger `key`: they share a host).
-async fn start(idps: &[&LocalIdp]) -> Setup {
-    let sts = LocalSts::start().await;
-    let fake = FakeChime::start(FakeConfig::new())
-        .await
-        .expect("Chime fake");
+async fn start(idps: &[&LocalIdp]) -> Exchange {
     let issuers: serde_json::Map<String, Value> = idps
         .iter()
         .enumerate()
@@ -89,23 +39,7 @@ async fn start(idps: &[&LocalIdp]) -> Setup {
             (idp.issuer().to_owned(), settings)
         })
         .collect();
-    let lambda = Lambda::start(
-        CREDENTIAL_EXCHANGE,
-        &[
-            ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
-            ("TRUSTED_ISSUERS", &Value::Object(issuers).to_string()),
-            ("CHAT_USER_ROLE_ARN", ROLE),
-            ("ALLOWED_ORIGINS", ORIGIN),
-            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
-            ("AWS_ENDPOINT_URL_STS", &sts.endpoint_url()),
-        ],
-    )
-    .await;
-    Setup {
-        lambda,
-        _sts: sts,
-        _fake: fake,
-    }
+    start_exchange(&Value::Object(issuers), &[("ALLOWED_ORIGINS", ORIGIN)]).await
 }
 
 /// Claims of a token `idp` might issue for `sub`, valid for an hour.
@@ -145,7 +79,7 @@ async fn keys_are_kept_for_the_bounded_max_age_their_jwks_answer_gives() {
     for (i, idp) in idps.iter().enumerate() {
         let sub = format!("6f1c2d3e-0b4a-4c5d-8e9f-a0b1c2d3e4f{i}");
         for _ in 0..3 {
-            let (status, body) =
+            let (status, body, _) =
                 answer(&s.lambda.invoke(&post(&key.sign(&claims(idp, &sub)))).await);
             assert_eq!(status, 200, "{body}");
         }
@@ -159,7 +93,7 @@ async fn keys_are_kept_for_the_bounded_max_age_their_jwks_answer_gives() {
     let revoked = &idps[0];
     revoked.set_jwks(jwks(&[&TestKey::ec("ec-2027")]));
     let sub = "6f1c2d3e-0b4a-4c5d-8e9f-a0b1c2d3e4f0";
-    let (status, body) = answer(
+    let (status, body, _) = answer(
         &s.lambda
             .invoke(&post(&key.sign(&claims(revoked, sub))))
             .await,
@@ -203,7 +137,7 @@ async fn a_jwks_uri_over_plain_http_to_another_host_is_refused_unfetched() {
 
     for _ in 0..3 {
         let token = key.sign(&claims(&idp, "6f1c2d3e-0b4a-4c5d-8e9f-a0b1c2d3e4f5"));
-        let (status, body) = answer(&s.lambda.invoke(&post(&token)).await);
+        let (status, body, _) = answer(&s.lambda.invoke(&post(&token)).await);
         assert_eq!(
             (status, body["error"].as_str()),
             (503, Some("jwks_unavailable")),
@@ -260,7 +194,7 @@ async fn a_flood_of_forged_tokens_costs_one_fetch_per_issuer_per_interval() {
         })
         .collect();
     for (to_slow, id) in &ids {
-        let (status, body) = answer(&s.lambda.api.outcome(id, Duration::from_secs(30)).await);
+        let (status, body, _) = answer(&s.lambda.api.outcome(id, Duration::from_secs(30)).await);
         let want = if *to_slow {
             // The precise reason (unknown_key) is for the log only.
             (401, Some("invalid_token"))

@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use chime_identity_fake::{FakeChime, FakeConfig};
+use chime_identity_fake::{FakeChime, FakeChimeHandle, FakeConfig};
 use chime_identity_sync::emf;
 use chime_identity_sync::lambda::{CREDENTIAL_EXCHANGE, Lambda, SECRET_ACCESS_KEY};
 use chime_identity_sync::runtime_api::Outcome;
@@ -25,6 +25,9 @@ use chime_sync_core::replay::DEMO_APP_INSTANCE_ARN;
 use credential_testkit::keys::{hs256, jwks, now, tampered, unsigned};
 use credential_testkit::{LocalIdp, LocalSts, StsAnswer, TestCa, TestKey};
 use serde_json::{Value, json};
+
+/// The key cache: lifetimes, the URL rule, a flood against slow IdPs.
+mod keys;
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/chime-identity-sync-ChatUserRole-1AB2C3";
 const ORIGIN: &str = "https://chat.example.com";
@@ -72,10 +75,38 @@ struct Setup {
     lambda: Lambda,
     idp: LocalIdp,
     sts: LocalSts,
-    fake: chime_identity_fake::FakeChimeHandle,
+    fake: FakeChimeHandle,
     rsa: TestKey,
     ec: TestKey,
     down_issuer: String,
+}
+
+/// The bootstrap trusting `issuers`, with its own STS and Chime fake; fields
+/// drop in order, the function first.
+struct Exchange {
+    lambda: Lambda,
+    sts: LocalSts,
+    fake: FakeChimeHandle,
+}
+
+/// Starts [`Exchange`] with `TRUSTED_ISSUERS` = `issuers` and `extra` settings.
+async fn start_exchange(issuers: &Value, extra: &[(&str, &str)]) -> Exchange {
+    let sts = LocalSts::start().await;
+    let fake = FakeChime::start(FakeConfig::new())
+        .await
+        .expect("Chime fake");
+    let (issuers, sts_url, fake_url) =
+        (issuers.to_string(), sts.endpoint_url(), fake.endpoint_url());
+    let mut env = vec![
+        ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+        ("TRUSTED_ISSUERS", issuers.as_str()),
+        ("CHAT_USER_ROLE_ARN", ROLE),
+        ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", fake_url.as_str()),
+        ("AWS_ENDPOINT_URL_STS", sts_url.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    let lambda = Lambda::start(CREDENTIAL_EXCHANGE, &env).await;
+    Exchange { lambda, sts, fake }
 }
 
 async fn setup() -> Setup {
@@ -85,10 +116,6 @@ async fn setup() -> Setup {
         TestKey::ec("ec-2026"),
     );
     let idp = LocalIdp::start_tls(jwks(&[&rsa, &ec]), &ca).await;
-    let sts = LocalSts::start().await;
-    let fake = FakeChime::start(FakeConfig::new())
-        .await
-        .expect("Chime fake");
     let dir = std::env::temp_dir().join(format!("e2e-credential-exchange-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let ca_file = dir.join("test-ca.pem");
@@ -98,19 +125,13 @@ async fn setup() -> Setup {
     let issuers = json!({
         idp.issuer(): {"audiences": ["chat-web"]},
         down_issuer.as_str(): {"audiences": ["chat-web"]},
-    })
-    .to_string();
-    let lambda = Lambda::start(
-        CREDENTIAL_EXCHANGE,
+    });
+    let Exchange { lambda, sts, fake } = start_exchange(
+        &issuers,
         &[
-            ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
-            ("TRUSTED_ISSUERS", &issuers),
-            ("CHAT_USER_ROLE_ARN", ROLE),
             ("ALLOWED_ORIGINS", ORIGIN),
             ("DISPLAY_NAME_ATTRIBUTES", "name,email:local"),
             ("SSL_CERT_FILE", ca_file.to_str().expect("UTF-8 path")),
-            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
-            ("AWS_ENDPOINT_URL_STS", &sts.endpoint_url()),
         ],
     )
     .await;
@@ -524,27 +545,12 @@ async fn issuers_keep_to_their_own_users_and_a_loop_costs_one_session() {
     for key in &keys {
         idps.push(LocalIdp::start(jwks(&[key])).await);
     }
-    let sts = LocalSts::start().await;
-    let fake = FakeChime::start(FakeConfig::new())
-        .await
-        .expect("Chime fake");
     let issuers = json!({
         idps[0].issuer(): {"audiences": ["chat-web"], "key": "first"},
         idps[1].issuer(): {"audiences": ["chat-web"], "key": "second"},
         idps[2].issuer(): {"audiences": ["chat-web"], "key": "third", "userIdFormat": "uuid-v5"},
-    })
-    .to_string();
-    let lambda = Lambda::start(
-        CREDENTIAL_EXCHANGE,
-        &[
-            ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
-            ("TRUSTED_ISSUERS", &issuers),
-            ("CHAT_USER_ROLE_ARN", ROLE),
-            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
-            ("AWS_ENDPOINT_URL_STS", &sts.endpoint_url()),
-        ],
-    )
-    .await;
+    });
+    let Exchange { lambda, sts, fake } = start_exchange(&issuers, &[]).await;
     let token = |n: usize, sub: &str, extra: Value| {
         let mut c = json!({"iss": idps[n].issuer(), "aud": "chat-web", "sub": sub,
                            "iat": now(), "exp": now() + 3600, "name": "Ada Lovelace"});
