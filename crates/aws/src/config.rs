@@ -1,4 +1,6 @@
-//! Start-up configuration of the three functions, from environment variables.
+//! Start-up configuration of the functions, from environment variables.
+//! What each variable defaults to and accepts is stated once, in [`spec`];
+//! [`reference`] describes them and generates docs/SETTINGS.md.
 //!
 //! Every variable is read and validated once, before the Lambda runtime
 //! starts, so a typo stops the function at init (`/init/error`, visible in
@@ -34,6 +36,8 @@ use thiserror::Error;
 
 use crate::chime::ChimeConfig;
 use crate::cognito::{CognitoConfig, InvalidUserPoolId, UserPoolId};
+
+pub mod reference;
 
 pub const APP_INSTANCE_ARN: &str = "APP_INSTANCE_ARN";
 pub const SYNC_QUEUE_URL: &str = "SYNC_QUEUE_URL";
@@ -124,7 +128,7 @@ pub const MIN_CHIME_BUDGET: Duration = Duration::from_millis(100);
 /// message makes up to three calls, so the function timeout should be well
 /// above three times this.
 pub const DEFAULT_IDP_SYNC_BUDGET: Duration = Duration::from_millis(5000);
-/// idp-sync's budget may not exceed Lambda's longest timeout.
+/// idp-sync's (and reconcile's) budget may not exceed Lambda's longest timeout.
 pub const MAX_IDP_SYNC_BUDGET: Duration = Duration::from_secs(900);
 /// The time one DLQ send may take in idp-sync.
 pub const IDP_SYNC_QUEUE_TIMEOUT: Duration = Duration::from_millis(5000);
@@ -134,10 +138,142 @@ pub const DEFAULT_MAX_CONCURRENT_GROUPS: usize = 10;
 pub const MAX_MAX_CONCURRENT_GROUPS: usize = 10;
 /// credential-exchange's Chime budget per call when `CHIME_BUDGET_MS` is unset.
 pub const DEFAULT_EXCHANGE_CHIME_BUDGET: Duration = Duration::from_millis(3000);
+/// credential-exchange's budget may not exceed its function timeout (10 s).
+pub const MAX_EXCHANGE_CHIME_BUDGET: Duration = Duration::from_secs(10);
+/// `CHIME_MAX_ATTEMPTS` may not exceed this: more attempts only pile up
+/// behind a budget that already bounds the call.
+pub const MAX_CHIME_ATTEMPTS: u64 = 10;
 /// How long one GET of an issuer's discovery document or JWKS may take.
 pub const JWKS_TIMEOUT: Duration = Duration::from_millis(3000);
 /// How long one STS AssumeRole may take, retries included.
 pub const STS_TIMEOUT: Duration = Duration::from_millis(5000);
+
+/// A whole-number setting's default and inclusive range. The parser enforces
+/// exactly these and the settings reference ([`reference`], docs/SETTINGS.md)
+/// states them, so what is documented cannot drift from what is enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub default: u64,
+    pub min: u64,
+    pub max: u64,
+}
+
+/// A setting that takes one of a few words, with the one unset means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Choice {
+    pub default: &'static str,
+    pub allowed: &'static [&'static str],
+}
+
+/// What each variable defaults to and accepts: the one place the parsers
+/// below and the settings reference both take them from. The numbers come
+/// from the constants that explain them (above, or in chime-sync-core).
+pub mod spec {
+    use super::*;
+
+    /// Milliseconds of a duration, in a `const`.
+    const fn ms(d: Duration) -> u64 {
+        d.as_millis() as u64
+    }
+
+    /// A Chime budget in milliseconds: at least [`MIN_CHIME_BUDGET`].
+    const fn budget(default: Duration, max: Duration) -> Bounds {
+        Bounds {
+            default: ms(default),
+            min: ms(MIN_CHIME_BUDGET),
+            max: ms(max),
+        }
+    }
+
+    pub const POST_CONFIRMATION_CHIME_BUDGET_MS: Bounds = budget(
+        DEFAULT_POST_CONFIRMATION_BUDGET,
+        MAX_POST_CONFIRMATION_BUDGET,
+    );
+    pub const IDP_SYNC_CHIME_BUDGET_MS: Bounds =
+        budget(DEFAULT_IDP_SYNC_BUDGET, MAX_IDP_SYNC_BUDGET);
+    pub const RECONCILE_CHIME_BUDGET_MS: Bounds =
+        budget(DEFAULT_RECONCILE_CHIME_BUDGET, MAX_IDP_SYNC_BUDGET);
+    pub const EXCHANGE_CHIME_BUDGET_MS: Bounds =
+        budget(DEFAULT_EXCHANGE_CHIME_BUDGET, MAX_EXCHANGE_CHIME_BUDGET);
+    /// At most post-confirmation's Chime budget: the sign-in trigger runs
+    /// in the same function, under the same timeout.
+    pub const SIGN_IN_BUDGET_MS: Bounds = budget(
+        post_confirmation::DEFAULT_SIGN_IN_BUDGET,
+        MAX_POST_CONFIRMATION_BUDGET,
+    );
+    pub const CHIME_MAX_ATTEMPTS: Bounds = Bounds {
+        default: ChimeConfig::DEFAULT_MAX_ATTEMPTS as u64,
+        min: 1,
+        max: MAX_CHIME_ATTEMPTS,
+    };
+    pub const MAX_CONCURRENT_GROUPS: Bounds = Bounds {
+        default: DEFAULT_MAX_CONCURRENT_GROUPS as u64,
+        min: 1,
+        max: MAX_MAX_CONCURRENT_GROUPS as u64,
+    };
+    pub const DELETE_GRACE_DAYS: Bounds = Bounds {
+        default: DeleteMode::DEFAULT_GRACE_DAYS as u64,
+        min: 1,
+        max: MAX_GRACE_DAYS as u64,
+    };
+    pub const DELETE_LIMIT: Bounds = Bounds {
+        default: DeleteBreaker::DEFAULT_LIMIT as u64,
+        min: 0,
+        max: MAX_DELETE_LIMIT,
+    };
+    pub const DELETE_LIMIT_PERCENT: Bounds = percent(DeleteBreaker::DEFAULT_PERCENT as u64, 0);
+    pub const COGNITO_QUOTA_SHARE_PERCENT: Bounds = percent(DEFAULT_QUOTA_SHARE_PERCENT, 1);
+    /// The longest session by default; STS's role-chaining hour at most.
+    pub const MAX_SESSION_SECONDS: Bounds = Bounds {
+        default: MAX_SESSION.as_secs(),
+        min: MIN_SESSION.as_secs(),
+        max: MAX_SESSION.as_secs(),
+    };
+
+    /// A percentage from `min` to 100.
+    const fn percent(default: u64, min: u64) -> Bounds {
+        Bounds {
+            default,
+            min,
+            max: 100,
+        }
+    }
+
+    // The feed breaker's defaults are chime-sync-core's `FeedBreaker::default()`,
+    // which is not a `const fn`: these are functions for that reason only.
+    pub fn feed_delete_limit() -> Bounds {
+        Bounds {
+            default: FeedBreaker::default().limit,
+            min: 0,
+            max: MAX_DELETE_LIMIT,
+        }
+    }
+    pub fn feed_delete_limit_percent() -> Bounds {
+        percent(u64::from(FeedBreaker::default().percent), 0)
+    }
+    pub fn feed_delete_window_minutes() -> Bounds {
+        Bounds {
+            default: FeedBreaker::default().window.as_secs() / 60,
+            min: 1,
+            max: MAX_FEED_WINDOW_MINUTES,
+        }
+    }
+
+    pub const AUTO_CONFIRM: bool = false;
+    pub const AUTO_VERIFY_EMAIL: bool = false;
+    pub const ENSURE_CHIME_USER: bool = true;
+    pub const DELETE_MODE: Choice = Choice {
+        default: "grace",
+        allowed: &["grace", "immediate"],
+    };
+    /// `auto` and chime-sync-core's `SHARD_COUNTS` (a test keeps them equal).
+    pub const RECONCILE_SHARDS: Choice = Choice {
+        default: "auto",
+        allowed: &["auto", "1", "16", "256"],
+    };
+    /// What unset `UNOWNED_USERS` means, spelled as the variable takes it.
+    pub const UNOWNED_USERS: &str = "keep";
+}
 
 /// A configuration value that is missing or malformed. Each names its variable.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -251,9 +387,9 @@ pub struct PreSignupConfig {
     pub display_names: DisplayNamePolicy,
     /// `ALLOWED_EMAIL_DOMAINS`: lower-case domains; `None` allows any.
     pub allowed_email_domains: Option<Vec<String>>,
-    /// `AUTO_CONFIRM` (default false). Never true with `allowed_email_domains`.
+    /// `AUTO_CONFIRM`. Never true with `allowed_email_domains`.
     pub auto_confirm: bool,
-    /// `AUTO_VERIFY_EMAIL` (default false; only when an email is present).
+    /// `AUTO_VERIFY_EMAIL` (only when an email is present).
     pub auto_verify_email: bool,
 }
 
@@ -278,8 +414,8 @@ impl PreSignupConfig {
         let config = Self {
             display_names: env.display_names()?,
             allowed_email_domains: env.email_domains(ALLOWED_EMAIL_DOMAINS)?,
-            auto_confirm: env.boolean(AUTO_CONFIRM, false)?,
-            auto_verify_email: env.boolean(AUTO_VERIFY_EMAIL, false)?,
+            auto_confirm: env.boolean(AUTO_CONFIRM, spec::AUTO_CONFIRM)?,
+            auto_verify_email: env.boolean(AUTO_VERIFY_EMAIL, spec::AUTO_VERIFY_EMAIL)?,
         };
         if config.auto_confirm && config.allowed_email_domains.is_some() {
             return Err(ConfigError::UnprovenEmailDomains {
@@ -295,7 +431,8 @@ impl PreSignupConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostConfirmationConfig {
     /// `APP_INSTANCE_ARN`, `CHIME_MAX_ATTEMPTS`, and `CHIME_BUDGET_MS` as the
-    /// client's operation timeout (default 2000, 100–2000).
+    /// client's operation timeout. Defaults and ranges of every variable:
+    /// [`spec`], stated in docs/SETTINGS.md.
     pub chime: ChimeConfig,
     /// `SYNC_QUEUE_URL`: where a user goes when Chime is slow or unavailable.
     pub sync_queue_url: String,
@@ -305,7 +442,7 @@ pub struct PostConfirmationConfig {
     pub display_names: DisplayNamePolicy,
     /// `LEDGER_TABLE`: where each user's owner is recorded.
     pub ledger: LedgerLocation,
-    /// `SIGN_IN_BUDGET_MS` (default 800, 100–2000): the Chime budget at a
+    /// `SIGN_IN_BUDGET_MS`: the Chime budget at a
     /// federated user's sign-in, which the user waits on.
     pub sign_in_budget: Duration,
 }
@@ -318,19 +455,12 @@ impl PostConfirmationConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(lookup);
         Ok(Self {
-            chime: env.chime(
-                DEFAULT_POST_CONFIRMATION_BUDGET,
-                MAX_POST_CONFIRMATION_BUDGET,
-            )?,
+            chime: env.chime(spec::POST_CONFIRMATION_CHIME_BUDGET_MS)?,
             sync_queue_url: env.queue_url(SYNC_QUEUE_URL, "the FIFO queue idp-sync reads")?,
             queue_timeout: POST_CONFIRMATION_QUEUE_TIMEOUT,
             display_names: env.display_names()?,
             ledger: env.ledger()?,
-            sign_in_budget: env.millis(
-                SIGN_IN_BUDGET_MS,
-                post_confirmation::DEFAULT_SIGN_IN_BUDGET,
-                MAX_POST_CONFIRMATION_BUDGET,
-            )?,
+            sign_in_budget: env.millis(SIGN_IN_BUDGET_MS, spec::SIGN_IN_BUDGET_MS)?,
         })
     }
 
@@ -343,22 +473,19 @@ impl PostConfirmationConfig {
 /// The idp-sync function's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdpSyncConfig {
-    /// `APP_INSTANCE_ARN`, `CHIME_MAX_ATTEMPTS`, and `CHIME_BUDGET_MS` per call
-    /// (default 5000, 100–900000).
+    /// `APP_INSTANCE_ARN`, `CHIME_MAX_ATTEMPTS`, and `CHIME_BUDGET_MS` per call.
     pub chime: ChimeConfig,
     /// `DLQ_URL`: where permanent failures go, with their reason.
     pub dlq_url: String,
     /// How long one DLQ send may take.
     pub queue_timeout: Duration,
-    /// `MAX_CONCURRENT_GROUPS` (default 10, 1–10): message groups applied at once.
+    /// `MAX_CONCURRENT_GROUPS`: message groups applied at once.
     pub max_concurrent_groups: usize,
-    /// `DELETE_MODE` (grace or immediate, default grace) and
-    /// `DELETE_GRACE_DAYS` (default 7, 1–365): how `user.deleted` deletes;
-    /// `UNOWNED_USERS` (default keep): whether an absence may delete users
-    /// nobody owns; the feed breaker: `FEED_DELETE_LIMIT` (default 50,
-    /// 0–1000000), `FEED_DELETE_LIMIT_PERCENT` (default 5, 0–100, of the
+    /// `DELETE_MODE` and `DELETE_GRACE_DAYS`: how `user.deleted` deletes;
+    /// `UNOWNED_USERS`: whether an absence may delete users nobody owns; the
+    /// feed breaker: `FEED_DELETE_LIMIT`, `FEED_DELETE_LIMIT_PERCENT` (of the
     /// Chime users the last reconcile cycle counted) per
-    /// `FEED_DELETE_WINDOW_MINUTES` (default 60, 1–1440).
+    /// `FEED_DELETE_WINDOW_MINUTES`.
     pub rules: SyncRules,
     /// `LEDGER_TABLE`: ownership, change times, deletion marks.
     pub ledger: LedgerLocation,
@@ -372,15 +499,11 @@ impl IdpSyncConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(lookup);
         Ok(Self {
-            chime: env.chime(DEFAULT_IDP_SYNC_BUDGET, MAX_IDP_SYNC_BUDGET)?,
+            chime: env.chime(spec::IDP_SYNC_CHIME_BUDGET_MS)?,
             dlq_url: env.queue_url(DLQ_URL, "the dead-letter queue for poison messages")?,
             queue_timeout: IDP_SYNC_QUEUE_TIMEOUT,
-            max_concurrent_groups: env.number(
-                MAX_CONCURRENT_GROUPS,
-                DEFAULT_MAX_CONCURRENT_GROUPS as u64,
-                1,
-                MAX_MAX_CONCURRENT_GROUPS as u64,
-            )? as usize,
+            max_concurrent_groups: env.number(MAX_CONCURRENT_GROUPS, spec::MAX_CONCURRENT_GROUPS)?
+                as usize,
             rules: SyncRules {
                 delete_mode: env.delete_mode()?,
                 unowned: env.unowned()?,
@@ -394,8 +517,8 @@ impl IdpSyncConfig {
 /// The reconcile function's configuration.
 #[derive(Debug, Clone)]
 pub struct ReconcileConfig {
-    /// `APP_INSTANCE_ARN`, `CHIME_MAX_ATTEMPTS`, and `CHIME_BUDGET_MS` per call
-    /// (default 10000, 100–900000): the listing and grace mode's describes.
+    /// `APP_INSTANCE_ARN`, `CHIME_MAX_ATTEMPTS`, and `CHIME_BUDGET_MS` per call:
+    /// the listing and grace mode's describes.
     pub chime: ChimeConfig,
     /// `USER_POOL_ID`: the pool read; its Region is the Cognito client's.
     pub cognito: CognitoConfig,
@@ -404,12 +527,10 @@ pub struct ReconcileConfig {
     /// How long one `SendMessageBatch` may take, retries included.
     pub queue_timeout: Duration,
     /// `ACTIVE_USER_STATUSES`, `DISPLAY_NAME_ATTRIBUTES`, `PROTECTED_USER_IDS`,
-    /// `DELETE_LIMIT` (default 50, 0–1000000), `DELETE_LIMIT_PERCENT`
-    /// (default 5, 0–100), `DELETE_MODE`/`DELETE_GRACE_DAYS` (as idp-sync's:
-    /// grace mode leaves deletions under way out of the plan),
-    /// `COGNITO_QUOTA_SHARE_PERCENT` (default 50, 1–100, of ListUsers' 30 RPS)
-    /// `RECONCILE_SHARDS` (auto, 1, 16 or 256; default auto) and
-    /// `UNOWNED_USERS` (default keep).
+    /// `DELETE_LIMIT`, `DELETE_LIMIT_PERCENT`, `DELETE_MODE`/`DELETE_GRACE_DAYS`
+    /// (as idp-sync's: grace mode leaves deletions under way out of the plan),
+    /// `COGNITO_QUOTA_SHARE_PERCENT` (of ListUsers' quota), `RECONCILE_SHARDS`
+    /// and `UNOWNED_USERS`.
     pub settings: reconcile::Settings,
     /// `LEDGER_TABLE`: who owns each user, and the deletions pending.
     pub ledger: LedgerLocation,
@@ -422,7 +543,7 @@ impl ReconcileConfig {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(lookup);
-        let chime = env.chime(DEFAULT_RECONCILE_CHIME_BUDGET, MAX_IDP_SYNC_BUDGET)?;
+        let chime = env.chime(spec::RECONCILE_CHIME_BUDGET_MS)?;
         let pool = env.required(USER_POOL_ID, "the id of the user pool to read (REGION_ID)")?;
         let pool = UserPoolId::parse(&pool).map_err(|source| ConfigError::InvalidUserPoolId {
             name: USER_POOL_ID,
@@ -440,27 +561,15 @@ impl ReconcileConfig {
         };
         let share = env.number(
             COGNITO_QUOTA_SHARE_PERCENT,
-            DEFAULT_QUOTA_SHARE_PERCENT,
-            1,
-            100,
+            spec::COGNITO_QUOTA_SHARE_PERCENT,
         )?;
         let settings = reconcile::Settings {
             active,
             names: env.display_names()?,
             protected: env.user_ids(PROTECTED_USER_IDS)?,
             breaker: DeleteBreaker {
-                limit: env.number(
-                    DELETE_LIMIT,
-                    DeleteBreaker::DEFAULT_LIMIT as u64,
-                    0,
-                    MAX_DELETE_LIMIT,
-                )? as usize,
-                percent: env.number(
-                    DELETE_LIMIT_PERCENT,
-                    u64::from(DeleteBreaker::DEFAULT_PERCENT),
-                    0,
-                    100,
-                )? as u8,
+                limit: env.number(DELETE_LIMIT, spec::DELETE_LIMIT)? as usize,
+                percent: env.number(DELETE_LIMIT_PERCENT, spec::DELETE_LIMIT_PERCENT)? as u8,
             },
             delete_mode: env.delete_mode()?,
             unowned: env.unowned()?,
@@ -482,8 +591,7 @@ impl ReconcileConfig {
 /// The credential-exchange function's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialExchangeConfig {
-    /// `APP_INSTANCE_ARN`, `CHIME_MAX_ATTEMPTS`, and `CHIME_BUDGET_MS` per call
-    /// (default 3000, at most 10000).
+    /// `APP_INSTANCE_ARN`, `CHIME_MAX_ATTEMPTS`, and `CHIME_BUDGET_MS` per call.
     pub chime: ChimeConfig,
     /// `TRUSTED_ISSUERS`: issuer URL → audiences, user id claim, token_use, JWKS.
     pub issuers: TrustedIssuers,
@@ -491,11 +599,11 @@ pub struct CredentialExchangeConfig {
     pub chat_user_role_arn: String,
     /// `ALLOWED_ORIGINS`: browser origins answered CORS (empty: none).
     pub allowed_origins: Vec<String>,
-    /// `ENSURE_CHIME_USER` (default true): create a missing Chime user.
+    /// `ENSURE_CHIME_USER`: create a missing Chime user.
     pub ensure_user: bool,
     /// `DISPLAY_NAME_ATTRIBUTES`, read from the token's claims.
     pub display_names: DisplayNamePolicy,
-    /// `MAX_SESSION_SECONDS` (900–3600, default 3600).
+    /// `MAX_SESSION_SECONDS`: the longest session handed out.
     pub max_session: Duration,
     pub jwks_timeout: Duration,
     pub sts_timeout: Duration,
@@ -526,18 +634,15 @@ impl CredentialExchangeConfig {
             });
         }
         Ok(Self {
-            chime: env.chime(DEFAULT_EXCHANGE_CHIME_BUDGET, Duration::from_secs(10))?,
+            chime: env.chime(spec::EXCHANGE_CHIME_BUDGET_MS)?,
             issuers,
             chat_user_role_arn: role,
             allowed_origins: env.origins(ALLOWED_ORIGINS)?,
-            ensure_user: env.boolean(ENSURE_CHIME_USER, true)?,
+            ensure_user: env.boolean(ENSURE_CHIME_USER, spec::ENSURE_CHIME_USER)?,
             display_names: env.display_names()?,
-            max_session: Duration::from_secs(env.number(
-                MAX_SESSION_SECONDS,
-                MAX_SESSION.as_secs(),
-                MIN_SESSION.as_secs(),
-                MAX_SESSION.as_secs(),
-            )?),
+            max_session: Duration::from_secs(
+                env.number(MAX_SESSION_SECONDS, spec::MAX_SESSION_SECONDS)?,
+            ),
             jwks_timeout: JWKS_TIMEOUT,
             sts_timeout: STS_TIMEOUT,
             ledger: env.ledger()?,
@@ -590,39 +695,25 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
     }
 
-    fn number(
-        &self,
-        name: &'static str,
-        default: u64,
-        min: u64,
-        max: u64,
-    ) -> Result<u64, ConfigError> {
+    /// A whole number within `bounds`, their default when unset.
+    fn number(&self, name: &'static str, bounds: Bounds) -> Result<u64, ConfigError> {
         let Some(raw) = self.get(name) else {
-            return Ok(default);
+            return Ok(bounds.default);
         };
         match raw.parse::<u64>() {
-            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            Ok(n) if (bounds.min..=bounds.max).contains(&n) => Ok(n),
             _ => Err(ConfigError::InvalidNumber {
                 name,
                 value: raw,
-                min,
-                max,
+                min: bounds.min,
+                max: bounds.max,
             }),
         }
     }
 
-    /// Milliseconds, at least [`MIN_CHIME_BUDGET`].
-    fn millis(
-        &self,
-        name: &'static str,
-        default: Duration,
-        max: Duration,
-    ) -> Result<Duration, ConfigError> {
-        let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
-        let default_ms = u64::try_from(default.as_millis()).unwrap_or(max_ms);
-        let min_ms = u64::try_from(MIN_CHIME_BUDGET.as_millis()).unwrap_or(0);
-        self.number(name, default_ms, min_ms, max_ms)
-            .map(Duration::from_millis)
+    /// Milliseconds within `bounds` (stated in milliseconds).
+    fn millis(&self, name: &'static str, bounds: Bounds) -> Result<Duration, ConfigError> {
+        self.number(name, bounds).map(Duration::from_millis)
     }
 
     fn app_instance(&self) -> Result<AppInstanceArn, ConfigError> {
@@ -636,23 +727,15 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         })
     }
 
-    /// Reads `CHIME_BUDGET_MS` (`default_budget` when unset, at most `max_budget`) as the
+    /// Reads `CHIME_BUDGET_MS` (within the function's `budget`, in milliseconds) as the
     /// operation timeout, then `APP_INSTANCE_ARN` and `CHIME_MAX_ATTEMPTS`; the first
     /// variable at fault is the error.
-    fn chime(
-        &self,
-        default_budget: Duration,
-        max_budget: Duration,
-    ) -> Result<ChimeConfig, ConfigError> {
-        let budget = self.millis(CHIME_BUDGET_MS, default_budget, max_budget)?;
+    fn chime(&self, budget: Bounds) -> Result<ChimeConfig, ConfigError> {
+        let budget = self.millis(CHIME_BUDGET_MS, budget)?;
         let mut chime = ChimeConfig::new(self.app_instance()?);
-        chime.max_attempts = u32::try_from(self.number(
-            CHIME_MAX_ATTEMPTS,
-            u64::from(ChimeConfig::DEFAULT_MAX_ATTEMPTS),
-            1,
-            10,
-        )?)
-        .unwrap_or(ChimeConfig::DEFAULT_MAX_ATTEMPTS);
+        chime.max_attempts =
+            u32::try_from(self.number(CHIME_MAX_ATTEMPTS, spec::CHIME_MAX_ATTEMPTS)?)
+                .unwrap_or(ChimeConfig::DEFAULT_MAX_ATTEMPTS);
         chime.operation_timeout = budget;
         Ok(chime)
     }
@@ -676,15 +759,9 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
     }
 
-    /// `DELETE_MODE` (`grace`, the default, or `immediate`) and, for grace,
-    /// `DELETE_GRACE_DAYS` (default 7, 1–365).
+    /// `DELETE_MODE` ([`spec::DELETE_MODE`]) and, for grace, `DELETE_GRACE_DAYS`.
     fn delete_mode(&self) -> Result<DeleteMode, ConfigError> {
-        let days = self.number(
-            DELETE_GRACE_DAYS,
-            u64::from(DeleteMode::DEFAULT_GRACE_DAYS),
-            1,
-            u64::from(MAX_GRACE_DAYS),
-        )?;
+        let days = self.number(DELETE_GRACE_DAYS, spec::DELETE_GRACE_DAYS)?;
         match self
             .get(DELETE_MODE)
             .map(|m| m.to_ascii_lowercase())
@@ -768,31 +845,26 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     /// The feed breaker's `FEED_DELETE_LIMIT`, `FEED_DELETE_LIMIT_PERCENT`
     /// and `FEED_DELETE_WINDOW_MINUTES`.
     fn feed_breaker(&self) -> Result<FeedBreaker, ConfigError> {
-        let default = FeedBreaker::default();
         Ok(FeedBreaker {
-            limit: self.number(FEED_DELETE_LIMIT, default.limit, 0, MAX_DELETE_LIMIT)?,
-            percent: self.number(
-                FEED_DELETE_LIMIT_PERCENT,
-                u64::from(default.percent),
-                0,
-                100,
-            )? as u8,
+            limit: self.number(FEED_DELETE_LIMIT, spec::feed_delete_limit())?,
+            percent: self.number(FEED_DELETE_LIMIT_PERCENT, spec::feed_delete_limit_percent())?
+                as u8,
             window: Duration::from_secs(
                 60 * self.number(
                     FEED_DELETE_WINDOW_MINUTES,
-                    default.window.as_secs() / 60,
-                    1,
-                    MAX_FEED_WINDOW_MINUTES,
+                    spec::feed_delete_window_minutes(),
                 )?,
             ),
         })
     }
 
-    /// `RECONCILE_SHARDS`: `auto` (default), 1, 16 or 256.
+    /// `RECONCILE_SHARDS`: `auto` (default) or one of core's `SHARD_COUNTS`.
     fn shards(&self) -> Result<ShardSetting, ConfigError> {
         match self.get(RECONCILE_SHARDS) {
             None => Ok(ShardSetting::Auto),
-            Some(v) if v.eq_ignore_ascii_case("auto") => Ok(ShardSetting::Auto),
+            Some(v) if v.eq_ignore_ascii_case(spec::RECONCILE_SHARDS.default) => {
+                Ok(ShardSetting::Auto)
+            }
             Some(v) => v
                 .parse::<u16>()
                 .ok()
