@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use credential_testkit::TestKey;
 use serde_json::{Value, json};
+use testkit::credentials::TestKey;
 
 pub const APP_INSTANCE_ARN: &str =
     "arn:aws:chime:us-east-1:123456789012:app-instance/0a1b2c3d-4e5f-6789-abcd-ef0123456789";
@@ -83,7 +83,7 @@ impl Idp {
     /// A Function URL request (payload format 2.0) `POST /credentials` with a token of user
     /// `n`, valid for an hour from now.
     pub fn credentials_request(&self, n: u64) -> Value {
-        let now = credential_testkit::keys::now();
+        let now = testkit::credentials::keys::now();
         let token = self.key.sign(&json!({
             "iss": self.issuer, "aud": AUDIENCE, "sub": sub(n), "iat": now, "exp": now + 3600,
             "name": format!("Bench User {n}"), "email": format!("user{n}@example.com"),

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chime_identity_fake::{FakeChime, FakeChimeHandle, FakeConfig, TestCa, TlsFront};
-use credential_testkit::keys::jwks;
-use credential_testkit::{LocalIdp, LocalSts, TestKey};
+use testkit::credentials::keys::jwks;
+use testkit::credentials::{LocalIdp, LocalSts, TestKey};
 
 use crate::events::Idp;
 use crate::procs::Endpoints;

@@ -27,13 +27,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chime_sync_core::replay::{DEMO_APP_INSTANCE_ARN, DEMO_POOL, DEMO_POOL_ID};
-use cognito_idp_fake::CognitoPools;
-use credential_testkit::TestKey;
-use credential_testkit::keys::jwks;
-use credential_testkit::sts::StsEndpoint;
 use serde_json::{Value, json};
 use sqs_sim::wire::{SqsEndpoint, TARGET_PREFIX as SQS_TARGET};
 use sqs_sim::{QueueConfig, Sqs, TokioClock};
+use testkit::cognito_fake::CognitoPools;
+use testkit::credentials::TestKey;
+use testkit::credentials::keys::jwks;
+use testkit::credentials::sts::StsEndpoint;
 
 /// The audience of the demo token, and the only one the printed
 /// `TRUSTED_ISSUERS` accepts.
@@ -66,7 +66,7 @@ struct Services {
 impl LocalLoop {
     /// The services of a server reached at `origin` (`http://127.0.0.1:4566`).
     pub(crate) fn new(origin: &str) -> Result<Self, String> {
-        let cognito = CognitoPools::new(cognito_idp_fake::USER_LIST_QUOTA_RPS);
+        let cognito = CognitoPools::new(testkit::cognito_fake::USER_LIST_QUOTA_RPS);
         cognito.set_users(DEMO_POOL_ID, demo_pool());
         let sqs = Sqs::new(Arc::new(TokioClock::new()), 2026);
         sqs.create_queue(QueueConfig::fifo(DEAD_LETTER_QUEUE))
@@ -93,7 +93,7 @@ impl LocalLoop {
             .route("/", post(dispatch))
             .route("/_local/queues/{queue}/batch", post(take_batch))
             .with_state(services);
-        aws.merge(credential_testkit::idp::publisher(
+        aws.merge(testkit::credentials::idp::publisher(
             &self.origin,
             jwks(&[&TestKey::demo_rsa()]),
         ))
@@ -211,7 +211,7 @@ fn demo_pool() -> Vec<Value> {
     DEMO_POOL
         .iter()
         .map(|(username, sub, name)| {
-            cognito_idp_fake::user(username, sub, "CONFIRMED", true, Some(name))
+            testkit::cognito_fake::user(username, sub, "CONFIRMED", true, Some(name))
         })
         .collect()
 }

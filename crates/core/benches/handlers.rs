@@ -38,10 +38,10 @@ use chime_sync_core::handlers::pre_signup::{self, SignUpPolicy};
 use chime_sync_core::ledger::memory::InMemoryLedger;
 use chime_sync_core::memory::{InMemoryDirectory, InMemoryQueue};
 use chime_sync_core::{AppInstanceArn, DisplayNamePolicy};
-use credential_testkit::TestKey;
-use credential_testkit::keys::{jwks, now};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
+use testkit::credentials::TestKey;
+use testkit::credentials::keys::{jwks, now};
 use tokio::runtime::Runtime;
 
 const APP: &str = "arn:aws:chime:us-east-1:123456789012:app-instance/bench-0001";

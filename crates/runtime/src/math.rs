@@ -8,7 +8,7 @@
 //! (`/proc/{pid}/smaps`; docs/PERFORMANCE.md, "Peak RSS"). A `pow` defined in the executable
 //! satisfies that reference at link time, so the linker, which rustc runs with `--as-needed`,
 //! no longer records libm as needed: `readelf -d` of each bootstrap shows only
-//! `libgcc_s.so.1` and `libc.so.6`, and `tests/bootstrap_binaries.rs` checks it.
+//! `libgcc_s.so.1` and `libc.so.6`, and `tests/e2e/bootstrap_binaries.rs` checks it.
 //! `run_bootstrap` refers to it so that it is linked whatever the order of the libraries.
 //!
 //! The implementation is the `libm` crate's: the Rust project's port of musl's libm, which the

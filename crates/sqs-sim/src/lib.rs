@@ -15,7 +15,7 @@
 //! that jump over timeouts, [`TokioClock`] for runs in real (or paused tokio)
 //! time. Random choices (message ids, standard-queue order, duplicate
 //! deliveries) come from a seed. Moto's SQS server cross-checks the protocol
-//! facts in the workspace's `tests/sim_vs_moto.rs`.
+//! facts in the workspace's `tests/e2e/sim_vs_moto.rs`.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -65,3 +65,6 @@ pub use queue::{
     SENDER_ID, SendMessage, Sent, Sqs, StoredMessage, attribute,
 };
 pub use rng::SplitMix64;
+
+#[cfg(test)]
+mod tests;

@@ -786,8 +786,8 @@ fn set_headers(headers: &mut HeaderMap, pairs: &[(&'static str, &'static str)]) 
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use credential_testkit::keys::{self, TestKey, hs256, now, tampered, unsigned};
     use serde_json::json;
+    use testkit::credentials::keys::{self, TestKey, hs256, now, tampered, unsigned};
 
     use super::*;
     use crate::credentials::memory::{InMemoryCredentialIssuer, StaticJwks};

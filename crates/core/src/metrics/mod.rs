@@ -10,7 +10,7 @@
 //! past Lambda's log formats: docs/ARCHITECTURE.md, "Metrics".
 //!
 //! - [`Metric`]: every metric name, in one list that the template's alarms
-//!   and dashboard are checked against (`tests/template.rs`). Adding one is
+//!   and dashboard are checked against (`tests/e2e/template.rs`). Adding one is
 //!   one line in the `metrics!` declaration below (and, for an outcome, one
 //!   arm where the handler maps its decision to it).
 //! - [`FunctionMetrics`]: what a function publishes (each handler module

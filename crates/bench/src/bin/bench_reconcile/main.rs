@@ -29,7 +29,6 @@
 mod dynamodb;
 mod idp_sync;
 mod render;
-mod runtime;
 mod sqs;
 
 use std::path::{Path, PathBuf};
@@ -43,8 +42,9 @@ use chime_identity_fake::{FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, O
 use chime_sync_aws::{ChimeConfig, ChimeDirectory};
 use chime_sync_core::{AppInstanceArn, Directory, DisplayName, UserId, UserProfile};
 use clap::Parser;
-use cognito_idp_fake::{FakeCognito, USER_LIST_QUOTA_RPS, user};
 use serde_json::{Value, json};
+use testkit::cognito_fake::{FakeCognito, USER_LIST_QUOTA_RPS, user};
+use testkit::runtime_api::{AnswerKind, RuntimeApi};
 
 const APP: &str = "arn:aws:chime:us-east-1:123456789012:app-instance/bench-reconcile";
 const POOL: &str = "us-east-1_BenchPool1";
@@ -219,14 +219,14 @@ struct Services<'a> {
 /// user, and without it the 40 absences would be kept, not planned.
 fn reconcile_command(
     bin: &Path,
-    runtime_api: std::net::SocketAddr,
+    runtime_api: &str,
     services: &Services<'_>,
     ledger: LedgerMode,
 ) -> Command {
     let mut command = Command::new(bin);
     command
         .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string())
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
         .env("AWS_LAMBDA_FUNCTION_NAME", "reconcile")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
@@ -277,9 +277,10 @@ async fn reconcile_once(
     let before = cognito.counts();
     let event = json!({"version": "0", "id": format!("bench-{scenario}"), "detail-type": "Scheduled Event",
                        "source": "aws.events", "time": "2026-11-20T10:00:00Z", "detail": {}});
-    let mut api = runtime::MockRuntime::start(event.to_string().into(), Duration::from_secs(900))
+    let api = RuntimeApi::try_start("reconcile", Duration::from_secs(900))
         .await
         .map_err(|e| e.to_string())?;
+    api.enqueue(&event);
     let services = Services {
         cognito,
         chime: fake,
@@ -287,23 +288,23 @@ async fn reconcile_once(
         dynamodb: &dynamodb,
     };
     let started = Instant::now();
-    let mut child = reconcile_command(bin, api.addr, &services, ledger)
+    let mut child = reconcile_command(bin, &api.host_port(), &services, ledger)
         .spawn()
         .map_err(|e| format!("{}: {e}", bin.display()))?;
-    let answer = tokio::time::timeout(Duration::from_secs(960), api.answer()).await;
+    let answer = api.next_answer(Duration::from_secs(960)).await;
     let wall = started.elapsed();
     let peak = memory_kib(child.id()).unwrap_or(0);
     let _ = child.kill();
     let _ = child.wait();
     let body = match answer {
-        Ok(Ok(body)) => body,
-        Ok(Err(report)) => {
+        Some(answer) if answer.kind == AnswerKind::Response => answer.body,
+        Some(report) => {
             return Err(format!(
                 "reconcile failed: {}",
-                String::from_utf8_lossy(&report)
+                String::from_utf8_lossy(&report.body)
             ));
         }
-        Err(_) => return Err("reconcile did not answer in 16 minutes".to_owned()),
+        None => return Err("reconcile did not answer in 16 minutes".to_owned()),
     };
     let response: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
     let after = cognito.counts();
