@@ -23,7 +23,6 @@ mod preserve;
 mod procs;
 mod profile;
 mod report;
-mod runtime_api;
 mod stats;
 
 use std::path::{Path, PathBuf};
@@ -200,7 +199,13 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(measure(&args, &root, &bin_dir, &node_dir, &node)) {
         Ok(report) => {
-            let text = report.render();
+            let text = match report.render() {
+                Ok(text) => text,
+                Err(e) => {
+                    eprintln!("chime-sync-bench: the report's template: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             if to_stdout {
                 print!("{text}");
             } else if let Err(e) = write_report(&output, &text) {

@@ -12,10 +12,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use testkit::runtime_api::{Answer, AnswerKind, REGION, RuntimeApi};
 
 use crate::child::FunctionProcess;
 use crate::events::{self, APP_INSTANCE_ARN, Message};
-use crate::runtime_api::{Answer, AnswerKind, MockRuntime, REGION};
 
 /// What a bootstrap is served, and what answer is right.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -540,15 +540,15 @@ pub async fn cold_start(
     transport: Transport,
     n: u64,
 ) -> Result<ColdStart, String> {
-    let mut api = MockRuntime::start(s.name(), s.timeout())
+    let api = RuntimeApi::try_start(s.name(), s.timeout())
         .await
         .map_err(|e| format!("mock Runtime API: {e}"))?;
     let event = s.first_event(endpoints, n);
-    api.enqueue(event.to_string());
+    api.enqueue(&event);
     let command = s.command(&api.host_port(), endpoints, transport);
     let started = Instant::now();
     let mut process = s.spawn(command, endpoints)?;
-    let Some(answer) = api.answer(ANSWER_WAIT).await else {
+    let Some(answer) = api.next_answer(ANSWER_WAIT).await else {
         return Err(format!(
             "{} over {} gave no answer within {ANSWER_WAIT:?} (exit: {:?}); see {}",
             s.label(),
@@ -592,12 +592,12 @@ pub async fn long_run(
     base: u64,
     count: usize,
 ) -> Result<LongRun, String> {
-    let mut api = MockRuntime::start(s.name(), s.timeout())
+    let api = RuntimeApi::try_start(s.name(), s.timeout())
         .await
         .map_err(|e| format!("mock Runtime API: {e}"))?;
     let events = s.steady_events(endpoints, base, count);
     for event in &events {
-        api.enqueue(event.to_string());
+        api.enqueue(event);
     }
     let command = s.command(&api.host_port(), endpoints, transport);
     let mut process = s.spawn(command, endpoints)?;
@@ -609,7 +609,7 @@ pub async fn long_run(
     let mut first: Option<(Instant, u64)> = None;
     let mut last = Instant::now();
     for (i, event) in events.iter().enumerate() {
-        let Some(answer) = api.answer(ANSWER_WAIT).await else {
+        let Some(answer) = api.next_answer(ANSWER_WAIT).await else {
             return Err(format!(
                 "{}: no answer to invocation {i} within {ANSWER_WAIT:?} (exit: {:?})",
                 s.label(),
