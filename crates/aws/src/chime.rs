@@ -41,9 +41,9 @@
 //! message's: the message waits in the queue and reaches the DLQ by redrive),
 //! and logged at ERROR as a deployment fault that names the action.
 //!
-//! `PossiblyMissing` is settled by a second call, in the `Directory` port's
-//! provided methods (`chime_sync_core::directory`), so every adapter shares
-//! it. What the handlers end up with:
+//! `PossiblyMissing` is settled by a second call, in the domain service over
+//! the `Directory` port (`chime_sync_core::provisioning`), so every adapter
+//! shares it. What the handlers end up with:
 //!
 //! | operation (who calls it) | first answer | second call | outcome |
 //! |---|---|---|---|

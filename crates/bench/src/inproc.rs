@@ -89,6 +89,19 @@ impl<D: Directory> Directory for Recording<D> {
     async fn list(&self, next_token: Option<String>) -> Result<DirectoryPage, DirectoryError> {
         self.inner.list(next_token).await
     }
+
+    async fn put_expiration(
+        &self,
+        id: &UserId,
+        expiration: Option<chime_sync_core::directory::Expiration>,
+    ) -> Result<Option<chime_sync_core::directory::Expiration>, DirectoryError> {
+        self.timed(id, self.inner.put_expiration(id, expiration))
+            .await
+    }
+
+    fn take_call_stats(&self) -> chime_sync_core::metrics::CallStats {
+        self.inner.take_call_stats()
+    }
 }
 
 /// What a deployed idp-sync has: static credentials, the Chime client configuration

@@ -73,7 +73,7 @@ impl InputError {
 ///
 /// Adapters map their SDK's errors into this enum in one place; `NotFound`,
 /// `PossiblyMissing` and `AlreadyExists` are answers the domain resolves in
-/// the `Directory` port's provided methods (delete of a missing user is a
+/// the domain service over the `Directory` port ([`crate::provisioning`]: delete of a missing user is a
 /// success, create of an existing one is "already provisioned", a possibly
 /// missing user is settled with a second call).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -85,8 +85,8 @@ pub enum DirectoryError {
     /// unknown user ARN with `403 ForbiddenException` — the status an IAM
     /// denial also has. The adapter reports an IAM (or authentication)
     /// denial as [`DirectoryError::AccessDenied`]; any other 403 on a
-    /// one-user call is this, and the port's provided methods settle it with
-    /// a second call (see `directory.rs`). Unsettled, it is retryable: it is
+    /// one-user call is this, and [`crate::provisioning`] settles it with
+    /// a second call. Unsettled, it is retryable: it is
     /// never read as "gone" on its own.
     #[error("the directory answered 403 for the user; missing or refused: {0}")]
     PossiblyMissing(String),

@@ -54,7 +54,7 @@ impl MissingAnswer {
 }
 
 /// How a put expiration *without* settings is answered: the three plausible
-/// answers of a Chime that documents none ([`Directory::clear_expiration`]).
+/// answers of a Chime that documents none ([`Provisioning::clear_expiration`](crate::provisioning::Provisioning::clear_expiration)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ClearAnswer {
     /// The settings are removed (what the developer guide suggests).
@@ -510,6 +510,7 @@ mod tests {
     use super::*;
     use crate::directory::Applied;
     use crate::profile::{DisplayName, Metadata};
+    use crate::provisioning::Provisioning;
 
     fn directory() -> InMemoryDirectory {
         InMemoryDirectory::new(

@@ -26,6 +26,7 @@ use crate::ledger::{
     At, Change, ChangeKind, Counted, FeedBreaker, HeldDeletion, Ledger, Recorded, Refusal,
     UnownedPolicy,
 };
+use crate::provisioning::Provisioning;
 use crate::rate::Pacer;
 use crate::reconcile::{self, Action};
 use crate::schema::{IdentityEvent, IdpMessage};

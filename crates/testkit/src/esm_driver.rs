@@ -430,4 +430,7 @@ impl<D: Directory> Directory for Counted<D> {
         self.count();
         self.inner.put_expiration(id, expiration).await
     }
+    fn take_call_stats(&self) -> chime_sync_core::metrics::CallStats {
+        self.inner.take_call_stats()
+    }
 }

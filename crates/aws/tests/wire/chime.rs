@@ -19,6 +19,7 @@ use chime_identity_fake::{
     ScriptedFault,
 };
 use chime_sync_aws::{ChimeConfig, ChimeDirectory, TrustRoots};
+use chime_sync_core::Provisioning;
 use chime_sync_core::metrics::CallStats;
 use chime_sync_core::{
     AppInstanceArn, Applied, Directory, DirectoryError, DisplayName, ErrorClass, Metadata, UserId,
@@ -936,6 +937,16 @@ impl Directory for DeletedBeforeUpdate<'_> {
         next_token: Option<String>,
     ) -> Result<chime_sync_core::DirectoryPage, DirectoryError> {
         self.0.list(next_token).await
+    }
+    async fn put_expiration(
+        &self,
+        id: &UserId,
+        expiration: Option<chime_sync_core::directory::Expiration>,
+    ) -> Result<Option<chime_sync_core::directory::Expiration>, DirectoryError> {
+        self.0.put_expiration(id, expiration).await
+    }
+    fn take_call_stats(&self) -> chime_sync_core::metrics::CallStats {
+        self.0.take_call_stats()
     }
 }
 

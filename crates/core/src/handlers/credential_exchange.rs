@@ -7,7 +7,7 @@
 //!    configured origins.
 //! 2. Validate the token ([`crate::credentials::token`]).
 //! 3. Ensure the Chime user exists (optional, on by default), with the same
-//!    `Directory::ensure_exists` post-confirmation uses; a user it creates is
+//!    `Provisioning::ensure_exists` post-confirmation uses; a user it creates is
 //!    owned by the issuer's source in the ledger, and a pending deletion of
 //!    a user that source owns is cancelled ([`crate::ledger`]: a sign-in).
 //! 4. STS `AssumeRole` on the chat role, tagged `UserUUID = <id>`, for
@@ -50,6 +50,7 @@ use crate::identity::UserId;
 use crate::ledger::{self, At, Change, ChangeKind, Ledger, UnownedPolicy, UserRecord};
 use crate::metrics::{FunctionMetrics, Invocation, Metric};
 use crate::profile::{DisplayName, DisplayNamePolicy, UserProfile};
+use crate::provisioning::Provisioning;
 
 const SOURCE: &str = "credential-exchange";
 

@@ -206,7 +206,7 @@ pub fn metrics<D: Directory>(report: &BatchReport, directory: &D) -> Invocation 
 
 /// Handle one SQS batch.
 ///
-/// `user.created` and `user.updated` both read first ([`Directory::upsert`]):
+/// `user.created` and `user.updated` both read first ([`Provisioning::upsert`](crate::provisioning::Provisioning::upsert)):
 /// a redelivered or replayed create then reports the user it found
 /// (`already-exists`, `updated`) instead of `created`, which Chime's
 /// idempotent answer to a repeated create could not tell apart. It costs a

@@ -44,6 +44,7 @@ use crate::identity::UserId;
 use crate::ledger::{At, Change, ChangeKind, Ledger, LedgerError, Source, UnownedPolicy};
 use crate::metrics::{FunctionMetrics, Invocation, Metric};
 use crate::profile::{DisplayName, DisplayNamePolicy, UserProfile};
+use crate::provisioning::Provisioning;
 use crate::queue::{OutgoingMessage, Queue};
 use crate::schema::{Origin, provision_message};
 

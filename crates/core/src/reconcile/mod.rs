@@ -33,6 +33,7 @@ use crate::directory::{Applied, DeleteMode, Directory, DirectoryUser};
 use crate::error::{DirectoryError, InputError};
 use crate::identity::UserId;
 use crate::profile::{DisplayName, DisplayNamePolicy, Metadata, UserProfile};
+use crate::provisioning::Provisioning;
 use crate::schema::IdentityEvent;
 use crate::user_pool::{ActivePolicy, PoolUser, Sorted};
 

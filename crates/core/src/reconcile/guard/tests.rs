@@ -7,6 +7,7 @@ use crate::identity::AppInstanceArn;
 use crate::ledger::memory::InMemoryLedger;
 use crate::memory::{InMemoryDirectory, MissingAnswer};
 use crate::profile::{DisplayName, UserProfile};
+use crate::provisioning::Provisioning;
 use crate::reconcile::{PlanOptions, plan};
 
 fn id(n: u32) -> UserId {

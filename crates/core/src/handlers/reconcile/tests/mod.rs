@@ -491,6 +491,16 @@ impl Directory for Reversed {
             foreign: 0,
         })
     }
+    async fn put_expiration(
+        &self,
+        id: &UserId,
+        expiration: Option<crate::directory::Expiration>,
+    ) -> Result<Option<crate::directory::Expiration>, DirectoryError> {
+        self.0.put_expiration(id, expiration).await
+    }
+    fn take_call_stats(&self) -> crate::metrics::CallStats {
+        self.0.take_call_stats()
+    }
 }
 
 #[tokio::test(start_paused = true)]
