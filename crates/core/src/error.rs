@@ -71,6 +71,13 @@ impl InputError {
 
 /// A failure talking to the user directory (Chime SDK Identity or a fake).
 ///
+/// A short, stable code for an error: what logs, metrics and the second part
+/// of Lambda's `errorType` carry. Every error a function can return to
+/// Lambda has one, so the entrypoints report every error the same way.
+pub trait ErrorCode: std::fmt::Display {
+    fn code(&self) -> &'static str;
+}
+
 /// Adapters map their SDK's errors into this enum in one place; `NotFound`,
 /// `PossiblyMissing` and `AlreadyExists` are answers the domain resolves in
 /// the domain service over the `Directory` port ([`crate::provisioning`]: delete of a missing user is a

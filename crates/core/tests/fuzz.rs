@@ -38,7 +38,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chime_sync_core::directory::{Applied, Directory};
-use chime_sync_core::error::{DirectoryError, InputError, QueueError};
+use chime_sync_core::error::{DirectoryError, ErrorCode, InputError, QueueError};
 use chime_sync_core::handlers::idp_sync::{
     self, CODE_ATTRIBUTE, IdpSync, MessageOutcome, REASON_ATTRIBUTE, SOURCE_MESSAGE_ATTRIBUTE,
     SqsEvent,

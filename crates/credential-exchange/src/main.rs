@@ -12,8 +12,8 @@ use chime_sync_aws::{
 };
 use chime_sync_core::handlers::credential_exchange::{self, CredentialExchange};
 use chime_sync_runtime::{
-    Diagnostic, Incoming, LambdaEvent, emit, exit_code, init_step, run, run_bootstrap, service_fn,
-    start, unreadable,
+    Incoming, InvocationError, LambdaEvent, emit, exit_code, init_step, run, run_bootstrap,
+    service_fn, start, unreadable,
 };
 
 fn main() -> ExitCode {
@@ -44,12 +44,13 @@ async fn serve() -> Result<ExitCode, ExitCode> {
         )
     };
     let served = run(service_fn(move |event: LambdaEvent<Incoming>| async move {
-        let payload = event.payload.json().map_err(|e| {
-            unreadable("CredentialExchangeFailed", credential_exchange::METRICS, &e)
-        })?;
+        let payload = event
+            .payload
+            .json()
+            .map_err(|e| unreadable(credential_exchange::METRICS, &e))?;
         let (response, outcome) = credential_exchange::handle(payload, deps).await;
         emit(&credential_exchange::metrics(&outcome, &deps.directory));
-        Ok::<_, Diagnostic>(response)
+        Ok::<_, InvocationError>(response)
     }))
     .await;
     Ok(exit_code(served))

@@ -9,8 +9,8 @@ use chime_sync_aws::{
 };
 use chime_sync_core::handlers::idp_sync::{self, IdpSync};
 use chime_sync_runtime::{
-    Diagnostic, Incoming, LambdaEvent, deadline, emit, exit_code, init_step, run, run_bootstrap,
-    service_fn, start, unreadable,
+    Incoming, InvocationError, LambdaEvent, deadline, emit, exit_code, init_step, run,
+    run_bootstrap, service_fn, start, unreadable,
 };
 
 fn main() -> ExitCode {
@@ -35,10 +35,10 @@ async fn serve() -> Result<ExitCode, ExitCode> {
         let batch: idp_sync::SqsEvent = event
             .payload
             .typed()
-            .map_err(|e| unreadable("IdpSyncFailed", idp_sync::METRICS, &e))?;
+            .map_err(|e| unreadable(idp_sync::METRICS, &e))?;
         let report = idp_sync::handle(&batch, deps, deadline).await;
         emit(&idp_sync::metrics(&report, &deps.directory));
-        Ok::<_, Diagnostic>(report.response())
+        Ok::<_, InvocationError>(report.response())
     }))
     .await;
     Ok(exit_code(served))

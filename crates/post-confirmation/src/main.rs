@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use chime_sync_aws::{
     ChimeDirectory, ConfiguredLedger, PostConfirmationConfig, SqsQueue, lambda_sdk_config,
 };
-use chime_sync_core::handlers::post_confirmation::{self, ConfirmationError, PostConfirmation};
+use chime_sync_core::handlers::post_confirmation::{self, PostConfirmation};
 use chime_sync_runtime::{
-    Incoming, LambdaEvent, deadline, diagnostic, emit, exit_code, init_step, run, run_bootstrap,
-    service_fn, start, unreadable,
+    Incoming, InvocationError, LambdaEvent, deadline, emit, exit_code, init_step, run,
+    run_bootstrap, service_fn, start, unreadable,
 };
 
 fn main() -> ExitCode {
@@ -40,16 +40,12 @@ async fn serve() -> Result<ExitCode, ExitCode> {
         let payload = event
             .payload
             .json()
-            .map_err(|e| unreadable("ConfirmationFailed", post_confirmation::METRICS, &e))?;
+            .map_err(|e| unreadable(post_confirmation::METRICS, &e))?;
         let result = post_confirmation::handle(payload, deps, deadline).await;
         emit(&post_confirmation::metrics(&result, &deps.directory));
-        result.map(|(response, _)| response).map_err(|e| {
-            let code = match &e {
-                ConfirmationError::InvalidEvent(input) => input.code(),
-                ConfirmationError::HandOffFailed { .. } => "HandOffFailed",
-            };
-            diagnostic("ConfirmationFailed", code, e)
-        })
+        result
+            .map(|(response, _)| response)
+            .map_err(|e| InvocationError::new(post_confirmation::METRICS, &e))
     }))
     .await;
     Ok(exit_code(served))

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use chime_sync_aws::PreSignupConfig;
 use chime_sync_core::handlers::pre_signup::{self, SignUpPolicy};
 use chime_sync_runtime::{
-    Incoming, LambdaEvent, diagnostic, emit, exit_code, run, run_bootstrap, service_fn, start,
+    Incoming, InvocationError, LambdaEvent, emit, exit_code, run, run_bootstrap, service_fn, start,
     unreadable,
 };
 
@@ -27,12 +27,12 @@ async fn serve() -> Result<ExitCode, ExitCode> {
         let event = event
             .payload
             .json()
-            .map_err(|e| unreadable("SignUpRejected", pre_signup::METRICS, &e))?;
+            .map_err(|e| unreadable(pre_signup::METRICS, &e))?;
         let result = pre_signup::handle(event, policy);
         emit(&pre_signup::metrics(&result));
         result
             .map(|(response, _)| response)
-            .map_err(|e| diagnostic("SignUpRejected", e.code(), e))
+            .map_err(|e| InvocationError::new(pre_signup::METRICS, &e))
     }))
     .await;
     Ok(exit_code(served))

@@ -11,8 +11,8 @@ use chime_sync_aws::{
 };
 use chime_sync_core::handlers::reconcile::{self, Continuation, Reconcile, Start};
 use chime_sync_runtime::{
-    Incoming, LambdaEvent, deadline, diagnostic, emit, exit_code, init_step, run, run_bootstrap,
-    service_fn, start, unreadable,
+    Incoming, InvocationError, LambdaEvent, deadline, emit, exit_code, init_step, run,
+    run_bootstrap, service_fn, start, unreadable,
 };
 
 fn main() -> ExitCode {
@@ -39,21 +39,21 @@ async fn serve() -> Result<ExitCode, ExitCode> {
         let payload = event
             .payload
             .json()
-            .map_err(|e| unreadable("ReconcileFailed", reconcile::METRICS, &e))?;
+            .map_err(|e| unreadable(reconcile::METRICS, &e))?;
         // A continuation is read by its type, so a malformed one is reported with where and
         // what was expected, never with its values (serde's own messages quote them).
         let start = match payload.get("continuation").filter(|c| !c.is_null()) {
             Some(c) => Start::Continue(Box::new(
                 Incoming::from(c.clone())
                     .typed::<Continuation>()
-                    .map_err(|e| unreadable("ReconcileFailed", reconcile::METRICS, &e))?,
+                    .map_err(|e| unreadable(reconcile::METRICS, &e))?,
             )),
             None => reconcile::fresh_cycle(&payload, SystemTime::now()),
         };
         let before = start.totals();
         let result = reconcile::run(start, deps, deadline).await;
         emit(&reconcile::metrics(&before, &result, &deps.directory));
-        result.map_err(|e| diagnostic("ReconcileFailed", e.code(), e))
+        result.map_err(|e| InvocationError::new(reconcile::METRICS, &e))
     }))
     .await;
     Ok(exit_code(served))

@@ -20,6 +20,8 @@ use std::fmt;
 use serde::de::{Deserialize, DeserializeOwned, Deserializer};
 use serde_json::Value;
 
+use chime_sync_core::error::ErrorCode;
+
 /// Longest path quoted in an [`EventError`]: the path's map keys come from the
 /// event, so they are bounded like any other input we repeat.
 const MAX_PATH_CHARS: usize = 200;
@@ -101,9 +103,10 @@ impl EventError {
     pub fn kind(&self) -> EventErrorKind {
         self.kind
     }
+}
 
-    /// A short stable code for `errorType` and logs.
-    pub fn code(&self) -> &'static str {
+impl ErrorCode for EventError {
+    fn code(&self) -> &'static str {
         match self.kind {
             EventErrorKind::InvalidJson => "InvalidJson",
             EventErrorKind::InvalidEvent => "InvalidEvent",

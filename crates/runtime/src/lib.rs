@@ -38,6 +38,7 @@ use std::future::Future;
 use std::io::Write;
 use std::process::ExitCode;
 
+use chime_sync_core::error::ErrorCode;
 use chime_sync_core::metrics::{FunctionMetrics, Invocation, Metric};
 use lambda_runtime_api_client::body::Body;
 
@@ -55,20 +56,40 @@ pub const CONFIG_ERROR_TYPE: &str = "Runtime.ConfigError";
 /// `{kind}.InvalidJson` or `{kind}.InvalidEvent`, with a message that names
 /// where and what was expected, never a value. Logged (at WARN, as the
 /// decision it is) and counted (`InvalidEvent`) before it is returned.
-pub fn unreadable(kind: &str, function: FunctionMetrics, error: &EventError) -> Diagnostic {
+pub fn unreadable(function: FunctionMetrics, error: &EventError) -> InvocationError {
     let source = function.source;
     tracing::warn!(source, outcome = "invalid-event", reason = error.code(), error = %error);
     emit(Invocation::new(function).decision(Metric::InvalidEvent));
-    diagnostic(kind, error.code(), error)
+    InvocationError::new(function, error)
 }
 
-/// An invocation error as Lambda reports it: `errorType` is `{kind}.{code}`
-/// (what operators filter on), `errorMessage` the error's text (what a
-/// Cognito client sees inside `UserLambdaValidationException`).
-pub fn diagnostic(kind: &str, code: &str, error: impl Display) -> Diagnostic {
-    Diagnostic {
-        error_type: format!("{kind}.{code}"),
-        error_message: error.to_string(),
+/// An invocation's error on its way to Lambda: `errorType` is
+/// `{error_kind}.{code}` (what operators filter on), `errorMessage` the
+/// error's text (what a Cognito client sees inside
+/// `UserLambdaValidationException`). Handlers answer
+/// `Result<_, InvocationError>`; the one `From` below is how every function's
+/// errors become lambda_runtime's `Diagnostic`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvocationError {
+    error_type: String,
+    error_message: String,
+}
+
+impl InvocationError {
+    pub fn new(function: FunctionMetrics, error: &impl ErrorCode) -> Self {
+        Self {
+            error_type: format!("{}.{}", function.error_kind, error.code()),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+impl From<InvocationError> for Diagnostic {
+    fn from(error: InvocationError) -> Self {
+        Diagnostic {
+            error_type: error.error_type,
+            error_message: error.error_message,
+        }
     }
 }
 

@@ -58,6 +58,7 @@ const SOURCE: &str = "credential-exchange";
 /// request, and what ensuring the Chime user did.
 pub const METRICS: FunctionMetrics = FunctionMetrics {
     source: SOURCE,
+    error_kind: "CredentialExchangeFailed",
     metrics: &[
         Metric::Decisions,
         Metric::CredentialsIssued,

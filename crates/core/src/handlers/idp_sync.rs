@@ -39,6 +39,7 @@ const SOURCE: &str = "idp-sync";
 /// What idp-sync publishes ([`metrics`]): one decision per message.
 pub const METRICS: FunctionMetrics = FunctionMetrics {
     source: SOURCE,
+    error_kind: "IdpSyncFailed",
     metrics: &[
         Metric::Decisions,
         Metric::Created,

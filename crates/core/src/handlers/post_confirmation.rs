@@ -39,7 +39,7 @@ use tracing::{info, trace, warn};
 
 use super::cognito::{attribute, trigger_source, user_attributes};
 use crate::directory::{Applied, Directory};
-use crate::error::{DirectoryError, InputError, QueueError};
+use crate::error::{DirectoryError, ErrorCode, InputError, QueueError};
 use crate::identity::UserId;
 use crate::ledger::{At, Change, ChangeKind, Ledger, LedgerError, Source, UnownedPolicy};
 use crate::metrics::{FunctionMetrics, Invocation, Metric};
@@ -53,6 +53,7 @@ const SOURCE: &str = "post-confirmation";
 /// What post-confirmation publishes ([`metrics`]).
 pub const METRICS: FunctionMetrics = FunctionMetrics {
     source: SOURCE,
+    error_kind: "ConfirmationFailed",
     metrics: &[
         Metric::Decisions,
         Metric::Created,
@@ -211,6 +212,15 @@ pub enum ConfirmationError {
     InvalidEvent(InputError),
     #[error("the chat account could not be created or queued; please retry")]
     HandOffFailed { chime: Missed, queue: QueueError },
+}
+
+impl ErrorCode for ConfirmationError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidEvent(input) => input.code(),
+            Self::HandOffFailed { .. } => "HandOffFailed",
+        }
+    }
 }
 
 /// Handle one event; returns it unchanged on success. A sign-in is never

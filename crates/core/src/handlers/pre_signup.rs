@@ -17,6 +17,7 @@ use thiserror::Error;
 use tracing::{info, trace, warn};
 
 use super::cognito::{attribute, trigger_source, user_attributes};
+use crate::error::ErrorCode;
 use crate::metrics::{FunctionMetrics, Invocation, Metric};
 use crate::profile::DisplayNamePolicy;
 
@@ -25,6 +26,7 @@ const SOURCE: &str = "pre-signup";
 /// What pre-signup publishes ([`metrics`]). It calls no AWS API.
 pub const METRICS: FunctionMetrics = FunctionMetrics {
     source: SOURCE,
+    error_kind: "SignUpRejected",
     metrics: &[
         Metric::Decisions,
         Metric::Allowed,
@@ -119,8 +121,8 @@ pub enum SignUpRejected {
     InvalidEvent(&'static str),
 }
 
-impl SignUpRejected {
-    pub fn code(&self) -> &'static str {
+impl ErrorCode for SignUpRejected {
+    fn code(&self) -> &'static str {
         match self {
             Self::NoDisplayName(_) => "NoDisplayName",
             Self::EmailRequired => "EmailRequired",

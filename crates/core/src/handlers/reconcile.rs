@@ -46,7 +46,7 @@ use tokio::time::Instant;
 use tracing::{error, info, trace, warn};
 
 use crate::directory::{DeleteMode, Directory, DirectoryUser};
-use crate::error::{DirectoryError, ErrorClass, QueueError};
+use crate::error::{DirectoryError, ErrorClass, ErrorCode, QueueError};
 use crate::identity::UserId;
 use crate::ledger::{At, Ledger, Source, UnownedPolicy};
 use crate::metrics::{FunctionMetrics, Invocation, Metric};
@@ -300,9 +300,8 @@ pub enum ReconcileError {
     Guard(#[from] GuardError),
 }
 
-impl ReconcileError {
-    /// A short code for logs and the invocation's `errorType`.
-    pub fn code(&self) -> &'static str {
+impl ErrorCode for ReconcileError {
+    fn code(&self) -> &'static str {
         match self {
             Self::Pool(_) => "PoolUnreadable",
             Self::Chime(_) => "ChimeUnreadable",
@@ -925,6 +924,7 @@ pub fn breaker_message(planned: u64, withheld: u64, allowed: u64, chime_users: u
 /// is the breaker's metric, which the template's alarm watches.
 pub const METRICS: FunctionMetrics = FunctionMetrics {
     source: SOURCE,
+    error_kind: "ReconcileFailed",
     metrics: &[
         Metric::CreatesPublished,
         Metric::UpdatesPublished,

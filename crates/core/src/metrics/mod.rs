@@ -162,12 +162,17 @@ metrics! {
     NotOwned => Count,
 }
 
-/// What one function publishes: its `source` (as its log lines name it) and
-/// its metrics. Counts it declares are published as 0 when nothing happened,
-/// so dashboards show a line at zero and rates have a denominator.
+/// What one function publishes: its `source` (as its log lines name it),
+/// the kind its invocation errors carry, and its metrics. Counts it declares
+/// are published as 0 when nothing happened, so dashboards show a line at
+/// zero and rates have a denominator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FunctionMetrics {
     pub source: &'static str,
+    /// The first part of its invocations' `errorType`, `{error_kind}.{code}`
+    /// ([`crate::error::ErrorCode`]): what operators filter Lambda's error
+    /// reports on, and what a Cognito client sees before the message.
+    pub error_kind: &'static str,
     pub metrics: &'static [Metric],
 }
 
@@ -388,6 +393,7 @@ mod tests {
 
     const F: FunctionMetrics = FunctionMetrics {
         source: "post-confirmation",
+        error_kind: "ConfirmationFailed",
         metrics: &[
             Metric::Decisions,
             Metric::Created,
