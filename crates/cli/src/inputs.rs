@@ -11,8 +11,8 @@ use chime_sync_aws::{CognitoConfig, CognitoUserPool, ConfiguredLedger, LedgerTab
 use chime_sync_core::directory::{Directory, DirectoryUser};
 use chime_sync_core::ledger::memory::InMemoryLedger;
 use chime_sync_core::ledger::{Source, UnownedPolicy};
+use chime_sync_core::planner;
 use chime_sync_core::rate::Pacer;
-use chime_sync_core::reconcile;
 use chime_sync_core::user_pool::{self, ActivePolicy, LIST_USERS_QUOTA_RPS, ReadStats, Sorted};
 use chime_sync_core::{DirectoryError, DisplayNamePolicy};
 use clap::{ArgGroup, Args, ValueEnum, value_parser};
@@ -147,7 +147,7 @@ pub async fn load(
         None => load_input(source).await?,
     };
     if complete {
-        reconcile::check_complete(&loaded.sorted).map_err(|r| refused(&loaded.label, r))?;
+        planner::check_complete(&loaded.sorted).map_err(|r| refused(&loaded.label, r))?;
     }
     Ok(loaded)
 }
@@ -175,7 +175,7 @@ async fn load_input(source: &SourceArgs) -> Result<Loaded, Failure> {
         }
         .map_err(|e| format!("--source: {e}"))?;
         return Ok(Loaded {
-            sorted: reconcile::from_user_lines(&read(path)?).map_err(|r| refused(&label, r))?,
+            sorted: planner::from_user_lines(&read(path)?).map_err(|r| refused(&label, r))?,
             label,
             pool: None,
             source,
@@ -192,12 +192,12 @@ async fn load_input(source: &SourceArgs) -> Result<Loaded, Failure> {
     let mut pages = Vec::new();
     for path in &source.cognito_export {
         pages.extend(
-            reconcile::json_values(&read(path)?)
+            planner::json_values(&read(path)?)
                 .map_err(|r| refused(&path.display().to_string(), r))?,
         );
     }
     Ok(Loaded {
-        sorted: reconcile::from_cognito_pages(&pages, &active, &names)
+        sorted: planner::from_cognito_pages(&pages, &active, &names)
             .map_err(|r| refused(&label, r))?,
         label,
         pool: None,

@@ -2,7 +2,7 @@
 //!
 //! Reads who should exist ([`crate::inputs`]), lists Chime, and plans what
 //! the reconcile function would publish: the same planner and the same
-//! guard (`chime_sync_core::reconcile::guard`: ownership, change times,
+//! guard (`chime_sync_core::planner::guard`: ownership, change times,
 //! pending deletions of users who are back, deletions under way), then the
 //! mass-delete breaker. `--stack-name` takes every setting from the deployed
 //! function ([`crate::settings`]), so a review plans what the function
@@ -24,9 +24,9 @@ use std::time::SystemTime;
 
 use chime_sync_core::directory::{DeleteMode, DirectoryUser};
 use chime_sync_core::ledger::At;
+use chime_sync_core::planner::guard::{self, GuardSettings, Guarded, Observed};
+use chime_sync_core::planner::{self, Action, BreakerVerdict, DeleteBreaker, PlanOptions};
 use chime_sync_core::rate::Pacer;
-use chime_sync_core::reconcile::guard::{self, GuardSettings, Guarded, Observed};
-use chime_sync_core::reconcile::{self, Action, BreakerVerdict, DeleteBreaker, PlanOptions};
 use chime_sync_core::sync::{self, ApplyOptions, SyncOutcome, SyncRules};
 use chime_sync_core::{SyncError, UserId};
 use clap::{Args, ValueEnum, value_parser};
@@ -202,7 +202,7 @@ async fn review(
             "chime:ListAppInstanceUsers",
         )
     })?;
-    let plan = reconcile::plan(
+    let plan = planner::plan(
         settings.loaded.sorted.active.values(),
         &current,
         PlanOptions {

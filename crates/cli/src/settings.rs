@@ -9,7 +9,7 @@ use chime_sync_aws::{ConfiguredLedger, LedgerLocation, ReconcileConfig};
 use chime_sync_core::AppInstanceArn;
 use chime_sync_core::directory::DeleteMode;
 use chime_sync_core::ledger::UnownedPolicy;
-use chime_sync_core::reconcile::DeleteBreaker;
+use chime_sync_core::planner::DeleteBreaker;
 
 use crate::Failure;
 use crate::deployed::{self, DeployedArgs};

@@ -26,9 +26,9 @@ use crate::ledger::{
     At, Change, ChangeKind, Counted, FeedBreaker, HeldDeletion, Ledger, Recorded, Refusal,
     UnownedPolicy,
 };
+use crate::planner::{self, Action};
 use crate::provisioning::Provisioning;
 use crate::rate::Pacer;
-use crate::reconcile::{self, Action};
 use crate::schema::{IdentityEvent, IdpMessage};
 
 /// What a writer is configured with.
@@ -145,7 +145,7 @@ pub async fn apply_action<D: Directory, L: Ledger>(
         count: &count,
     };
     guarded(ledger, rules, change, held, now, || {
-        reconcile::apply_one(directory, action, rules.delete_mode, now)
+        planner::apply_one(directory, action, rules.delete_mode, now)
     })
     .await
 }

@@ -7,7 +7,7 @@
 //!
 //! 1. reads the pool (`ListUsers`, paced at a share of Cognito's quota, backing
 //!    off on `TooManyRequestsException`) and Chime (`ListAppInstanceUsers`);
-//! 2. plans with the planner the CLI uses ([`crate::reconcile`]): creates for
+//! 2. plans with the planner the CLI uses ([`crate::planner`]): creates for
 //!    active users missing in Chime, updates for renamed ones, deletions for
 //!    Chime users no longer active, never for protected ids or ids that are
 //!    not subs; in grace mode, deletions already under way are left out
@@ -50,11 +50,11 @@ use crate::error::{DirectoryError, ErrorClass, ErrorCode, QueueError};
 use crate::identity::UserId;
 use crate::ledger::{At, Ledger, Source, UnownedPolicy};
 use crate::metrics::{FunctionMetrics, Invocation, Metric};
+use crate::planner::guard::{self, GuardError, GuardSettings, Observed};
+use crate::planner::{self, Action, DeleteBreaker, PlanOptions};
 use crate::profile::DisplayNamePolicy;
 use crate::queue::{MAX_BATCH, OutgoingMessage, Queue, fnv1a64};
 use crate::rate::Pacer;
-use crate::reconcile::guard::{self, GuardError, GuardSettings, Observed};
-use crate::reconcile::{self, Action, DeleteBreaker, PlanOptions};
 use crate::schema::event_message;
 use crate::user_pool::{
     self, ActivePolicy, LIST_USERS_QUOTA_RPS, ReadStats, Sorted, UserPool, UserPoolError,
@@ -505,7 +505,7 @@ async fn reconcile_shard<P: UserPool, D: Directory, Q: Queue, L: Ledger>(
         return Ok(ShardOutcome::OutOfTime);
     };
 
-    let plan = reconcile::plan(
+    let plan = planner::plan(
         sorted.active.values(),
         &chime.users,
         PlanOptions {

@@ -1,6 +1,8 @@
-//! Reconcile: bring the directory in line with the full list of who should
-//! exist. Planned here once, for the operator's CLI and the scheduled
-//! reconcile function alike.
+//! The reconcile planner: what brings the directory in line with the full
+//! list of who should exist. Planned here once, for the operator's
+//! `chime-sync reconcile` command and the scheduled reconcile function's
+//! handler (`handlers::reconcile`) alike; the guard ([`guard`]) and the
+//! breaker ([`DeleteBreaker`]) judge the plan before either acts on it.
 //!
 //! The triggers cover self sign-ups; users created with `AdminCreateUser`
 //! and federated (SAML/OIDC/social) users never fire PostConfirmation, and a

@@ -6,9 +6,9 @@ use super::*;
 use crate::identity::AppInstanceArn;
 use crate::ledger::memory::InMemoryLedger;
 use crate::memory::{InMemoryDirectory, MissingAnswer};
+use crate::planner::{PlanOptions, plan};
 use crate::profile::{DisplayName, UserProfile};
 use crate::provisioning::Provisioning;
-use crate::reconcile::{PlanOptions, plan};
 
 fn id(n: u32) -> UserId {
     UserId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap()
