@@ -50,14 +50,15 @@ use crate::error::{DirectoryError, ErrorClass, ErrorCode, QueueError};
 use crate::identity::UserId;
 use crate::ledger::{At, Ledger, Source, UnownedPolicy};
 use crate::metrics::{FunctionMetrics, Invocation, Metric};
-use crate::planner::guard::{self, GuardError, GuardSettings, Observed};
-use crate::planner::{self, Action, DeleteBreaker, PlanOptions};
+use crate::planner::guard::{self, GuardError, GuardSettings, Guarded, Observed};
+use crate::planner::{self, Action, DeleteBreaker, Plan, PlanOptions};
 use crate::profile::DisplayNamePolicy;
 use crate::queue::{MAX_BATCH, OutgoingMessage, Queue, fnv1a64};
 use crate::rate::Pacer;
 use crate::schema::event_message;
 use crate::user_pool::{
-    self, ActivePolicy, LIST_USERS_QUOTA_RPS, ReadStats, Sorted, UserPool, UserPoolError,
+    self, ActivePolicy, LIST_USERS_QUOTA_RPS, LeftOutCounts, ReadStats, Sorted, UserPool,
+    UserPoolError,
 };
 
 pub const SOURCE: &str = "reconcile";
@@ -472,8 +473,9 @@ enum ShardOutcome {
     OutOfTime,
 }
 
-/// Reconcile the shard `state.shard`; on success `state` holds the Chime
-/// position after it and the totals with it.
+/// Reconcile the shard `state.shard`: read both sides, judge the plan,
+/// publish it, count it. On success `state` holds the Chime position after
+/// the shard and the totals with it.
 async fn reconcile_shard<P: UserPool, D: Directory, Q: Queue, L: Ledger>(
     state: &mut Continuation,
     deps: &Reconcile<P, D, Q, L>,
@@ -481,9 +483,58 @@ async fn reconcile_shard<P: UserPool, D: Directory, Q: Queue, L: Ledger>(
     read_deadline: Option<Instant>,
     publish_deadline: Option<Instant>,
 ) -> Result<ShardOutcome, ReconcileError> {
+    let Some(read) = read_shard(state, deps, pacer, read_deadline).await? else {
+        return Ok(ShardOutcome::OutOfTime);
+    };
+    let judged = judge_shard(state, deps, &read).await?;
+    let messages: Vec<(Action, OutgoingMessage)> = judged
+        .guarded
+        .plan
+        .actions
+        .iter()
+        .map(|a| (a.clone(), outgoing(a, &read.sorted, state)))
+        .collect();
     let settings = &deps.settings;
-    let (shard, shards) = (state.shard, state.shards);
-    let prefix = shard_prefix(shard, shards);
+    let published = publish(
+        &deps.queue,
+        messages,
+        settings.publish_concurrency,
+        publish_deadline,
+    )
+    .await;
+    state.totals.send_calls += published.calls;
+    if published.out_of_time {
+        return Ok(ShardOutcome::OutOfTime);
+    }
+    if let Some(first) = published.failed.first() {
+        return Err(ReconcileError::Publish {
+            failed: published.failed.len(),
+            first: first.clone(),
+        });
+    }
+    count_shard(state, read, judged);
+    Ok(ShardOutcome::Done)
+}
+
+/// One shard as read: who the pool lists (sorted), who Chime holds, and
+/// where the Chime listing stands after it.
+struct ShardRead {
+    prefix: String,
+    sorted: Sorted,
+    chime: ChimeShard,
+    position: Position,
+}
+
+/// Read the pool's users of the shard and Chime's, side by side; `None`
+/// when the deadline came first.
+async fn read_shard<P: UserPool, D: Directory, Q: Queue, L: Ledger>(
+    state: &mut Continuation,
+    deps: &Reconcile<P, D, Q, L>,
+    pacer: &Pacer,
+    read_deadline: Option<Instant>,
+) -> Result<Option<ShardRead>, ReconcileError> {
+    let settings = &deps.settings;
+    let prefix = shard_prefix(state.shard, state.shards);
     let filter = (!prefix.is_empty()).then(|| user_pool::sub_prefix_filter(&prefix));
     let mut stats = ReadStats::default();
     let mut sorted = Sorted::default();
@@ -499,12 +550,42 @@ async fn reconcile_shard<P: UserPool, D: Directory, Q: Queue, L: Ledger>(
     let (pool_done, chime) = tokio::join!(pool_read, chime_read);
     state.totals.cognito_calls += stats.calls;
     state.totals.cognito_throttled += stats.throttled;
-    let chime = chime?;
+    let mut chime = chime?;
     state.totals.chime_list_calls += chime.calls;
-    let (Some(()), Some(position)) = (pool_done?, chime.position) else {
-        return Ok(ShardOutcome::OutOfTime);
+    let (Some(()), Some(position)) = (pool_done?, chime.position.take()) else {
+        return Ok(None);
     };
+    Ok(Some(ShardRead {
+        prefix,
+        sorted,
+        chime,
+        position,
+    }))
+}
 
+/// A shard's plan after the guard, the refusal of an untrustworthy listing
+/// and the breaker, with what they withheld.
+struct JudgedShard {
+    guarded: Guarded,
+    left_out: LeftOutCounts,
+    /// Deletions planned before the refusal and the breaker.
+    planned: usize,
+    refused: usize,
+    withheld: usize,
+    allowed: usize,
+    listed_here: u64,
+    chime_users: u64,
+}
+
+/// Plan the shard, guard the plan, and take out the deletions an incomplete
+/// listing or the breaker forbids.
+async fn judge_shard<P: UserPool, D: Directory, Q: Queue, L: Ledger>(
+    state: &mut Continuation,
+    deps: &Reconcile<P, D, Q, L>,
+    read: &ShardRead,
+) -> Result<JudgedShard, ReconcileError> {
+    let settings = &deps.settings;
+    let (sorted, chime) = (&read.sorted, &read.chime);
     let plan = planner::plan(
         sorted.active.values(),
         &chime.users,
@@ -526,10 +607,10 @@ async fn reconcile_shard<P: UserPool, D: Directory, Q: Queue, L: Ledger>(
         .map(|u| (u.id.clone(), u.clone()))
         .collect();
     let observed = Observed {
-        desired: &sorted,
+        desired: sorted,
         chime: &by_id,
         began: state.began,
-        prefix: &prefix,
+        prefix: &read.prefix,
     };
     let mut guarded = guard::guard(
         plan,
@@ -541,87 +622,81 @@ async fn reconcile_shard<P: UserPool, D: Directory, Q: Queue, L: Ledger>(
     )
     .await?;
     left_out.merge(&guarded.kept);
-    let plan = &mut guarded.plan;
-
-    // Incomplete input: no deletion from this shard.
-    let unusable = sorted.unusable.len();
-    let empty_pool = shards == 1 && sorted.read == 0;
-    let refused = if unusable > 0 || empty_pool {
-        let withheld = plan.take_deletions().len();
-        error!(source = SOURCE, outcome = "deletions-refused", cycle = %state.cycle, shard,
-               unusable, empty_pool, withheld, first = sorted.unusable.first().map(String::as_str).unwrap_or("-"),
-               "the pool's listing cannot be trusted to be complete; no deletion from it");
-        withheld
-    } else {
-        0
-    };
-    let planned = plan.deletions();
+    let refused = refuse_incomplete_listing(state, sorted, &mut guarded.plan);
+    let planned = guarded.plan.deletions();
     let withheld = if state.tripped || already + planned > allowed {
         state.tripped = true;
-        plan.take_deletions().len()
+        guarded.plan.take_deletions().len()
     } else {
         0
     };
+    Ok(JudgedShard {
+        guarded,
+        left_out,
+        planned,
+        refused,
+        withheld,
+        allowed,
+        listed_here,
+        chime_users,
+    })
+}
 
-    let messages: Vec<(Action, OutgoingMessage)> = plan
-        .actions
-        .iter()
-        .map(|a| (a.clone(), outgoing(a, &sorted, state)))
-        .collect();
-    let published = publish(
-        &deps.queue,
-        messages,
-        settings.publish_concurrency,
-        publish_deadline,
-    )
-    .await;
-    state.totals.send_calls += published.calls;
-    if published.out_of_time {
-        return Ok(ShardOutcome::OutOfTime);
+/// Incomplete input (users the pool listed unusably, or an empty unsharded
+/// pool): no deletion from this shard. Answers how many were taken out.
+fn refuse_incomplete_listing(state: &Continuation, sorted: &Sorted, plan: &mut Plan) -> usize {
+    let unusable = sorted.unusable.len();
+    let empty_pool = state.shards == 1 && sorted.read == 0;
+    if unusable == 0 && !empty_pool {
+        return 0;
     }
-    if let Some(first) = published.failed.first() {
-        return Err(ReconcileError::Publish {
-            failed: published.failed.len(),
-            first: first.clone(),
-        });
-    }
-    state.totals.describes += guarded.describes as u64;
-    state.totals.marked += guarded.marked as u64;
-    state.totals.restores += guarded.restores as u64;
-    state.totals.listed_here = listed_here;
-    state.totals.allowed = allowed as u64;
+    let withheld = plan.take_deletions().len();
+    error!(source = SOURCE, outcome = "deletions-refused", cycle = %state.cycle, shard = state.shard,
+           unusable, empty_pool, withheld, first = sorted.unusable.first().map(String::as_str).unwrap_or("-"),
+           "the pool's listing cannot be trusted to be complete; no deletion from it");
+    withheld
+}
+
+/// The shard is done: move the Chime position on and count what it did.
+fn count_shard(state: &mut Continuation, read: ShardRead, judged: JudgedShard) {
+    let JudgedShard {
+        guarded, left_out, ..
+    } = &judged;
+    let plan = &guarded.plan;
     let pending = guarded
         .kept
         .0
         .get("deletion already scheduled")
         .copied()
         .unwrap_or(0);
-
-    // The shard is done: move the Chime position on and count.
-    state.chime_token = position.token;
-    state.chime_done = position.done;
-    state.carried = position.carried;
+    state.chime_token = read.position.token;
+    state.chime_done = read.position.done;
+    state.carried = read.position.carried;
     let t = &mut state.totals;
-    t.pool_users += sorted.read as u64;
-    t.chime_users = chime_users;
+    t.describes += guarded.describes as u64;
+    t.marked += guarded.marked as u64;
+    t.restores += guarded.restores as u64;
+    t.listed_here = judged.listed_here;
+    t.allowed = judged.allowed as u64;
+    t.pool_users += read.sorted.read as u64;
+    t.chime_users = judged.chime_users;
     t.unchanged += plan.unchanged as u64;
     t.creates += plan.count("create") as u64;
     t.updates += plan.count("update") as u64;
     t.deletes += plan.deletions() as u64;
-    t.deletes_planned += (planned + refused) as u64;
-    t.withheld += withheld as u64;
-    t.refused += refused as u64;
+    t.deletes_planned += (judged.planned + judged.refused) as u64;
+    t.withheld += judged.withheld as u64;
+    t.refused += judged.refused as u64;
     t.pending += pending as u64;
     t.protected += plan.protected_kept as u64;
-    t.foreign += chime.foreign as u64;
-    for (reason, n) in left_out.0 {
-        *state.left_out.entry(reason).or_default() += n;
+    t.foreign += read.chime.foreign as u64;
+    for (reason, n) in &left_out.0 {
+        *state.left_out.entry(reason.clone()).or_default() += n;
     }
-    info!(source = SOURCE, outcome = "shard-reconciled", cycle = %state.cycle, shard, shards,
-          creates = plan.count("create"), updates = plan.count("update"),
+    info!(source = SOURCE, outcome = "shard-reconciled", cycle = %state.cycle, shard = state.shard,
+          shards = state.shards, creates = plan.count("create"), updates = plan.count("update"),
           restores = plan.count("restore"), deletes = plan.deletions(),
-          withheld, unchanged = plan.unchanged);
-    Ok(ShardOutcome::Done)
+          withheld = judged.withheld, unchanged = plan.unchanged);
 }
 
 /// The guard's settings: the pool is the source the function reads.
@@ -687,27 +762,7 @@ async fn read_chime_shard<D: Directory>(
         calls: 0,
         position: None,
     };
-    let mut carried = Vec::new();
-    let mut last: Option<String> = None;
-    for c in &state.carried {
-        let Ok(id) = UserId::parse(&c.id) else {
-            return Err(ReconcileError::BadContinuation(format!(
-                "carried id {}",
-                c.id
-            )));
-        };
-        if shard_of(id.as_str(), shards) == shard {
-            out.users.push(DirectoryUser::listed(
-                id.clone(),
-                directory.app_instance_arn().user_arn(&id),
-                c.name.clone(),
-                c.metadata.clone(),
-            ));
-        } else {
-            carried.push(c.clone());
-        }
-        last = Some(c.id.clone());
-    }
+    let (mut carried, mut last) = take_carried(directory, state, &mut out.users)?;
     let mut token = state.chime_token.clone();
     let mut done = state.chime_done;
     // Users of later shards read already: the listing is past this shard.
@@ -728,17 +783,7 @@ async fn read_chime_shard<D: Directory>(
         out.foreign += page.foreign;
         out.listed_here += page.users.len() as u64;
         for user in page.users {
-            if shards > 1 {
-                if let Some(before) = &last
-                    && user.id.as_str() <= before.as_str()
-                {
-                    return Err(ReconcileError::OutOfOrder {
-                        before: before.clone(),
-                        after: user.id.to_string(),
-                    });
-                }
-                last = Some(user.id.to_string());
-            }
+            check_order(&mut last, &user, shards)?;
             if shard_of(user.id.as_str(), shards) == shard {
                 out.users.push(user);
             } else {
@@ -764,6 +809,60 @@ async fn read_chime_shard<D: Directory>(
         carried,
     });
     Ok(out)
+}
+
+/// The users an earlier invocation read past its shard: those of this
+/// shard join `users`, the rest stay carried. Answers them and the last id
+/// seen, where the order check goes on from.
+fn take_carried<D: Directory>(
+    directory: &D,
+    state: &Continuation,
+    users: &mut Vec<DirectoryUser>,
+) -> Result<(Vec<Carried>, Option<String>), ReconcileError> {
+    let mut carried = Vec::new();
+    let mut last = None;
+    for c in &state.carried {
+        let Ok(id) = UserId::parse(&c.id) else {
+            return Err(ReconcileError::BadContinuation(format!(
+                "carried id {}",
+                c.id
+            )));
+        };
+        if shard_of(id.as_str(), state.shards) == state.shard {
+            users.push(DirectoryUser::listed(
+                id.clone(),
+                directory.app_instance_arn().user_arn(&id),
+                c.name.clone(),
+                c.metadata.clone(),
+            ));
+        } else {
+            carried.push(c.clone());
+        }
+        last = Some(c.id.clone());
+    }
+    Ok((carried, last))
+}
+
+/// Sharded, the listing must come in id order (a shard is a range of ids):
+/// a user at or before the last one seen stops the cycle.
+fn check_order(
+    last: &mut Option<String>,
+    user: &DirectoryUser,
+    shards: u16,
+) -> Result<(), ReconcileError> {
+    if shards <= 1 {
+        return Ok(());
+    }
+    if let Some(before) = last.as_deref()
+        && user.id.as_str() <= before
+    {
+        return Err(ReconcileError::OutOfOrder {
+            before: before.to_owned(),
+            after: user.id.to_string(),
+        });
+    }
+    *last = Some(user.id.to_string());
+    Ok(())
 }
 
 async fn list_with_retries<D: Directory>(
