@@ -319,33 +319,51 @@ async fn replay_and_print<D: Directory>(
         if times > 1 {
             outln!("Round {round} of {times}");
         }
-        let mut rows = Vec::new();
-        for file in files {
-            match replay.file(file).await {
-                Ok(done) => rows.extend(done.rows.into_iter().map(|r| {
-                    [
-                        short_event(&r.event),
-                        r.source,
-                        r.user
-                            .map_or_else(|| "-".to_owned(), |u| u.chars().take(8).collect()),
-                        r.outcome,
-                    ]
-                })),
-                Err(e) => {
-                    failed_files += 1;
-                    eprintln!("chime-sync: {e}");
-                }
+        failed_files += print_round(&replay, files).await;
+    }
+    print_final_directory(&replay).await?;
+    print_side_effects(&replay);
+    if failed_files > 0 {
+        return Err(ReplayFailure::Files(failed_files));
+    }
+    Ok(())
+}
+
+/// Replay every file once and print a row per outcome; answers how many
+/// files could not be replayed (each said on stderr).
+async fn print_round<D: Directory>(replay: &Replay<D>, files: &[PathBuf]) -> usize {
+    let mut failed_files = 0;
+    let mut rows = Vec::new();
+    for file in files {
+        match replay.file(file).await {
+            Ok(done) => rows.extend(done.rows.into_iter().map(|r| {
+                [
+                    short_event(&r.event),
+                    r.source,
+                    r.user
+                        .map_or_else(|| "-".to_owned(), |u| u.chars().take(8).collect()),
+                    r.outcome,
+                ]
+            })),
+            Err(e) => {
+                failed_files += 1;
+                eprintln!("chime-sync: {e}");
             }
         }
-        let fit = table::Fit {
-            caps: [Some(28), Some(20), Some(8), None],
-            wrap: 3,
-        };
-        outln!(
-            "{}",
-            table::render(["EVENT", "SOURCE", "CHIME USER", "OUTCOME"], &rows, &fit)
-        );
     }
+    let fit = table::Fit {
+        caps: [Some(28), Some(20), Some(8), None],
+        wrap: 3,
+    };
+    outln!(
+        "{}",
+        table::render(["EVENT", "SOURCE", "CHIME USER", "OUTCOME"], &rows, &fit)
+    );
+    failed_files
+}
+
+/// The directory's users after the replay.
+async fn print_final_directory<D: Directory>(replay: &Replay<D>) -> Result<(), ReplayFailure> {
     let users = list_all(&replay.directory)
         .await
         .map_err(ReplayFailure::List)?;
@@ -376,8 +394,12 @@ async fn replay_and_print<D: Directory>(
             &fit
         )
     );
+    Ok(())
+}
+
+/// What the replay sent besides Chime: hand-offs, STS requests, dead letters.
+fn print_side_effects<D: Directory>(replay: &Replay<D>) {
     let handed_off = replay.sync_queue.sent();
-    let dead = replay.dlq.sent();
     outln!("Sync queue hand-offs: {}", handed_off.len());
     for m in &handed_off {
         outln!("  group {}", m.group_id);
@@ -398,6 +420,7 @@ async fn replay_and_print<D: Directory>(
         outln!("    tags {}", tags.join(","));
         outln!("    source identity {}", r.source_identity);
     }
+    let dead = replay.dlq.sent();
     outln!("Dead-lettered messages: {}", dead.len());
     for m in &dead {
         let attr = |k: &str| m.attributes.get(k).map(String::as_str).unwrap_or("-");
@@ -407,10 +430,6 @@ async fn replay_and_print<D: Directory>(
             table::shorten(attr("FailureReason"), table::WIDTH - 4)
         );
     }
-    if failed_files > 0 {
-        return Err(ReplayFailure::Files(failed_files));
-    }
-    Ok(())
 }
 
 struct Chime {

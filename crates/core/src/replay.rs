@@ -301,141 +301,157 @@ impl<D: Directory> Replay<D> {
         let function = Function::detect(&event).ok_or_else(|| ReplayError::UnknownFunction {
             path: name.to_owned(),
         })?;
-        let source = trigger_source(&event).unwrap_or("-").to_owned();
-        let row = |outcome: String, user: Option<String>| Row {
+        let row = Row {
             event: name.to_owned(),
-            source: source.clone(),
-            outcome,
-            user,
+            source: trigger_source(&event).unwrap_or("-").to_owned(),
+            outcome: String::new(),
+            user: None,
         };
-        Ok(match function {
-            Function::PreSignUp => {
-                let (response, outcome) = match pre_signup::handle(event, &self.sign_up) {
-                    Ok((
-                        out,
-                        SignUpDecision::Allowed {
-                            auto_confirmed,
-                            email_verified,
-                        },
-                    )) => (
-                        Ok(out),
-                        format!(
-                            "allowed (auto-confirm {auto_confirmed}, email verified {email_verified})"
-                        ),
-                    ),
-                    Ok((out, SignUpDecision::PassedThrough)) => {
-                        (Ok(out), "passed through (not a PreSignUp event)".into())
-                    }
-                    Err(e) => (Err(e.to_string()), format!("rejected: {e}")),
-                };
-                Replayed {
-                    function,
-                    response,
-                    rows: vec![row(outcome, None)],
-                }
+        let (response, rows) = match function {
+            Function::PreSignUp => self.pre_signup_event(event, row),
+            Function::PostConfirmation => self.post_confirmation_event(event, row).await,
+            Function::CredentialExchange => self.credential_exchange_event(event, row).await,
+            Function::Reconcile => {
+                let outcome = self.reconcile_cycle(&event).await;
+                (Ok(Value::Null), vec![Row { outcome, ..row }])
             }
-            Function::PostConfirmation => {
-                let user = user_attributes(&event)
-                    .get("sub")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                let deps = PostConfirmation {
-                    names: self.names.clone(),
-                    ..PostConfirmation::new(&self.directory, &self.sync_queue, &self.ledger)
-                };
-                let (response, outcome) = match post_confirmation::handle(event, &deps, None).await
-                {
-                    Ok((out, outcome)) => (Ok(out), outcome.label()),
-                    Err(e) => (Err(e.to_string()), format!("error: {e}")),
-                };
-                Replayed {
-                    function,
-                    response,
-                    rows: vec![row(outcome, user)],
-                }
-            }
-            Function::CredentialExchange => {
-                let deps = CredentialExchange {
-                    allowed_origins: vec![DEMO_ORIGIN.to_owned()],
-                    names: self.names.clone(),
-                    ..CredentialExchange::new(
-                        &self.directory,
-                        &self.ledger,
-                        &self.jwks,
-                        &self.sts,
-                        self.issuers.clone(),
-                    )
-                };
-                let (response, outcome) = credential_exchange::handle(event, &deps).await;
-                let mut text = format!("{} {}", outcome.status, outcome.code);
-                // The precise reason the client is not told, for the reader.
-                if let Some(reason) = outcome.reason.filter(|r| *r != outcome.code) {
-                    text.push_str(&format!(" ({reason})"));
-                }
-                match outcome.session {
-                    Some(_) if outcome.reused => {
-                        text.push_str(" (the session issued earlier, reused: no STS call)");
-                    }
-                    Some(session) => text.push_str(&format!(
-                        " (chat user {}; STS double: {} s session tagged UserUUID and Issuer)",
-                        outcome.chime_user.map_or("not checked", |a| a.as_str()),
-                        session.as_secs()
-                    )),
-                    None => {}
-                }
-                Replayed {
-                    function,
-                    response: serde_json::to_value(&response).map_err(|e| e.to_string()),
-                    rows: vec![Row {
-                        event: name.to_owned(),
-                        source: "function-url".to_owned(),
-                        outcome: text,
-                        user: outcome.user.as_ref().map(UserId::to_string),
-                    }],
-                }
-            }
-            Function::Reconcile => Replayed {
-                function,
-                rows: vec![row(self.reconcile_cycle(&event).await, None)],
-                response: Ok(Value::Null),
-            },
-            Function::IdpSync => {
-                let sqs: SqsEvent = serde_json::from_value(event).map_err(|error| {
-                    ReplayError::InvalidSqsEvent {
-                        path: name.to_owned(),
-                        error,
-                    }
-                })?;
-                let deps = IdpSync::new(&self.directory, &self.dlq, &self.ledger);
-                let report = idp_sync::handle(&sqs, &deps, None).await;
-                let mut rows: Vec<Row> = report
-                    .messages
-                    .iter()
-                    .map(|m| Row {
-                        event: format!("{name}#{}", m.message_id),
-                        source: match (m.envelope, m.event_type) {
-                            (Some(env), Some(kind)) => format!("sqs/{} {kind}", env.as_str()),
-                            _ => "sqs".to_owned(),
-                        },
-                        outcome: m.outcome.label(),
-                        user: m.sub.as_ref().map(UserId::to_string),
-                    })
-                    .collect();
-                if rows.is_empty() {
-                    rows.push(Row {
-                        event: name.to_owned(),
-                        source: "sqs".to_owned(),
-                        outcome: "empty batch, nothing to do".to_owned(),
-                        user: None,
-                    });
-                }
-                Replayed {
-                    function,
-                    response: serde_json::to_value(report.response()).map_err(|e| e.to_string()),
-                    rows,
-                }
-            }
+            Function::IdpSync => self.idp_sync_event(name, event).await?,
+        };
+        Ok(Replayed {
+            function,
+            response,
+            rows,
         })
+    }
+
+    fn pre_signup_event(&self, event: Value, row: Row) -> (Result<Value, String>, Vec<Row>) {
+        let (response, outcome) = match pre_signup::handle(event, &self.sign_up) {
+            Ok((
+                out,
+                SignUpDecision::Allowed {
+                    auto_confirmed,
+                    email_verified,
+                },
+            )) => (
+                Ok(out),
+                format!("allowed (auto-confirm {auto_confirmed}, email verified {email_verified})"),
+            ),
+            Ok((out, SignUpDecision::PassedThrough)) => {
+                (Ok(out), "passed through (not a PreSignUp event)".into())
+            }
+            Err(e) => (Err(e.to_string()), format!("rejected: {e}")),
+        };
+        (response, vec![Row { outcome, ..row }])
+    }
+
+    async fn post_confirmation_event(
+        &self,
+        event: Value,
+        row: Row,
+    ) -> (Result<Value, String>, Vec<Row>) {
+        let user = user_attributes(&event)
+            .get("sub")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let deps = PostConfirmation {
+            names: self.names.clone(),
+            ..PostConfirmation::new(&self.directory, &self.sync_queue, &self.ledger)
+        };
+        let (response, outcome) = match post_confirmation::handle(event, &deps, None).await {
+            Ok((out, outcome)) => (Ok(out), outcome.label()),
+            Err(e) => (Err(e.to_string()), format!("error: {e}")),
+        };
+        (
+            response,
+            vec![Row {
+                outcome,
+                user,
+                ..row
+            }],
+        )
+    }
+
+    async fn credential_exchange_event(
+        &self,
+        event: Value,
+        row: Row,
+    ) -> (Result<Value, String>, Vec<Row>) {
+        let deps = CredentialExchange {
+            allowed_origins: vec![DEMO_ORIGIN.to_owned()],
+            names: self.names.clone(),
+            ..CredentialExchange::new(
+                &self.directory,
+                &self.ledger,
+                &self.jwks,
+                &self.sts,
+                self.issuers.clone(),
+            )
+        };
+        let (response, outcome) = credential_exchange::handle(event, &deps).await;
+        let mut text = format!("{} {}", outcome.status, outcome.code);
+        // The precise reason the client is not told, for the reader.
+        if let Some(reason) = outcome.reason.filter(|r| *r != outcome.code) {
+            text.push_str(&format!(" ({reason})"));
+        }
+        match outcome.session {
+            Some(_) if outcome.reused => {
+                text.push_str(" (the session issued earlier, reused: no STS call)");
+            }
+            Some(session) => text.push_str(&format!(
+                " (chat user {}; STS double: {} s session tagged UserUUID and Issuer)",
+                outcome.chime_user.map_or("not checked", |a| a.as_str()),
+                session.as_secs()
+            )),
+            None => {}
+        }
+        let row = Row {
+            source: "function-url".to_owned(),
+            outcome: text,
+            user: outcome.user.as_ref().map(UserId::to_string),
+            ..row
+        };
+        (
+            serde_json::to_value(&response).map_err(|e| e.to_string()),
+            vec![row],
+        )
+    }
+
+    /// One row per message of the batch (`{name}#{message id}`).
+    async fn idp_sync_event(
+        &self,
+        name: &str,
+        event: Value,
+    ) -> Result<(Result<Value, String>, Vec<Row>), ReplayError> {
+        let sqs: SqsEvent =
+            serde_json::from_value(event).map_err(|error| ReplayError::InvalidSqsEvent {
+                path: name.to_owned(),
+                error,
+            })?;
+        let deps = IdpSync::new(&self.directory, &self.dlq, &self.ledger);
+        let report = idp_sync::handle(&sqs, &deps, None).await;
+        let mut rows: Vec<Row> = report
+            .messages
+            .iter()
+            .map(|m| Row {
+                event: format!("{name}#{}", m.message_id),
+                source: match (m.envelope, m.event_type) {
+                    (Some(env), Some(kind)) => format!("sqs/{} {kind}", env.as_str()),
+                    _ => "sqs".to_owned(),
+                },
+                outcome: m.outcome.label(),
+                user: m.sub.as_ref().map(UserId::to_string),
+            })
+            .collect();
+        if rows.is_empty() {
+            rows.push(Row {
+                event: name.to_owned(),
+                source: "sqs".to_owned(),
+                outcome: "empty batch, nothing to do".to_owned(),
+                user: None,
+            });
+        }
+        let response = serde_json::to_value(report.response()).map_err(|e| e.to_string());
+        Ok((response, rows))
     }
 }
 
