@@ -10,8 +10,8 @@
 #  2. the naive floor, bench/bare-trigger, in its own workspace (target/bare-trigger);
 #  3. the functions again at opt-level "s" (target/variant-opts), measured beside the
 #     profile's own build ("z"): the choice between the two is what stays in question
-#     (docs/PERFORMANCE.md; opt-level 3 was measured once, 2.2 MB larger and over the RSS
-#     target, and is no longer rebuilt every run);
+#     (docs/PERFORMANCE.md; opt-level 3 was measured once, larger and over the RSS target,
+#     and is no longer rebuilt every run);
 #  4. the arm64 artifacts with `sam build` (.aws-sam/build), as deployed; see arm64() below;
 #  5. criterion's per-event figures, and bench/node's pinned npm packages.
 set -euo pipefail
@@ -44,7 +44,7 @@ cargo build --release --locked --manifest-path bench/bare-trigger/Cargo.toml \
 
 # --workspace, like the profile's build above and like `sam build` (which selects the default
 # members): cargo unifies features over the packages it builds, and the functions built alone
-# (`-p`) came out ~0.4 MB smaller than built with the workspace.
+# (`-p`) came out smaller than built with the workspace (docs/PERFORMANCE.md).
 for level in s; do
   step "variant: the functions at opt-level $level"
   CARGO_PROFILE_RELEASE_OPT_LEVEL=$level cargo build --release --workspace --bins \

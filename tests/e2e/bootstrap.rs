@@ -1,4 +1,4 @@
-//! End to end with the compiled functions (docs/ARCHITECTURE.md, "Testing", 5): each bootstrap
+//! End to end with the compiled functions (docs/TESTING.md, "The ladder", 5): each bootstrap
 //! binary (`target/debug/{pre-signup,post-confirmation,idp-sync}`) runs as
 //! Lambda runs it, behind a mock Runtime API (crates/testkit/src/runtime_api.rs)
 //! with Lambda's environment and static credentials, its Chime endpoint

@@ -545,7 +545,7 @@ async fn ten_thousand_events_under_faults_end_in_exactly_the_model_state(mode) {
 
 in_both_missing_user_modes! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-/// `user.created` is "create or heal" (README, IdP message schema): a create of an existing
+/// `user.created` is "create or heal" (docs/SCHEMA.md): a create of an existing
 /// user with a new name or metadata must rename it, on the wire too. The fault
 /// run caught this going wrong (217 of 1,000 users stale) while the
 /// `ClientRequestToken` came from the sub alone: Chime answered the second

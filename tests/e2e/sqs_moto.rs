@@ -1,4 +1,4 @@
-//! The queue rung of the testing ladder (docs/ARCHITECTURE.md, "Testing", 4): the real
+//! The queue rung of the testing ladder (docs/TESTING.md, "The ladder", 4): the real
 //! `aws-sdk-sqs` client, through `chime_sync_aws::SqsQueue` and the real
 //! handlers, against moto's SQS server.
 //!

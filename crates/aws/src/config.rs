@@ -620,7 +620,7 @@ impl CredentialExchangeConfig {
         let env = Env(lookup);
         let issuers = TrustedIssuers::parse(&env.required(
             TRUSTED_ISSUERS,
-            "a JSON object from issuer URL to {\"audiences\": [...]}, see the README",
+            "a JSON object from issuer URL to {\"audiences\": [...]}, see docs/CREDENTIALS.md",
         )?)
         .map_err(|source| ConfigError::InvalidTrustedIssuers {
             name: TRUSTED_ISSUERS,

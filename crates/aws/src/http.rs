@@ -24,8 +24,8 @@
 //! ## Why ring, not AWS-LC
 //! The SDK's default HTTPS client (`default-https-client`) uses rustls with AWS-LC. AWS-LC seeds
 //! its DRBG at the first TLS handshake with CPU-jitter entropy on machines without
-//! `/dev/sysgenid` (a VM-snapshot counter few kernels have). Measured here that first
-//! handshake took ~20 ms of CPU, more than the rest of a cold start together. ring draws its
+//! `/dev/sysgenid` (a VM-snapshot counter few kernels have), which made that first handshake
+//! cost more CPU than the rest of a cold start together (docs/PERFORMANCE.md). ring draws its
 //! randomness straight from the kernel (`getrandom(2)`, which blocks only until the kernel's
 //! pool is first initialised, long before a Lambda sandbox runs our code) and adds nothing of
 //! its own. Both end up trusting the same source, the kernel's CSPRNG; ring just does not add a
@@ -36,9 +36,9 @@
 //! [`RootSet::Aws`], what the SDK clients trust: the five Amazon Trust Services roots (Amazon
 //! Root CA 1–4 and Starfield Services Root CA G2, the cross-signer), which AWS service endpoints
 //! chain to since AWS moved them to its own CA. They are five PEM certificates in
-//! `roots/amazon-trust-services.pem`, parsed in microseconds. A full browser set would cost
-//! ~0.85 ms per parse here (144 certificates), and the SDK's HTTP client parses its roots each
-//! time it builds a connector, so a few milliseconds per cold start.
+//! `roots/amazon-trust-services.pem`, quick to parse. A full browser set is some 150
+//! certificates, and the SDK's HTTP client parses its roots each time it builds a connector, so
+//! it would cost every cold start its parse several times over (docs/PERFORMANCE.md).
 //!
 //! [`RootSet::Web`], for non-SDK HTTPS to arbitrary hosts (an IdP's JWKS): Mozilla's root
 //! program as compiled into the `webpki-roots` crate, already in the form rustls uses, so it

@@ -76,9 +76,8 @@ pub fn sdk_config_loader(roots: &TrustRoots) -> Result<ConfigLoader, TlsError> {
 /// those directly, without `aws-config`'s loader. The loader's default chains would build an
 /// STS client (web identity, assume-role profiles), an IMDS client, ECS and profile-file
 /// providers that a Lambda never calls, and because the loader decides at run time which to
-/// use, all of their code is linked into every binary whether called or not: 0.87 MB of
-/// idp-sync's binary and ~0.7 MB of its peak RSS, measured (docs/PERFORMANCE.md, "Peak
-/// RSS"). The one Lambda feature that needs another provider is SnapStart (credentials over a
+/// use, all of their code is linked into every binary whether called or not, in its size and
+/// its peak RSS alike (measured in docs/PERFORMANCE.md, "Peak RSS"). The one Lambda feature that needs another provider is SnapStart (credentials over a
 /// container endpoint), open to `provided.al2023` only as a container image; template.yaml
 /// deploys zip archives.
 ///

@@ -216,7 +216,7 @@ impl fmt::Display for AppInstanceArn {
 mod tests {
     use super::*;
 
-    /// The worked example of README / docs/CREDENTIALS.md, computed
+    /// The worked example of docs/CREDENTIALS.md, computed
     /// independently with Python's `uuid.uuid5` (RFC 9562): any source that
     /// follows the documented rule lands on the same Chime user.
     #[test]

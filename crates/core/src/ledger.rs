@@ -5,7 +5,7 @@
 //! triggers, the credential exchange, the CLI) and every planner (the
 //! reconcile function and command) asks the same functions.
 //!
-//! The rules (README, "Sources and ownership", states them as a table):
+//! The rules (docs/OWNERSHIP.md, "The rules", states them as a table):
 //! - **Creation claims.** The source whose `user.created` (or sign-up, or
 //!   first sign-in) makes a user owns it, unless someone owns it already.
 //! - **Absence deletes only what the absent source owns.** A source that no

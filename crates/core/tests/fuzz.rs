@@ -13,7 +13,7 @@
 //!
 //! Expected results come from small reference models written here from the
 //! spec (docs/ARCHITECTURE.md: "Identity", "Cognito triggers", "IdP messages", "SQS";
-//! and the schema in the README), not from the code under test.
+//! and the schema in docs/SCHEMA.md), not from the code under test.
 //!
 //! # Running
 //!

@@ -89,7 +89,7 @@ pub fn outside_lambda_message(binary: &str, why: &NotInLambda) -> String {
         "{binary}: this is an AWS Lambda bootstrap; it serves events from the Lambda Runtime \
          API ({why}). Run it locally with `cargo lambda watch`, then \
          `cargo lambda invoke {binary} --data-file events/{binary}/<event>.json` \
-         (README, \"Local development\")."
+         (docs/LOCAL.md)."
     )
 }
 

@@ -60,8 +60,8 @@ fn is_ours(target: &str) -> bool {
 /// are kept, those that do not are ignored, and `default` applies when none is left.
 ///
 /// Why not `EnvFilter`: its span and field directives (`[span{field=value}]`) bring a regex
-/// engine, 0.34 MB of idp-sync's binary (measured; docs/PERFORMANCE.md, "Peak RSS"), for a
-/// feature nobody configures in a Lambda. `Targets` reads the same `target=level` directives.
+/// engine, a sizeable part of each binary (measured in docs/PERFORMANCE.md, "Peak RSS"), for
+/// a feature nobody configures in a Lambda. `Targets` reads the same `target=level` directives.
 fn directives(rust_log: Option<&str>, default: LevelFilter) -> Targets {
     let parsed: Vec<Targets> = rust_log
         .unwrap_or_default()

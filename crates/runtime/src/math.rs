@@ -4,8 +4,8 @@
 //! is the AWS SDK's adaptive retry rate limiter (`aws-smithy-runtime`'s
 //! `client_rate_limiter`, a cube root through `f64::powf`), a retry mode the functions do not
 //! configure. Yet for that one symbol the dynamic loader maps and relocates all of libm at
-//! every cold start, and 296 KiB of its pages were resident at the end of an idp-sync run
-//! (`/proc/{pid}/smaps`; docs/PERFORMANCE.md, "Peak RSS"). A `pow` defined in the executable
+//! every cold start, and many of its pages stay resident (`/proc/{pid}/smaps`; measured in
+//! docs/PERFORMANCE.md, "Peak RSS"). A `pow` defined in the executable
 //! satisfies that reference at link time, so the linker, which rustc runs with `--as-needed`,
 //! no longer records libm as needed: `readelf -d` of each bootstrap shows only
 //! `libgcc_s.so.1` and `libc.so.6`, and `tests/e2e/bootstrap_binaries.rs` checks it.
