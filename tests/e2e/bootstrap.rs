@@ -31,7 +31,7 @@ use testkit::emf;
 use testkit::in_both_missing_user_modes;
 use testkit::lambda::{Function, IDP_SYNC, Lambda, POST_CONFIRMATION, PRE_SIGNUP, RECONCILE};
 use testkit::moto::{
-    Moto, create_fifo_with_dlq, depth, receive_n, string_attribute, system_attribute,
+    Moto, create_fifo_with_dlq, depth, hand_off_body, receive_n, string_attribute, system_attribute,
 };
 use testkit::process::ChildGuard;
 use testkit::runtime_api::Outcome;
@@ -348,18 +348,8 @@ async fn post_confirmation_provisions_hands_off_and_reports_bad_events(mode) {
     // One hand-off message for Hedy, although two invocations handed off.
     assert_eq!(depth(&sqs, &queues.queue_url).await, 1, "{}", moto.output());
     let handed = receive_n(&sqs, &queues.queue_url, 1, Duration::from_secs(5)).await;
-    let m = &handed[0];
-    assert_eq!(
-        system_attribute(m, MessageSystemAttributeName::MessageGroupId),
-        Some(HEDY)
-    );
+    let body = hand_off_body(&handed[0], HEDY);
     let dedup = format!("cognito-confirm-{HEDY}");
-    assert_eq!(
-        system_attribute(m, MessageSystemAttributeName::MessageDeduplicationId),
-        Some(dedup.as_str())
-    );
-    assert_eq!(string_attribute(m, "Source"), Some("post-confirmation"));
-    let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
     assert_eq!(
         (
             &body["type"],

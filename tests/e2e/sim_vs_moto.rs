@@ -229,14 +229,7 @@ impl Backend for MotoBackend {
             .map(|m| Delivery {
                 body: m.body().unwrap_or_default().to_owned(),
                 receipt_handle: m.receipt_handle().unwrap_or_default().to_owned(),
-                attributes: m
-                    .attributes()
-                    .map(|a| {
-                        a.iter()
-                            .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                attributes: moto::attribute_map(m).into_iter().collect(),
                 record: record_from_sdk(m, &self.queues.queue_arn, moto::REGION),
             })
             .collect()

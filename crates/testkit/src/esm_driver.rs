@@ -351,14 +351,7 @@ pub fn record_from_sdk(
         message_id: m.message_id().unwrap_or_default().to_owned(),
         receipt_handle: m.receipt_handle().unwrap_or_default().to_owned(),
         body: m.body().unwrap_or_default().to_owned(),
-        attributes: m
-            .attributes()
-            .map(|a| {
-                a.iter()
-                    .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        attributes: crate::moto::attribute_map(m).into_iter().collect(),
         message_attributes: m
             .message_attributes()
             .map(|a| {

@@ -349,6 +349,40 @@ pub fn string_attribute<'m>(message: &'m Message, name: &str) -> Option<&'m str>
         .and_then(|v| v.string_value())
 }
 
+/// A received message's system attributes by name, as the simulator and Lambda's records
+/// carry them.
+pub fn attribute_map(message: &Message) -> std::collections::HashMap<String, String> {
+    message
+        .attributes()
+        .map(|a| {
+            a.iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// post-confirmation's hand-off of `sub` to the sync queue, as SQS delivered it: grouped by
+/// the sub, deduplicated by `cognito-confirm-{sub}`, marked as post-confirmation's. Answers
+/// the body, for the caller's checks of the event.
+pub fn hand_off_body(message: &Message, sub: &str) -> serde_json::Value {
+    assert_eq!(
+        system_attribute(message, MessageSystemAttributeName::MessageGroupId),
+        Some(sub)
+    );
+    let dedup = format!("cognito-confirm-{sub}");
+    assert_eq!(
+        system_attribute(message, MessageSystemAttributeName::MessageDeduplicationId),
+        Some(dedup.as_str())
+    );
+    assert_eq!(
+        string_attribute(message, "Source"),
+        Some("post-confirmation")
+    );
+    let body = message.body().expect("a hand-off has a body");
+    serde_json::from_str(body).expect("a hand-off's body is JSON")
+}
+
 /// The SDK HTTP client the functions use (`chime_sync_aws::http`), with the compiled-in roots.
 pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     chime_sync_aws::http::sdk_http_client(&chime_sync_aws::TrustRoots::Compiled)
