@@ -36,7 +36,7 @@ use crate::sync::{self, ChimeCount, SyncOutcome, SyncRules};
 
 const SOURCE: &str = "idp-sync";
 
-/// What idp-sync publishes ([`metrics`]): one decision per message.
+/// What idp-sync publishes ([`metrics`]): one decision per message, counted by outcome.
 pub const METRICS: FunctionMetrics = FunctionMetrics {
     source: SOURCE,
     error_kind: "IdpSyncFailed",
