@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chime_identity_fake::{
-    FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, MissingUserError, Operation, ScriptedFault,
+    FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, MissingAnswer, Operation, ScriptedFault,
 };
 use chime_sync_core::handlers::idp_sync::dead_letter_deduplication_id;
 use chime_sync_core::replay::{
@@ -41,11 +41,11 @@ use testkit::{personal_data_in_samples, read_event, samples};
 /// How long a process may take to report an init error and exit.
 const INIT_WITHIN: Duration = Duration::from_secs(10);
 
-async fn fake(mode: MissingUserError) -> FakeChimeHandle {
+async fn fake(mode: MissingAnswer) -> FakeChimeHandle {
     fake_with(mode, FaultConfig::none()).await
 }
 
-async fn fake_with(mode: MissingUserError, faults: FaultConfig) -> FakeChimeHandle {
+async fn fake_with(mode: MissingAnswer, faults: FaultConfig) -> FakeChimeHandle {
     FakeChime::start(
         FakeConfig::new()
             .with_missing_user(mode)

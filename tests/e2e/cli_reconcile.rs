@@ -59,7 +59,7 @@ async fn reconcile(fake: &FakeChimeHandle, args: &[&str]) -> (Option<i32>, Strin
     (status.code(), process.stdout(), process.stderr())
 }
 
-async fn fake(mode: chime_identity_fake::MissingUserError) -> FakeChimeHandle {
+async fn fake(mode: chime_identity_fake::MissingAnswer) -> FakeChimeHandle {
     FakeChime::start(FakeConfig::new().with_missing_user(mode))
         .await
         .expect("fake")
@@ -261,7 +261,7 @@ fn user_lines(range: std::ops::Range<u32>) -> String {
 /// The transcript is printed for the record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_breaker_counts_every_deletion_and_its_release_works_the_first_time() {
-    let fake = fake(chime_identity_fake::MissingUserError::Forbidden).await;
+    let fake = fake(chime_identity_fake::MissingAnswer::Forbidden).await;
     let all = file("breaker-all.jsonl", &user_lines(0..2000));
     let half = file("breaker-half.jsonl", &user_lines(0..1000));
     let (all, half) = (all.display().to_string(), half.display().to_string());

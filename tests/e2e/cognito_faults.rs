@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chime_identity_fake::{
-    FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, MissingUserError, Operation,
+    FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, MissingAnswer, Operation,
 };
 use chime_sync_aws::{ChimeDirectory, SqsQueue, config};
 use chime_sync_core::handlers::idp_sync::{self, IdpSync};
@@ -55,7 +55,7 @@ struct World {
     idp_sync: IdpSync<ChimeDirectory, SimQueue, InMemoryLedger>,
 }
 
-async fn world(mode: MissingUserError, faults: FaultConfig) -> World {
+async fn world(mode: MissingAnswer, faults: FaultConfig) -> World {
     let fake = FakeChime::start(
         FakeConfig::new()
             .with_missing_user(mode)
@@ -125,7 +125,7 @@ async fn confirm_with<D: chime_sync_core::Directory, Q: Queue>(
 
 /// Three confirmations, `COGNITO_RETRY_AFTER` apart, each handed off within
 /// the budget; then Chime heals and idp-sync drains the queue.
-async fn outage_then_recovery(mode: MissingUserError, faults: FaultConfig, expect_codes: &[&str]) {
+async fn outage_then_recovery(mode: MissingAnswer, faults: FaultConfig, expect_codes: &[&str]) {
     let w = world(mode, faults).await;
     for attempt in 1..=3 {
         let (outcome, took) = confirm(&w.trigger).await;

@@ -59,7 +59,7 @@ struct Stack {
 }
 
 impl Stack {
-    async fn start(mode: chime_identity_fake::MissingUserError, users: usize) -> Stack {
+    async fn start(mode: chime_identity_fake::MissingAnswer, users: usize) -> Stack {
         let moto = Moto::start().await;
         let pool = seed_pool(&moto, "staff", users).await;
         let sqs = moto.sqs();
@@ -393,7 +393,7 @@ async fn a_redriven_old_deletion_is_refused_as_stale(mode) {
 /// back unchanged. With Chime down the sign-in still succeeds and the user is handed off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_federated_first_sign_in_creates_the_chime_user() {
-    let stack = Stack::start(chime_identity_fake::MissingUserError::Forbidden, 1).await;
+    let stack = Stack::start(chime_identity_fake::MissingAnswer::Forbidden, 1).await;
     let trigger = start(
         POST_CONFIRMATION,
         stack_env(
@@ -449,7 +449,7 @@ async fn a_federated_first_sign_in_creates_the_chime_user() {
 /// held. `chime-sync held list` shows the seven; `held release --count 7 --apply` publishes
 /// them, and idp-sync applies exactly those.
 async fn the_feed_breaker_holds_deletions_and_a_release_applies_exactly_those() {
-    let stack = Stack::start(chime_identity_fake::MissingUserError::NotFound, 1).await;
+    let stack = Stack::start(chime_identity_fake::MissingAnswer::NotFound, 1).await;
     let subs: Vec<String> = (0..12)
         .map(|n| format!("de1e7e00-0000-4000-8000-{n:012}"))
         .collect();
@@ -532,7 +532,7 @@ async fn the_feed_breaker_holds_deletions_and_a_release_applies_exactly_those() 
 /// pool no longer lists them. `chime-sync adopt` (a dry run, then `--apply`) makes the pool
 /// their owner; from then on the pool's absence deletes them.
 async fn users_that_predate_ownership_are_kept_until_adopted() {
-    let stack = Stack::start(chime_identity_fake::MissingUserError::Forbidden, 4).await;
+    let stack = Stack::start(chime_identity_fake::MissingAnswer::Forbidden, 4).await;
     let directory = {
         let mut config =
             chime_sync_aws::ChimeConfig::new(chime_sync_core::AppInstanceArn::parse(APP).unwrap());

@@ -3,7 +3,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use crate::faults::FaultConfig;
-use crate::model::{ExpirationClear, MissingUserError};
+use crate::model::{ClearAnswer, MissingAnswer};
 
 /// Default per-AppInstance user limit. The real quota is an account setting; this is high
 /// enough never to bite by accident and low enough to test with a smaller override.
@@ -13,7 +13,7 @@ pub const DEFAULT_USER_LIMIT: usize = 100_000;
 ///
 /// The default listens on `127.0.0.1:0` (an ephemeral port, so parallel tests never collide),
 /// allows [`DEFAULT_USER_LIMIT`] users per AppInstance, answers missing users with
-/// [`MissingUserError::Forbidden`] (403, as the model suggests) and injects no faults.
+/// [`MissingAnswer::Forbidden`] (403, as the model suggests) and injects no faults.
 #[derive(Debug, Clone)]
 pub struct FakeConfig {
     /// Listening address; port 0 picks a free port.
@@ -21,9 +21,9 @@ pub struct FakeConfig {
     /// Users allowed per AppInstance before `ResourceLimitExceededException`.
     pub user_limit_per_app_instance: usize,
     /// The error for Describe/Update/Delete of a user that does not exist.
-    pub missing_user: MissingUserError,
+    pub missing_user: MissingAnswer,
     /// What a `PutAppInstanceUserExpirationSettings` without settings does.
-    pub expiration_clear: ExpirationClear,
+    pub expiration_clear: ClearAnswer,
     /// Faults active from the first request.
     pub faults: FaultConfig,
     /// Other services answered on the same port: requests no Chime route or
@@ -38,8 +38,8 @@ impl Default for FakeConfig {
         Self {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             user_limit_per_app_instance: DEFAULT_USER_LIMIT,
-            missing_user: MissingUserError::default(),
-            expiration_clear: ExpirationClear::default(),
+            missing_user: MissingAnswer::default(),
+            expiration_clear: ClearAnswer::default(),
             faults: FaultConfig::none(),
             neighbours: None,
         }
@@ -71,13 +71,13 @@ impl FakeConfig {
     }
 
     /// Chooses the answer for missing users.
-    pub fn with_missing_user(mut self, missing: MissingUserError) -> Self {
+    pub fn with_missing_user(mut self, missing: MissingAnswer) -> Self {
         self.missing_user = missing;
         self
     }
 
     /// Chooses the answer to a put expiration without settings.
-    pub fn with_expiration_clear(mut self, clear: ExpirationClear) -> Self {
+    pub fn with_expiration_clear(mut self, clear: ClearAnswer) -> Self {
         self.expiration_clear = clear;
         self
     }

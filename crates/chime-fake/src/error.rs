@@ -31,7 +31,7 @@ pub enum ErrorKind {
     /// 403: the client is permanently forbidden from making the request.
     Forbidden,
     /// 404: the resource does not exist (not in the model for user operations; see
-    /// [`crate::MissingUserError`]).
+    /// [`crate::MissingAnswer`]).
     NotFound,
     /// 400: a per-AppInstance limit was reached.
     ResourceLimitExceeded,

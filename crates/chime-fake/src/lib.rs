@@ -22,9 +22,15 @@
 //! clock that tests advance (`POST /_fake/clock`, [`FakeChimeHandle::advance_clock`]); advancing
 //! it deletes the users whose expiration has passed, as Chime's background process does.
 //!
+//! What the operations mean (existence, idempotency, conflicts, the user limit, expiration,
+//! a missing user, pagination) is not decided here: it is Chime's one model,
+//! `chime_sync_core::memory::chime`, which core's in-memory directory answers from too. This
+//! crate checks requests on the wire, injects faults, and maps the model's refusals to Chime's
+//! HTTP errors ([`model`]).
+//!
 //! Requests may be SigV4-signed; signatures are not checked and `Authorization` is ignored.
 //! AppInstances exist implicitly (see [`model`]); a missing user is answered as
-//! [`MissingUserError`] says: 403 with Chime's message by default, or 404 (AWS documents
+//! [`MissingAnswer`] says: 403 with Chime's message by default, or 404 (AWS documents
 //! neither). Control endpoints live under `/_fake/` (see [`control`]).
 //!
 //! ```no_run
@@ -59,9 +65,7 @@ pub use error::{ApiError, ERROR_TYPE_HEADER, ErrorKind, FakeError, REQUEST_ID_HE
 pub use faults::{
     DENIED_CALLER, FaultConfig, IamDenial, LatencyMs, ScriptedFault, iam_denial_message,
 };
-pub use model::{
-    Expiration, ExpirationClear, MISSING_USER_MESSAGE, MissingUserError, Tag, UserRecord,
-};
+pub use model::{ClearAnswer, Expiration, MISSING_USER_MESSAGE, MissingAnswer, Tag, UserRecord};
 pub use routes::DEFAULT_MAX_RESULTS;
 pub use server::{FakeChime, FakeChimeHandle, serve, serve_until};
 pub use tls::{TestCa, TlsFront, TlsFrontError};

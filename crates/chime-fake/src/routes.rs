@@ -209,7 +209,7 @@ async fn describe(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<DescribeOutput>, ApiError> {
     let arn = user_arn_from_path(path)?;
-    let user = shared.with_directory(|dir| dir.describe(&arn))?;
+    let user = shared.with_directory(|dir| dir.describe(&arn.app_instance_arn, &arn.user_id))?;
     Ok(Json(DescribeOutput {
         app_instance_user: user.into(),
     }))
@@ -254,7 +254,7 @@ struct PutExpirationOutput {
 
 /// `PutAppInstanceUserExpirationSettings`: `PUT /app-instance-users/{arn}/expiration-settings`
 /// with `ExpirationSettings` (optional in the model) → 200 `{"AppInstanceUserArn",
-/// "ExpirationSettings"?}`. Without settings it does what [`crate::ExpirationClear`] says.
+/// "ExpirationSettings"?}`. Without settings it does what [`crate::ClearAnswer`] says.
 fn put_expiration(
     shared: &Shared,
     arn: validate::UserArn,
@@ -267,7 +267,9 @@ fn put_expiration(
         .map(validate_expiration)
         .transpose()?;
     let clear = shared.expiration_clear();
-    let (arn, kept) = shared.with_directory(|dir| dir.put_expiration(&arn, expiration, clear))?;
+    let (arn, kept) = shared.with_directory(|dir| {
+        dir.put_expiration(&arn.app_instance_arn, &arn.user_id, expiration, clear)
+    })?;
     Ok(Json(PutExpirationOutput {
         app_instance_user_arn: arn,
         expiration_settings: kept.map(wire_expiration),
@@ -285,7 +287,9 @@ fn update(shared: &Shared, arn: validate::UserArn, body: &Bytes) -> Result<Respo
     validate::metadata(metadata)?;
     let (name, metadata) = (name.clone(), metadata.clone());
     let now = shared.now_epoch_secs();
-    let updated = shared.with_directory(|dir| dir.update(&arn, name, metadata, now))?;
+    let updated = shared.with_directory(|dir| {
+        dir.update(&arn.app_instance_arn, &arn.user_id, name, metadata, now)
+    })?;
     Ok(Json(ArnOutput {
         app_instance_user_arn: updated,
     })
@@ -298,7 +302,7 @@ async fn delete(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let arn = user_arn_from_path(path)?;
-    shared.with_directory(|dir| dir.delete(&arn))?;
+    shared.with_directory(|dir| dir.delete(&arn.app_instance_arn, &arn.user_id))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -10,7 +10,7 @@ use crate::config::FakeConfig;
 use crate::counters::{Counters, Operation};
 use crate::error::FakeError;
 use crate::faults::{Decision, Fault, FaultConfig, FaultEngine};
-use crate::model::{Directory, ExpirationClear, UserRecord};
+use crate::model::{ChimeModel, ClearAnswer, UserRecord};
 
 /// Users, counters and the fault engine behind one server.
 ///
@@ -18,13 +18,13 @@ use crate::model::{Directory, ExpirationClear, UserRecord};
 /// ordering to get wrong. Locks are never held across an `.await`.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    directory: Mutex<Directory>,
+    directory: Mutex<ChimeModel>,
     counters: Mutex<Counters>,
     faults: Mutex<FaultEngine>,
     request_seq: AtomicU64,
     /// How far the fake's clock is ahead of the system clock, in milliseconds.
     clock_offset_ms: AtomicU64,
-    expiration_clear: ExpirationClear,
+    expiration_clear: ClearAnswer,
 }
 
 /// Locks `mutex`, recovering the data if a panicking holder poisoned it: every update here
@@ -36,7 +36,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     pub fn new(config: &FakeConfig) -> Self {
         Self {
-            directory: Mutex::new(Directory::new(
+            directory: Mutex::new(ChimeModel::new(
                 config.user_limit_per_app_instance,
                 config.missing_user,
             )),
@@ -68,12 +68,12 @@ impl Shared {
     }
 
     /// What a put expiration without settings does.
-    pub fn expiration_clear(&self) -> ExpirationClear {
+    pub fn expiration_clear(&self) -> ClearAnswer {
         self.expiration_clear
     }
 
     /// Runs `f` on the directory under its lock.
-    pub fn with_directory<R>(&self, f: impl FnOnce(&mut Directory) -> R) -> R {
+    pub fn with_directory<R>(&self, f: impl FnOnce(&mut ChimeModel) -> R) -> R {
         f(&mut lock(&self.directory))
     }
 

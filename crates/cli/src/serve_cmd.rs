@@ -4,7 +4,7 @@
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 
-use chime_identity_fake::{FakeChime, FakeConfig, FakeError, MissingUserError};
+use chime_identity_fake::{FakeChime, FakeConfig, FakeError, MissingAnswer};
 use chime_sync_core::replay::{DEMO_APP_INSTANCE_ARN, DEMO_POOL_ID};
 
 use crate::Failure;
@@ -19,7 +19,7 @@ pub(crate) struct ServeFakeArgs {
     /// How the fake answers a user that does not exist: 403 (Chime's
     /// ForbiddenException, the default) or 404 (NotFoundException).
     #[arg(long, default_value = "403")]
-    missing_user: MissingUserError,
+    missing_user: MissingAnswer,
     /// Where to write the local loop's files: `lambda.env` (for `cargo lambda
     /// watch --env-file`) and `credential-exchange.json` (a request bearing
     /// the demo token).

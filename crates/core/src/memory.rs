@@ -2,18 +2,25 @@
 //! against, and the test double every handler test uses. They can inject
 //! failures and latency so the unhappy paths are testable without a network.
 //!
-//! The directory answers like Chime where Chime's answers shape the domain's
-//! logic: a repeated create with the same `ClientRequestToken` succeeds
-//! again (another token gets `AlreadyExists`), and a missing user is
-//! answered as configured ([`MissingAnswer`]): `NotFound`, or
-//! `PossiblyMissing` as the Chime adapter reports Chime's 403. It keeps
-//! expiration settings like Chime (describe shows them, list does not) and
-//! has a clock that tests advance: users whose expiration has passed are
-//! deleted then, as Chime's background process deletes them.
+//! The directory answers from [`chime::ChimeModel`], the one model of Chime
+//! SDK Identity that the wire-level fake (`chime-identity-fake`) answers from
+//! too, so the replay, the handlers' tests and the wire tests meet the same
+//! Chime: a repeated create with the same `ClientRequestToken` succeeds again
+//! (another token gets `AlreadyExists`), a missing user is answered as
+//! configured ([`MissingAnswer`]; `NotFound` here unless set, or
+//! `PossiblyMissing` as the Chime adapter reports Chime's 403), expiration
+//! settings show in describe and not in list, and list pages carry the
+//! model's tokens. This module only maps the model's answers to
+//! [`DirectoryError`] and adds what is not Chime's: injected failures,
+//! latency, call counting, and a clock that tests advance (users whose
+//! expiration has passed are deleted then, as Chime's background process
+//! deletes them).
+
+pub mod chime;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::directory::{Directory, DirectoryPage, DirectoryUser, Expiration};
 use crate::error::{DirectoryError, QueueError};
@@ -23,58 +30,72 @@ use crate::profile::UserProfile;
 use crate::queue::{OutgoingMessage, Queue};
 use crate::user_pool::{PAGE_LIMIT, PoolPage, PoolUser, UserPool, UserPoolError};
 
+use chime::{ChimeError, ChimeModel, NewUser, UserRecord};
+pub use chime::{ClearAnswer, MissingAnswer};
+
 /// Page size of [`InMemoryDirectory::list`], Chime's maximum.
 const PAGE_SIZE: usize = 50;
 
-/// How the in-memory directory answers describe, update and delete of a user
-/// that does not exist — the two answers the Chime adapter can report.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum MissingAnswer {
-    /// `NotFound` (describe: `Ok(None)`), as for Chime's 404.
-    #[default]
-    NotFound,
-    /// `PossiblyMissing`, as for Chime's `403 ForbiddenException`.
-    Forbidden,
-}
-
-impl MissingAnswer {
-    /// Both answers, for tests that must hold under either.
-    pub const BOTH: [MissingAnswer; 2] = [Self::NotFound, Self::Forbidden];
-
-    fn error(self) -> DirectoryError {
-        match self {
-            Self::NotFound => DirectoryError::NotFound,
-            Self::Forbidden => DirectoryError::PossiblyMissing(
-                "ForbiddenException (HTTP 403): An invalid app instance user ARN was supplied \
-                 for the input parameter. (in-memory)"
-                    .to_owned(),
-            ),
-        }
+/// How a model refusal reads through the Chime adapter: the same
+/// `DirectoryError` the adapter makes of the fake's HTTP answer for it.
+fn directory_error(error: ChimeError) -> DirectoryError {
+    match error {
+        ChimeError::Conflict { .. } => DirectoryError::AlreadyExists,
+        ChimeError::Missing {
+            answer: MissingAnswer::NotFound,
+            ..
+        } => DirectoryError::NotFound,
+        ChimeError::Missing {
+            answer: MissingAnswer::Forbidden,
+            ..
+        } => DirectoryError::PossiblyMissing(format!(
+            "ForbiddenException (HTTP 403): {} (in-memory)",
+            chime::MISSING_USER_MESSAGE
+        )),
+        ChimeError::LimitExceeded { .. } => DirectoryError::LimitExceeded(format!(
+            "ResourceLimitExceededException (HTTP 400): {error} (in-memory)"
+        )),
+        ChimeError::ExpirationRequired | ChimeError::InvalidNextToken => DirectoryError::Rejected(
+            format!("BadRequestException (HTTP 400): {error} (in-memory)"),
+        ),
     }
 }
 
-/// How a put expiration *without* settings is answered: the three plausible
-/// answers of a Chime that documents none ([`Provisioning::clear_expiration`](crate::provisioning::Provisioning::clear_expiration)).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum ClearAnswer {
-    /// The settings are removed (what the developer guide suggests).
-    #[default]
-    Removes,
-    /// Refused as a bad request, as if `ExpirationSettings` were required.
-    Rejects,
-    /// Accepted, and the settings are kept.
-    Ignores,
+/// Epoch seconds, as the model keeps time.
+fn epoch_seconds(at: SystemTime) -> f64 {
+    at.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs_f64()
 }
 
-#[derive(Default)]
+/// A model record as the domain reads a describe.
+fn described(record: UserRecord) -> Result<DirectoryUser, DirectoryError> {
+    let id = UserId::parse(&record.app_instance_user_id)
+        .map_err(|e| DirectoryError::Rejected(format!("model holds an invalid id: {e}")))?;
+    let expiration = record
+        .expiration
+        .map(|e| {
+            u16::try_from(e.days)
+                .map(|days| Expiration { days })
+                .map_err(|_| DirectoryError::Rejected(format!("expiration of {} days", e.days)))
+        })
+        .transpose()?;
+    Ok(DirectoryUser {
+        id,
+        arn: record.app_instance_user_arn,
+        name: record.name,
+        metadata: record.metadata.unwrap_or_default(),
+        created_at: Some(UNIX_EPOCH + Duration::from_secs_f64(record.created_timestamp.max(0.0))),
+        expiration,
+    })
+}
+
 struct DirectoryState {
-    users: BTreeMap<UserId, DirectoryUser>,
+    /// Chime's users and rules.
+    model: ChimeModel,
     /// How far this directory's clock is ahead of the system's.
     clock_offset: Duration,
     clear_answer: ClearAnswer,
-    /// The `ClientRequestToken` of the create that made each user.
-    tokens: BTreeMap<UserId, String>,
-    missing: MissingAnswer,
     injected: VecDeque<DirectoryError>,
     /// Users whose every call fails (a simulated per-user outage).
     failing_users: BTreeMap<UserId, DirectoryError>,
@@ -82,6 +103,29 @@ struct DirectoryState {
     injected_for: BTreeMap<UserId, VecDeque<DirectoryError>>,
     calls: usize,
     injected_served: usize,
+}
+
+impl Default for DirectoryState {
+    /// No user limit (the domain has none to test here), and a missing user
+    /// answered `NotFound` until a test asks for the 403.
+    fn default() -> Self {
+        Self {
+            model: ChimeModel::new(usize::MAX, MissingAnswer::NotFound),
+            clock_offset: Duration::ZERO,
+            clear_answer: ClearAnswer::default(),
+            injected: VecDeque::new(),
+            failing_users: BTreeMap::new(),
+            injected_for: BTreeMap::new(),
+            calls: 0,
+            injected_served: 0,
+        }
+    }
+}
+
+impl DirectoryState {
+    fn now(&self) -> f64 {
+        epoch_seconds(SystemTime::now() + self.clock_offset)
+    }
 }
 
 /// A directory held in memory, keyed by user id.
@@ -106,7 +150,7 @@ impl InMemoryDirectory {
 
     /// Answer calls about missing users this way from now on.
     pub fn set_missing_answer(&self, missing: MissingAnswer) {
-        self.lock().missing = missing;
+        self.lock().model.set_missing_answer(missing);
     }
 
     /// The next calls fail with these errors, one each, before calls work again.
@@ -155,26 +199,23 @@ impl InMemoryDirectory {
     pub fn advance_clock(&self, by: Duration) -> Vec<UserId> {
         let mut state = self.lock();
         state.clock_offset += by;
-        let now = SystemTime::now() + state.clock_offset;
-        let expired: Vec<UserId> = state
-            .users
-            .values()
-            .filter(|u| match (u.expiration, u.created_at) {
-                (Some(e), Some(created)) => e.deadline(created) <= now,
-                _ => false,
-            })
-            .map(|u| u.id.clone())
-            .collect();
-        for id in &expired {
-            state.users.remove(id);
-            state.tokens.remove(id);
-        }
-        expired
+        let now = state.now();
+        state
+            .model
+            .purge_expired(now)
+            .into_iter()
+            .filter_map(|u| UserId::parse(&u.app_instance_user_id).ok())
+            .collect()
     }
 
     /// All users, ordered by id, as a describe shows them.
     pub fn users(&self) -> Vec<DirectoryUser> {
-        self.lock().users.values().cloned().collect()
+        self.lock()
+            .model
+            .all()
+            .into_iter()
+            .filter_map(|u| described(u).ok())
+            .collect()
     }
 
     /// How many calls were made (including failed ones).
@@ -234,38 +275,32 @@ impl Directory for InMemoryDirectory {
     async fn create(&self, user: &UserProfile) -> Result<(), DirectoryError> {
         self.enter_for(&user.id).await?;
         let mut state = self.lock();
-        let token = user.client_request_token();
-        if state.users.contains_key(&user.id) {
-            // Chime answers a repeat of the same request as it answered the first.
-            return if state.tokens.get(&user.id) == Some(&token) {
-                Ok(())
-            } else {
-                Err(DirectoryError::AlreadyExists)
-            };
-        }
-        state.tokens.insert(user.id.clone(), token);
-        let record = DirectoryUser {
-            id: user.id.clone(),
-            arn: self.app_instance.user_arn(&user.id),
+        let now = state.now();
+        let new = NewUser {
+            app_instance_arn: self.app_instance.as_str().to_owned(),
+            user_id: user.id.as_str().to_owned(),
             name: user.name.as_str().to_owned(),
-            metadata: user
-                .metadata
-                .as_ref()
-                .map(|m| m.as_str().to_owned())
-                .unwrap_or_default(),
-            created_at: Some(SystemTime::now() + state.clock_offset),
+            metadata: user.metadata.as_ref().map(|m| m.as_str().to_owned()),
+            client_request_token: user.client_request_token(),
+            tags: Vec::new(),
             expiration: None,
         };
-        state.users.insert(user.id.clone(), record);
-        Ok(())
+        state
+            .model
+            .create(new, now)
+            .map(|_| ())
+            .map_err(directory_error)
     }
 
     async fn describe(&self, id: &UserId) -> Result<Option<DirectoryUser>, DirectoryError> {
         self.enter_for(id).await?;
         let state = self.lock();
-        match state.users.get(id) {
-            Some(user) => Ok(Some(user.clone())),
-            None => match state.missing.error() {
+        match state
+            .model
+            .describe(self.app_instance.as_str(), id.as_str())
+        {
+            Ok(record) => described(record).map(Some),
+            Err(e) => match directory_error(e) {
                 DirectoryError::NotFound => Ok(None),
                 other => Err(other),
             },
@@ -275,53 +310,54 @@ impl Directory for InMemoryDirectory {
     async fn update(&self, id: &UserId, name: &str, metadata: &str) -> Result<(), DirectoryError> {
         self.enter_for(id).await?;
         let mut state = self.lock();
-        let missing = state.missing;
-        let user = state.users.get_mut(id).ok_or_else(|| missing.error())?;
-        name.clone_into(&mut user.name);
-        metadata.clone_into(&mut user.metadata);
-        Ok(())
+        let now = state.now();
+        state
+            .model
+            .update(
+                self.app_instance.as_str(),
+                id.as_str(),
+                name.to_owned(),
+                metadata.to_owned(),
+                now,
+            )
+            .map(|_| ())
+            .map_err(directory_error)
     }
 
     async fn delete(&self, id: &UserId) -> Result<(), DirectoryError> {
         self.enter_for(id).await?;
-        let mut state = self.lock();
-        state.tokens.remove(id);
-        let missing = state.missing;
-        state
-            .users
-            .remove(id)
-            .map(|_| ())
-            .ok_or_else(|| missing.error())
+        self.lock()
+            .model
+            .delete(self.app_instance.as_str(), id.as_str())
+            .map_err(directory_error)
     }
 
     async fn list(&self, next_token: Option<String>) -> Result<DirectoryPage, DirectoryError> {
         self.enter().await?;
-        let state = self.lock();
-        let after = next_token.as_deref().unwrap_or("");
+        let page = self
+            .lock()
+            .model
+            .list(self.app_instance.as_str(), PAGE_SIZE, next_token.as_deref())
+            .map_err(directory_error)?;
         // As Chime's list: name and metadata only.
-        let mut users: Vec<DirectoryUser> = state
+        let users = page
             .users
-            .values()
-            .filter(|u| u.id.as_str() > after)
-            .take(PAGE_SIZE + 1)
+            .into_iter()
             .map(|u| {
-                DirectoryUser::listed(
-                    u.id.clone(),
-                    u.arn.clone(),
-                    u.name.clone(),
-                    u.metadata.clone(),
-                )
+                let id = UserId::parse(&u.app_instance_user_id).map_err(|e| {
+                    DirectoryError::Rejected(format!("model holds an invalid id: {e}"))
+                })?;
+                Ok(DirectoryUser::listed(
+                    id,
+                    u.app_instance_user_arn,
+                    u.name,
+                    u.metadata.unwrap_or_default(),
+                ))
             })
-            .collect();
-        let next_token = if users.len() > PAGE_SIZE {
-            users.truncate(PAGE_SIZE);
-            users.last().map(|u| u.id.to_string())
-        } else {
-            None
-        };
+            .collect::<Result<Vec<_>, DirectoryError>>()?;
         Ok(DirectoryPage {
             users,
-            next_token,
+            next_token: page.next_token,
             foreign: 0,
         })
     }
@@ -333,20 +369,16 @@ impl Directory for InMemoryDirectory {
     ) -> Result<Option<Expiration>, DirectoryError> {
         self.enter_for(id).await?;
         let mut state = self.lock();
-        let (missing, answer) = (state.missing, state.clear_answer);
-        let user = state.users.get_mut(id).ok_or_else(|| missing.error())?;
-        match (expiration, answer) {
-            (Some(e), _) => user.expiration = Some(e),
-            (None, ClearAnswer::Removes) => user.expiration = None,
-            (None, ClearAnswer::Rejects) => {
-                return Err(DirectoryError::Rejected(
-                    "BadRequestException (HTTP 400): ExpirationSettings is required (in-memory)"
-                        .to_owned(),
-                ));
-            }
-            (None, ClearAnswer::Ignores) => {}
-        }
-        Ok(user.expiration)
+        let clear = state.clear_answer;
+        let settings = expiration.map(|e| chime::Expiration {
+            days: i64::from(e.days),
+            criterion: chime::CREATED_TIMESTAMP.to_owned(),
+        });
+        let (_, kept) = state
+            .model
+            .put_expiration(self.app_instance.as_str(), id.as_str(), settings, clear)
+            .map_err(directory_error)?;
+        Ok(kept.and_then(|e| u16::try_from(e.days).ok().map(|days| Expiration { days })))
     }
 }
 

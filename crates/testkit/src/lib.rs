@@ -22,7 +22,7 @@
 //!
 //! | service | the double | why a second one exists |
 //! |---|---|---|
-//! | Chime SDK Identity | `chime-identity-fake`, on the wire, for the real SDK client | core's `InMemoryDirectory`, in process, for the replay and the handlers' unit tests |
+//! | Chime SDK Identity | `chime-identity-fake`, on the wire, for the real SDK client | core's `InMemoryDirectory`, in process, for the replay and the handlers' unit tests: an adapter, not a second model; both answer from one model of Chime's rules, `chime_sync_core::memory::chime` |
 //! | SQS | moto's server, the wire-level reference | `sqs-sim`: thousands of deliveries, redeliveries and killed invocations in seconds, reproducibly, where moto is slow and its FIFO order is not strict; `sim_vs_moto` runs the same events through both and compares |
 //! | Cognito user pools | moto's server ([`cognito`]): statuses, pages, filters | [`cognito_fake`]: moto never throttles, and reconcile must stay under `ListUsers`' quota and back off on `TooManyRequestsException` |
 //! | DynamoDB (the ledger) | moto's server ([`ledger`]) | — |
@@ -52,7 +52,7 @@ use std::path::{Path, PathBuf};
 /// A test that must hold whichever answer Chime gives for a missing user,
 /// run once per answer of the fake: `name::missing_user_404` and
 /// `name::missing_user_403`. The body is `async fn name(mode)`, `mode` a
-/// `chime_identity_fake::MissingUserError`, under the given test attribute:
+/// `chime_identity_fake::MissingAnswer`, under the given test attribute:
 ///
 /// ```ignore
 /// in_both_missing_user_modes! {
@@ -69,16 +69,16 @@ macro_rules! in_both_missing_user_modes {
             #[allow(unused_imports)]
             use super::*;
 
-            async fn run($mode: chime_identity_fake::MissingUserError) $body
+            async fn run($mode: chime_identity_fake::MissingAnswer) $body
 
             #[$test]
             async fn missing_user_404() {
-                run(chime_identity_fake::MissingUserError::NotFound).await
+                run(chime_identity_fake::MissingAnswer::NotFound).await
             }
 
             #[$test]
             async fn missing_user_403() {
-                run(chime_identity_fake::MissingUserError::Forbidden).await
+                run(chime_identity_fake::MissingAnswer::Forbidden).await
             }
         }
     };

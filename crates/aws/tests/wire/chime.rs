@@ -15,7 +15,7 @@ use aws_sdk_chimesdkidentity::config::{Credentials, Region, SharedCredentialsPro
 use aws_sdk_chimesdkidentity::error::ProvideErrorMetadata;
 use aws_sdk_chimesdkidentity::operation::create_app_instance_user::builders::CreateAppInstanceUserFluentBuilder;
 use chime_identity_fake::{
-    FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, IamDenial, MissingUserError, Operation,
+    FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, IamDenial, MissingAnswer, Operation,
     ScriptedFault,
 };
 use chime_sync_aws::{ChimeConfig, ChimeDirectory, TrustRoots};
@@ -39,16 +39,16 @@ macro_rules! in_both_modes {
         mod $name {
             use super::*;
 
-            async fn run($mode: MissingUserError) $body
+            async fn run($mode: MissingAnswer) $body
 
             #[tokio::test]
             async fn missing_user_404() {
-                run(MissingUserError::NotFound).await
+                run(MissingAnswer::NotFound).await
             }
 
             #[tokio::test]
             async fn missing_user_403() {
-                run(MissingUserError::Forbidden).await
+                run(MissingAnswer::Forbidden).await
             }
         }
     };
@@ -99,7 +99,7 @@ fn directory_with(fake: &FakeChimeHandle, tune: impl FnOnce(&mut ChimeConfig)) -
 }
 
 /// A fake that throttles everything: no tokens, no refill.
-async fn start_always_throttling(mode: MissingUserError) -> FakeChimeHandle {
+async fn start_always_throttling(mode: MissingAnswer) -> FakeChimeHandle {
     start(
         FakeConfig::new()
             .with_missing_user(mode)
@@ -644,7 +644,7 @@ async fn without_our_classifier_the_sdk_does_not_retry_a_429() {
 // ---------------------------------------------------------------------------
 
 /// A fake answering missing users with `mode`, with `faults` from the start.
-async fn start_with(mode: MissingUserError, faults: FaultConfig) -> FakeChimeHandle {
+async fn start_with(mode: MissingAnswer, faults: FaultConfig) -> FakeChimeHandle {
     start(
         FakeConfig::new()
             .with_missing_user(mode)
@@ -661,7 +661,7 @@ fn next_of(fake: &FakeChimeHandle, op: Operation, fault: ScriptedFault) {
 
 /// [`start_with`] and the directory over it.
 async fn fake_and_directory(
-    mode: MissingUserError,
+    mode: MissingAnswer,
     faults: FaultConfig,
 ) -> (FakeChimeHandle, ChimeDirectory) {
     let fake = start_with(mode, faults).await;
@@ -705,12 +705,12 @@ async fn a_missing_user_is_missing_or_possibly_missing_and_never_retried(mode) {
             dir.delete(&id).await,
         );
         match mode {
-            MissingUserError::NotFound => {
+            MissingAnswer::NotFound => {
                 assert_eq!(described, Ok(None));
                 assert_eq!(updated, Err(DirectoryError::NotFound));
                 assert_eq!(deleted, Err(DirectoryError::NotFound));
             }
-            MissingUserError::Forbidden => {
+            MissingAnswer::Forbidden => {
                 for e in [described.map(|_| ()), updated, deleted] {
                     assert!(
                         matches!(&e, Err(DirectoryError::PossiblyMissing(m)) if m.contains("invalid app instance user ARN")),
@@ -740,8 +740,8 @@ async fn delete_of_a_user_already_gone_succeeds(mode) {
         );
         let describes = attempts(&fake, Operation::DescribeAppInstanceUser);
         match mode {
-            MissingUserError::NotFound => assert_eq!(describes, 0, "a 404 settles it"),
-            MissingUserError::Forbidden => assert_eq!(describes, 1, "one describe settles it"),
+            MissingAnswer::NotFound => assert_eq!(describes, 0, "a 404 settles it"),
+            MissingAnswer::Forbidden => assert_eq!(describes, 1, "one describe settles it"),
         }
         assert_eq!(attempts(&fake, Operation::DeleteAppInstanceUser), 2);
     })
@@ -1111,12 +1111,12 @@ in_both_modes! {
 /// keeps them), a cancelled deletion is cancelled: the user survives a long time on the clock.
 #[tokio::test]
 async fn a_cancelled_deletion_stays_cancelled_whatever_chime_answers_an_empty_request() {
-    use chime_identity_fake::ExpirationClear;
+    use chime_identity_fake::ClearAnswer;
     within(async {
         for clear in [
-            ExpirationClear::Removes,
-            ExpirationClear::Rejects,
-            ExpirationClear::Ignores,
+            ClearAnswer::Removes,
+            ClearAnswer::Rejects,
+            ClearAnswer::Ignores,
         ] {
             let fake = start(FakeConfig::new().with_expiration_clear(clear)).await;
             let d = directory(&fake);

@@ -24,7 +24,7 @@ use aws_sdk_chimesdkidentity::operation::update_app_instance_user::{
 use aws_sdk_chimesdkidentity::types::{ExpirationCriterion, ExpirationSettings, Tag};
 use chime_identity_fake::{
     FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, IamDenial, MISSING_USER_MESSAGE,
-    MissingUserError, Operation, ScriptedFault, StateSnapshot, iam_denial_message,
+    MissingAnswer, Operation, ScriptedFault, StateSnapshot, iam_denial_message,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -400,7 +400,7 @@ async fn missing_users_answer_forbidden_with_chimes_message_by_default() {
 #[tokio::test]
 async fn missing_users_can_answer_not_found_which_the_sdk_leaves_unmodelled() {
     within(async {
-        let fake = start(FakeConfig::new().with_missing_user(MissingUserError::NotFound)).await;
+        let fake = start(FakeConfig::new().with_missing_user(MissingAnswer::NotFound)).await;
         let client = sdk_client(&fake, 3);
         let arn = user_arn("nobody");
 
