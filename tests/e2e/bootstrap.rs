@@ -178,7 +178,7 @@ fn sign_up_expectation(file: &str) -> SignUp {
         // A PreSignUp source we do not know: the same checks (fail closed).
         "unknown-trigger-source.json" => SignUp::Allowed { verify_email: true },
         "unknown-trigger-source-rejected-email-domain.json" => domain,
-        other => panic!("events/pre-signup/{other} has no expectation in tests/e2e_bootstrap.rs"),
+        other => panic!("events/pre-signup/{other} has no expectation in tests/e2e/bootstrap.rs"),
     }
 }
 
@@ -315,7 +315,7 @@ async fn post_confirmation_provisions_hands_off_and_reports_bad_events(mode) {
                 decisions.push((Some(sub.to_owned()), "created"));
             }
             other => panic!(
-                "events/post-confirmation/{other} has no expectation in tests/e2e_bootstrap.rs"
+                "events/post-confirmation/{other} has no expectation in tests/e2e/bootstrap.rs"
             ),
         }
     }
@@ -406,7 +406,7 @@ async fn idp_sync_answers_partial_batch_responses_and_dead_letters_poison(mode) 
         IDP_SYNC,
         &[
             ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
-            // Deletions at once: grace deletions are tested in tests/reconcile_e2e.rs.
+            // Deletions at once: grace deletions are tested in tests/e2e/reconcile.rs.
             ("DELETE_MODE", "immediate"),
             ("DLQ_URL", &queues.dlq_url),
             ("MAX_CONCURRENT_GROUPS", "1"),
@@ -448,7 +448,7 @@ async fn idp_sync_answers_partial_batch_responses_and_dead_letters_poison(mode) 
                 .unwrap();
                 &[HEDY_CREATED, HEDY_UPDATED]
             }
-            other => panic!("events/idp-sync/{other} has no expectation in tests/e2e_bootstrap.rs"),
+            other => panic!("events/idp-sync/{other} has no expectation in tests/e2e/bootstrap.rs"),
         };
         let outcome = lambda.invoke(&event).await;
         let expected = json!({
@@ -624,7 +624,7 @@ async fn a_denied_delete_is_reported_failed_and_the_user_stays(mode) {
         IDP_SYNC,
         &[
             ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
-            // Deletions at once: grace deletions are tested in tests/reconcile_e2e.rs.
+            // Deletions at once: grace deletions are tested in tests/e2e/reconcile.rs.
             ("DELETE_MODE", "immediate"),
             // Never used: nothing here is dead-lettered.
             ("DLQ_URL", "http://127.0.0.1:9/123456789012/identity-sync-dlq.fifo"),
@@ -699,7 +699,7 @@ async fn idp_sync_reports_unfinished_work_failed_before_the_deadline(mode) {
         short,
         &[
             ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
-            // Deletions at once: grace deletions are tested in tests/reconcile_e2e.rs.
+            // Deletions at once: grace deletions are tested in tests/e2e/reconcile.rs.
             ("DELETE_MODE", "immediate"),
             // Never used: nothing here is dead-lettered.
             (
@@ -991,7 +991,7 @@ async fn an_emulators_duration_deadline_is_ignored_with_one_warning(mode) {
         IDP_SYNC,
         &[
             ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
-            // Deletions at once: grace deletions are tested in tests/reconcile_e2e.rs.
+            // Deletions at once: grace deletions are tested in tests/e2e/reconcile.rs.
             ("DELETE_MODE", "immediate"),
             (
                 "DLQ_URL",

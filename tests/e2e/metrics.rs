@@ -9,8 +9,8 @@
 //! in Cognito attributes, IdP display names and metadata, token claims), and
 //! their metrics are written as the Lambda entrypoints write them
 //! (`chime_sync_runtime::metrics`). The compiled bootstraps are checked the
-//! same way in tests/no_pii_in_logs.rs, tests/e2e_bootstrap.rs and
-//! tests/e2e_credential_exchange/main.rs.
+//! same way in tests/e2e/no_pii_in_logs.rs, tests/e2e/bootstrap.rs and
+//! tests/e2e/credential_exchange/mod.rs.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

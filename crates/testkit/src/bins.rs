@@ -21,8 +21,8 @@
 //! ```sh
 //! cargo build --profile release-nolto --bin pre-signup --bin post-confirmation --bin idp-sync \
 //!     --bin credential-exchange --bin reconcile
-//! CHIME_SYNC_BOOTSTRAP_DIR=target/release-nolto cargo nextest run --test e2e_bootstrap --test fault_run \
-//!     --test reconcile_e2e
+//! CHIME_SYNC_BOOTSTRAP_DIR=target/release-nolto cargo nextest run -p chime-identity-sync \
+//!     --test e2e -E 'test(/^(bootstrap|fault_run|reconcile)::/)'
 //! ```
 //!
 //! `CHIME_SYNC_BIN_DIR` must hold every binary a test spawns: the bootstraps of

@@ -13,7 +13,7 @@
 //!   2 s costs one discovery and one JWKS request per issuer per interval,
 //!   whether the JWKS is good or broken.
 //!
-//! A module of tests/e2e_credential_exchange/main.rs, whose event and answer
+//! A module of tests/e2e/credential_exchange/mod.rs, whose event and answer
 //! helpers it uses.
 
 use std::sync::Arc;
