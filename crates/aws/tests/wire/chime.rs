@@ -6,19 +6,16 @@
 //! Attempt counts come from the fake's per-operation counters, so each retry
 //! assertion is about HTTP requests that really crossed the wire.
 
-use std::future::Future;
+use crate::{sdk_config, start, within};
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_chimesdkidentity::config::retry::RetryConfig;
-use aws_sdk_chimesdkidentity::config::{Credentials, Region, SharedCredentialsProvider};
 use aws_sdk_chimesdkidentity::error::ProvideErrorMetadata;
 use aws_sdk_chimesdkidentity::operation::create_app_instance_user::builders::CreateAppInstanceUserFluentBuilder;
 use chime_identity_fake::{
-    FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, IamDenial, MissingAnswer, Operation,
-    ScriptedFault,
+    FakeChimeHandle, FakeConfig, FaultConfig, IamDenial, MissingAnswer, Operation, ScriptedFault,
 };
-use chime_sync_aws::{ChimeConfig, ChimeDirectory, TrustRoots};
+use chime_sync_aws::{ChimeConfig, ChimeDirectory};
 use chime_sync_core::Provisioning;
 use chime_sync_core::metrics::CallStats;
 use chime_sync_core::{
@@ -52,32 +49,6 @@ macro_rules! in_both_modes {
             }
         }
     };
-}
-
-/// Bounds every test so a regression fails instead of hanging CI.
-async fn within<F: Future>(test: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(60), test)
-        .await
-        .expect("test exceeded 60 s")
-}
-
-async fn start(config: FakeConfig) -> FakeChimeHandle {
-    FakeChime::start(config)
-        .await
-        .expect("fake starts on an ephemeral port")
-}
-
-/// What a Lambda would have: static credentials and a region that is *not*
-/// the AppInstance's, to prove the adapter overrides it.
-fn sdk_config() -> SdkConfig {
-    SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "AKIDTEST", "secret", None, None, "test",
-        )))
-        .http_client(chime_sync_aws::http::sdk_http_client(&TrustRoots::Compiled).unwrap())
-        .build()
 }
 
 fn chime_config(fake: &FakeChimeHandle) -> ChimeConfig {
@@ -609,7 +580,7 @@ async fn without_our_classifier_the_sdk_does_not_retry_a_429() {
         let fake = start(FakeConfig::new()).await;
         let plain = aws_sdk_chimesdkidentity::Client::from_conf(
             aws_sdk_chimesdkidentity::config::Builder::from(&sdk_config())
-                .region(Region::new("eu-west-1"))
+                .region(aws_sdk_chimesdkidentity::config::Region::new("eu-west-1"))
                 .endpoint_url(fake.endpoint_url())
                 .retry_config(
                     RetryConfig::standard()

@@ -1,7 +1,7 @@
 //! Wire tests: the real `aws-sdk-chimesdkidentity` client against the fake, plus raw HTTP for
 //! what the SDK never sends. No AWS credentials, no internet, ephemeral ports, bounded time.
 
-use std::future::Future;
+use crate::{start, within};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,8 +23,8 @@ use aws_sdk_chimesdkidentity::operation::update_app_instance_user::{
 };
 use aws_sdk_chimesdkidentity::types::{ExpirationCriterion, ExpirationSettings, Tag};
 use chime_identity_fake::{
-    FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, IamDenial, MISSING_USER_MESSAGE,
-    MissingAnswer, Operation, ScriptedFault, StateSnapshot, iam_denial_message,
+    FakeChimeHandle, FakeConfig, FaultConfig, IamDenial, MISSING_USER_MESSAGE, MissingAnswer,
+    Operation, ScriptedFault, StateSnapshot, iam_denial_message,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -32,19 +32,6 @@ use tokio::net::TcpStream;
 
 const APP: &str =
     "arn:aws:chime:us-east-1:123456789012:app-instance/0a1b2c3d-4e5f-6789-abcd-ef0123456789";
-
-/// Every test body runs under this bound so a regression fails instead of hanging CI.
-async fn within<F: Future>(test: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(60), test)
-        .await
-        .expect("test exceeded 60 s")
-}
-
-async fn start(config: FakeConfig) -> FakeChimeHandle {
-    FakeChime::start(config)
-        .await
-        .expect("fake starts on an ephemeral port")
-}
 
 /// A real SDK client pointed at the fake. `max_attempts == 1` disables retries.
 fn sdk_client(fake: &FakeChimeHandle, max_attempts: u32) -> Client {

@@ -2,10 +2,9 @@
 //! client and our error mapping) against the local fake of `ListUsers`, which
 //! enforces Cognito's quota with `TooManyRequestsException`.
 
+use crate::sdk_config;
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_cognitoidentityprovider::config::{Credentials, Region, SharedCredentialsProvider};
 use chime_sync_aws::{CognitoConfig, CognitoUserPool, UserPoolId};
 use chime_sync_core::UserPool;
 use chime_sync_core::UserPoolError;
@@ -14,16 +13,6 @@ use chime_sync_core::user_pool::{ReadStats, read_users, sub_prefix_filter};
 use testkit::cognito_fake::{FakeCognito, user};
 
 const POOL: &str = "eu-central-1_AbCdEf123";
-
-fn sdk_config() -> SdkConfig {
-    SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "AKIDTEST", "secret", None, None, "test",
-        )))
-        .build()
-}
 
 fn pool(fake: &FakeCognito, id: &str) -> CognitoUserPool {
     CognitoUserPool::new(
