@@ -347,8 +347,72 @@ struct Message {
 }
 
 impl Message {
+    /// A message as SendMessage stores it: never received, visible at once.
+    fn sent(seq: u64, id: String, message: SendMessage, now: Duration) -> Self {
+        Self {
+            seq,
+            id,
+            body: message.body,
+            group: message.group_id,
+            dedup: message.deduplication_id,
+            attributes: message.attributes,
+            sent_at: now,
+            first_received_at: None,
+            receive_count: 0,
+            visible_at: now,
+            receipt: None,
+            dead_letter_source_arn: None,
+            delete_lost: false,
+        }
+    }
+
     fn in_flight(&self, now: Duration) -> bool {
         self.receipt.is_some() && self.visible_at > now
+    }
+
+    /// The system attributes a receive answers with; times are epoch
+    /// milliseconds, as SQS writes them, counted from `epoch_ms`.
+    fn system_attributes(
+        &self,
+        fifo: bool,
+        first_received_at: Duration,
+        epoch_ms: u64,
+    ) -> BTreeMap<String, String> {
+        let millis = |d: Duration| (epoch_ms + d.as_millis() as u64).to_string();
+        let mut attributes = BTreeMap::from([
+            (
+                attribute::APPROXIMATE_RECEIVE_COUNT.to_owned(),
+                self.receive_count.to_string(),
+            ),
+            (
+                attribute::APPROXIMATE_FIRST_RECEIVE_TIMESTAMP.to_owned(),
+                millis(first_received_at),
+            ),
+            (attribute::SENT_TIMESTAMP.to_owned(), millis(self.sent_at)),
+            (attribute::SENDER_ID.to_owned(), SENDER_ID.to_owned()),
+        ]);
+        if let Some(group) = &self.group {
+            attributes.insert(attribute::MESSAGE_GROUP_ID.to_owned(), group.clone());
+        }
+        if fifo {
+            if let Some(dedup) = &self.dedup {
+                attributes.insert(
+                    attribute::MESSAGE_DEDUPLICATION_ID.to_owned(),
+                    dedup.clone(),
+                );
+            }
+            attributes.insert(
+                attribute::SEQUENCE_NUMBER.to_owned(),
+                sequence_number(self.seq),
+            );
+        }
+        if let Some(source) = &self.dead_letter_source_arn {
+            attributes.insert(
+                attribute::DEAD_LETTER_QUEUE_SOURCE_ARN.to_owned(),
+                source.clone(),
+            );
+        }
+        attributes
     }
 }
 
@@ -475,63 +539,13 @@ impl Sqs {
         let now = self.clock.now();
         let mut guard = self.lock();
         let state = &mut *guard;
-        let q = state
-            .queues
-            .get_mut(queue)
-            .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
-        if message.body.is_empty() {
-            return Err(SimError::InvalidParameterValue(
-                "the message body must be at least one character".into(),
-            ));
-        }
-        if message.body.len() > MAX_BODY_BYTES {
-            return Err(SimError::InvalidParameterValue(format!(
-                "the message body must be at most {MAX_BODY_BYTES} bytes"
-            )));
-        }
-        validate_attributes(&message.attributes)?;
-        if let Some(group) = &message.group_id {
-            validate_id("MessageGroupId", group)?;
-        }
-        let dedup_key = if q.config.fifo {
-            if message.group_id.is_none() {
-                return Err(SimError::MissingParameter(
-                    "the request must contain the parameter MessageGroupId".into(),
-                ));
-            }
-            match (
-                &message.deduplication_id,
-                q.config.content_based_deduplication,
-            ) {
-                (Some(id), _) => {
-                    validate_id("MessageDeduplicationId", id)?;
-                    Some(format!("id:{id}"))
-                }
-                (None, true) => Some(format!("body:{}", message.body)),
-                (None, false) => {
-                    return Err(SimError::InvalidParameterValue(
-                        "the queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly".into(),
-                    ));
-                }
-            }
-        } else {
-            if message.deduplication_id.is_some() {
-                return Err(SimError::InvalidParameterValue(
-                    "the request includes a parameter that is not valid for this queue type: MessageDeduplicationId".into(),
-                ));
-            }
-            None
-        };
-        if let Some(key) = &dedup_key {
-            q.expire_deduplication(now);
-            if let Some((_, id, seq)) = q.dedup.get(key) {
-                q.stats.deduplicated += 1;
-                return Ok(Sent {
-                    message_id: id.clone(),
-                    sequence_number: Some(sequence_number(*seq)),
-                    deduplicated: true,
-                });
-            }
+        let q = queue_mut(&mut state.queues, queue)?;
+        validate_message(&message)?;
+        let dedup_key = deduplication_key(&q.config, &message)?;
+        if let Some(key) = &dedup_key
+            && let Some(first) = q.sent_before(key, now)
+        {
+            return Ok(first);
         }
         let seq = state.next_seq;
         state.next_seq += 1;
@@ -541,22 +555,7 @@ impl Sqs {
             q.dedup.insert(key, (now, id.clone(), seq));
         }
         let fifo = q.config.fifo;
-        let stored = Message {
-            seq,
-            id: id.clone(),
-            body: message.body,
-            group: message.group_id,
-            dedup: message.deduplication_id,
-            attributes: message.attributes,
-            sent_at: now,
-            first_received_at: None,
-            receive_count: 0,
-            visible_at: now,
-            receipt: None,
-            dead_letter_source_arn: None,
-            delete_lost: false,
-        };
-        q.insert(stored);
+        q.insert(Message::sent(seq, id.clone(), message, now));
         q.stats.sent += 1;
         Ok(Sent {
             message_id: id,
@@ -583,18 +582,13 @@ impl Sqs {
                 "MaxNumberOfMessages must be 1..={MAX_RECEIVE_BATCH}, got {max}"
             )));
         }
-        if visibility_timeout.is_some_and(|t| t > MAX_VISIBILITY_TIMEOUT) {
-            return Err(SimError::InvalidParameterValue(
-                "VisibilityTimeout must be at most 12 hours".into(),
-            ));
+        if let Some(timeout) = visibility_timeout {
+            validate_visibility_timeout(timeout)?;
         }
         let now = self.clock.now();
         let mut guard = self.lock();
         let state = &mut *guard;
-        let q = state
-            .queues
-            .get_mut(queue)
-            .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
+        let q = queue_mut(&mut state.queues, queue)?;
         q.expire(now);
         let timeout = visibility_timeout.unwrap_or(q.config.visibility_timeout);
         let redrive = q.config.redrive.clone();
@@ -650,43 +644,28 @@ impl Sqs {
         now: Duration,
         timeout: Duration,
     ) -> Result<Option<ReceivedMessage>, SimError> {
-        let exhausted = {
-            let m = &state.queues[queue].messages[&seq];
-            redrive.is_some_and(|r| m.receive_count >= r.max_receive_count)
-        };
-        if let (true, Some(redrive)) = (exhausted, redrive) {
-            let source = state
-                .queues
-                .get_mut(queue)
-                .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
-            // The caller picked `seq` from this queue under the same lock.
-            let Some(mut moved) = source.remove(seq) else {
-                return Ok(None);
-            };
-            source.stats.moved_to_dlq += 1;
-            let source_arn = source.arn.clone();
-            let dlq = state
-                .queues
-                .get_mut(&redrive.dead_letter_queue)
-                .ok_or_else(|| SimError::QueueDoesNotExist(redrive.dead_letter_queue.clone()))?;
-            moved.seq = state.next_seq;
-            state.next_seq += 1;
-            moved.receipt = None;
-            moved.visible_at = now;
-            moved.dead_letter_source_arn = Some(source_arn);
-            if dlq.config.fifo {
-                moved.sent_at = now;
-            }
-            dlq.insert(moved);
-            dlq.stats.received_from_redrive += 1;
+        if let Some(redrive) = redrive
+            && state.queues[queue].messages[&seq].receive_count >= redrive.max_receive_count
+        {
+            move_to_dead_letter_queue(state, queue, seq, redrive, now)?;
             return Ok(None);
         }
+        self.deliver(state, queue, seq, now, timeout)
+    }
+
+    /// Receive message `seq` of `queue`: count the receive, hide the message
+    /// for `timeout` with a fresh receipt handle (FIFO: locking its group),
+    /// and answer it with the system attributes SQS adds.
+    fn deliver(
+        &self,
+        state: &mut State,
+        queue: &str,
+        seq: u64,
+        now: Duration,
+        timeout: Duration,
+    ) -> Result<Option<ReceivedMessage>, SimError> {
         let nonce = state.rng.next_u64();
-        let epoch_ms = self.epoch_ms;
-        let q = state
-            .queues
-            .get_mut(queue)
-            .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
+        let q = queue_mut(&mut state.queues, queue)?;
         let fifo = q.config.fifo;
         let Some(m) = q.messages.get_mut(&seq) else {
             return Ok(None);
@@ -698,42 +677,11 @@ impl Sqs {
         let group = m.group.clone();
         let handle = format!("{queue}#{seq}#{}#{nonce:016x}", m.receive_count);
         m.receipt = Some(handle.clone());
-        let millis = |d: Duration| (epoch_ms + d.as_millis() as u64).to_string();
-        let mut attributes = BTreeMap::from([
-            (
-                attribute::APPROXIMATE_RECEIVE_COUNT.to_owned(),
-                m.receive_count.to_string(),
-            ),
-            (
-                attribute::APPROXIMATE_FIRST_RECEIVE_TIMESTAMP.to_owned(),
-                millis(first_received_at),
-            ),
-            (attribute::SENT_TIMESTAMP.to_owned(), millis(m.sent_at)),
-            (attribute::SENDER_ID.to_owned(), SENDER_ID.to_owned()),
-        ]);
-        if let Some(group) = &m.group {
-            attributes.insert(attribute::MESSAGE_GROUP_ID.to_owned(), group.clone());
-        }
-        if fifo {
-            if let Some(dedup) = &m.dedup {
-                attributes.insert(
-                    attribute::MESSAGE_DEDUPLICATION_ID.to_owned(),
-                    dedup.clone(),
-                );
-            }
-            attributes.insert(attribute::SEQUENCE_NUMBER.to_owned(), sequence_number(seq));
-        }
-        if let Some(source) = &m.dead_letter_source_arn {
-            attributes.insert(
-                attribute::DEAD_LETTER_QUEUE_SOURCE_ARN.to_owned(),
-                source.clone(),
-            );
-        }
         let received = ReceivedMessage {
             message_id: m.id.clone(),
             receipt_handle: handle,
             body: m.body.clone(),
-            attributes,
+            attributes: m.system_attributes(fifo, first_received_at, self.epoch_ms),
             message_attributes: m.attributes.clone(),
             receive_count: m.receive_count,
         };
@@ -755,10 +703,7 @@ impl Sqs {
         let now = self.clock.now();
         let mut guard = self.lock();
         let state = &mut *guard;
-        let q = state
-            .queues
-            .get_mut(queue)
-            .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
+        let q = queue_mut(&mut state.queues, queue)?;
         let seq = parse_receipt(queue, receipt_handle)?;
         q.expire(now);
         let Some(m) = q.messages.get(&seq) else {
@@ -795,17 +740,10 @@ impl Sqs {
         receipt_handle: &str,
         timeout: Duration,
     ) -> Result<(), SimError> {
-        if timeout > MAX_VISIBILITY_TIMEOUT {
-            return Err(SimError::InvalidParameterValue(
-                "VisibilityTimeout must be at most 12 hours".into(),
-            ));
-        }
+        validate_visibility_timeout(timeout)?;
         let now = self.clock.now();
         let mut state = self.lock();
-        let q = state
-            .queues
-            .get_mut(queue)
-            .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
+        let q = queue_mut(&mut state.queues, queue)?;
         let seq = parse_receipt(queue, receipt_handle)?;
         q.expire(now);
         let fifo = q.config.fifo;
@@ -831,10 +769,7 @@ impl Sqs {
     /// PurgeQueue.
     pub fn purge(&self, queue: &str) -> Result<(), SimError> {
         let mut state = self.lock();
-        let q = state
-            .queues
-            .get_mut(queue)
-            .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
+        let q = queue_mut(&mut state.queues, queue)?;
         q.messages.clear();
         q.groups.clear();
         q.in_flight.clear();
@@ -846,10 +781,7 @@ impl Sqs {
     pub fn depth(&self, queue: &str) -> Result<QueueDepth, SimError> {
         let now = self.clock.now();
         let mut state = self.lock();
-        let q = state
-            .queues
-            .get_mut(queue)
-            .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
+        let q = queue_mut(&mut state.queues, queue)?;
         q.expire(now);
         let in_flight = q.in_flight.len();
         Ok(QueueDepth {
@@ -864,10 +796,7 @@ impl Sqs {
     pub fn next_visible_at(&self, queue: &str) -> Result<Option<Duration>, SimError> {
         let now = self.clock.now();
         let mut state = self.lock();
-        let q = state
-            .queues
-            .get_mut(queue)
-            .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
+        let q = queue_mut(&mut state.queues, queue)?;
         q.expire(now);
         Ok(q.in_flight.first().map(|(at, _)| *at))
     }
@@ -876,10 +805,7 @@ impl Sqs {
     pub fn messages(&self, queue: &str) -> Result<Vec<StoredMessage>, SimError> {
         let now = self.clock.now();
         let state = self.lock();
-        let q = state
-            .queues
-            .get(queue)
-            .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))?;
+        let q = queue_ref(&state.queues, queue)?;
         Ok(q.messages
             .values()
             .map(|m| StoredMessage {
@@ -899,25 +825,32 @@ impl Sqs {
     /// The queue's counters.
     pub fn stats(&self, queue: &str) -> Result<QueueStats, SimError> {
         let state = self.lock();
-        state
-            .queues
-            .get(queue)
-            .map(|q| q.stats)
-            .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))
+        queue_ref(&state.queues, queue).map(|q| q.stats)
     }
 
     /// The queue's configuration.
     pub fn config(&self, queue: &str) -> Result<QueueConfig, SimError> {
         let state = self.lock();
-        state
-            .queues
-            .get(queue)
-            .map(|q| q.config.clone())
-            .ok_or_else(|| SimError::QueueDoesNotExist(queue.to_owned()))
+        queue_ref(&state.queues, queue).map(|q| q.config.clone())
     }
 }
 
 impl QueueState {
+    /// A FIFO send whose deduplication key was sent within the interval: SQS
+    /// answers with the first message's id and sequence number and keeps no
+    /// second copy.
+    fn sent_before(&mut self, key: &str, now: Duration) -> Option<Sent> {
+        self.expire_deduplication(now);
+        let (_, id, seq) = self.dedup.get(key)?;
+        let first = Sent {
+            message_id: id.clone(),
+            sequence_number: Some(sequence_number(*seq)),
+            deduplicated: true,
+        };
+        self.stats.deduplicated += 1;
+        Some(first)
+    }
+
     fn insert(&mut self, m: Message) {
         if self.config.fifo
             && let Some(group) = &m.group
@@ -1007,6 +940,124 @@ impl QueueState {
 }
 
 /// A FIFO `SequenceNumber`: 20 decimal digits, growing within the account.
+/// The queue named `name`; every action on a queue that does not exist
+/// answers `QueueDoesNotExist` alike.
+fn queue_ref<'a>(
+    queues: &'a BTreeMap<String, QueueState>,
+    name: &str,
+) -> Result<&'a QueueState, SimError> {
+    queues
+        .get(name)
+        .ok_or_else(|| SimError::QueueDoesNotExist(name.to_owned()))
+}
+
+/// [`queue_ref`], to change the queue. It takes the map rather than the whole
+/// state so that the caller can still draw sequence numbers and random
+/// choices from the state while holding the queue.
+fn queue_mut<'a>(
+    queues: &'a mut BTreeMap<String, QueueState>,
+    name: &str,
+) -> Result<&'a mut QueueState, SimError> {
+    queues
+        .get_mut(name)
+        .ok_or_else(|| SimError::QueueDoesNotExist(name.to_owned()))
+}
+
+/// Move message `seq` of `queue`, received `maxReceiveCount` times, to the
+/// dead-letter queue `redrive` names: it gets a new sequence number there,
+/// is visible at once and remembers its source queue's ARN; SQS keeps a
+/// standard message's `SentTimestamp` but a FIFO one's is the move's time.
+fn move_to_dead_letter_queue(
+    state: &mut State,
+    queue: &str,
+    seq: u64,
+    redrive: &RedrivePolicy,
+    now: Duration,
+) -> Result<(), SimError> {
+    let source = queue_mut(&mut state.queues, queue)?;
+    // The caller picked `seq` from this queue under the same lock.
+    let Some(mut moved) = source.remove(seq) else {
+        return Ok(());
+    };
+    source.stats.moved_to_dlq += 1;
+    let source_arn = source.arn.clone();
+    let dlq = queue_mut(&mut state.queues, &redrive.dead_letter_queue)?;
+    moved.seq = state.next_seq;
+    state.next_seq += 1;
+    moved.receipt = None;
+    moved.visible_at = now;
+    moved.dead_letter_source_arn = Some(source_arn);
+    if dlq.config.fifo {
+        moved.sent_at = now;
+    }
+    dlq.insert(moved);
+    dlq.stats.received_from_redrive += 1;
+    Ok(())
+}
+
+/// What SendMessage checks of a message whatever the queue: a body of
+/// 1..=256 KiB, valid message attributes and a valid group id.
+fn validate_message(message: &SendMessage) -> Result<(), SimError> {
+    if message.body.is_empty() {
+        return Err(SimError::InvalidParameterValue(
+            "the message body must be at least one character".into(),
+        ));
+    }
+    if message.body.len() > MAX_BODY_BYTES {
+        return Err(SimError::InvalidParameterValue(format!(
+            "the message body must be at most {MAX_BODY_BYTES} bytes"
+        )));
+    }
+    validate_attributes(&message.attributes)?;
+    if let Some(group) = &message.group_id {
+        validate_id("MessageGroupId", group)?;
+    }
+    Ok(())
+}
+
+/// The key a FIFO queue deduplicates `message` by (`None` on a standard
+/// queue): its `MessageDeduplicationId`, or with content-based
+/// deduplication its body. A FIFO message needs a group id and one of the
+/// two; a standard one may not carry a deduplication id.
+fn deduplication_key(
+    config: &QueueConfig,
+    message: &SendMessage,
+) -> Result<Option<String>, SimError> {
+    if !config.fifo {
+        if message.deduplication_id.is_some() {
+            return Err(SimError::InvalidParameterValue(
+                "the request includes a parameter that is not valid for this queue type: MessageDeduplicationId".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    if message.group_id.is_none() {
+        return Err(SimError::MissingParameter(
+            "the request must contain the parameter MessageGroupId".into(),
+        ));
+    }
+    match (&message.deduplication_id, config.content_based_deduplication) {
+        (Some(id), _) => {
+            validate_id("MessageDeduplicationId", id)?;
+            Ok(Some(format!("id:{id}")))
+        }
+        (None, true) => Ok(Some(format!("body:{}", message.body))),
+        (None, false) => Err(SimError::InvalidParameterValue(
+            "the queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly".into(),
+        )),
+    }
+}
+
+/// A `VisibilityTimeout`, on a receive or a change, is at most 12 hours.
+fn validate_visibility_timeout(timeout: Duration) -> Result<(), SimError> {
+    if timeout > MAX_VISIBILITY_TIMEOUT {
+        return Err(SimError::InvalidParameterValue(
+            "VisibilityTimeout must be at most 12 hours".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn sequence_number(seq: u64) -> String {
     format!("{seq:020}")
 }
