@@ -7,12 +7,12 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_chimesdkidentity::config::{Credentials, Region, SharedCredentialsProvider};
 use chime_identity_fake::{FakeChime, FakeConfig, FaultConfig, Operation, TestCa, TlsFront};
-use chime_sync_aws::config::{APP_INSTANCE_ARN, DLQ_URL, LEDGER_TABLE};
 use chime_sync_aws::http::sdk_http_client;
-use chime_sync_aws::{ChimeDirectory, IdpSyncConfig, TrustRoots};
+use chime_sync_aws::{ChimeDirectory, TrustRoots};
+use chime_sync_bench::in_process::{
+    IDP_SYNC_TIMEOUT, idp_sync_config, on_current_thread, static_sdk_config, trusting,
+};
 use chime_sync_core::handlers::idp_sync::{self, BatchReport, IdpSync, SqsEvent};
 use chime_sync_core::ledger::memory::InMemoryLedger;
 use chime_sync_core::memory::InMemoryQueue;
@@ -109,28 +109,8 @@ impl<D: Directory> Directory for Recording<D> {
 /// client trusting `roots`, pointed at `endpoint`.
 fn deps(endpoint: String, roots: &TrustRoots) -> Result<Deps, String> {
     let http = sdk_http_client(roots).map_err(|e| e.to_string())?;
-    let sdk = SdkConfig::builder()
-        .http_client(http)
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "AKIDBENCHCHIMESYNC",
-            "bench-secret",
-            None,
-            None,
-            "bench",
-        )))
-        .build();
-    let mut config = IdpSyncConfig::from_lookup(|name| match name {
-        APP_INSTANCE_ARN => Some(events::APP_INSTANCE_ARN.to_owned()),
-        DLQ_URL => Some(
-            "https://sqs.us-east-1.amazonaws.com/123456789012/identity-sync-dlq.fifo".to_owned(),
-        ),
-        LEDGER_TABLE => Some("memory".to_owned()),
-        _ => None,
-    })
-    .map_err(|e| format!("the benchmark's idp-sync configuration: {e}"))?;
-    config.chime.endpoint_url = Some(endpoint);
+    let sdk = static_sdk_config().to_builder().http_client(http).build();
+    let config = idp_sync_config(events::APP_INSTANCE_ARN, "memory", endpoint)?;
     Ok(IdpSync {
         max_concurrent_groups: config.max_concurrent_groups,
         ..IdpSync::new(
@@ -143,41 +123,17 @@ fn deps(endpoint: String, roots: &TrustRoots) -> Result<Deps, String> {
 
 type Deps = IdpSync<Recording<ChimeDirectory>, InMemoryQueue, InMemoryLedger>;
 
-/// Runs `f` to completion on a fresh current_thread runtime on a thread of its own, as the
-/// functions run (the fakes stay on the caller's runtime).
-async fn on_current_thread<F, Fut, T>(f: F) -> Result<T, String>
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = Result<T, String>>,
-    T: Send + 'static,
-{
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let result = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start a current_thread runtime: {e}"))
-            .and_then(|rt| rt.block_on(f()));
-        let _ = tx.send(result);
-    });
-    rx.await
-        .map_err(|_| "the current_thread measurement panicked".to_owned())?
-}
-
 fn sqs_event<'a>(messages: impl IntoIterator<Item = &'a Message>) -> SqsEvent {
     serde_json::from_value(events::sqs_event(messages))
         .expect("the benchmark's SQS events are valid")
 }
-
-/// The template's idp-sync timeout.
-const FUNCTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 async fn run(event: &SqsEvent, deps: &Deps) -> (Duration, BatchReport) {
     let started = Instant::now();
     let report = idp_sync::handle(
         event,
         deps,
-        Some(tokio::time::Instant::now() + FUNCTION_TIMEOUT),
+        Some(tokio::time::Instant::now() + IDP_SYNC_TIMEOUT),
     )
     .await;
     (started.elapsed(), report)
@@ -227,11 +183,7 @@ pub async fn batch_concurrency(runs: usize, latency_ms: u64) -> Result<Concurren
         .await
         .map_err(|e| format!("Chime fake: {e}"))?;
     let ca = TestCa::generate().map_err(|e| e.to_string())?;
-    let ca_file =
-        std::env::temp_dir().join(format!("chime-sync-bench-{}-ca.pem", std::process::id()));
-    ca.write_pem(&ca_file).map_err(|e| e.to_string())?;
-    let roots = TrustRoots::from_pem_file(&ca_file).map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_file(&ca_file);
+    let roots = trusting(&ca)?;
     let front = TlsFront::start(fake.addr(), &ca)
         .await
         .map_err(|e| e.to_string())?;
@@ -247,28 +199,17 @@ pub async fn batch_concurrency(runs: usize, latency_ms: u64) -> Result<Concurren
     result
 }
 
+/// `runs` rounds of a batch of one (a round trip), ten messages in ten groups and ten in
+/// one group, after a warm-up batch; the calls each batch made tell how far they overlapped
+/// and whether one group's went one after the other.
 async fn measure_batches(deps: Deps, runs: usize, latency_ms: u64) -> Result<Concurrency, String> {
     let mut n = 1_000_000u64;
     let mut next = || {
         n += 1;
         n
     };
-    let batch = |n0: u64, group: Option<&str>| -> Vec<Message> {
-        (0..10)
-            .map(|j| {
-                let n = n0 + j;
-                Message::idp(
-                    &format!("cc{n}"),
-                    "user.created",
-                    n,
-                    &format!("Bench User {n}"),
-                    group,
-                )
-            })
-            .collect()
-    };
     // Warm-up: opens the ten pooled connections the measured batches reuse.
-    let warm = batch(next() * 100, None);
+    let warm = ten_messages(next() * 100, None);
     run(&sqs_event(&warm), &deps).await;
     let mut total_calls = deps.directory.take().len();
 
@@ -285,41 +226,22 @@ async fn measure_batches(deps: Deps, runs: usize, latency_ms: u64) -> Result<Con
             "Round Trip",
             None,
         )];
-        let (t, report) = run(&sqs_event(&single), &deps).await;
-        expect_applied(&report)?;
+        let (t, calls) = applied_batch(&single, &deps).await?;
         one.push(t);
+        total_calls += calls.len();
 
-        let messages = batch(next() * 100, None);
-        total_calls += deps.directory.take().len();
-        let (t, report) = run(&sqs_event(&messages), &deps).await;
-        expect_applied(&report)?;
+        let (t, calls) = applied_batch(&ten_messages(next() * 100, None), &deps).await?;
         ten.push(t);
-        let calls = deps.directory.take();
         total_calls += calls.len();
         min_peak = min_peak.min(max_overlap(&calls));
 
         let group = format!("tenant-{r}");
-        let messages = batch(next() * 100, Some(&group));
-        let (t, report) = run(&sqs_event(&messages), &deps).await;
-        expect_applied(&report)?;
+        let messages = ten_messages(next() * 100, Some(&group));
+        let (t, calls) = applied_batch(&messages, &deps).await?;
         seq.push(t);
-        let calls = deps.directory.take();
         total_calls += calls.len();
         one_group_calls = calls.len();
-        let wanted: Vec<String> = messages
-            .iter()
-            .map(|m| {
-                serde_json::from_str::<serde_json::Value>(&m.body)
-                    .map(|b| b["user"]["sub"].as_str().unwrap_or_default().to_owned())
-                    .unwrap_or_default()
-            })
-            .collect();
-        // A new user is a Describe and a Create (the handlers read first): one entry per user,
-        // in the order of its first call, and every call after the previous one ended.
-        let mut got: Vec<String> = calls.iter().map(|c| c.id.clone()).collect();
-        got.dedup();
-        let sequential = calls.windows(2).all(|w| w[1].start >= w[0].end);
-        in_order &= got == wanted && sequential;
+        in_order &= one_after_another(&messages, &calls);
     }
     Ok(Concurrency {
         latency_ms,
@@ -332,6 +254,48 @@ async fn measure_batches(deps: Deps, runs: usize, latency_ms: u64) -> Result<Con
         calls: total_calls,
         http_attempts: 0,
     })
+}
+
+/// Ten `user.created` messages about users `first..first + 10`, in `group` or each in
+/// its own.
+fn ten_messages(first: u64, group: Option<&str>) -> Vec<Message> {
+    (first..first + 10)
+        .map(|n| {
+            Message::idp(
+                &format!("cc{n}"),
+                "user.created",
+                n,
+                &format!("Bench User {n}"),
+                group,
+            )
+        })
+        .collect()
+}
+
+/// One batch of `messages` through the handler, every one applied: its wall time and the
+/// directory calls it made.
+async fn applied_batch(messages: &[Message], deps: &Deps) -> Result<(Duration, Vec<Call>), String> {
+    let (t, report) = run(&sqs_event(messages), deps).await;
+    expect_applied(&report)?;
+    Ok((t, deps.directory.take()))
+}
+
+/// Whether one group's `calls` went as FIFO promises: user after user in the order of
+/// `messages`, each call after the previous one ended. A new user is a Describe and a
+/// Create (the handlers read first): one entry per user, in the order of its first call.
+fn one_after_another(messages: &[Message], calls: &[Call]) -> bool {
+    let wanted: Vec<String> = messages
+        .iter()
+        .map(|m| {
+            serde_json::from_str::<serde_json::Value>(&m.body)
+                .map(|b| b["user"]["sub"].as_str().unwrap_or_default().to_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    let mut got: Vec<String> = calls.iter().map(|c| c.id.clone()).collect();
+    got.dedup();
+    let sequential = calls.windows(2).all(|w| w[1].start >= w[0].end);
+    got == wanted && sequential
 }
 
 fn expect_applied(report: &BatchReport) -> Result<(), String> {
@@ -398,7 +362,39 @@ pub async fn backlog_drain(
         .await
         .map_err(|e| format!("Chime fake: {e}"))?;
     let deps = deps(fake.endpoint_url(), &TrustRoots::Compiled)?;
-    let mut queue: VecDeque<Message> = (0..messages as u64)
+    let started = Instant::now();
+    let drained = drain(backlog(messages), &deps, redrive_after, started).await?;
+    let elapsed = started.elapsed();
+    let applied = drained.done_at.len();
+    let counters = fake.counters().get(Operation::CreateAppInstanceUser);
+    let users_at_end = fake.users().len();
+    let dead_lettered = deps.dlq.sent().len();
+    fake.shutdown().await;
+    Ok(Drain {
+        messages,
+        tps_limit,
+        burst,
+        elapsed,
+        rate: applied as f64 / elapsed.as_secs_f64(),
+        sustained_rate: applied.saturating_sub(burst as usize) as f64 / elapsed.as_secs_f64(),
+        per_second: Summary::of(&per_second(&drained.done_at, elapsed)).ok_or("no samples")?,
+        invocations: drained.invocations,
+        redelivered: drained.redelivered,
+        max_receive_count: drained.max_receive,
+        dead_lettered,
+        redrive_after,
+        redriven: drained.redriven,
+        over_five_receives: drained.over_five,
+        calls: drained.calls,
+        http_attempts: counters.attempts,
+        throttled: counters.injected.throttled,
+        users_at_end,
+    })
+}
+
+/// The backlog: `messages` creates of distinct users, each in its own group.
+fn backlog(messages: usize) -> VecDeque<Message> {
+    (0..messages as u64)
         .map(|i| {
             let n = 2_000_000 + i;
             Message::idp(
@@ -409,33 +405,60 @@ pub async fn backlog_drain(
                 None,
             )
         })
-        .collect();
-    let started = Instant::now();
-    let mut done_at: Vec<Duration> = Vec::with_capacity(messages);
-    let (mut invocations, mut redelivered, mut max_receive) = (0, 0, 1);
-    let (mut redriven, mut over_five) = (0, 0);
-    let mut calls = 0;
+        .collect()
+}
+
+/// What happened to the backlog's messages while it drained.
+struct Drained {
+    /// When each applied message was applied, from the start.
+    done_at: Vec<Duration>,
+    invocations: usize,
+    redelivered: usize,
+    max_receive: u32,
+    redriven: usize,
+    over_five: usize,
+    calls: usize,
+}
+
+/// Hands `queue` to the handler ten at a time until it is empty, as SQS would: a failed
+/// message goes to the back of the queue once more, until `redrive_after` receives move
+/// it to the DLQ. Gives up after 10 minutes.
+async fn drain(
+    mut queue: VecDeque<Message>,
+    deps: &Deps,
+    redrive_after: u32,
+    started: Instant,
+) -> Result<Drained, String> {
+    let mut drained = Drained {
+        done_at: Vec::with_capacity(queue.len()),
+        invocations: 0,
+        redelivered: 0,
+        max_receive: 1,
+        redriven: 0,
+        over_five: 0,
+        calls: 0,
+    };
     while !queue.is_empty() {
         let batch: Vec<Message> = queue.drain(..queue.len().min(10)).collect();
-        let (_, report) = run(&sqs_event(&batch), &deps).await;
-        invocations += 1;
-        calls += deps.directory.take().len();
+        let (_, report) = run(&sqs_event(&batch), deps).await;
+        drained.invocations += 1;
+        drained.calls += deps.directory.take().len();
         for (mut message, outcome) in batch.into_iter().zip(&report.messages) {
             if !outcome.outcome.is_failure() {
-                done_at.push(started.elapsed());
+                drained.done_at.push(started.elapsed());
                 continue;
             }
             if message.receive_count == 5 {
-                over_five += 1;
+                drained.over_five += 1;
             }
             if message.receive_count >= redrive_after {
                 // SQS moves it to the DLQ instead of delivering it again.
-                redriven += 1;
+                drained.redriven += 1;
                 continue;
             }
-            redelivered += 1;
+            drained.redelivered += 1;
             message.receive_count += 1;
-            max_receive = max_receive.max(message.receive_count);
+            drained.max_receive = drained.max_receive.max(message.receive_count);
             queue.push_back(message);
         }
         if started.elapsed() > Duration::from_secs(600) {
@@ -445,36 +468,18 @@ pub async fn backlog_drain(
             ));
         }
     }
-    let elapsed = started.elapsed();
+    Ok(drained)
+}
+
+/// Messages applied in each whole second of a drain that took `elapsed` (at least one
+/// second's slot, so that a short drain still has a sample).
+fn per_second(done_at: &[Duration], elapsed: Duration) -> Vec<f64> {
     let whole_seconds = elapsed.as_secs() as usize;
     let mut per_second = vec![0f64; whole_seconds.max(1)];
-    for at in &done_at {
+    for at in done_at {
         if let Some(slot) = per_second.get_mut(at.as_secs() as usize) {
             *slot += 1.0;
         }
     }
-    let counters = fake.counters().get(Operation::CreateAppInstanceUser);
-    let users_at_end = fake.users().len();
-    let dead_lettered = deps.dlq.sent().len();
-    fake.shutdown().await;
-    Ok(Drain {
-        messages,
-        tps_limit,
-        burst,
-        elapsed,
-        rate: done_at.len() as f64 / elapsed.as_secs_f64(),
-        sustained_rate: done_at.len().saturating_sub(burst as usize) as f64 / elapsed.as_secs_f64(),
-        per_second: Summary::of(&per_second).ok_or("no samples")?,
-        invocations,
-        redelivered,
-        max_receive_count: max_receive,
-        dead_lettered,
-        redrive_after,
-        redriven,
-        over_five_receives: over_five,
-        calls,
-        http_attempts: counters.attempts,
-        throttled: counters.injected.throttled,
-        users_at_end,
-    })
+    per_second
 }

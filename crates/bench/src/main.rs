@@ -141,15 +141,9 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let root = workspace_root();
     let root = root.canonicalize().unwrap_or(root);
-    let bin_dir = match std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_owned))
-    {
-        Some(dir) => dir,
-        None => {
-            eprintln!("cannot tell where this binary lives");
-            return ExitCode::FAILURE;
-        }
+    let Some(bin_dir) = own_dir() else {
+        eprintln!("cannot tell where this binary lives");
+        return ExitCode::FAILURE;
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -162,19 +156,13 @@ fn main() -> ExitCode {
         }
     };
     if let Some(name) = &args.profile {
-        return match runtime.block_on(profile::run(
+        return exit_code(runtime.block_on(profile::run(
             name,
             &args.profiler,
             args.events,
             &root,
             &bin_dir,
-        )) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("chime-sync-bench: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        )));
     }
     let output = args
         .output
@@ -197,30 +185,40 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(measure(&args, &root, &bin_dir, &node_dir, &node)) {
-        Ok(report) => {
-            let text = match report.render() {
-                Ok(text) => text,
-                Err(e) => {
-                    eprintln!("chime-sync-bench: the report's template: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            if to_stdout {
-                print!("{text}");
-            } else if let Err(e) = write_report(&output, &text) {
-                eprintln!("chime-sync-bench: {e}");
-                return ExitCode::FAILURE;
-            } else {
-                eprintln!("wrote {}", output.display());
-            }
-            ExitCode::SUCCESS
-        }
+    let report = runtime.block_on(measure(&args, &root, &bin_dir, &node_dir, &node));
+    exit_code(report.and_then(|report| publish(&report, &output, to_stdout)))
+}
+
+/// The directory this binary is in: the release binaries it measures are beside it.
+fn own_dir() -> Option<PathBuf> {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_owned))
+}
+
+/// Success, or the failure said on stderr.
+fn exit_code(outcome: Result<(), String>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chime-sync-bench: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Renders `report` and prints it (`to_stdout`) or writes it to `output`.
+fn publish(report: &Report, output: &Path, to_stdout: bool) -> Result<(), String> {
+    let text = report
+        .render()
+        .map_err(|e| format!("the report's template: {e}"))?;
+    if to_stdout {
+        print!("{text}");
+    } else {
+        write_report(output, &text)?;
+        eprintln!("wrote {}", output.display());
+    }
+    Ok(())
 }
 
 /// The report about to be replaced (empty when there is none yet).
@@ -259,6 +257,8 @@ fn started() -> &'static Instant {
     START.get_or_init(Instant::now)
 }
 
+/// Every measurement, in the order that keeps the slow, load-sensitive ones (cold starts,
+/// long runs) first and interleaved, then the report of them all.
 async fn measure(
     args: &Args,
     root: &Path,
@@ -269,7 +269,64 @@ async fn measure(
     started();
     let load_before = Machine::load_average();
     let fakes = Fakes::start(&log_dir(bin_dir)?).await?;
-    let endpoints = &fakes.endpoints;
+    let subjects = subjects(args, root, bin_dir, node_dir, node)?;
+
+    // 1. Cold starts, interleaved so drift in the machine's load hits every subject alike.
+    progress("cold starts");
+    let cold = cold_starts(&subjects, &fakes, args.runs).await?;
+
+    // 2. Peak RSS and warm CPU after `events` invocations over HTTPS, interleaved as well.
+    progress("long runs (peak RSS, warm CPU)");
+    let long = long_runs(&subjects, &fakes, args.rss_runs, args.events).await?;
+    let system_bundle = fakes.system_bundle.clone();
+    fakes.shutdown().await;
+
+    let sizes = binary_sizes(&subjects)?;
+    let arm64 = report::Arm64::read(&root.join(&args.arm64_dir));
+
+    // 4. Batch concurrency.
+    progress("batch concurrency");
+    let concurrency = inproc::batch_concurrency(args.runs, args.latency_ms).await?;
+
+    // 5. Backlog drain.
+    progress("backlog drain");
+    let redrive_after = template_max_receive_count(root)?;
+    let drain = inproc::backlog_drain(args.drain_messages, args.drain_tps, redrive_after).await?;
+
+    // 3. Criterion's per-event figures, measured separately by `cargo bench`.
+    let criterion_dir = bin_dir.parent().unwrap_or(bin_dir).join("criterion");
+    let per_event = report::PerEvent::read(&criterion_dir);
+
+    progress("done");
+    Ok(Report {
+        machine: Machine::describe(root, node, node_dir, load_before),
+        generated: SystemTime::now(),
+        total: started().elapsed(),
+        runs: args.runs,
+        rss_runs: args.rss_runs,
+        events: args.events,
+        subjects,
+        cold,
+        long,
+        sizes,
+        arm64,
+        system_bundle,
+        per_event,
+        concurrency,
+        drain,
+        root: root.to_owned(),
+    })
+}
+
+/// What is measured: every bootstrap's release binary, the Node.js equivalents of those
+/// that have one, and each `--variant` build of our functions.
+fn subjects(
+    args: &Args,
+    root: &Path,
+    bin_dir: &Path,
+    node_dir: &Path,
+    node: &Path,
+) -> Result<Vec<Subject>, String> {
     let mut subjects: Vec<Subject> = BOOTSTRAPS
         .iter()
         .map(|b| Subject::rust(b, &bin_dir_of(b, root, bin_dir)))
@@ -297,7 +354,17 @@ async fn measure(
             subjects.push(s);
         }
     }
-    // Every subject over HTTPS, and the profile's own builds over plain HTTP beside them.
+    Ok(subjects)
+}
+
+/// `runs` cold starts of every subject over HTTPS (and the profile's own builds over plain
+/// HTTP beside them), after two discarded rounds; the rounds go through every case in turn
+/// so that drift in the machine's load hits every subject alike.
+async fn cold_starts(
+    subjects: &[Subject],
+    fakes: &Fakes,
+    runs: usize,
+) -> Result<Vec<ColdRow>, String> {
     let cold_cases: Vec<(usize, Transport)> = subjects
         .iter()
         .enumerate()
@@ -307,21 +374,18 @@ async fn measure(
             std::iter::once((i, Transport::Https)).chain(http)
         })
         .collect();
-
-    // 1. Cold starts, interleaved so drift in the machine's load hits every subject alike.
-    progress("cold starts");
     let mut n = 0u64;
     let mut cold: Vec<Vec<procs::ColdStart>> = vec![Vec::new(); cold_cases.len()];
-    for round in 0..args.runs + 2 {
+    for round in 0..runs + 2 {
         for (k, &(i, transport)) in cold_cases.iter().enumerate() {
             n += 1;
-            let t = procs::cold_start(&subjects[i], endpoints, transport, n).await?;
+            let t = procs::cold_start(&subjects[i], &fakes.endpoints, transport, n).await?;
             if round >= 2 {
                 cold[k].push(t);
             }
         }
     }
-    let cold: Vec<ColdRow> = cold_cases
+    cold_cases
         .iter()
         .zip(&cold)
         .map(|(&(subject, transport), c)| {
@@ -337,30 +401,38 @@ async fn measure(
                     summary,
                     cpu,
                 }),
-                _ => Err("no cold starts"),
+                _ => Err("no cold starts".to_owned()),
             }
         })
-        .collect::<Result<_, _>>()?;
+        .collect()
+}
 
-    // 2. Peak RSS and warm CPU after `events` invocations over HTTPS, interleaved as well.
-    progress("long runs (peak RSS, warm CPU)");
+/// `rss_runs` processes per subject, each serving `events` invocations over HTTPS, for
+/// peak RSS and warm CPU; interleaved like the cold starts.
+async fn long_runs(
+    subjects: &[Subject],
+    fakes: &Fakes,
+    rss_runs: usize,
+    events: usize,
+) -> Result<Vec<LongRunRow>, String> {
     let mut long: Vec<Vec<procs::LongRun>> = vec![Vec::new(); subjects.len()];
-    for run in 0..args.rss_runs {
+    for run in 0..rss_runs {
         for (i, s) in subjects.iter().enumerate() {
             fakes.chime.reset();
             let base = 10_000_000 + (run as u64) * 100_000;
-            long[i].push(procs::long_run(s, endpoints, Transport::Https, base, args.events).await?);
+            long[i]
+                .push(procs::long_run(s, &fakes.endpoints, Transport::Https, base, events).await?);
         }
-        progress(&format!("long runs: {}/{} done", run + 1, args.rss_runs));
+        progress(&format!("long runs: {}/{rss_runs} done", run + 1));
     }
-    let system_bundle = fakes.system_bundle.clone();
-    fakes.shutdown().await;
-    let long_rows: Vec<LongRunRow> = long
-        .iter()
-        .map(|runs| LongRunRow::of(runs).ok_or("no long runs"))
-        .collect::<Result<_, _>>()?;
+    long.iter()
+        .map(|runs| LongRunRow::of(runs).ok_or_else(|| "no long runs".to_owned()))
+        .collect()
+}
 
-    let sizes: Vec<(String, u64)> = subjects
+/// The size of each of our (Rust) binaries as built here.
+fn binary_sizes(subjects: &[Subject]) -> Result<Vec<(String, u64)>, String> {
+    subjects
         .iter()
         .filter(|s| s.lang == procs::Lang::Rust)
         .map(|s| {
@@ -368,41 +440,7 @@ async fn measure(
                 .map(|m| (s.label(), m.len()))
                 .map_err(|e| format!("{}: {e}", s.program().display()))
         })
-        .collect::<Result<_, _>>()?;
-    let arm64 = report::Arm64::read(&root.join(&args.arm64_dir));
-
-    // 4. Batch concurrency.
-    progress("batch concurrency");
-    let concurrency = inproc::batch_concurrency(args.runs, args.latency_ms).await?;
-
-    // 5. Backlog drain.
-    progress("backlog drain");
-    let redrive_after = template_max_receive_count(root)?;
-    let drain = inproc::backlog_drain(args.drain_messages, args.drain_tps, redrive_after).await?;
-
-    // 3. Criterion's per-event figures, measured separately by `cargo bench`.
-    let criterion_dir = bin_dir.parent().unwrap_or(bin_dir).join("criterion");
-    let per_event = report::PerEvent::read(&criterion_dir);
-
-    progress("done");
-    Ok(Report {
-        machine: Machine::describe(root, node, node_dir, load_before),
-        generated: SystemTime::now(),
-        total: started().elapsed(),
-        runs: args.runs,
-        rss_runs: args.rss_runs,
-        events: args.events,
-        subjects,
-        cold,
-        long: long_rows,
-        sizes,
-        arm64,
-        system_bundle,
-        per_event,
-        concurrency,
-        drain,
-        root: root.to_owned(),
-    })
+        .collect()
 }
 
 /// The sync queue's maxReceiveCount as template.yaml deploys it by default

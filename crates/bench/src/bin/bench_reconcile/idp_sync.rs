@@ -10,12 +10,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_chimesdkidentity::config::{Credentials, Region, SharedCredentialsProvider};
 use chime_identity_fake::{FakeChime, FakeConfig, FaultConfig, TestCa, TlsFront};
-use chime_sync_aws::config::{APP_INSTANCE_ARN, DLQ_URL, LEDGER_TABLE};
 use chime_sync_aws::http::sdk_http_client;
-use chime_sync_aws::{ChimeDirectory, ConfiguredLedger, IdpSyncConfig, TrustRoots};
+use chime_sync_aws::{ChimeDirectory, ConfiguredLedger, TrustRoots};
+use chime_sync_bench::in_process::{
+    IDP_SYNC_TIMEOUT, idp_sync_config, on_current_thread, static_sdk_config, trusting,
+};
 use chime_sync_core::handlers::idp_sync::{self, IdpSync, MessageOutcome, SqsEvent};
 use chime_sync_core::memory::InMemoryQueue;
 use serde_json::{Value, json};
@@ -24,8 +24,6 @@ use crate::dynamodb::{Calls, CountingDynamoDb};
 
 /// The ledger table's name as the stand-in sees it (any valid name does).
 const TABLE: &str = "chime-sync-bench-ledger";
-/// The template's idp-sync timeout: the deadline each batch is given.
-const FUNCTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 type Deps = IdpSync<ChimeDirectory, InMemoryQueue, ConfiguredLedger>;
 
@@ -81,29 +79,9 @@ pub struct IdpLatency {
 /// Chime's and DynamoDB's endpoints are the TLS fronts, whose root `roots` trusts.
 fn deps(chime: &str, dynamodb: &str, ledger: &str, roots: &TrustRoots) -> Result<Deps, String> {
     let http = sdk_http_client(roots).map_err(|e| e.to_string())?;
-    let base = SdkConfig::builder()
-        .http_client(http)
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "AKIDBENCH",
-            "bench",
-            None,
-            None,
-            "bench",
-        )));
-    let sdk = base.build();
+    let sdk = static_sdk_config().to_builder().http_client(http).build();
     let ledger_sdk = sdk.to_builder().endpoint_url(dynamodb).build();
-    let mut config = IdpSyncConfig::from_lookup(|name| match name {
-        APP_INSTANCE_ARN => Some(crate::APP.to_owned()),
-        DLQ_URL => Some(
-            "https://sqs.us-east-1.amazonaws.com/123456789012/identity-sync-dlq.fifo".to_owned(),
-        ),
-        LEDGER_TABLE => Some(ledger.to_owned()),
-        _ => None,
-    })
-    .map_err(|e| format!("the benchmark's idp-sync configuration: {e}"))?;
-    config.chime.endpoint_url = Some(chime.to_owned());
+    let config = idp_sync_config(crate::APP, ledger, chime.to_owned())?;
     Ok(IdpSync {
         max_concurrent_groups: config.max_concurrent_groups,
         rules: config.rules.clone(),
@@ -149,7 +127,7 @@ fn batch(first: u64) -> Result<SqsEvent, String> {
 async fn run(deps: &Deps, first: u64) -> Result<Duration, String> {
     let event = batch(first)?;
     let started = Instant::now();
-    let deadline = tokio::time::Instant::now() + FUNCTION_TIMEOUT;
+    let deadline = tokio::time::Instant::now() + IDP_SYNC_TIMEOUT;
     let report = idp_sync::handle(&event, deps, Some(deadline)).await;
     let took = started.elapsed();
     match report
@@ -202,27 +180,6 @@ async fn interleaved(
     Ok(variants)
 }
 
-/// Runs `f` on a fresh current_thread runtime on a thread of its own, as the
-/// function runs (the fakes stay on the caller's runtime).
-async fn on_current_thread<F, Fut, T>(f: F) -> Result<T, String>
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = Result<T, String>>,
-    T: Send + 'static,
-{
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let result = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start a current_thread runtime: {e}"))
-            .and_then(|rt| rt.block_on(f()));
-        let _ = tx.send(result);
-    });
-    rx.await
-        .map_err(|_| "the idp-sync measurement panicked".to_owned())?
-}
-
 /// `messages` (rounded up to whole batches of ten) per configuration, with
 /// Chime and the DynamoDB stand-in both answering after `latency_ms`.
 pub async fn measure(messages: usize, latency_ms: u64) -> Result<IdpLatency, String> {
@@ -236,12 +193,7 @@ pub async fn measure(messages: usize, latency_ms: u64) -> Result<IdpLatency, Str
         .await
         .map_err(|e| format!("DynamoDB stand-in: {e}"))?;
     let ca = TestCa::generate().map_err(|e| e.to_string())?;
-    let ca_file =
-        std::env::temp_dir().join(format!("bench-reconcile-{}-ca.pem", std::process::id()));
-    ca.write_pem(&ca_file).map_err(|e| e.to_string())?;
-    let roots = TrustRoots::from_pem_file(&ca_file).map_err(|e| e.to_string());
-    let _ = std::fs::remove_file(&ca_file);
-    let roots = roots?;
+    let roots = trusting(&ca)?;
     let chime_front = TlsFront::start(fake.addr(), &ca)
         .await
         .map_err(|e| e.to_string())?;

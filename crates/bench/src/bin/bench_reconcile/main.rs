@@ -36,10 +36,9 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_chimesdkidentity::config::{Credentials, Region, SharedCredentialsProvider};
 use chime_identity_fake::{FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, Operation};
 use chime_sync_aws::{ChimeConfig, ChimeDirectory};
+use chime_sync_bench::in_process::static_sdk_config;
 use chime_sync_core::{AppInstanceArn, Directory, DisplayName, UserId, UserProfile};
 use clap::Parser;
 use serde_json::{Value, json};
@@ -115,25 +114,11 @@ fn active(n: u32) -> bool {
     n % 20 > 1
 }
 
-fn sdk() -> SdkConfig {
-    SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "AKIDBENCH",
-            "bench",
-            None,
-            None,
-            "bench",
-        )))
-        .build()
-}
-
 fn chime(fake: &FakeChimeHandle) -> Result<ChimeDirectory, String> {
     let app = AppInstanceArn::parse(APP).map_err(|e| e.to_string())?;
     let mut config = ChimeConfig::new(app);
     config.endpoint_url = Some(fake.endpoint_url());
-    Ok(ChimeDirectory::new(&sdk(), config))
+    Ok(ChimeDirectory::new(&static_sdk_config(), config))
 }
 
 /// Create `users` (id, name) on the fake, 64 at a time.
