@@ -303,12 +303,7 @@ struct Answer<'a> {
 
 impl Answer<'_> {
     fn why(&self) -> String {
-        match (self.code, self.message) {
-            (Some(c), Some(m)) => format!("{c} (HTTP {}): {m}", self.status),
-            (Some(c), None) => format!("{c} (HTTP {})", self.status),
-            (None, Some(m)) => format!("HTTP {}: {m}", self.status),
-            (None, None) => format!("HTTP {}", self.status),
-        }
+        crate::service_error_text(self.code, self.status, self.message)
     }
 }
 

@@ -211,10 +211,7 @@ where
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
             let code = service.err().code().unwrap_or_default();
-            let why = match service.err().message() {
-                Some(m) => format!("{code} (HTTP {status}): {m}"),
-                None => format!("{code} (HTTP {status})"),
-            };
+            let why = crate::service_error_text(Some(code), status, service.err().message());
             match code {
                 "TooManyRequestsException" => UserPoolError::Throttled(why),
                 "InternalErrorException" => UserPoolError::Unavailable(why),

@@ -182,6 +182,17 @@ where
     }
 }
 
+/// How an AWS service's error answer reads in our errors and logs, whichever adapter met
+/// it: `Code (HTTP status): message`, each part only when the answer has it.
+pub(crate) fn service_error_text(code: Option<&str>, status: u16, message: Option<&str>) -> String {
+    match (code, message) {
+        (Some(c), Some(m)) => format!("{c} (HTTP {status}): {m}"),
+        (Some(c), None) => format!("{c} (HTTP {status})"),
+        (None, Some(m)) => format!("HTTP {status}: {m}"),
+        (None, None) => format!("HTTP {status}"),
+    }
+}
+
 /// The credentials Lambda puts in the environment, if both keys are there and not empty.
 fn static_credentials(lookup: impl Fn(&str) -> Option<String>) -> Option<Credentials> {
     let set = |name| lookup(name).filter(|v| !v.trim().is_empty());

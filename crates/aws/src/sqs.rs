@@ -206,10 +206,7 @@ where
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
             let code = service.err().code().unwrap_or("");
-            let why = match service.err().message() {
-                Some(m) => format!("{code} (HTTP {status}): {m}"),
-                None => format!("{code} (HTTP {status})"),
-            };
+            let why = crate::service_error_text(Some(code), status, service.err().message());
             if is_retryable_code(code) || status == 429 || status >= 500 || status == 403 {
                 QueueError::retryable(why)
             } else {
