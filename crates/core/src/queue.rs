@@ -45,37 +45,29 @@ pub trait Queue: Send + Sync {
     }
 }
 
-impl<T: Queue + ?Sized> Queue for &T {
-    fn send(
-        &self,
-        message: OutgoingMessage,
-    ) -> impl Future<Output = Result<(), QueueError>> + Send {
-        (**self).send(message)
-    }
+/// A reference or an `Arc` to a queue is a queue too (handlers share one).
+macro_rules! forward_queue {
+    ($wrapper:ty) => {
+        impl<T: Queue + ?Sized> Queue for $wrapper {
+            fn send(
+                &self,
+                message: OutgoingMessage,
+            ) -> impl Future<Output = Result<(), QueueError>> + Send {
+                (**self).send(message)
+            }
 
-    fn send_batch(
-        &self,
-        messages: Vec<OutgoingMessage>,
-    ) -> impl Future<Output = Vec<Result<(), QueueError>>> + Send {
-        (**self).send_batch(messages)
-    }
+            fn send_batch(
+                &self,
+                messages: Vec<OutgoingMessage>,
+            ) -> impl Future<Output = Vec<Result<(), QueueError>>> + Send {
+                (**self).send_batch(messages)
+            }
+        }
+    };
 }
 
-impl<T: Queue + ?Sized> Queue for std::sync::Arc<T> {
-    fn send(
-        &self,
-        message: OutgoingMessage,
-    ) -> impl Future<Output = Result<(), QueueError>> + Send {
-        (**self).send(message)
-    }
-
-    fn send_batch(
-        &self,
-        messages: Vec<OutgoingMessage>,
-    ) -> impl Future<Output = Vec<Result<(), QueueError>>> + Send {
-        (**self).send_batch(messages)
-    }
-}
+forward_queue!(&T);
+forward_queue!(std::sync::Arc<T>);
 
 /// FNV-1a over `parts`, 64 bits: a stable digest for ids derived from
 /// content (request tokens, deduplication ids). Not for security: it only

@@ -150,25 +150,23 @@ pub trait UserPool: Send + Sync {
     ) -> impl Future<Output = Result<PoolPage, UserPoolError>> + Send;
 }
 
-impl<T: UserPool + ?Sized> UserPool for &T {
-    fn list_users(
-        &self,
-        filter: Option<&str>,
-        token: Option<String>,
-    ) -> impl Future<Output = Result<PoolPage, UserPoolError>> + Send {
-        (**self).list_users(filter, token)
-    }
+/// A reference or an `Arc` to a user pool is a user pool too (handlers share one).
+macro_rules! forward_user_pool {
+    ($wrapper:ty) => {
+        impl<T: UserPool + ?Sized> UserPool for $wrapper {
+            fn list_users(
+                &self,
+                filter: Option<&str>,
+                token: Option<String>,
+            ) -> impl Future<Output = Result<PoolPage, UserPoolError>> + Send {
+                (**self).list_users(filter, token)
+            }
+        }
+    };
 }
 
-impl<T: UserPool + ?Sized> UserPool for std::sync::Arc<T> {
-    fn list_users(
-        &self,
-        filter: Option<&str>,
-        token: Option<String>,
-    ) -> impl Future<Output = Result<PoolPage, UserPoolError>> + Send {
-        (**self).list_users(filter, token)
-    }
-}
+forward_user_pool!(&T);
+forward_user_pool!(std::sync::Arc<T>);
 
 /// Every `UserStatus` Cognito documents.
 pub const USER_STATUSES: [&str; 8] = [
