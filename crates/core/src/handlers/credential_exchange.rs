@@ -252,6 +252,16 @@ pub async fn handle<D: Directory, S: JwksSource, C: CredentialIssuer, L: Ledger>
     } else {
         exchange(&request, deps, &mut outcome).await
     };
+    answer(result, outcome, origin)
+}
+
+/// The HTTP answer to a request that reached a route, and its log line: issued
+/// credentials, or the refusal (a warning when it is our fault, 5xx).
+fn answer(
+    result: Result<Value, Refusal>,
+    mut outcome: ExchangeOutcome,
+    origin: Option<&str>,
+) -> (LambdaFunctionUrlResponse, ExchangeOutcome) {
     match result {
         Ok(body) => {
             outcome.status = 200;
