@@ -71,6 +71,10 @@ pub fn explain(error: &DirectoryError, action: &str) -> Explained {
 
 /// Explain an error reading the user pool (`cognito-idp:ListUsers`): the same
 /// causes, with Cognito's own names for a wrong pool and a wrong endpoint.
+#[cfg_attr(
+    not(feature = "aws"),
+    allow(dead_code, reason = "only the AWS commands read a pool")
+)]
 pub fn explain_pool(error: &UserPoolError) -> Explained {
     let text = error.to_string();
     let cause = match error {

@@ -22,26 +22,41 @@
 //! into `head` ends quietly ([`out`]).
 
 mod aws_errors;
-mod deployed;
-mod endpoint;
-mod inputs;
-mod local_loop;
 mod out;
-mod ownership_cmd;
-mod reconcile_cmd;
-mod restore_cmd;
-mod serve_cmd;
-mod settings;
 mod table;
+
+// The commands that call AWS (or serve its local fakes), and what only they use: the `aws`
+// feature, on by default. Without it the CLI is the replay against the embedded directory
+// alone, which builds in a fraction of the time (docs/CLI.md, "A replay-only build").
+#[cfg(feature = "aws")]
+mod deployed;
+#[cfg(feature = "aws")]
+mod endpoint;
+#[cfg(feature = "aws")]
+mod inputs;
+#[cfg(feature = "aws")]
+mod local_loop;
+#[cfg(feature = "aws")]
+mod ownership_cmd;
+#[cfg(feature = "aws")]
+mod reconcile_cmd;
+#[cfg(feature = "aws")]
+mod restore_cmd;
+#[cfg(feature = "aws")]
+mod sdk;
+#[cfg(feature = "aws")]
+mod serve_cmd;
+#[cfg(feature = "aws")]
+mod settings;
+#[cfg(feature = "aws")]
+use sdk::{Chime, chime_directory, load_sdk_config_in, sdk_config};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use aws_sdk_chimesdkidentity::config::{Credentials, SharedCredentialsProvider};
-use chime_sync_aws::{ChimeConfig, ChimeDirectory, TrustRoots, sdk_config_loader};
+use chime_sync_core::DirectoryError;
 use chime_sync_core::directory::{Directory, list_all};
 use chime_sync_core::replay::{self, Replay};
-use chime_sync_core::{AppInstanceArn, DirectoryError, InputError};
 use clap::{Parser, Subcommand};
 use out::outln;
 
@@ -79,18 +94,28 @@ enum Command {
     /// Compare the user pool (live or exported) or an HR export with Chime, and print
     /// (or --apply) the changes. Exit 0 in sync, 2 changes planned, applied or pending,
     /// 3 deletions withheld by the breaker, 1 error (docs/CLI.md).
+    #[cfg(feature = "aws")]
     Reconcile(reconcile_cmd::ReconcileArgs),
     /// Cancel the pending (grace) deletions of every active user: undo a mass deletion
     /// within its grace period.
+    #[cfg(feature = "aws")]
     Restore(restore_cmd::RestoreArgs),
     /// Make a source the owner of the Chime users that predate ownership and that it
     /// lists, so its absence can delete them (a dry run unless --apply).
+    #[cfg(feature = "aws")]
     Adopt(ownership_cmd::AdoptArgs),
     /// List or release the explicit deletions a feed breaker held back.
+    #[cfg(feature = "aws")]
     Held(ownership_cmd::HeldArgs),
     /// Serve the local Chime SDK Identity fake, and the local loop's Cognito, STS, SQS
     /// and identity provider on the same port, until Ctrl-C.
+    #[cfg(feature = "aws")]
     ServeFake(serve_cmd::ServeFakeArgs),
+    /// In a replay-only build, any other command: answered with how to build the full CLI
+    /// rather than clap's bare "unrecognized subcommand".
+    #[cfg(not(feature = "aws"))]
+    #[command(external_subcommand)]
+    LeftOut(Vec<String>),
 }
 
 #[tokio::main]
@@ -124,11 +149,18 @@ async fn main() -> ExitCode {
         } => run_replay(paths, endpoint_url, app_instance_arn, times)
             .await
             .map(|()| Status::Done),
+        #[cfg(feature = "aws")]
         Command::Reconcile(args) => reconcile_cmd::reconcile(args).await,
+        #[cfg(feature = "aws")]
         Command::Restore(args) => restore_cmd::restore(args).await,
+        #[cfg(feature = "aws")]
         Command::Adopt(args) => ownership_cmd::adopt(args).await,
+        #[cfg(feature = "aws")]
         Command::Held(args) => ownership_cmd::held(args).await,
+        #[cfg(feature = "aws")]
         Command::ServeFake(args) => serve_cmd::serve_fake(args).await.map(|()| Status::Done),
+        #[cfg(not(feature = "aws"))]
+        Command::LeftOut(words) => Err(left_out(words.first().map_or("", String::as_str))),
     };
     match result {
         Ok(status) => ExitCode::from(status.code()),
@@ -143,6 +175,10 @@ async fn main() -> ExitCode {
 /// The same whether standard output is a terminal, a file or a pipe that
 /// closed early ([`out`]). docs/CLI.md lists each command's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    not(feature = "aws"),
+    allow(dead_code, reason = "only the AWS commands end otherwise")
+)]
 enum Status {
     /// 0: done, or in sync.
     Done,
@@ -228,21 +264,7 @@ async fn run_replay(
         return Err(format!("no .json event files under {}", show_paths(&paths)).into());
     }
     match app_instance_arn {
-        Some(arn) => {
-            let app_instance =
-                AppInstanceArn::parse(&arn).map_err(|e: InputError| e.to_string())?;
-            let chime = chime_directory(app_instance, endpoint_url).await?;
-            outln!(
-                "Replaying {} event files against Chime at {}\n{}\n",
-                files.len(),
-                chime.endpoint,
-                EXCHANGE_DOUBLES
-            );
-            let endpoint = chime.endpoint.to_string();
-            replay_and_print(Replay::new(chime.directory), &files, times)
-                .await
-                .map_err(|e| e.at(&endpoint))
-        }
+        Some(arn) => replay_against_chime(&files, &arn, endpoint_url, times).await,
         None => {
             let replay = Replay::embedded().map_err(|e| e.to_string())?;
             outln!(
@@ -258,6 +280,55 @@ async fn run_replay(
                 .map_err(|e| e.at("the embedded directory"))
         }
     }
+}
+
+/// The replay against a real or local Chime endpoint (`--app-instance-arn`).
+#[cfg(feature = "aws")]
+async fn replay_against_chime(
+    files: &[PathBuf],
+    arn: &str,
+    endpoint_url: Option<String>,
+    times: u32,
+) -> Result<(), Failure> {
+    use chime_sync_core::{AppInstanceArn, InputError};
+    let app_instance = AppInstanceArn::parse(arn).map_err(|e: InputError| e.to_string())?;
+    let chime = chime_directory(app_instance, endpoint_url).await?;
+    outln!(
+        "Replaying {} event files against Chime at {}\n{}\n",
+        files.len(),
+        chime.endpoint,
+        EXCHANGE_DOUBLES
+    );
+    let endpoint = chime.endpoint.to_string();
+    replay_and_print(Replay::new(chime.directory), files, times)
+        .await
+        .map_err(|e| e.at(&endpoint))
+}
+
+/// In a replay-only build, the replay against a Chime endpoint is left out with the rest of AWS.
+#[cfg(not(feature = "aws"))]
+async fn replay_against_chime(
+    _files: &[PathBuf],
+    _arn: &str,
+    _endpoint_url: Option<String>,
+    _times: u32,
+) -> Result<(), Failure> {
+    Err(left_out("replay --app-instance-arn"))
+}
+
+/// Why a replay-only build refuses `command`, and how to build the CLI that has it.
+/// Compiled in both builds so its unit test runs where the tests run (the full build).
+#[cfg_attr(
+    feature = "aws",
+    allow(dead_code, reason = "the replay-only build's refusal")
+)]
+fn left_out(command: &str) -> Failure {
+    format!(
+        "`{command}` talks to AWS, and this chime-sync was built without its AWS commands \
+         (--no-default-features, the quick build of the replay). Build the full CLI: \
+         cargo run -p chime-sync -- {command} …"
+    )
+    .into()
 }
 
 /// A replayed event as a row names it: the file without `.json`, and an
@@ -432,94 +503,6 @@ fn print_side_effects<D: Directory>(replay: &Replay<D>) {
     }
 }
 
-struct Chime {
-    directory: ChimeDirectory,
-    /// The endpoint the client calls, resolved as the SDK resolves it.
-    endpoint: endpoint::Endpoint,
-}
-
-/// A Chime directory for the CLI, in the AppInstance's region (so no region
-/// lookup, and no instance-metadata probe for one, happens).
-///
-/// Against an endpoint other than AWS's own (`--endpoint-url`,
-/// `AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY`, …) with no credentials chosen in the
-/// environment (`AWS_ACCESS_KEY_ID`, `AWS_PROFILE`), static placeholder
-/// credentials sign the requests: local fakes accept any signature.
-///
-/// Unlike the functions, the CLI keeps aws-config's full chains (profiles, SSO-less web
-/// identity, IMDS): it runs on laptops and CI. It shares their HTTPS stack, and so their
-/// `SSL_CERT_FILE` rule; a bad `SSL_CERT_FILE` is the error.
-async fn chime_directory(
-    app_instance: AppInstanceArn,
-    endpoint_url: Option<String>,
-) -> Result<Chime, Failure> {
-    let region = app_instance.region().to_owned();
-    let sdk = load_sdk_config(&region).await?;
-    let endpoint = endpoint::resolve(&sdk, endpoint_url.as_deref(), &region, |name| {
-        std::env::var(name).ok()
-    })
-    .await;
-    let local = !matches!(endpoint.source, endpoint::Source::Aws { .. });
-    let sdk = with_placeholder_credentials(sdk, local);
-    let config = ChimeConfig {
-        endpoint_url,
-        ..ChimeConfig::new(app_instance)
-    };
-    Ok(Chime {
-        directory: ChimeDirectory::new(&sdk, config),
-        endpoint,
-    })
-}
-
-/// aws-config's full chains in `region`, over the functions' HTTPS stack
-/// (`SSL_CERT_FILE` honoured; a bad one is the error).
-async fn load_sdk_config(region: &str) -> Result<aws_config::SdkConfig, Failure> {
-    load_sdk_config_in(Some(region)).await
-}
-
-/// [`load_sdk_config`], in `region` or the Region the configuration names.
-async fn load_sdk_config_in(region: Option<&str>) -> Result<aws_config::SdkConfig, Failure> {
-    let roots = TrustRoots::from_env().map_err(|e| e.to_string())?;
-    let mut loader = sdk_config_loader(&roots).map_err(|e| e.to_string())?;
-    if let Some(region) = region {
-        loader = loader.region(aws_config::Region::new(region.to_owned()));
-    }
-    let sdk = loader.load().await;
-    if sdk.region().is_none() {
-        return Err("no AWS Region: pass --region, or set AWS_REGION".into());
-    }
-    let local = std::env::var_os("AWS_ENDPOINT_URL").is_some_and(|v| !v.is_empty())
-        || ["LAMBDA", "CLOUDFORMATION"].iter().any(|s| {
-            std::env::var_os(format!("AWS_ENDPOINT_URL_{s}")).is_some_and(|v| !v.is_empty())
-        });
-    Ok(with_placeholder_credentials(sdk, local))
-}
-
-/// The AWS configuration for a client in `region`; see [`with_placeholder_credentials`].
-async fn sdk_config(region: &str, local_endpoint: bool) -> Result<aws_config::SdkConfig, Failure> {
-    Ok(with_placeholder_credentials(
-        load_sdk_config(region).await?,
-        local_endpoint,
-    ))
-}
-
-/// Against an endpoint other than AWS's own, with no credentials chosen in
-/// the environment (`AWS_ACCESS_KEY_ID`, `AWS_PROFILE`), static placeholder
-/// credentials sign the requests: local fakes accept any signature.
-fn with_placeholder_credentials(
-    sdk: aws_config::SdkConfig,
-    local_endpoint: bool,
-) -> aws_config::SdkConfig {
-    let chosen = |name| std::env::var_os(name).is_some_and(|v: std::ffi::OsString| !v.is_empty());
-    if !local_endpoint || chosen("AWS_ACCESS_KEY_ID") || chosen("AWS_PROFILE") {
-        return sdk;
-    }
-    let placeholder = Credentials::new("local", "local", None, None, "chime-sync-cli");
-    sdk.into_builder()
-        .credentials_provider(SharedCredentialsProvider::new(placeholder))
-        .build()
-}
-
 /// `events/` in the working directory, else the one of this workspace (so
 /// `cargo run -p chime-sync -- replay` works from any folder of the checkout).
 fn default_events_dir() -> PathBuf {
@@ -570,6 +553,26 @@ mod tests {
         let mut missing = Vec::new();
         check(&command, "chime-sync", &mut missing);
         assert!(missing.is_empty(), "without help: {missing:?}");
+    }
+
+    #[test]
+    fn a_replay_only_build_names_the_command_it_left_out_and_the_build_that_has_it() {
+        let failure = left_out("reconcile");
+        assert!(
+            failure.line.starts_with("`reconcile` talks to AWS"),
+            "{failure:?}"
+        );
+        assert!(
+            failure.line.contains("--no-default-features"),
+            "{failure:?}"
+        );
+        assert!(
+            failure
+                .line
+                .ends_with("cargo run -p chime-sync -- reconcile …"),
+            "{failure:?}"
+        );
+        assert_eq!(failure.detail, None);
     }
 
     #[test]
