@@ -18,7 +18,7 @@ use chime_sync_core::{DirectoryError, DisplayNamePolicy};
 use clap::{ArgGroup, Args, ValueEnum, value_parser};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::{Failure, aws_errors, sdk_config, show_paths};
+use crate::{Chime, Failure, aws_errors, sdk_config, show_paths};
 
 /// Where the users who should exist come from (exactly one).
 #[derive(Args, Debug)]
@@ -303,7 +303,7 @@ pub fn terminal_bar(len: Option<u64>) -> Option<ProgressBar> {
 }
 
 /// Chime's users whose id is a sub, and how many others it listed.
-pub async fn list_chime<D: Directory>(
+async fn list_chime<D: Directory>(
     directory: &D,
 ) -> Result<(Vec<DirectoryUser>, usize), DirectoryError> {
     let (mut users, mut foreign, mut token) = (Vec::new(), 0, None);
@@ -316,6 +316,18 @@ pub async fn list_chime<D: Directory>(
             None => return Ok((users, foreign)),
         }
     }
+}
+
+/// [`list_chime`] for a command: a failure names the endpoint and the IAM action, as every
+/// command that lists Chime says it.
+pub async fn list_chime_users(chime: &Chime) -> Result<(Vec<DirectoryUser>, usize), Failure> {
+    list_chime(&chime.directory).await.map_err(|e| {
+        Failure::aws(
+            format!("cannot list the users at {}", chime.endpoint),
+            &e,
+            "chime:ListAppInstanceUsers",
+        )
+    })
 }
 
 /// `3 created, 1 updated`, or `none`.

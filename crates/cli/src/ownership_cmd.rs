@@ -23,7 +23,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use crate::deployed::DeployedArgs;
-use crate::inputs::{ChimeArgs, LedgerArgs, Output, SourceArgs, list_chime, open_ledger};
+use crate::inputs::{ChimeArgs, LedgerArgs, Output, SourceArgs, list_chime_users, open_ledger};
 use crate::out::outln;
 use crate::settings::{self, Flags};
 use crate::{Failure, Status, chime_directory, sdk_config};
@@ -98,13 +98,7 @@ pub async fn adopt(args: AdoptArgs) -> Result<Status, Failure> {
     }
     let (loaded, ledger) = (settings.loaded, settings.ledger);
     let chime = chime_directory(settings.app_instance, args.chime.endpoint_url.clone()).await?;
-    let (current, _) = list_chime(&chime.directory).await.map_err(|e| {
-        Failure::aws(
-            format!("cannot list the users at {}", chime.endpoint),
-            &e,
-            "chime:ListAppInstanceUsers",
-        )
-    })?;
+    let (current, _) = list_chime_users(&chime).await?;
     let listed: Vec<UserId> = current
         .iter()
         .map(|u| u.id.clone())

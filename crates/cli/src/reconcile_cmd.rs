@@ -35,7 +35,8 @@ use serde_json::{Value, json};
 
 use crate::deployed::DeployedArgs;
 use crate::inputs::{
-    ChimeArgs, LedgerArgs, Output, SourceArgs, counts_line, ledger_label, list_chime, terminal_bar,
+    ChimeArgs, LedgerArgs, Output, SourceArgs, counts_line, ledger_label, list_chime_users,
+    terminal_bar,
 };
 use crate::out::outln;
 use crate::settings::{self, Flags, Settings};
@@ -195,13 +196,7 @@ async fn review(
     settings: Settings,
     chime: &Chime,
 ) -> Result<Review, Failure> {
-    let (current, foreign) = list_chime(&chime.directory).await.map_err(|e| {
-        Failure::aws(
-            format!("cannot list the users at {}", chime.endpoint),
-            &e,
-            "chime:ListAppInstanceUsers",
-        )
-    })?;
+    let (current, foreign) = list_chime_users(chime).await?;
     let plan = planner::plan(
         settings.loaded.sorted.active.values(),
         &current,

@@ -24,7 +24,9 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::deployed::DeployedArgs;
-use crate::inputs::{ChimeArgs, LedgerArgs, Loaded, Output, SourceArgs, list_chime, terminal_bar};
+use crate::inputs::{
+    ChimeArgs, LedgerArgs, Loaded, Output, SourceArgs, list_chime_users, terminal_bar,
+};
 use crate::out::outln;
 use crate::settings::{self, Flags};
 use crate::{Chime, Failure, Status, aws_errors, chime_directory};
@@ -74,13 +76,7 @@ pub async fn restore(args: RestoreArgs) -> Result<Status, Failure> {
         );
     }
     let chime = chime_directory(settings.app_instance, args.chime.endpoint_url.clone()).await?;
-    let (current, _) = list_chime(&chime.directory).await.map_err(|e| {
-        Failure::aws(
-            format!("cannot list the users at {}", chime.endpoint),
-            &e,
-            "chime:ListAppInstanceUsers",
-        )
-    })?;
+    let (current, _) = list_chime_users(&chime).await?;
     let in_chime: BTreeMap<_, _> = current.into_iter().map(|u| (u.id.clone(), u)).collect();
     let candidates: Vec<(Action, Change)> = loaded
         .sorted
