@@ -172,7 +172,7 @@ pub fn settings() -> Vec<Group> {
         },
         Group {
             title: "Deletions and their breakers",
-            settings: deletions(),
+            settings: [when_deleted(), breakers()].concat(),
         },
         Group {
             title: "Credential exchange",
@@ -398,8 +398,8 @@ fn reconcile() -> Vec<Setting> {
     ]
 }
 
-/// When a user may be deleted, and the breakers that hold mass deletions.
-fn deletions() -> Vec<Setting> {
+/// When a user may be deleted, and which never are.
+fn when_deleted() -> Vec<Setting> {
     use Function::*;
     let both = [IdpSync, Reconcile];
     vec![
@@ -449,6 +449,13 @@ fn deletions() -> Vec<Setting> {
             ),
             "AppInstanceUserIds reconcile never deletes, comma-separated.",
         ),
+    ]
+}
+
+/// The breakers that hold mass deletions: reconcile's per cycle, the feed's per window.
+fn breakers() -> Vec<Setting> {
+    use Function::*;
+    vec![
         setting(
             DELETE_LIMIT,
             read_by(
