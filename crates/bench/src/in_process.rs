@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_chimesdkidentity::config::{Credentials, Region, SharedCredentialsProvider};
-use chime_identity_fake::TestCa;
+use chime_identity_fake::{FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, TestCa};
 use chime_sync_aws::config::{APP_INSTANCE_ARN, DLQ_URL, LEDGER_TABLE};
 use chime_sync_aws::{IdpSyncConfig, TrustRoots};
 
@@ -49,6 +49,15 @@ pub fn idp_sync_config(
     .map_err(|e| format!("the benchmark's idp-sync configuration: {e}"))?;
     config.chime.endpoint_url = Some(chime_endpoint);
     Ok(config)
+}
+
+/// The Chime fake answering every request after `latency_ms`: a fixed round trip, so that
+/// what a measurement compares reads as round trips.
+pub async fn slow_chime(latency_ms: u64) -> Result<FakeChimeHandle, String> {
+    let faults = FaultConfig::none().with_latency(latency_ms, latency_ms);
+    FakeChime::start(FakeConfig::new().with_faults(faults))
+        .await
+        .map_err(|e| format!("Chime fake: {e}"))
 }
 
 /// The roots a function trusts with `SSL_CERT_FILE` naming `ca`'s certificate: read from a

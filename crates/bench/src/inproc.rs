@@ -11,7 +11,7 @@ use chime_identity_fake::{FakeChime, FakeConfig, FaultConfig, Operation, TestCa,
 use chime_sync_aws::http::sdk_http_client;
 use chime_sync_aws::{ChimeDirectory, TrustRoots};
 use chime_sync_bench::in_process::{
-    IDP_SYNC_TIMEOUT, idp_sync_config, on_current_thread, static_sdk_config, trusting,
+    IDP_SYNC_TIMEOUT, idp_sync_config, on_current_thread, slow_chime, static_sdk_config, trusting,
 };
 use chime_sync_core::handlers::idp_sync::{self, BatchReport, IdpSync, SqsEvent};
 use chime_sync_core::ledger::memory::InMemoryLedger;
@@ -178,10 +178,7 @@ pub struct Concurrency {
 /// fake's TLS front, its root trusted as `SSL_CERT_FILE` would), with the handler on a
 /// current_thread runtime.
 pub async fn batch_concurrency(runs: usize, latency_ms: u64) -> Result<Concurrency, String> {
-    let faults = FaultConfig::none().with_latency(latency_ms, latency_ms);
-    let fake = FakeChime::start(FakeConfig::new().with_faults(faults))
-        .await
-        .map_err(|e| format!("Chime fake: {e}"))?;
+    let fake = slow_chime(latency_ms).await?;
     let ca = TestCa::generate().map_err(|e| e.to_string())?;
     let roots = trusting(&ca)?;
     let front = TlsFront::start(fake.addr(), &ca)

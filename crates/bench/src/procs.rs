@@ -533,6 +533,13 @@ pub struct ColdStart {
     pub cpu: Duration,
 }
 
+/// A mock Runtime API for `s`, with its function's name and timeout.
+async fn runtime_api(s: &Subject) -> Result<RuntimeApi, String> {
+    RuntimeApi::try_start(s.name(), s.timeout())
+        .await
+        .map_err(|e| format!("mock Runtime API: {e}"))
+}
+
 /// A cold start for event number `n`.
 pub async fn cold_start(
     s: &Subject,
@@ -540,9 +547,7 @@ pub async fn cold_start(
     transport: Transport,
     n: u64,
 ) -> Result<ColdStart, String> {
-    let api = RuntimeApi::try_start(s.name(), s.timeout())
-        .await
-        .map_err(|e| format!("mock Runtime API: {e}"))?;
+    let api = runtime_api(s).await?;
     let event = s.first_event(endpoints, n);
     api.enqueue(&event);
     let command = s.command(&api.host_port(), endpoints, transport);
@@ -592,9 +597,7 @@ pub async fn long_run(
     base: u64,
     count: usize,
 ) -> Result<LongRun, String> {
-    let api = RuntimeApi::try_start(s.name(), s.timeout())
-        .await
-        .map_err(|e| format!("mock Runtime API: {e}"))?;
+    let api = runtime_api(s).await?;
     let events = s.steady_events(endpoints, base, count);
     for event in &events {
         api.enqueue(event);

@@ -10,11 +10,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use chime_identity_fake::{FakeChime, FakeConfig, FaultConfig, TestCa, TlsFront};
+use chime_identity_fake::{TestCa, TlsFront};
 use chime_sync_aws::http::sdk_http_client;
 use chime_sync_aws::{ChimeDirectory, ConfiguredLedger, TrustRoots};
 use chime_sync_bench::in_process::{
-    IDP_SYNC_TIMEOUT, idp_sync_config, on_current_thread, static_sdk_config, trusting,
+    IDP_SYNC_TIMEOUT, idp_sync_config, on_current_thread, slow_chime, static_sdk_config, trusting,
 };
 use chime_sync_core::handlers::idp_sync::{self, IdpSync, MessageOutcome, SqsEvent};
 use chime_sync_core::memory::InMemoryQueue;
@@ -183,12 +183,7 @@ async fn interleaved(
 /// `messages` (rounded up to whole batches of ten) per configuration, with
 /// Chime and the DynamoDB stand-in both answering after `latency_ms`.
 pub async fn measure(messages: usize, latency_ms: u64) -> Result<IdpLatency, String> {
-    let faults = FaultConfig::none().with_latency(latency_ms, latency_ms);
-    let fake = Arc::new(
-        FakeChime::start(FakeConfig::new().with_faults(faults))
-            .await
-            .map_err(|e| format!("Chime fake: {e}"))?,
-    );
+    let fake = Arc::new(slow_chime(latency_ms).await?);
     let dynamodb = CountingDynamoDb::start(Duration::from_millis(latency_ms))
         .await
         .map_err(|e| format!("DynamoDB stand-in: {e}"))?;

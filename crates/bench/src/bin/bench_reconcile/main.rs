@@ -36,9 +36,9 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use chime_identity_fake::{FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, Operation};
+use chime_identity_fake::{FakeChime, FakeChimeHandle, FakeConfig, Operation};
 use chime_sync_aws::{ChimeConfig, ChimeDirectory};
-use chime_sync_bench::in_process::static_sdk_config;
+use chime_sync_bench::in_process::{slow_chime, static_sdk_config};
 use chime_sync_core::{AppInstanceArn, Directory, DisplayName, UserId, UserProfile};
 use clap::Parser;
 use serde_json::{Value, json};
@@ -316,11 +316,7 @@ async fn cli_apply(
     users: u32,
     latency: Duration,
 ) -> Result<(Duration, String), String> {
-    let fake = FakeChime::start(FakeConfig::new().with_faults(
-        FaultConfig::none().with_latency(latency.as_millis() as u64, latency.as_millis() as u64),
-    ))
-    .await
-    .map_err(|e| e.to_string())?;
+    let fake = slow_chime(latency.as_millis() as u64).await?;
     let lines: String = (0..users)
         .map(|n| {
             format!(
