@@ -1,9 +1,9 @@
-//! The set-up of an in-process measurement: see the crate's documentation.
+//! The set-up of an in-process measurement: see the crate's documentation. The SDK
+//! configuration is the tests' ([`testkit::esm_driver::static_sdk_config`]: region and static
+//! credentials only, so a benchmark can never reach a real account).
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_chimesdkidentity::config::{Credentials, Region, SharedCredentialsProvider};
 use chime_identity_fake::{FakeChime, FakeChimeHandle, FakeConfig, FaultConfig, TestCa};
 use chime_sync_aws::config::{APP_INSTANCE_ARN, DLQ_URL, LEDGER_TABLE};
 use chime_sync_aws::{IdpSyncConfig, TrustRoots};
@@ -14,23 +14,6 @@ pub const IDP_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 /// The dead-letter queue idp-sync's configuration requires; the measurements give the
 /// handler an in-memory queue, so nothing is sent here.
 const DLQ: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/identity-sync-dlq.fifo";
-
-/// Region and static credentials only: nothing is read from the environment, a profile or
-/// instance metadata, so a benchmark can never reach a real account. The fakes do not
-/// check signatures; add an HTTP client with `to_builder()` where one is needed.
-pub fn static_sdk_config() -> SdkConfig {
-    SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "AKIDBENCHCHIMESYNC",
-            "bench-secret",
-            None,
-            None,
-            "bench",
-        )))
-        .build()
-}
 
 /// idp-sync's configuration as a deployment's variables give it (`app_instance_arn`, the
 /// DLQ, `LEDGER_TABLE=ledger_table`), its Chime client pointed at `chime_endpoint`: the

@@ -11,7 +11,7 @@ use chime_identity_fake::{FakeChime, FakeConfig, FaultConfig, Operation, TestCa,
 use chime_sync_aws::http::sdk_http_client;
 use chime_sync_aws::{ChimeDirectory, TrustRoots};
 use chime_sync_bench::in_process::{
-    IDP_SYNC_TIMEOUT, idp_sync_config, on_current_thread, slow_chime, static_sdk_config, trusting,
+    IDP_SYNC_TIMEOUT, idp_sync_config, on_current_thread, slow_chime, trusting,
 };
 use chime_sync_core::handlers::idp_sync::{self, BatchReport, IdpSync, SqsEvent};
 use chime_sync_core::ledger::memory::InMemoryLedger;
@@ -19,6 +19,7 @@ use chime_sync_core::memory::InMemoryQueue;
 use chime_sync_core::{
     AppInstanceArn, Directory, DirectoryError, DirectoryPage, DirectoryUser, UserId, UserProfile,
 };
+use testkit::esm_driver::static_sdk_config;
 
 use crate::events::{self, Message};
 use crate::stats::Summary;

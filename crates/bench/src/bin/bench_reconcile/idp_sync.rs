@@ -14,11 +14,12 @@ use chime_identity_fake::{TestCa, TlsFront};
 use chime_sync_aws::http::sdk_http_client;
 use chime_sync_aws::{ChimeDirectory, ConfiguredLedger, TrustRoots};
 use chime_sync_bench::in_process::{
-    IDP_SYNC_TIMEOUT, idp_sync_config, on_current_thread, slow_chime, static_sdk_config, trusting,
+    IDP_SYNC_TIMEOUT, idp_sync_config, on_current_thread, slow_chime, trusting,
 };
 use chime_sync_core::handlers::idp_sync::{self, IdpSync, MessageOutcome, SqsEvent};
 use chime_sync_core::memory::InMemoryQueue;
 use serde_json::{Value, json};
+use testkit::esm_driver::static_sdk_config;
 
 use crate::dynamodb::{Calls, CountingDynamoDb};
 

@@ -38,11 +38,12 @@ use std::time::{Duration, Instant};
 
 use chime_identity_fake::{FakeChime, FakeChimeHandle, FakeConfig, Operation};
 use chime_sync_aws::{ChimeConfig, ChimeDirectory};
-use chime_sync_bench::in_process::{slow_chime, static_sdk_config};
+use chime_sync_bench::in_process::slow_chime;
 use chime_sync_core::{AppInstanceArn, Directory, DisplayName, UserId, UserProfile};
 use clap::Parser;
 use serde_json::{Value, json};
 use testkit::cognito_fake::{FakeCognito, USER_LIST_QUOTA_RPS, user};
+use testkit::esm_driver::static_sdk_config;
 use testkit::runtime_api::{AnswerKind, RuntimeApi};
 
 const APP: &str = "arn:aws:chime:us-east-1:123456789012:app-instance/bench-reconcile";
