@@ -29,22 +29,15 @@ step "cargo fmt --check"
 cargo fmt --all --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
-step "release bootstraps"
-# The end-to-end tests spawn the bootstraps behind a mock Lambda Runtime API. They run exactly
-# the binaries template.yaml deploys (its `Binary:` properties), built with the release profile
-# less LTO (`release-nolto` in Cargo.toml says why); the CLI's tests use the debug build below.
-bootstraps=()
-while read -r bin; do bootstraps+=(--bin "$bin"); done \
-  < <(sed -n 's/^ *Binary: *\([A-Za-z0-9_-]*\) *$/\1/p' template.yaml)
-if [ ${#bootstraps[@]} -eq 0 ]; then
-  echo "no 'Binary:' build property found in template.yaml" >&2
-  exit 1
-fi
-cargo build --profile release-nolto "${bootstraps[@]}"
-export CHIME_SYNC_BOOTSTRAP_DIR="$PWD/target/release-nolto"
+# The README's replay command builds the CLI without its `aws` feature: lint that build too, so
+# a newcomer's first command cannot be the one that stopped compiling.
+cargo clippy -p chime-sync --no-default-features --all-targets -- -D warnings
 step "tests"
 # One build of the binaries and the tests together: built apart, the tests' dev-dependency
-# features would rebuild half the dependencies a second time.
+# features would rebuild half the dependencies a second time. The end-to-end tests spawn these
+# same debug bootstraps behind a mock Lambda Runtime API: a second, optimised build of them
+# would compile every dependency a third time (after clippy's check and this build) for code
+# that behaves the same; the benchmarks measure the release build (docs/TESTING.md).
 cargo build --workspace --bins --tests
 cargo nextest run --workspace --no-fail-fast
 if [ -f template.yaml ]; then

@@ -8,20 +8,17 @@
 //! workspace's `target/` are fallbacks. `scripts/test.sh` builds them first
 //! (`cargo build --workspace --bins`); plain `cargo nextest run` does not.
 //!
-//! Two variables override that, to run the tests against other builds of the
-//! same binaries:
+//! The end-to-end tests run these debug builds of the bootstraps: the same code Lambda runs,
+//! without a second, optimised compile of every dependency (docs/TESTING.md, "Debug
+//! bootstraps"). Two variables point them at other builds of the same binaries:
 //! - `CHIME_SYNC_BOOTSTRAP_DIR`: where the Lambda bootstraps are (looked up
-//!   with [`bootstrap`]). `scripts/test.sh` builds the bootstraps that
-//!   template.yaml deploys with the release profile less LTO (`release-nolto`:
-//!   `opt-level = "z"`, stripped, `panic = "unwind"`, no debug assertions) and
-//!   points this at `target/release-nolto`, so every end-to-end test runs
-//!   Lambda's code generation, while the CLI's tests keep the debug `chime-sync`;
+//!   with [`bootstrap`]), e.g. the release build the benchmarks measure;
 //! - `CHIME_SYNC_BIN_DIR`: where every binary is, the CLI included.
 //!
 //! ```sh
-//! cargo build --profile release-nolto --bin pre-signup --bin post-confirmation --bin idp-sync \
+//! cargo build --release --bin pre-signup --bin post-confirmation --bin idp-sync \
 //!     --bin credential-exchange --bin reconcile
-//! CHIME_SYNC_BOOTSTRAP_DIR=target/release-nolto cargo nextest run -p chime-identity-sync \
+//! CHIME_SYNC_BOOTSTRAP_DIR=target/release cargo nextest run -p chime-identity-sync \
 //!     --test e2e -E 'test(/^(bootstrap|fault_run|reconcile)::/)'
 //! ```
 //!
