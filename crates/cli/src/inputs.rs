@@ -18,7 +18,22 @@ use chime_sync_core::{DirectoryError, DisplayNamePolicy};
 use clap::{ArgGroup, Args, ValueEnum, value_parser};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::deployed::DeployedArgs;
 use crate::{Chime, Failure, aws_errors, sdk_config, show_paths};
+
+/// What adopt, reconcile and restore work on: the deployed function's settings when
+/// `deployed` names one, else a source, a Chime AppInstance and a ledger named by flags.
+#[derive(Args, Debug)]
+pub struct TargetArgs {
+    #[command(flatten)]
+    pub deployed: DeployedArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub chime: ChimeArgs,
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+}
 
 /// Where the users who should exist come from (exactly one).
 #[derive(Args, Debug)]

@@ -14,16 +14,13 @@ use std::collections::BTreeMap;
 
 use chime_sync_aws::{ConfiguredLedger, SqsQueue};
 use chime_sync_core::UserId;
-use chime_sync_core::directory::DeleteMode;
 use chime_sync_core::ledger::{self, At, Ledger, Marked, UserRecord};
-use chime_sync_core::planner::DeleteBreaker;
 use chime_sync_core::queue::{OutgoingMessage, Queue};
 use chime_sync_core::schema::{IdentityEvent, Origin, event_message};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use crate::deployed::DeployedArgs;
-use crate::inputs::{ChimeArgs, LedgerArgs, Output, SourceArgs, list_chime_users, open_ledger};
+use crate::inputs::{LedgerArgs, Output, TargetArgs, list_chime_users, open_ledger};
 use crate::out::outln;
 use crate::settings::{self, Flags};
 use crate::{Failure, Status, chime_directory, sdk_config};
@@ -31,13 +28,7 @@ use crate::{Failure, Status, chime_directory, sdk_config};
 #[derive(Args, Debug)]
 pub struct AdoptArgs {
     #[command(flatten)]
-    deployed: DeployedArgs,
-    #[command(flatten)]
-    source: SourceArgs,
-    #[command(flatten)]
-    chime: ChimeArgs,
-    #[command(flatten)]
-    ledger: LedgerArgs,
+    target: TargetArgs,
     /// Record the adoption (default: only print who would be adopted).
     #[arg(long)]
     apply: bool,
@@ -83,21 +74,19 @@ struct HeldLedger {
 }
 
 pub async fn adopt(args: AdoptArgs) -> Result<Status, Failure> {
-    let flags = Flags {
-        ledger: &args.ledger,
-        protected: &[],
-        breaker: DeleteBreaker::default(),
-        mode: DeleteMode::Immediate,
-    };
-    let settings =
-        settings::resolve(&args.deployed, &args.source, &args.chime, flags, true).await?;
+    let flags = Flags::without_deletions(&args.target.ledger);
+    let settings = settings::resolve(&args.target, flags, true).await?;
     if matches!(settings.ledger, ConfiguredLedger::Memory(_)) {
         return Err(
             "adopt records owners in the ledger: pass --ledger-table (or --stack-name)".into(),
         );
     }
     let (loaded, ledger) = (settings.loaded, settings.ledger);
-    let chime = chime_directory(settings.app_instance, args.chime.endpoint_url.clone()).await?;
+    let chime = chime_directory(
+        settings.app_instance,
+        args.target.chime.endpoint_url.clone(),
+    )
+    .await?;
     let (current, _) = list_chime_users(&chime).await?;
     let listed: Vec<UserId> = current
         .iter()
@@ -118,7 +107,7 @@ pub async fn adopt(args: AdoptArgs) -> Result<Status, Failure> {
                 .await
                 .map_err(|e| format!("cannot record the owner of {id}: {e}"))?;
         }
-        if args.chime.output == Output::Text {
+        if args.target.chime.output == Output::Text {
             outln!(
                 "{}  {id}",
                 if args.apply { "adopted" } else { "would adopt" }
@@ -134,7 +123,7 @@ pub async fn adopt(args: AdoptArgs) -> Result<Status, Failure> {
 }
 
 fn summarize_adoption(args: &AdoptArgs, source: &ledger::Source, orphans: usize, listed: usize) {
-    if args.chime.output == Output::Json {
+    if args.target.chime.output == Output::Json {
         outln!(
             "{}",
             json!({"schema": "chime-sync.adopt/1", "source": source.as_str(), "adopted": if args.apply { orphans } else { 0 },

@@ -33,10 +33,8 @@ use clap::{Args, ValueEnum, value_parser};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::deployed::DeployedArgs;
 use crate::inputs::{
-    ChimeArgs, LedgerArgs, Output, SourceArgs, counts_line, ledger_label, list_chime_users,
-    terminal_bar,
+    Output, TargetArgs, counts_line, ledger_label, list_chime_users, terminal_bar,
 };
 use crate::out::outln;
 use crate::settings::{self, Flags, Settings};
@@ -57,13 +55,7 @@ const FUNCTION_ARGS: [&str; 2] = ["stack_name", "function_name"];
 #[derive(Args, Debug)]
 pub struct ReconcileArgs {
     #[command(flatten)]
-    pub(crate) deployed: DeployedArgs,
-    #[command(flatten)]
-    pub(crate) source: SourceArgs,
-    #[command(flatten)]
-    pub(crate) chime: ChimeArgs,
-    #[command(flatten)]
-    pub(crate) ledger: LedgerArgs,
+    pub(crate) target: TargetArgs,
     /// Carry out the plan (default: only print it).
     #[arg(long)]
     apply: bool,
@@ -102,7 +94,7 @@ pub struct ReconcileArgs {
 impl ReconcileArgs {
     fn flags(&self) -> Flags<'_> {
         Flags {
-            ledger: &self.ledger,
+            ledger: &self.target.ledger,
             protected: &self.protected_user_ids,
             breaker: DeleteBreaker {
                 limit: self.delete_limit,
@@ -156,7 +148,7 @@ impl Review {
 }
 
 pub async fn reconcile(args: ReconcileArgs) -> Result<Status, Failure> {
-    if args.plan_file.is_some() && args.chime.output == Output::Json {
+    if args.plan_file.is_some() && args.target.chime.output == Output::Json {
         return Err(
             "--plan-file writes the text plan; with --output json the plan is the \
                     document's `changes`: drop one of them"
@@ -164,21 +156,14 @@ pub async fn reconcile(args: ReconcileArgs) -> Result<Status, Failure> {
                 .into(),
         );
     }
-    let settings = settings::resolve(
-        &args.deployed,
-        &args.source,
-        &args.chime,
-        args.flags(),
-        true,
-    )
-    .await?;
+    let settings = settings::resolve(&args.target, args.flags(), true).await?;
     let chime = chime_directory(
         settings.app_instance.clone(),
-        args.chime.endpoint_url.clone(),
+        args.target.chime.endpoint_url.clone(),
     )
     .await?;
     let review = review(&args, settings, &chime).await?;
-    let json_out = args.chime.output == Output::Json;
+    let json_out = args.target.chime.output == Output::Json;
     if !json_out {
         print_plan(&args, &review)?;
     }
@@ -221,7 +206,7 @@ async fn review(
     let guard_settings = GuardSettings {
         source: settings.loaded.source.clone(),
         unowned: settings.unowned.clone(),
-        describe_concurrency: usize::from(args.chime.concurrency),
+        describe_concurrency: usize::from(args.target.chime.concurrency),
     };
     let ledger = &settings.ledger;
     let mut guarded = guard::guard(
@@ -317,8 +302,8 @@ async fn apply_review(
         unowned: settings.unowned.clone(),
         feed_breaker: None,
     };
-    let pacer = Pacer::new(f64::from(args.chime.rate));
-    let json_out = args.chime.output == Output::Json;
+    let pacer = Pacer::new(f64::from(args.target.chime.rate));
+    let json_out = args.target.chime.output == Output::Json;
     let bar = terminal_bar(Some(plan.actions.len() as u64)).filter(|_| !json_out);
     let actions = plan
         .actions
@@ -334,7 +319,7 @@ async fn apply_review(
         })
         .collect();
     let options = ApplyOptions {
-        concurrency: usize::from(args.chime.concurrency),
+        concurrency: usize::from(args.target.chime.concurrency),
         pacer: &pacer,
         rules: &rules,
         now: SystemTime::now(),
@@ -385,7 +370,7 @@ fn finish(
     results: Vec<(Action, Result<SyncOutcome, SyncError>)>,
 ) -> Result<Status, Failure> {
     let failed = results.iter().filter(|(_, r)| r.is_err()).count();
-    if args.chime.output == Output::Json {
+    if args.target.chime.output == Output::Json {
         outln!("{}", review_json(args, review, chime, &results, failed));
     } else {
         for line in summary(args, review, chime, &results) {

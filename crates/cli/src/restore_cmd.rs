@@ -11,11 +11,10 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use chime_sync_aws::ConfiguredLedger;
-use chime_sync_core::directory::DeleteMode;
 use chime_sync_core::ledger::Ledger as _;
 use chime_sync_core::ledger::{At, Change};
+use chime_sync_core::planner::Action;
 use chime_sync_core::planner::guard;
-use chime_sync_core::planner::{Action, DeleteBreaker};
 use chime_sync_core::rate::Pacer;
 use chime_sync_core::sync::{self, SyncOutcome, SyncRules};
 use chime_sync_core::{Directory, SyncError, UserId};
@@ -23,10 +22,7 @@ use clap::Args;
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::deployed::DeployedArgs;
-use crate::inputs::{
-    ChimeArgs, LedgerArgs, Loaded, Output, SourceArgs, list_chime_users, terminal_bar,
-};
+use crate::inputs::{Loaded, Output, TargetArgs, list_chime_users, terminal_bar};
 use crate::out::outln;
 use crate::settings::{self, Flags};
 use crate::{Chime, Failure, Status, aws_errors, chime_directory};
@@ -34,13 +30,7 @@ use crate::{Chime, Failure, Status, aws_errors, chime_directory};
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
     #[command(flatten)]
-    deployed: DeployedArgs,
-    #[command(flatten)]
-    source: SourceArgs,
-    #[command(flatten)]
-    chime: ChimeArgs,
-    #[command(flatten)]
-    ledger: LedgerArgs,
+    target: TargetArgs,
     /// Only say what would be restored.
     #[arg(long)]
     dry_run: bool,
@@ -58,16 +48,9 @@ enum Restored {
 }
 
 pub async fn restore(args: RestoreArgs) -> Result<Status, Failure> {
-    let json_out = args.chime.output == Output::Json;
-    // Restore makes no deletion: the breaker and the delete mode do not apply.
-    let flags = Flags {
-        ledger: &args.ledger,
-        protected: &[],
-        breaker: DeleteBreaker::default(),
-        mode: DeleteMode::Immediate,
-    };
-    let settings =
-        settings::resolve(&args.deployed, &args.source, &args.chime, flags, false).await?;
+    let json_out = args.target.chime.output == Output::Json;
+    let flags = Flags::without_deletions(&args.target.ledger);
+    let settings = settings::resolve(&args.target, flags, false).await?;
     let (loaded, ledger, unowned) = (settings.loaded, settings.ledger, settings.unowned);
     for why in loaded.sorted.unusable.iter().take(5) {
         eprintln!(
@@ -75,7 +58,11 @@ pub async fn restore(args: RestoreArgs) -> Result<Status, Failure> {
             loaded.label
         );
     }
-    let chime = chime_directory(settings.app_instance, args.chime.endpoint_url.clone()).await?;
+    let chime = chime_directory(
+        settings.app_instance,
+        args.target.chime.endpoint_url.clone(),
+    )
+    .await?;
     let (current, _) = list_chime_users(&chime).await?;
     let in_chime: BTreeMap<_, _> = current.into_iter().map(|u| (u.id.clone(), u)).collect();
     let candidates: Vec<(Action, Change)> = loaded
@@ -114,7 +101,7 @@ async fn restore_each(
     candidates: Vec<(Action, Change)>,
     json_out: bool,
 ) -> Vec<(UserId, Result<Restored, SyncError>)> {
-    let pacer = Pacer::new(f64::from(args.chime.rate));
+    let pacer = Pacer::new(f64::from(args.target.chime.rate));
     let bar = terminal_bar(Some(candidates.len() as u64)).filter(|_| !json_out);
     let directory = &chime.directory;
     let dry_run = args.dry_run;
@@ -148,7 +135,7 @@ async fn restore_each(
             (id, outcome)
         }
     }))
-    .buffer_unordered(usize::from(args.chime.concurrency));
+    .buffer_unordered(usize::from(args.target.chime.concurrency));
     let mut out = Vec::new();
     while let Some((id, outcome)) = checked.next().await {
         let line = match &outcome {

@@ -13,7 +13,9 @@ use chime_sync_core::planner::DeleteBreaker;
 
 use crate::Failure;
 use crate::deployed::{self, DeployedArgs};
-use crate::inputs::{ChimeArgs, FromFunction, LedgerArgs, Loaded, SourceArgs, load, open_ledger};
+use crate::inputs::{
+    ChimeArgs, FromFunction, LedgerArgs, Loaded, SourceArgs, TargetArgs, load, open_ledger,
+};
 
 /// What the breaker and the deletions are, when given by flags.
 pub struct Flags<'a> {
@@ -21,6 +23,19 @@ pub struct Flags<'a> {
     pub protected: &'a [String],
     pub breaker: DeleteBreaker,
     pub mode: DeleteMode,
+}
+
+impl<'a> Flags<'a> {
+    /// The flags of a command that deletes nothing (adopt, restore): the breaker and the
+    /// delete mode do not apply, so they are their defaults.
+    pub fn without_deletions(ledger: &'a LedgerArgs) -> Self {
+        Self {
+            ledger,
+            protected: &[],
+            breaker: DeleteBreaker::default(),
+            mode: DeleteMode::Immediate,
+        }
+    }
 }
 
 /// Everything a run decides with.
@@ -39,14 +54,18 @@ pub struct Settings {
     pub deployed: bool,
 }
 
-/// The settings of the function, when `deployed` names one, else the flags'.
+/// The settings of the function, when `target.deployed` names one, else the flags'.
 pub async fn resolve(
-    deployed: &DeployedArgs,
-    source: &SourceArgs,
-    chime: &ChimeArgs,
+    target: &TargetArgs,
     flags: Flags<'_>,
     complete: bool,
 ) -> Result<Settings, Failure> {
+    let TargetArgs {
+        deployed,
+        source,
+        chime,
+        ledger: _,
+    } = target;
     match deployed::settings(deployed).await? {
         Some(config) => from_function(deployed, &config, source, chime, flags, complete).await,
         None => from_flags(source, chime, flags, complete).await,
