@@ -10,13 +10,29 @@ step() { echo "==> $* (at ${SECONDS}s)"; }
 VENV=target/venv
 PY_REQS=scripts/test-requirements.txt
 
-# 1. Python tools the tests use (moto's SQS server, cfn-lint), pinned, in a venv under target/.
+# 1. Python tools the tests use (moto's servers, cfn-lint), pinned, in a venv under target/.
+# Installed in the background while cargo lints and builds (it is mostly downloads and
+# unpacking); the tests wait for it. Its output goes to a log that is shown if it fails.
+install_venv() {
+  python3 -m venv "$VENV" &&
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$PY_REQS" &&
+    cp "$PY_REQS" "$VENV/.requirements"
+}
+venv_pid=
 if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$PY_REQS" "$VENV/.requirements"; then
-  step "installing Python test tools into $VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$PY_REQS"
-  cp "$PY_REQS" "$VENV/.requirements"
+  step "installing Python test tools into $VENV (in the background)"
+  mkdir -p target
+  install_venv >target/venv-install.log 2>&1 &
+  venv_pid=$!
 fi
+wait_for_venv() {
+  if [ -n "$venv_pid" ] && ! wait "$venv_pid"; then
+    echo "installing the Python test tools failed:" >&2
+    cat target/venv-install.log >&2
+    exit 1
+  fi
+  venv_pid=
+}
 export CHIME_SYNC_VENV="$PWD/$VENV"
 
 # 2. cargo-nextest if missing (CI machines have it; a fresh laptop may not).
@@ -39,8 +55,12 @@ step "tests"
 # would compile every dependency a third time (after clippy's check and this build) for code
 # that behaves the same; the benchmarks measure the release build (docs/TESTING.md).
 cargo build --workspace --bins --tests
-cargo nextest run --workspace --no-fail-fast
+wait_for_venv
+# Two tests a core: most end-to-end tests wait on the processes they drive (.config/nextest.toml
+# also starts the longest first).
+cargo nextest run --workspace --no-fail-fast --test-threads "$(( 2 * $(nproc) ))"
 if [ -f template.yaml ]; then
+  wait_for_venv
   step "cfn-lint template.yaml"
   "$VENV/bin/cfn-lint" template.yaml
 fi
