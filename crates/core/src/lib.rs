@@ -14,6 +14,7 @@ pub mod directory;
 pub mod error;
 pub mod handlers;
 pub mod identity;
+pub mod ldap;
 pub mod ledger;
 pub mod memory;
 pub mod metrics;

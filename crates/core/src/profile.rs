@@ -230,6 +230,15 @@ impl DisplayNamePolicy {
         }
     }
 
+    /// The attributes the sources read, in order (`email` for `email:local`): what a
+    /// source that is asked for attributes by name (an LDAP search) must fetch.
+    pub fn attribute_names(&self) -> impl Iterator<Item = &str> {
+        self.sources.iter().flat_map(|s| match s {
+            NameSource::Attributes(names) => names.iter().map(String::as_str).collect::<Vec<_>>(),
+            NameSource::EmailLocalPart => vec!["email"],
+        })
+    }
+
     /// The first source that yields a valid display name, or `None`.
     pub fn derive(&self, attributes: &Map<String, Value>) -> Option<DisplayName> {
         let get = |name: &str| attributes.get(name).and_then(Value::as_str);

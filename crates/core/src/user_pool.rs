@@ -348,10 +348,21 @@ impl Sorted {
         names: &DisplayNamePolicy,
         place: impl FnOnce() -> String,
     ) {
+        self.add_verdict(active.classify(user, names), user.modified, place);
+    }
+
+    /// Count one user read from any source as `verdict` says, with when it last changed
+    /// there; an unusable one is noted as `place` (if not empty) and why.
+    pub fn add_verdict(
+        &mut self,
+        verdict: Verdict,
+        modified: Option<At>,
+        place: impl FnOnce() -> String,
+    ) {
         self.read += 1;
-        match active.classify(user, names) {
+        match verdict {
             Verdict::Active(profile) => {
-                if let Some(at) = user.modified {
+                if let Some(at) = modified {
                     self.modified.insert(profile.id.clone(), at);
                 }
                 self.active.insert(profile.id.clone(), profile);
