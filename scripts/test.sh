@@ -53,8 +53,20 @@ step "tests"
 # features would rebuild half the dependencies a second time. The end-to-end tests spawn these
 # same debug bootstraps behind a mock Lambda Runtime API: a second, optimised build of them
 # would compile every dependency a third time (after clippy's check and this build) for code
-# that behaves the same; the benchmarks measure the release build (docs/TESTING.md).
-cargo build --workspace --bins --tests
+# that behaves the same; the benchmarks measure the release build (docs/TESTING.md). The
+# binaries are the ones the tests spawn: those template.yaml deploys (its `Binary:` properties)
+# and the CLI; the benchmarks' own are linted above and built by scripts/bench.sh.
+bins=(--bin chime-sync)
+deployed=0
+while read -r bin; do
+  bins+=(--bin "$bin")
+  deployed=$((deployed + 1))
+done < <(sed -n 's/^ *Binary: *\([A-Za-z0-9_-]*\) *$/\1/p' template.yaml)
+if [ "$deployed" -lt 5 ]; then
+  echo "template.yaml names $deployed 'Binary:' build properties; the functions are five" >&2
+  exit 1
+fi
+cargo build --workspace --tests "${bins[@]}"
 wait_for_venv
 # Two tests a core: most end-to-end tests wait on the processes they drive (.config/nextest.toml
 # also starts the longest first).

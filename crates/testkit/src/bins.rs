@@ -6,7 +6,8 @@
 //! running test is `<target>/<profile>/deps/<test>-<hash>`, and cargo puts
 //! every binary in `<target>/<profile>/`. `CARGO_TARGET_DIR` and the
 //! workspace's `target/` are fallbacks. `scripts/test.sh` builds them first
-//! (`cargo build --workspace --bins`); plain `cargo nextest run` does not.
+//! (the five bootstraps and the CLI, with the tests); plain `cargo nextest run` does not,
+//! and `cargo build --workspace --bins` does it by hand.
 //!
 //! The end-to-end tests run these debug builds of the bootstraps: the same code Lambda runs,
 //! without a second, optimised compile of every dependency (docs/TESTING.md, "Debug
