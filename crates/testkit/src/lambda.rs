@@ -23,31 +23,22 @@ pub struct Function {
     pub timeout: Duration,
 }
 
-pub const PRE_SIGNUP: Function = Function {
-    binary: "pre-signup",
-    memory_mb: 128,
-    timeout: Duration::from_secs(3),
-};
-pub const POST_CONFIRMATION: Function = Function {
-    binary: "post-confirmation",
-    memory_mb: 256,
-    timeout: Duration::from_secs(4),
-};
-pub const CREDENTIAL_EXCHANGE: Function = Function {
-    binary: "credential-exchange",
-    memory_mb: 256,
-    timeout: Duration::from_secs(10),
-};
-pub const IDP_SYNC: Function = Function {
-    binary: "idp-sync",
-    memory_mb: 256,
-    timeout: Duration::from_secs(30),
-};
-pub const RECONCILE: Function = Function {
-    binary: "reconcile",
-    memory_mb: 512,
-    timeout: Duration::from_secs(900),
-};
+impl Function {
+    /// A function as template.yaml declares it: binary, memory (MB), timeout (s).
+    const fn new(binary: &'static str, memory_mb: u32, timeout_secs: u64) -> Self {
+        Function {
+            binary,
+            memory_mb,
+            timeout: Duration::from_secs(timeout_secs),
+        }
+    }
+}
+
+pub const PRE_SIGNUP: Function = Function::new("pre-signup", 128, 3);
+pub const POST_CONFIRMATION: Function = Function::new("post-confirmation", 256, 4);
+pub const CREDENTIAL_EXCHANGE: Function = Function::new("credential-exchange", 256, 10);
+pub const IDP_SYNC: Function = Function::new("idp-sync", 256, 30);
+pub const RECONCILE: Function = Function::new("reconcile", 512, 900);
 
 /// A running function: its process and its Runtime API. The process is
 /// declared first so it is killed before the API goes away.
