@@ -7,6 +7,7 @@
 //! included), FIFO deduplication and redrive; its FIFO *ordering* is not
 //! strict (docs/ARCHITECTURE.md, "Testing"), so tests here never assert order from it.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -246,10 +247,22 @@ pub async fn create_fifo(
 
 /// A queue's ARN (`GetQueueAttributes QueueArn`).
 pub async fn queue_arn(sqs: &Client, url: &str) -> String {
+    queue_attributes(sqs, url, &[QueueAttributeName::QueueArn])
+        .await
+        .remove(&QueueAttributeName::QueueArn)
+        .unwrap_or_else(|| panic!("{url} has no QueueArn"))
+}
+
+/// `GetQueueAttributes` of these names; panics, naming the queue, if the call fails.
+async fn queue_attributes(
+    sqs: &Client,
+    url: &str,
+    names: &[QueueAttributeName],
+) -> HashMap<QueueAttributeName, String> {
     let attributes = sqs
         .get_queue_attributes()
         .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn)
+        .set_attribute_names(Some(names.to_vec()))
         .send()
         .await
         .unwrap_or_else(|e| {
@@ -258,11 +271,7 @@ pub async fn queue_arn(sqs: &Client, url: &str) -> String {
                 aws_sdk_sqs::error::DisplayErrorContext(&e)
             )
         });
-    attributes
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-        .cloned()
-        .unwrap_or_else(|| panic!("{url} has no QueueArn"))
+    attributes.attributes().cloned().unwrap_or_default()
 }
 
 /// One `ReceiveMessage` of up to `max` messages (1–10), long-polling up to
@@ -304,33 +313,20 @@ pub async fn receive_n(sqs: &Client, url: &str, expected: usize, within: Duratio
 /// `ApproximateNumberOfMessages` + `…NotVisible` (+ `…Delayed`): every
 /// message the queue holds.
 pub async fn depth(sqs: &Client, url: &str) -> u64 {
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-        .send()
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "GetQueueAttributes {url}: {}",
-                aws_sdk_sqs::error::DisplayErrorContext(&e)
-            )
-        });
-    let map = attributes.attributes().cloned().unwrap_or_default();
-    [
+    let names = [
         QueueAttributeName::ApproximateNumberOfMessages,
         QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
         QueueAttributeName::ApproximateNumberOfMessagesDelayed,
-    ]
-    .iter()
-    .filter_map(|k| map.get(k))
-    .map(|v| {
-        v.parse::<u64>()
-            .unwrap_or_else(|_| panic!("{url}: depth `{v}` is not a number"))
-    })
-    .sum()
+    ];
+    let map = queue_attributes(sqs, url, &names).await;
+    names
+        .iter()
+        .filter_map(|k| map.get(k))
+        .map(|v| {
+            v.parse::<u64>()
+                .unwrap_or_else(|_| panic!("{url}: depth `{v}` is not a number"))
+        })
+        .sum()
 }
 
 /// A system attribute of a received message (`MessageGroupId`, …).
@@ -351,7 +347,7 @@ pub fn string_attribute<'m>(message: &'m Message, name: &str) -> Option<&'m str>
 
 /// A received message's system attributes by name, as the simulator and Lambda's records
 /// carry them.
-pub fn attribute_map(message: &Message) -> std::collections::HashMap<String, String> {
+pub fn attribute_map(message: &Message) -> HashMap<String, String> {
     message
         .attributes()
         .map(|a| {
