@@ -92,14 +92,6 @@ fn sqs_event(messages: &[Message], queue_arn: &str) -> SqsEvent {
     let records: Vec<Value> = messages
         .iter()
         .map(|m| {
-            let attributes: BTreeMap<String, String> = m
-                .attributes()
-                .map(|a| {
-                    a.iter()
-                        .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
-                        .collect()
-                })
-                .unwrap_or_default();
             let message_attributes: BTreeMap<String, Value> = m
                 .message_attributes()
                 .map(|a| {
@@ -118,7 +110,7 @@ fn sqs_event(messages: &[Message], queue_arn: &str) -> SqsEvent {
                 "messageId": m.message_id(),
                 "receiptHandle": m.receipt_handle(),
                 "body": m.body(),
-                "attributes": attributes,
+                "attributes": moto::attribute_map(m),
                 "messageAttributes": message_attributes,
                 "md5OfBody": m.md5_of_body(),
                 "eventSource": "aws:sqs",

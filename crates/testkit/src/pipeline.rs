@@ -11,20 +11,12 @@ use chime_identity_fake::FakeChimeHandle;
 use serde_json::{Value, json};
 
 use crate::lambda::Lambda;
-use crate::moto::{FifoQueues, depth, receive};
+use crate::moto::{FifoQueues, attribute_map, depth, receive};
 
 /// A message received from moto as the event source mapping hands it to the function.
 pub fn record(m: &Message, queue_arn: &str) -> Value {
-    let attributes: BTreeMap<String, String> = m
-        .attributes()
-        .map(|a| {
-            a.iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
     json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
-           "attributes": attributes, "messageAttributes": {}, "md5OfBody": m.md5_of_body(),
+           "attributes": attribute_map(m), "messageAttributes": {}, "md5OfBody": m.md5_of_body(),
            "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": "us-east-1"})
 }
 
