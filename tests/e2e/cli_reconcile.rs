@@ -228,18 +228,12 @@ async fn reconcile_piped(fake: &FakeChimeHandle, args: &[&str]) -> (Option<i32>,
     words.extend(args.iter().map(|a| (*a).to_owned()));
     let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
     let mut command = Command::new("bash");
-    command
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .args([
-            "-o",
-            "pipefail",
-            "-c",
-            &format!("{} | head -3", quoted.join(" ")),
-        ]);
+    testkit::bins::without_aws_setup(&mut command).args([
+        "-o",
+        "pipefail",
+        "-c",
+        &format!("{} | head -3", quoted.join(" ")),
+    ]);
     let process = ChildGuard::spawn("chime-sync | head -3", command).expect("spawn");
     let status = process
         .wait_exit(Duration::from_secs(120))

@@ -71,14 +71,19 @@ fn find(name: &str, candidates: Vec<PathBuf>) -> PathBuf {
 /// placeholder ones for a local endpoint.
 pub fn cli() -> std::process::Command {
     let mut command = std::process::Command::new(binary("chime-sync"));
+    without_aws_setup(&mut command).current_dir(workspace_root());
+    command
+}
+
+/// Clears `command`'s environment but for `PATH`, and keeps the machine's AWS
+/// configuration (profiles, credentials, instance metadata) out of its reach.
+pub fn without_aws_setup(command: &mut std::process::Command) -> &mut std::process::Command {
     command
         .env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .current_dir(workspace_root());
-    command
 }
 
 /// `dir`/`name`, with a relative `dir` taken from the workspace root.
