@@ -34,6 +34,18 @@ async fn within<F: std::future::Future>(test: F) -> F::Output {
         .expect("test exceeded 120 s")
 }
 
+/// Reads the whole pool at 1,000 calls a second: how many users came, and the reader's stats.
+async fn read_all(pool: &CognitoUserPool) -> (usize, ReadStats) {
+    let mut stats = ReadStats::default();
+    let mut all = 0;
+    read_users(pool, None, &Pacer::new(1000.0), None, &mut stats, |p| {
+        all += p.len()
+    })
+    .await
+    .unwrap();
+    (all, stats)
+}
+
 #[tokio::test]
 async fn pages_filters_and_statuses_come_through_the_sdk() {
     within(async {
@@ -56,13 +68,7 @@ async fn pages_filters_and_statuses_come_through_the_sdk() {
         assert_eq!(first.users[1].status, "EXTERNAL_PROVIDER");
         assert!(!first.users[3].enabled);
         assert_eq!(first.users[0].sub(), Some(sub(0).as_str()));
-        let mut stats = ReadStats::default();
-        let mut all = 0;
-        read_users(&pool, None, &Pacer::new(1000.0), None, &mut stats, |p| {
-            all += p.len()
-        })
-        .await
-        .unwrap();
+        let (all, stats) = read_all(&pool).await;
         assert_eq!((all, stats.calls), (130, 3));
         let filter = sub_prefix_filter("0a");
         let page = pool.list_users(Some(&filter), None).await.unwrap();
@@ -97,13 +103,7 @@ async fn throttling_is_retried_by_the_sdk_then_backed_off_by_the_reader() {
         assert_eq!(fake.counts().throttled, 3, "the SDK tried three times");
         // The reader backs off and gets every page.
         fake.throttle_next(4);
-        let mut stats = ReadStats::default();
-        let mut all = 0;
-        read_users(&pool, None, &Pacer::new(1000.0), None, &mut stats, |p| {
-            all += p.len()
-        })
-        .await
-        .unwrap();
+        let (all, stats) = read_all(&pool).await;
         assert_eq!(all, 70);
         assert_eq!(
             stats.throttled, 1,
