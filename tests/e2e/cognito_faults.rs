@@ -95,6 +95,25 @@ async fn world(mode: MissingAnswer, faults: FaultConfig) -> World {
     }
 }
 
+impl World {
+    /// idp-sync drains the sync queue as the event source mapping would.
+    async fn drain(&self) -> esm_driver::DrainReport {
+        drain(
+            &self.sqs,
+            &EventSourceMapping::new(SYNC),
+            &self.idp_sync,
+            &Driver::default(),
+        )
+        .await
+    }
+
+    /// Chime heals (no more faults), then idp-sync drains the sync queue.
+    async fn heal_and_drain(&self) -> esm_driver::DrainReport {
+        self.fake.set_faults(FaultConfig::none()).unwrap();
+        self.drain().await
+    }
+}
+
 /// One invocation as Lambda makes it: a deadline `FUNCTION_TIMEOUT` away.
 /// Returns the outcome and the (tokio) time it took.
 async fn confirm<D: chime_sync_core::Directory, Q: Queue>(
@@ -153,14 +172,7 @@ async fn outage_then_recovery(mode: MissingAnswer, faults: FaultConfig, expect_c
     assert_eq!(queued[0].group_id.as_deref(), Some(SUB));
     assert_eq!(w.sync.counts().deduplicated, 2);
 
-    w.fake.set_faults(FaultConfig::none()).unwrap();
-    let report = drain(
-        &w.sqs,
-        &EventSourceMapping::new(SYNC),
-        &w.idp_sync,
-        &Driver::default(),
-    )
-    .await;
+    let report = w.heal_and_drain().await;
     assert_eq!(
         report.outcome("applied/created"),
         1,
@@ -224,14 +236,7 @@ async fn chime_slower_than_its_budget_is_cut_off_at_the_budget_and_ends_in_one_u
     assert!(fake_users(&w.fake).is_empty());
     assert_eq!(w.sqs.messages(SYNC).unwrap().len(), 1);
 
-    w.fake.set_faults(FaultConfig::none()).unwrap();
-    drain(
-        &w.sqs,
-        &EventSourceMapping::new(SYNC),
-        &w.idp_sync,
-        &Driver::default(),
-    )
-    .await;
+    w.heal_and_drain().await;
     let users = fake_users(&w.fake);
     assert_eq!((users.len(), users[SUB].name.as_str()), (1, NAME));
 }
@@ -277,13 +282,7 @@ async fn a_hand_off_and_a_later_direct_create_still_make_one_user(mode) {
         outcome,
         Ok(ConfirmationOutcome::Provisioned(Applied::Created))
     );
-    let report = drain(
-        &w.sqs,
-        &EventSourceMapping::new(SYNC),
-        &w.idp_sync,
-        &Driver::default(),
-    )
-    .await;
+    let report = w.drain().await;
     assert_eq!(report.deleted, 1);
     let users = fake_users(&w.fake);
     assert_eq!((users.len(), users[SUB].name.as_str()), (1, NAME));
@@ -311,14 +310,7 @@ async fn an_ambiguous_hand_off_failure_is_retried_by_cognito_and_deduplicated(mo
     let (outcome, _) = confirm(&w.trigger).await;
     assert!(matches!(outcome, Ok(ConfirmationOutcome::HandedOff { .. })));
     assert_eq!(w.sqs.messages(SYNC).unwrap().len(), 1);
-    w.fake.set_faults(FaultConfig::none()).unwrap();
-    drain(
-        &w.sqs,
-        &EventSourceMapping::new(SYNC),
-        &w.idp_sync,
-        &Driver::default(),
-    )
-    .await;
+    w.heal_and_drain().await;
     assert_eq!(fake_users(&w.fake).len(), 1);
 }
 }
