@@ -318,6 +318,24 @@ async fn a_pending_deletion_is_cancelled_when_the_user_is_back(mode) {
 }
 
 /// `chime-sync` with a clean environment, pointed at moto and the fake.
+/// `chime-sync held release --count <count> --apply`, to the stack's ledger and sync queue.
+async fn held_release(stack: &Stack, count: &str) -> (Option<i32>, String, String) {
+    let args = [
+        "held",
+        "release",
+        "--ledger-table",
+        TABLE,
+        "--region",
+        "us-east-1",
+        "--sync-queue-url",
+        &stack.queues.queue_url,
+        "--count",
+        count,
+        "--apply",
+    ];
+    chime_sync(stack, &args).await
+}
+
 async fn chime_sync(stack: &Stack, args: &[&str]) -> (Option<i32>, String, String) {
     let mut command = cli();
     command
@@ -484,38 +502,14 @@ async fn the_feed_breaker_holds_deletions_and_a_release_applies_exactly_those() 
         chime_sync(&stack, &[&["held", "list"][..], &region].concat()).await;
     assert_eq!(code, Some(2), "{stdout}\n{stderr}");
     assert!(stdout.contains("7 deletions held"), "{stdout}");
-    let release = [
-        &["held", "release"][..],
-        &region,
-        &[
-            "--sync-queue-url",
-            &stack.queues.queue_url,
-            "--count",
-            "6",
-            "--apply",
-        ],
-    ]
-    .concat();
-    let (code, _, stderr) = chime_sync(&stack, &release).await;
+    let (code, _, stderr) = held_release(&stack, "6").await;
     assert_eq!(
         code,
         Some(1),
         "a count that does not cover them is refused: {stderr}"
     );
     assert!(stderr.contains("7 deletions are held"), "{stderr}");
-    let release = [
-        &["held", "release"][..],
-        &region,
-        &[
-            "--sync-queue-url",
-            &stack.queues.queue_url,
-            "--count",
-            "7",
-            "--apply",
-        ],
-    ]
-    .concat();
-    let (code, stdout, stderr) = chime_sync(&stack, &release).await;
+    let (code, stdout, stderr) = held_release(&stack, "7").await;
     assert_eq!(code, Some(2), "{stdout}\n{stderr}");
     drain(&stack.sqs, &stack.queues, &stack.idp).await;
     assert!(
