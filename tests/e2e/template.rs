@@ -343,6 +343,36 @@ fn of_type<'t>(t: &'t Json, ty: &str) -> Vec<(&'t String, &'t Json)> {
         .collect()
 }
 
+/// The template's only resource of type `ty`: its logical id and the resource.
+fn only_of_type<'t>(t: &'t Json, ty: &str) -> (&'t String, &'t Json) {
+    let found = of_type(t, ty);
+    assert_eq!(found.len(), 1, "exactly one {ty}");
+    found[0]
+}
+
+/// Each resource of type `ty` with its `Properties` evaluated.
+fn evaluated<'t>(t: &'t Json, ev: &Eval, ty: &str) -> Vec<(&'t String, Json)> {
+    of_type(t, ty)
+        .into_iter()
+        .map(|(id, r)| {
+            let p = ev.eval(&r["Properties"]);
+            (id, p.unwrap_or_else(|| panic!("{ty} {id}: Properties")))
+        })
+        .collect()
+}
+
+/// The user pool's ARN as the template names it: the stack's own pool, or (with parameters)
+/// the existing one they name.
+fn user_pool_arn(params: &[(&str, &str)]) -> String {
+    if params.is_empty() {
+        "${UserPool.Arn}".to_owned()
+    } else {
+        format!(
+            "arn:${{AWS::Partition}}:cognito-idp:${{AWS::Region}}:${{AWS::AccountId}}:userpool/{EXISTING_POOL}"
+        )
+    }
+}
+
 /// Logical id of the function whose `BuildProperties.Binary` is `binary`.
 fn function_id<'t>(t: &'t Json, binary: &str) -> &'t String {
     let found: Vec<_> = of_type(t, "AWS::Serverless::Function")
@@ -571,13 +601,7 @@ fn each_function_gets_exactly_the_actions_it_calls_on_its_own_resources() {
             "[{scenario}] idp-sync"
         );
 
-        let pool = if params.is_empty() {
-            "${UserPool.Arn}".to_owned()
-        } else {
-            format!(
-                "arn:${{AWS::Partition}}:cognito-idp:${{AWS::Region}}:${{AWS::AccountId}}:userpool/{EXISTING_POOL}"
-            )
-        };
+        let pool = user_pool_arn(&params);
         assert_eq!(
             grants(&t, &ev, RECONCILE),
             expect(&[
@@ -656,10 +680,8 @@ fn immediate_deletions_grant_delete_and_nothing_for_expirations() {
 fn reconcile_runs_on_a_schedule_until_done_and_its_breaker_alarms() {
     let t = load_template();
     let ev = Eval::new(&t, &[]);
-    let machines = of_type(&t, "AWS::Serverless::StateMachine");
-    assert_eq!(machines.len(), 1);
-    let machine = ev
-        .eval(&machines[0].1["Properties"])
+    let machine = &ev
+        .eval(&only_of_type(&t, "AWS::Serverless::StateMachine").1["Properties"])
         .expect("state machine");
     let arn = format!("${{{}.Arn}}", function_id(&t, RECONCILE));
     assert_eq!(
@@ -719,12 +741,9 @@ fn reconcile_runs_on_a_schedule_until_done_and_its_breaker_alarms() {
                 && m["MetricStat"]["Stat"] == "Sum"
         })
     };
-    let alarmed = of_type(&t, "AWS::CloudWatch::Alarm")
-        .into_iter()
-        .any(|(_, a)| {
-            let p = ev.eval(&a["Properties"]).expect("alarm");
-            watched(&p, RECONCILE) && watched(&p, IDP_SYNC) && p["Threshold"] == 1
-        });
+    let alarmed = evaluated(&t, &ev, "AWS::CloudWatch::Alarm")
+        .iter()
+        .any(|(_, p)| watched(p, RECONCILE) && watched(p, IDP_SYNC) && p["Threshold"] == 1);
     assert!(
         alarmed,
         "an alarm on both breakers' metric, as the code emits it"
@@ -990,10 +1009,9 @@ fn sync_queue_feeds_idp_sync_with_a_fifo_dead_letter_queue() {
         );
     }
 
-    let alarmed = of_type(&t, "AWS::CloudWatch::Alarm")
-        .into_iter()
-        .any(|(_, a)| {
-            let p = ev.eval(&a["Properties"]).expect("alarm");
+    let alarmed = evaluated(&t, &ev, "AWS::CloudWatch::Alarm")
+        .iter()
+        .any(|(_, p)| {
             p["Namespace"] == "AWS/SQS"
                 && p["MetricName"] == "ApproximateNumberOfMessagesVisible"
                 && p["Dimensions"].as_array().is_some_and(|d| {
@@ -1108,18 +1126,12 @@ fn cognito_may_invoke_the_triggers_only_from_one_user_pool() {
     let t = load_template();
     for (scenario, params, _) in scenarios() {
         let ev = Eval::new(&t, &params);
-        let pool = if params.is_empty() {
-            "${UserPool.Arn}".to_owned()
-        } else {
-            format!(
-                "arn:${{AWS::Partition}}:cognito-idp:${{AWS::Region}}:${{AWS::AccountId}}:userpool/{EXISTING_POOL}"
-            )
-        };
+        let pool = user_pool_arn(&params);
         for binary in [PRE_SIGNUP, POST_CONFIRMATION] {
             let id = function_id(&t, binary);
-            let perms: Vec<_> = of_type(&t, "AWS::Lambda::Permission")
+            let perms: Vec<_> = evaluated(&t, &ev, "AWS::Lambda::Permission")
                 .into_iter()
-                .map(|(_, p)| ev.eval(&p["Properties"]).expect("permission"))
+                .map(|(_, p)| p)
                 .filter(|p| {
                     p["FunctionName"] == json!(format!("${{{id}.Arn}}"))
                         || p["FunctionName"] == json!(format!("${{{id}}}"))
@@ -1463,18 +1475,18 @@ fn the_exchange_is_a_public_function_url_whose_token_is_the_auth() {
     let t = load_template();
     let ev = Eval::new(&t, &[]);
     let id = function_id(&t, CREDENTIAL_EXCHANGE);
-    let urls = of_type(&t, "AWS::Lambda::Url");
-    assert_eq!(urls.len(), 1);
-    let url = ev.eval(&urls[0].1["Properties"]).expect("Url");
+    let url = &ev
+        .eval(&only_of_type(&t, "AWS::Lambda::Url").1["Properties"])
+        .expect("Url");
     assert_eq!(url["TargetFunctionArn"], json!(format!("${{{id}.Arn}}")));
     assert_eq!(url["AuthType"], "NONE");
     assert!(
         url.get("Cors").is_none(),
         "the function answers CORS itself"
     );
-    let mut perms: Vec<(String, Json)> = of_type(&t, "AWS::Lambda::Permission")
+    let mut perms: Vec<(String, Json)> = evaluated(&t, &ev, "AWS::Lambda::Permission")
         .into_iter()
-        .map(|(_, p)| ev.eval(&p["Properties"]).expect("permission"))
+        .map(|(_, p)| p)
         .filter(|p| p["FunctionName"] == json!(format!("${{{id}.Arn}}")))
         .map(|p| (p["Action"].as_str().unwrap_or_default().to_owned(), p))
         .collect();
@@ -1585,9 +1597,9 @@ fn alarm_metrics(alarm: &Json) -> Vec<AlarmMetric> {
 fn alarms_watch_metrics_the_functions_publish() {
     let t = load_template();
     let ev = Eval::new(&t, &[]);
-    let alarms: Vec<(String, Json)> = of_type(&t, "AWS::CloudWatch::Alarm")
+    let alarms: Vec<(String, Json)> = evaluated(&t, &ev, "AWS::CloudWatch::Alarm")
         .into_iter()
-        .map(|(id, a)| (id.clone(), ev.eval(&a["Properties"]).expect("alarm")))
+        .map(|(id, p)| (id.clone(), p))
         .collect();
     let mut denied_alarmed = BTreeSet::new();
     let mut hand_off_rate = false;
@@ -1664,8 +1676,7 @@ fn alarms_watch_metrics_the_functions_publish() {
 
     // With a topic, every alarm notifies it, on alarm and back to OK.
     let ev = Eval::new(&t, &[("AlarmEmail", "ops@example.com")]);
-    for (id, a) in of_type(&t, "AWS::CloudWatch::Alarm") {
-        let p = ev.eval(&a["Properties"]).expect("alarm");
+    for (id, p) in evaluated(&t, &ev, "AWS::CloudWatch::Alarm") {
         assert_eq!(p["AlarmActions"], json!(["${AlarmTopic}"]), "{id}");
         assert_eq!(p["OKActions"], json!(["${AlarmTopic}"]), "{id}");
     }
@@ -1673,10 +1684,9 @@ fn alarms_watch_metrics_the_functions_publish() {
 
 /// The alarms that read exactly one metric: (id, the metric, the evaluated properties).
 fn single_metric_alarms(t: &Json, ev: &Eval) -> Vec<(String, AlarmMetric, Json)> {
-    of_type(t, "AWS::CloudWatch::Alarm")
+    evaluated(t, ev, "AWS::CloudWatch::Alarm")
         .into_iter()
-        .filter_map(|(id, a)| {
-            let p = ev.eval(&a["Properties"]).expect("alarm");
+        .filter_map(|(id, p)| {
             let mut metrics = alarm_metrics(&p);
             (metrics.len() == 1).then(|| (id.clone(), metrics.remove(0), p))
         })
@@ -1697,9 +1707,10 @@ fn a_failed_or_untrusted_reconcile_cycle_alarms() {
     let alarms = single_metric_alarms(&t, &ev);
     let reconcile = json!(format!("${{{}}}", function_id(&t, RECONCILE)));
     // AWS/States names a state machine by its ARN, which the Ref of a SAM state machine is.
-    let machines = of_type(&t, "AWS::Serverless::StateMachine");
-    assert_eq!(machines.len(), 1);
-    let machine = json!(format!("${{{}}}", machines[0].0));
+    let machine = json!(format!(
+        "${{{}}}",
+        only_of_type(&t, "AWS::Serverless::StateMachine").0
+    ));
     let expected: [(&str, &str, &str, &Json); 5] = [
         (
             NAMESPACE,
@@ -1854,10 +1865,9 @@ fn every_alarm_has_a_runbook_entry_and_the_docs_name_what_the_stack_has() {
 fn the_dashboard_shows_the_alarms_outcomes_latency_and_the_queues_age() {
     let t = load_template();
     let ev = Eval::new(&t, &[]);
-    let dashboards = of_type(&t, "AWS::CloudWatch::Dashboard");
-    assert_eq!(dashboards.len(), 1);
+    let dashboard = only_of_type(&t, "AWS::CloudWatch::Dashboard").1;
     let body = ev
-        .eval(&dashboards[0].1["Properties"]["DashboardBody"])
+        .eval(&dashboard["Properties"]["DashboardBody"])
         .expect("DashboardBody");
     let body: Json =
         serde_json::from_str(body.as_str().expect("a JSON string")).expect("DashboardBody is JSON");
