@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 use testkit::credentials::keys::{TestKey, jwks, unsigned};
 use testkit::events_dir;
 
+use crate::function_url::request;
+
 /// Annie Easley: a Cognito user (ID token).
 const ANNIE: &str = "4a7c1e9b-3d5f-4b2a-8c6e-0f1d3b5a7c92";
 /// Mary Jackson: a user of the generic OIDC provider.
@@ -27,24 +29,6 @@ fn the_embedded_jwks_publishes_the_keys_that_signed_the_samples() {
     assert_eq!(embedded, jwks(&[&TestKey::demo_rsa(), &TestKey::demo_ec()]));
 }
 
-fn event(method: &str, headers: Value, body: Option<&str>) -> Value {
-    json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": "/credentials", "rawQueryString": "",
-        "headers": headers, "isBase64Encoded": false, "body": body,
-        "requestContext": {
-            "accountId": "anonymous", "apiId": "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6",
-            "domainName": "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6.lambda-url.us-east-1.on.aws",
-            "domainPrefix": "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6",
-            "requestId": "3c1f2a7e-5b9d-4e8f-a6c2-1d0b9e8f7a65", "routeKey": "$default",
-            "stage": "$default", "time": "20/Nov/2026:10:00:00 +0000",
-            "timeEpoch": 1_795_168_800_000_i64,
-            "http": {"method": method, "path": "/credentials", "protocol": "HTTP/1.1",
-                     "sourceIp": "203.0.113.7",
-                     "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Chat/1.0"}
-        }
-    })
-}
-
 fn post(authorization: Option<String>) -> Value {
     let mut headers = json!({"content-type": "application/json", "origin": DEMO_ORIGIN,
                              "host": "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6.lambda-url.us-east-1.on.aws",
@@ -52,7 +36,7 @@ fn post(authorization: Option<String>) -> Value {
     if let Some(a) = authorization {
         headers["authorization"] = json!(a);
     }
-    event("POST", headers, Some("{}"))
+    request("POST", headers, Some("{}"))
 }
 
 fn cognito(sub: &str, extra: Value) -> Value {
@@ -89,7 +73,7 @@ fn regenerate_samples() {
         ("oidc-token-es256.json", post(bearer(ec.sign(&oidc(MARY, json!({})))))),
         (
             "preflight-allowed-origin.json",
-            event(
+            request(
                 "OPTIONS",
                 json!({"origin": DEMO_ORIGIN, "access-control-request-method": "POST",
                        "access-control-request-headers": "authorization,content-type"}),

@@ -13,6 +13,7 @@ mod credential_exchange;
 mod credential_samples;
 mod event_shapes;
 mod fault_run;
+mod function_url;
 mod https;
 mod ledger_moto;
 mod local_loop;

@@ -262,15 +262,11 @@ async fn credential_exchange_counts_issued_refused_and_denied() {
         )
     };
     let post = |token: String| {
-        json!({"version": "2.0", "routeKey": "$default", "rawPath": "/credentials",
-               "rawQueryString": "", "isBase64Encoded": false,
-               "headers": {"authorization": format!("Bearer {token}")},
-               "requestContext": {"accountId": "anonymous", "apiId": "abc",
-                   "domainName": "abc.lambda-url.us-east-1.on.aws", "domainPrefix": "abc",
-                   "requestId": "r-1", "routeKey": "$default", "stage": "$default",
-                   "time": "20/Nov/2026:10:00:00 +0000", "timeEpoch": 1_795_168_800_000_i64,
-                   "http": {"method": "POST", "path": "/credentials", "protocol": "HTTP/1.1",
-                            "sourceIp": "203.0.113.7", "userAgent": "test"}}})
+        crate::function_url::request(
+            "POST",
+            json!({"authorization": format!("Bearer {token}")}),
+            None,
+        )
     };
     let mut lines = Vec::new();
     let mut tokens = Vec::new();

@@ -414,21 +414,9 @@ async fn reconcile_logs_no_personal_data_at_trace() {
     assert_no_pii(&lambda, &reports);
 }
 
-/// A Function URL event (payload format 2.0) posting to `/credentials`.
+/// A Function URL event posting `body` to `/credentials`.
 fn credentials_request(headers: Value, body: &str) -> Value {
-    json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": "/credentials", "rawQueryString": "",
-        "headers": headers, "body": body, "isBase64Encoded": false,
-        "requestContext": {
-            "accountId": "anonymous", "apiId": "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6",
-            "domainName": "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6.lambda-url.us-east-1.on.aws",
-            "domainPrefix": "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6", "requestId": "req-pii",
-            "routeKey": "$default", "stage": "$default", "time": "20/Nov/2026:10:00:00 +0000",
-            "timeEpoch": 1_795_168_800_000_i64,
-            "http": {"method": "POST", "path": "/credentials", "protocol": "HTTP/1.1",
-                     "sourceIp": "203.0.113.7", "userAgent": "Mozilla/5.0"}
-        }
-    })
+    crate::function_url::request("POST", headers, Some(body))
 }
 
 /// The credential exchange at TRACE: tokens whose claims are full of personal

@@ -32,21 +32,9 @@ mod keys;
 const ROLE: &str = "arn:aws:iam::123456789012:role/chime-identity-sync-ChatUserRole-1AB2C3";
 const ORIGIN: &str = "https://chat.example.com";
 
-/// A Function URL event (payload format 2.0) for `method /credentials`.
+/// A Function URL event for `method /credentials` without a body.
 fn request(method: &str, headers: Value) -> Value {
-    json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": "/credentials", "rawQueryString": "",
-        "headers": headers, "isBase64Encoded": false,
-        "requestContext": {
-            "accountId": "anonymous", "apiId": "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6",
-            "domainName": "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6.lambda-url.us-east-1.on.aws",
-            "domainPrefix": "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6", "requestId": "req-1",
-            "routeKey": "$default", "stage": "$default", "time": "20/Nov/2026:10:00:00 +0000",
-            "timeEpoch": 1_795_168_800_000_i64,
-            "http": {"method": method, "path": "/credentials", "protocol": "HTTP/1.1",
-                     "sourceIp": "203.0.113.7", "userAgent": "Mozilla/5.0"}
-        }
-    })
+    crate::function_url::request(method, headers, None)
 }
 
 fn post(token: &str) -> Value {
