@@ -31,7 +31,8 @@ use testkit::emf;
 use testkit::in_both_missing_user_modes;
 use testkit::lambda::{Function, IDP_SYNC, Lambda, POST_CONFIRMATION, PRE_SIGNUP, RECONCILE};
 use testkit::moto::{
-    Moto, create_fifo_with_dlq, depth, hand_off_body, receive_n, string_attribute, system_attribute,
+    FifoQueues, Moto, create_fifo_with_dlq, depth, hand_off_body, receive_n, string_attribute,
+    system_attribute,
 };
 use testkit::process::ChildGuard;
 use testkit::runtime_api::Outcome;
@@ -72,6 +73,68 @@ fn users(fake: &FakeChimeHandle) -> Vec<(String, String, Option<String>)> {
 
 fn user(id: &str, name: &str, metadata: Option<&str>) -> (String, String, Option<String>) {
     (id.to_owned(), name.to_owned(), metadata.map(str::to_owned))
+}
+
+/// A user whose metadata names their department, as the samples give it.
+fn user_in(id: &str, name: &str, department: &str) -> (String, String, Option<String>) {
+    let metadata = json!({ "department": department }).to_string();
+    user(id, name, Some(&metadata))
+}
+
+/// A sync queue where nothing listens, for a test that never expects a hand-off.
+const UNREACHABLE_QUEUE: &str = "http://127.0.0.1:9/123456789012/identity-sync.fifo";
+/// A dead-letter queue where nothing listens, for a test that never expects a dead letter.
+const UNREACHABLE_DLQ: &str = "http://127.0.0.1:9/123456789012/identity-sync-dlq.fifo";
+
+/// The demo app instance and Chime at `chime_url`, then `own` and `extra`: a Chime-calling
+/// function's environment.
+fn with_chime<'a>(
+    chime_url: &'a str,
+    own: &[(&'a str, &'a str)],
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![
+        ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
+        ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", chime_url),
+    ];
+    env.extend_from_slice(own);
+    env.extend_from_slice(extra);
+    env
+}
+
+/// post-confirmation's environment: [`with_chime`], hand-offs to `queue_url`.
+fn post_confirmation_env<'a>(
+    chime_url: &'a str,
+    queue_url: &'a str,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let own = [
+        ("SYNC_QUEUE_URL", queue_url),
+        ("DISPLAY_NAME_ATTRIBUTES", DEMO_DISPLAY_NAME_ATTRIBUTES),
+    ];
+    with_chime(chime_url, &own, extra)
+}
+
+/// idp-sync's environment: [`with_chime`], deletions at once (grace deletions are tested in
+/// tests/e2e/reconcile.rs), dead letters to `dlq_url`.
+fn idp_sync_env<'a>(
+    chime_url: &'a str,
+    dlq_url: &'a str,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let own = [("DELETE_MODE", "immediate"), ("DLQ_URL", dlq_url)];
+    with_chime(chime_url, &own, extra)
+}
+
+/// moto with the sync queue and its DLQ (this visibility timeout), and the fake as Chime.
+async fn moto_queues_and_fake(
+    mode: MissingAnswer,
+    visibility_secs: u32,
+) -> (Moto, aws_sdk_sqs::Client, FifoQueues, FakeChimeHandle) {
+    let (moto, fake) = (Moto::start().await, fake(mode).await);
+    let sqs = moto.sqs();
+    let queues = create_fifo_with_dlq(&sqs, "identity-sync", visibility_secs, 5).await;
+    (moto, sqs, queues, fake)
 }
 
 /// Stop the function, then check its log: JSON lines, a decision line for
@@ -242,20 +305,14 @@ in_both_missing_user_modes! {
 /// report, and when Chime fails (503s) or hangs the user is handed to the
 /// sync queue, grouped and deduplicated by sub, well inside Cognito's 5 s.
 async fn post_confirmation_provisions_hands_off_and_reports_bad_events(mode) {
-    let (moto, fake) = (Moto::start().await, fake(mode).await);
-    let sqs = moto.sqs();
-    let queues = create_fifo_with_dlq(&sqs, "identity-sync", 30, 5).await;
-    let lambda = Lambda::start(
-        POST_CONFIRMATION,
-        &[
-            ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
-            ("SYNC_QUEUE_URL", &queues.queue_url),
-            ("DISPLAY_NAME_ATTRIBUTES", DEMO_DISPLAY_NAME_ATTRIBUTES),
-            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
-            ("AWS_ENDPOINT_URL_SQS", moto.endpoint_url()),
-        ],
-    )
-    .await;
+    let (moto, sqs, queues, fake) = moto_queues_and_fake(mode, 30).await;
+    let chime_url = fake.endpoint_url();
+    let env = post_confirmation_env(
+        &chime_url,
+        &queues.queue_url,
+        &[("AWS_ENDPOINT_URL_SQS", moto.endpoint_url())],
+    );
+    let lambda = Lambda::start(POST_CONFIRMATION, &env).await;
 
     let files = samples("post-confirmation");
     let mut decisions: Vec<(Option<String>, &str)> = Vec::new();
@@ -399,23 +456,18 @@ in_both_missing_user_modes! {
 /// other, in order of first appearance, so a scripted burst of 503s lands on
 /// Hedy's group (the fake has no per-user faults) and nowhere else.
 async fn idp_sync_answers_partial_batch_responses_and_dead_letters_poison(mode) {
-    let (moto, fake) = (Moto::start().await, fake(mode).await);
-    let sqs = moto.sqs();
-    let queues = create_fifo_with_dlq(&sqs, "identity-sync", 180, 5).await;
-    let lambda = Lambda::start(
-        IDP_SYNC,
+    let (moto, sqs, queues, fake) = moto_queues_and_fake(mode, 180).await;
+    let chime_url = fake.endpoint_url();
+    let env = idp_sync_env(
+        &chime_url,
+        &queues.dlq_url,
         &[
-            ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
-            // Deletions at once: grace deletions are tested in tests/e2e/reconcile.rs.
-            ("DELETE_MODE", "immediate"),
-            ("DLQ_URL", &queues.dlq_url),
             ("MAX_CONCURRENT_GROUPS", "1"),
             ("CHIME_MAX_ATTEMPTS", "4"),
-            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
             ("AWS_ENDPOINT_URL_SQS", moto.endpoint_url()),
         ],
-    )
-    .await;
+    );
+    let lambda = Lambda::start(IDP_SYNC, &env).await;
 
     // Not an SQS event: an error report, and the function keeps serving.
     let report = lambda
@@ -467,26 +519,10 @@ async fn idp_sync_answers_partial_batch_responses_and_dead_letters_poison(mode) 
         users(&fake),
         vec![
             user(DONALD, "Donald Knuth", Some(r#"{"team":"TAOCP"}"#)),
-            user(
-                ALAN,
-                "Alan Turing",
-                Some(r#"{"department":"Cryptanalysis"}"#)
-            ),
-            user(
-                MARGARET,
-                "Margaret Hamilton",
-                Some(r#"{"department":"Apollo Guidance"}"#)
-            ),
-            user(
-                GRACE,
-                "Grace Hopper",
-                Some(r#"{"department":"Engineering"}"#)
-            ),
-            user(
-                BARBARA,
-                "Barbara Liskov",
-                Some(r#"{"department":"Programming Methodology"}"#)
-            ),
+            user_in(ALAN, "Alan Turing", "Cryptanalysis"),
+            user_in(MARGARET, "Margaret Hamilton", "Apollo Guidance"),
+            user_in(GRACE, "Grace Hopper", "Engineering"),
+            user_in(BARBARA, "Barbara Liskov", "Programming Methodology"),
             user(KATHERINE, "Katherine Johnson", None),
         ]
     );
@@ -620,18 +656,9 @@ async fn a_denied_delete_is_reported_failed_and_the_user_stays(mode) {
         FaultConfig::none().deny([Operation::DeleteAppInstanceUser]),
     )
     .await;
-    let lambda = Lambda::start(
-        IDP_SYNC,
-        &[
-            ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
-            // Deletions at once: grace deletions are tested in tests/e2e/reconcile.rs.
-            ("DELETE_MODE", "immediate"),
-            // Never used: nothing here is dead-lettered.
-            ("DLQ_URL", "http://127.0.0.1:9/123456789012/identity-sync-dlq.fifo"),
-            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
-        ],
-    )
-    .await;
+    // Never used: nothing here is dead-lettered.
+    let chime_url = fake.endpoint_url();
+    let lambda = Lambda::start(IDP_SYNC, &idp_sync_env(&chime_url, UNREACHABLE_DLQ, &[])).await;
     let created = json!({"version": 1, "type": "user.created", "eventId": "e-1",
                          "user": {"sub": ADA, "displayName": "Ada Lovelace"}});
     let deleted = json!({"version": 1, "type": "user.deleted", "eventId": "e-2", "user": {"sub": ADA}});
@@ -695,21 +722,9 @@ async fn idp_sync_reports_unfinished_work_failed_before_the_deadline(mode) {
         timeout: Duration::from_secs(2),
         ..IDP_SYNC
     };
-    let lambda = Lambda::start(
-        short,
-        &[
-            ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
-            // Deletions at once: grace deletions are tested in tests/e2e/reconcile.rs.
-            ("DELETE_MODE", "immediate"),
-            // Never used: nothing here is dead-lettered.
-            (
-                "DLQ_URL",
-                "http://127.0.0.1:9/123456789012/identity-sync-dlq.fifo",
-            ),
-            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
-        ],
-    )
-    .await;
+    // Never used: nothing here is dead-lettered.
+    let chime_url = fake.endpoint_url();
+    let lambda = Lambda::start(short, &idp_sync_env(&chime_url, UNREACHABLE_DLQ, &[])).await;
     let event = read_event("idp-sync/standard-batch-created-updated-deleted.json");
     let ids: Vec<&str> = event["Records"]
         .as_array()
@@ -742,7 +757,7 @@ async fn idp_sync_reports_unfinished_work_failed_before_the_deadline(mode) {
 /// never asks for an event, and exits non-zero.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_configuration_is_reported_to_init_error() {
-    let queue = "http://127.0.0.1:9/123456789012/identity-sync.fifo";
+    let queue = UNREACHABLE_QUEUE;
     let cases = [
         (
             POST_CONFIRMATION,
@@ -948,20 +963,10 @@ in_both_missing_user_modes! {
 /// per process, however many invocations follow.
 async fn an_emulators_duration_deadline_is_ignored_with_one_warning(mode) {
     let fake = fake(mode).await;
-    let confirm = Lambda::start(
-        POST_CONFIRMATION,
-        &[
-            ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
-            // Nothing listens here: a hand-off would fail the invocation.
-            (
-                "SYNC_QUEUE_URL",
-                "http://127.0.0.1:9/123456789012/identity-sync.fifo",
-            ),
-            ("DISPLAY_NAME_ATTRIBUTES", DEMO_DISPLAY_NAME_ATTRIBUTES),
-            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
-        ],
-    )
-    .await;
+    // Nothing listens at the queue: a hand-off would fail the invocation.
+    let chime_url = fake.endpoint_url();
+    let env = post_confirmation_env(&chime_url, UNREACHABLE_QUEUE, &[]);
+    let confirm = Lambda::start(POST_CONFIRMATION, &env).await;
     confirm.api.send_deadline_header(EMULATOR_DEADLINE_MS);
     for relative in [
         "post-confirmation/confirm-sign-up-new-user.json",
@@ -987,20 +992,7 @@ async fn an_emulators_duration_deadline_is_ignored_with_one_warning(mode) {
         &[(Some(ADA), "created"), (Some(RADIA), "created")],
     );
 
-    let sync = Lambda::start(
-        IDP_SYNC,
-        &[
-            ("APP_INSTANCE_ARN", DEMO_APP_INSTANCE_ARN),
-            // Deletions at once: grace deletions are tested in tests/e2e/reconcile.rs.
-            ("DELETE_MODE", "immediate"),
-            (
-                "DLQ_URL",
-                "http://127.0.0.1:9/123456789012/identity-sync-dlq.fifo",
-            ),
-            ("AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY", &fake.endpoint_url()),
-        ],
-    )
-    .await;
+    let sync = Lambda::start(IDP_SYNC, &idp_sync_env(&chime_url, UNREACHABLE_DLQ, &[])).await;
     sync.api.send_deadline_header(EMULATOR_DEADLINE_MS);
     for relative in [
         "idp-sync/standard-batch-created-updated-deleted.json",
