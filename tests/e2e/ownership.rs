@@ -68,35 +68,21 @@ impl Stack {
         let fake = FakeChime::start(FakeConfig::new().with_missing_user(mode))
             .await
             .expect("Chime fake");
-        let reconcile = start(
-            RECONCILE,
-            stack_env(
-                &moto,
-                &fake,
-                &[
-                    ("USER_POOL_ID", pool.id.as_str()),
-                    ("SYNC_QUEUE_URL", queues.queue_url.as_str()),
-                ],
-            ),
-        )
-        .await;
-        let idp = start(
-            IDP_SYNC,
-            stack_env(
-                &moto,
-                &fake,
-                &[
-                    ("DLQ_URL", queues.dlq_url.as_str()),
-                    ("FEED_DELETE_LIMIT", "5"),
-                    ("FEED_DELETE_LIMIT_PERCENT", "0"),
-                    // One group at a time: moto undoes a cancelled transaction by restoring the
-                    // whole table as it was when that transaction began, which also undoes the
-                    // writes of a concurrent request (DynamoDB's own transactions do not).
-                    ("MAX_CONCURRENT_GROUPS", "1"),
-                ],
-            ),
-        )
-        .await;
+        let reconcile_env = [
+            ("USER_POOL_ID", pool.id.as_str()),
+            ("SYNC_QUEUE_URL", queues.queue_url.as_str()),
+        ];
+        let idp_env = [
+            ("DLQ_URL", queues.dlq_url.as_str()),
+            ("FEED_DELETE_LIMIT", "5"),
+            ("FEED_DELETE_LIMIT_PERCENT", "0"),
+            // One group at a time: moto undoes a cancelled transaction by restoring the
+            // whole table as it was when that transaction began, which also undoes the
+            // writes of a concurrent request (DynamoDB's own transactions do not).
+            ("MAX_CONCURRENT_GROUPS", "1"),
+        ];
+        let reconcile = start_with(&moto, &fake, RECONCILE, &reconcile_env).await;
+        let idp = start_with(&moto, &fake, IDP_SYNC, &idp_env).await;
         Stack {
             moto,
             sqs,
@@ -187,6 +173,16 @@ async fn start(function: Function, env: Vec<(String, String)>) -> Lambda {
     Lambda::start(function, &pairs).await
 }
 
+/// `function` started with the stack's environment and `extra`.
+async fn start_with(
+    moto: &Moto,
+    fake: &FakeChimeHandle,
+    function: Function,
+    extra: &[(&str, &str)],
+) -> Lambda {
+    start(function, stack_env(moto, fake, extra)).await
+}
+
 fn event(kind: &str, sub: &str, source: &str, at: &str, extra: Value) -> Value {
     let mut m = json!({"version": 1, "type": kind, "eventId": format!("{kind}-{sub}-{at}"),
                        "source": source, "occurredAt": at,
@@ -208,26 +204,19 @@ async fn sign_in_through_okta(stack: &Stack, sub: &str) {
     let sts = LocalSts::start().await;
     let issuers = json!({idp.issuer(): {"audiences": ["chat-web"], "key": "okta"}}).to_string();
     let sts_url = sts.endpoint_url();
-    let env = stack_env(
-        &stack.moto,
-        &stack.fake,
-        &[
-            ("TRUSTED_ISSUERS", issuers.as_str()),
-            ("CHAT_USER_ROLE_ARN", ROLE),
-            ("AWS_ENDPOINT_URL_STS", sts_url.as_str()),
-        ],
-    );
-    let exchange = start(CREDENTIAL_EXCHANGE, env).await;
+    let env = [
+        ("TRUSTED_ISSUERS", issuers.as_str()),
+        ("CHAT_USER_ROLE_ARN", ROLE),
+        ("AWS_ENDPOINT_URL_STS", sts_url.as_str()),
+    ];
+    let exchange = start_with(&stack.moto, &stack.fake, CREDENTIAL_EXCHANGE, &env).await;
     let token = key.sign(&json!({"iss": idp.issuer(), "aud": "chat-web", "sub": sub,
                                  "iat": now(), "exp": now() + 3600, "name": "Okta User"}));
-    let request = json!({"version": "2.0", "routeKey": "$default", "rawPath": "/credentials",
-        "rawQueryString": "", "headers": {"authorization": format!("Bearer {token}")},
-        "isBase64Encoded": false,
-        "requestContext": {"accountId": "anonymous", "apiId": "a", "domainName": "a.lambda-url.us-east-1.on.aws",
-            "domainPrefix": "a", "requestId": "r", "routeKey": "$default", "stage": "$default",
-            "time": "20/Nov/2026:10:00:00 +0000", "timeEpoch": 1_795_168_800_000_i64,
-            "http": {"method": "POST", "path": "/credentials", "protocol": "HTTP/1.1",
-                     "sourceIp": "203.0.113.7", "userAgent": "test"}}});
+    let request = crate::function_url::request(
+        "POST",
+        json!({"authorization": format!("Bearer {token}")}),
+        None,
+    );
     let answer = exchange.invoke(&request).await;
     assert_eq!(answer.response()["statusCode"], 200, "{}", exchange.log());
 }
@@ -376,9 +365,9 @@ async fn a_user_created_after_the_cycle_began_is_not_deleted(mode) {
         "request": {"userAttributes": {"sub": late, "name": "Late Comer",
                                        "cognito:user_status": "CONFIRMED"}},
         "response": {}});
-    let trigger = start(POST_CONFIRMATION, stack_env(&stack.moto, &stack.fake, &[
+    let trigger = start_with(&stack.moto, &stack.fake, POST_CONFIRMATION, &[
         ("SYNC_QUEUE_URL", stack.queues.queue_url.as_str()),
-    ])).await;
+    ]).await;
     assert_eq!(trigger.invoke(&confirm).await.response(), &confirm);
     assert_eq!(owner(&stack.ledger, late).await, Some(Source::pool()));
     let t = stack.cycle(2).await;
@@ -412,13 +401,11 @@ async fn a_redriven_old_deletion_is_refused_as_stale(mode) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_federated_first_sign_in_creates_the_chime_user() {
     let stack = Stack::start(chime_identity_fake::MissingAnswer::Forbidden, 1).await;
-    let trigger = start(
+    let trigger = start_with(
+        &stack.moto,
+        &stack.fake,
         POST_CONFIRMATION,
-        stack_env(
-            &stack.moto,
-            &stack.fake,
-            &[("SYNC_QUEUE_URL", stack.queues.queue_url.as_str())],
-        ),
+        &[("SYNC_QUEUE_URL", stack.queues.queue_url.as_str())],
     )
     .await;
     let sign_in = |sub: &str| {
