@@ -76,12 +76,7 @@ async fn send(sqs: &Client, url: &str, body: &str, group: &str, dedup: &str) -> 
         )
         .send()
         .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "SendMessage: {}",
-                aws_sdk_sqs::error::DisplayErrorContext(&e)
-            )
-        })
+        .unwrap_or_else(moto::sdk_panic("SendMessage"))
         .message_id
         .expect("SendMessage returns a MessageId")
 }
@@ -155,12 +150,7 @@ async fn delete(sqs: &Client, url: &str, messages: &[&Message]) {
         .set_entries(Some(entries))
         .send()
         .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "DeleteMessageBatch: {}",
-                aws_sdk_sqs::error::DisplayErrorContext(&e)
-            )
-        });
+        .unwrap_or_else(moto::sdk_panic("DeleteMessageBatch"));
     assert!(
         out.failed().is_empty(),
         "DeleteMessageBatch failures: {:?}",

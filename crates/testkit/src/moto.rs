@@ -233,16 +233,20 @@ pub async fn create_fifo(
     for (key, value) in attributes {
         request = request.attributes(key.clone(), value);
     }
-    let created = request.send().await.unwrap_or_else(|e| {
-        panic!(
-            "CreateQueue {name}: {}",
-            aws_sdk_sqs::error::DisplayErrorContext(&e)
-        )
-    });
+    let created = request
+        .send()
+        .await
+        .unwrap_or_else(sdk_panic(format!("CreateQueue {name}")));
     created
         .queue_url()
         .unwrap_or_else(|| panic!("CreateQueue {name} returned no QueueUrl"))
         .to_owned()
+}
+
+/// For `unwrap_or_else` on an SDK call: a panic naming the call, with the SDK's whole error
+/// chain (its `Display` alone says only "service error").
+pub fn sdk_panic<T, E: std::error::Error>(call: impl std::fmt::Display) -> impl FnOnce(E) -> T {
+    move |e| panic!("{call}: {}", aws_sdk_sqs::error::DisplayErrorContext(&e))
 }
 
 /// A queue's ARN (`GetQueueAttributes QueueArn`).
@@ -265,12 +269,7 @@ async fn queue_attributes(
         .set_attribute_names(Some(names.to_vec()))
         .send()
         .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "GetQueueAttributes {url}: {}",
-                aws_sdk_sqs::error::DisplayErrorContext(&e)
-            )
-        });
+        .unwrap_or_else(sdk_panic(format!("GetQueueAttributes {url}")));
     attributes.attributes().cloned().unwrap_or_default()
 }
 
@@ -287,12 +286,7 @@ pub async fn receive(sqs: &Client, url: &str, max: i32, wait_secs: i32) -> Vec<M
         .message_attribute_names("All")
         .send()
         .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "ReceiveMessage {url}: {}",
-                aws_sdk_sqs::error::DisplayErrorContext(&e)
-            )
-        })
+        .unwrap_or_else(sdk_panic(format!("ReceiveMessage {url}")))
         .messages
         .unwrap_or_default()
 }
