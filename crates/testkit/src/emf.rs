@@ -306,6 +306,14 @@ fn check_dimension_set(
     pairs
 }
 
+/// An EMF log line as text and its metrics; panics with the errors if it does not validate.
+fn validated(line: &Value) -> (String, Vec<Published>) {
+    let text = line.to_string();
+    let published =
+        validate(&text).unwrap_or_else(|errors| panic!("not valid EMF: {errors:#?}\n{text}"));
+    (text, published)
+}
+
 /// Every EMF line of a function's log but the refusal reasons'
 /// ([`reasons`]): each must validate, and its only dimension must be
 /// `FunctionName` = `function_name`. The lines' metrics, per line.
@@ -314,9 +322,7 @@ pub fn function_metrics(log_lines: &[Value], function_name: &str) -> Vec<Vec<Pub
         .iter()
         .filter(|l| is_emf(l) && l.get("Reason").is_none())
         .map(|line| {
-            let text = line.to_string();
-            let published = validate(&text)
-                .unwrap_or_else(|errors| panic!("not valid EMF: {errors:#?}\n{text}"));
+            let (text, published) = validated(line);
             for metric in &published {
                 for set in &metric.dimension_sets {
                     assert_eq!(
@@ -338,9 +344,7 @@ pub fn reasons(log_lines: &[Value], function_name: &str) -> Vec<String> {
         .iter()
         .filter(|l| is_emf(l) && l.get("Reason").is_some())
         .map(|line| {
-            let text = line.to_string();
-            let published = validate(&text)
-                .unwrap_or_else(|errors| panic!("not valid EMF: {errors:#?}\n{text}"));
+            let (text, published) = validated(line);
             let reason = line["Reason"].as_str().unwrap_or_default().to_owned();
             assert_eq!(published.len(), 1, "{text}");
             assert_eq!(published[0].name, "RefusedByReason", "{text}");
