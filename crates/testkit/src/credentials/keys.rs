@@ -58,9 +58,7 @@ impl TestKey {
     /// The fixed RSA key that signed the tokens in `events/credential-exchange/`.
     /// A demo key, published on purpose: never trust it anywhere.
     pub fn demo_rsa() -> Self {
-        let der = STANDARD
-            .decode(DEMO_RSA_PKCS8.concat())
-            .expect("demo RSA key is base64");
+        let der = demo_der(DEMO_RSA_PKCS8, "RSA");
         Self {
             kid: DEMO_RSA_KID.to_owned(),
             inner: Inner::Rsa(RsaKeyPair::from_pkcs8(&der).expect("demo RSA key is PKCS#8")),
@@ -69,9 +67,7 @@ impl TestKey {
 
     /// The fixed EC key of the samples, like [`TestKey::demo_rsa`].
     pub fn demo_ec() -> Self {
-        let der = STANDARD
-            .decode(DEMO_EC_PKCS8.concat())
-            .expect("demo EC key is base64");
+        let der = demo_der(DEMO_EC_PKCS8, "EC");
         Self {
             kid: DEMO_EC_KID.to_owned(),
             inner: Inner::Ec(
@@ -206,6 +202,13 @@ pub fn now() -> u64 {
 }
 
 // PKCS#8 of the demo keys, generated once for the samples (published on purpose).
+/// A demo key's PKCS#8 DER from its base64 `parts`; `kind` names it if they do not decode.
+fn demo_der(parts: &[&str], kind: &str) -> Vec<u8> {
+    STANDARD
+        .decode(parts.concat())
+        .unwrap_or_else(|e| panic!("demo {kind} key is not base64: {e}"))
+}
+
 const DEMO_RSA_PKCS8: &[&str] = &[
     "MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQC1w2lEhjiYDXfCOn7lNbqc4u9cPGJHym87KT5b",
     "FaTGOBGRGfE53+Serc4+cCcD6Tix8TY484SLE6EPdIi/wi68IORyHz1K0QcC0rxjcJm/YmKLtztp7ciXsaN++941",
