@@ -120,14 +120,20 @@ fn pre_signup_counts_decisions_and_nothing_personal() {
     assert!(emf::values(&m, "ChimeCallLatency").is_empty());
 }
 
-#[tokio::test(start_paused = true)]
-async fn post_confirmation_counts_creations_hand_offs_and_denials() {
+/// The test app instance's directory, a queue and a ledger, all in memory.
+fn in_memory() -> (InMemoryDirectory, InMemoryQueue, InMemoryLedger) {
     let arn = AppInstanceArn::parse(ARN).unwrap();
-    let deps = PostConfirmation::new(
+    (
         InMemoryDirectory::new(arn),
         InMemoryQueue::new(),
         InMemoryLedger::new(),
-    );
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn post_confirmation_counts_creations_hand_offs_and_denials() {
+    let (directory, queue, ledger) = in_memory();
+    let deps = PostConfirmation::new(directory, queue, ledger);
     deps.directory.set_latency(Duration::from_millis(25));
     let confirm = |sub| cognito("PostConfirmation_ConfirmSignUp", attributes(Some(sub)));
     let mut lines = Vec::new();
@@ -180,12 +186,8 @@ async fn post_confirmation_counts_creations_hand_offs_and_denials() {
 
 #[tokio::test]
 async fn idp_sync_counts_one_decision_per_message() {
-    let arn = AppInstanceArn::parse(ARN).unwrap();
-    let deps = IdpSync::new(
-        InMemoryDirectory::new(arn),
-        InMemoryQueue::new(),
-        InMemoryLedger::new(),
-    );
+    let (directory, queue, ledger) = in_memory();
+    let deps = IdpSync::new(directory, queue, ledger);
     let message = |kind: &str, sub: &str| {
         json!({"version": 1, "type": kind, "eventId": format!("e-{kind}"),
                "user": {"sub": sub, "displayName": PII[10],
