@@ -53,23 +53,25 @@ async fn a_server_the_roots_do_not_trust_is_refused() {
     let (ca, key) = (TestCa::generate().unwrap(), TestKey::ec("ec"));
     let idp = LocalIdp::start_tls(jwks(&[&key]), &ca).await;
     // Mozilla's roots: the throw-away CA is not among them.
-    let source = HttpsJwksSource::new(
-        rustls_client_config(&TrustRoots::Compiled, RootSet::Web).unwrap(),
-        Duration::from_secs(10),
-    );
+    let source = web_source();
     let err = source.get_json(&idp.jwks_uri()).await.unwrap_err();
     assert!(err.reason.to_lowercase().contains("certificate"), "{err}");
     assert_eq!(idp.jwks_fetches(), 0, "no request reached the server");
+}
+
+/// A JWKS source trusting the compiled-in web roots, with a 10 s timeout.
+fn web_source() -> HttpsJwksSource {
+    HttpsJwksSource::new(
+        rustls_client_config(&TrustRoots::Compiled, RootSet::Web).unwrap(),
+        Duration::from_secs(10),
+    )
 }
 
 #[tokio::test]
 async fn unreachable_missing_and_non_json_documents_are_errors() {
     let key = TestKey::ec("ec");
     let idp = LocalIdp::start(jwks(&[&key])).await;
-    let source = HttpsJwksSource::new(
-        rustls_client_config(&TrustRoots::Compiled, RootSet::Web).unwrap(),
-        Duration::from_secs(10),
-    );
+    let source = web_source();
     let missing = source
         .get_json(&format!("{}/nope", idp.issuer()))
         .await
@@ -87,10 +89,7 @@ async fn unreachable_missing_and_non_json_documents_are_errors() {
 async fn the_jwks_answer_carries_its_cache_control_max_age() {
     let key = TestKey::ec("ec");
     let idp = LocalIdp::start(jwks(&[&key])).await;
-    let source = HttpsJwksSource::new(
-        rustls_client_config(&TrustRoots::Compiled, RootSet::Web).unwrap(),
-        Duration::from_secs(10),
-    );
+    let source = web_source();
     let cases = [
         (Some("public, max-age=600, must-revalidate"), Some(600)),
         (Some("max-age=86400"), Some(86_400)),
