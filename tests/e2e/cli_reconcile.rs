@@ -242,6 +242,23 @@ async fn reconcile_piped(fake: &FakeChimeHandle, args: &[&str]) -> (Option<i32>,
     (status.code(), process.stdout())
 }
 
+/// [`reconcile`], its run shown on stderr as `$ chime-sync reconcile … <shown>`, the tail
+/// of its output, and its exit status, which must be `exit`; its stdout and stderr.
+async fn reconcile_shown(
+    fake: &FakeChimeHandle,
+    args: &[&str],
+    shown: &str,
+    exit: i32,
+) -> (String, String) {
+    let (code, stdout, stderr) = reconcile(fake, args).await;
+    eprintln!(
+        "$ chime-sync reconcile … {shown}\n{}\n{stderr}exit {code:?}",
+        tail(&stdout, 4)
+    );
+    assert_eq!(code, Some(exit), "{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
 fn user_lines(range: std::ops::Range<u32>) -> String {
     range
         .map(|n| json!({"sub": sub(n), "displayName": format!("User {n}")}).to_string())
@@ -272,12 +289,8 @@ async fn the_breaker_counts_every_deletion_and_its_release_works_the_first_time(
         "--unowned",
         "feed",
     ];
-    let (code, stdout, stderr) = reconcile(&fake, &review).await;
-    eprintln!(
-        "$ chime-sync reconcile … --users half.jsonl --delete-missing\n{}\n{stderr}exit {code:?}",
-        tail(&stdout, 4)
-    );
-    assert_eq!(code, Some(3), "{stdout}\n{stderr}");
+    let (stdout, stderr) =
+        reconcile_shown(&fake, &review, "--users half.jsonl --delete-missing", 3).await;
     assert!(
         stderr.contains("1000 deletions planned, at most 100 allowed"),
         "{stderr}"
@@ -316,12 +329,7 @@ async fn the_breaker_counts_every_deletion_and_its_release_works_the_first_time(
     );
 
     let release = [&review[..], &["--apply", "--allow-deletes", "1000"]].concat();
-    let (code, stdout, stderr) = reconcile(&fake, &release).await;
-    eprintln!(
-        "$ chime-sync reconcile … --apply --allow-deletes 1000\n{}\n{stderr}exit {code:?}",
-        tail(&stdout, 4)
-    );
-    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    let (stdout, _) = reconcile_shown(&fake, &release, "--apply --allow-deletes 1000", 2).await;
     assert!(
         stdout.contains("Applied 1000 changes: 1000 deletion-scheduled."),
         "{stdout}"
