@@ -540,13 +540,18 @@ mod tests {
         );
     }
 
+    /// A profile of the user `SUB` with this name and no metadata.
+    fn named(name: &str) -> UserProfile {
+        UserProfile {
+            id: UserId::parse(SUB).unwrap(),
+            name: DisplayName::parse(name).unwrap(),
+            metadata: None,
+        }
+    }
+
     #[test]
     fn hand_off_message_round_trips_through_the_parser() {
-        let profile = UserProfile {
-            id: UserId::parse(SUB).unwrap(),
-            name: DisplayName::parse("Ada").unwrap(),
-            metadata: None,
-        };
+        let profile = named("Ada");
         let origin = Origin::from(Source::pool(), Some(At(0)));
         let text = provision_message(&profile, "signup-x", &origin);
         let m = parse_body(&text).unwrap();
@@ -590,11 +595,7 @@ mod tests {
     fn hand_off_message_is_a_body_sqs_accepts() {
         // Found by tests/fuzz.rs: a name with U+FFFE went into the body raw,
         // and SQS refuses such a body, so the hand-off could never succeed.
-        let profile = UserProfile {
-            id: UserId::parse(SUB).unwrap(),
-            name: DisplayName::parse("a\u{fffe}b\u{ffff}").unwrap(),
-            metadata: None,
-        };
+        let profile = named("a\u{fffe}b\u{ffff}");
         let text = provision_message(&profile, "e", &Origin::from(Source::pool(), None));
         assert!(text.chars().all(crate::queue::is_sqs_char), "{text:?}");
         assert_eq!(

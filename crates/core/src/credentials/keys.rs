@@ -394,6 +394,14 @@ mod tests {
     }
 
     /// A source publishing discovery and a JWKS of `kids`.
+    /// A cache that fetched `k1` from `source`, which is then down.
+    async fn holding_k1_then_down(source: &StaticJwks) -> (KeyCache<&StaticJwks>, TrustedIssuer) {
+        let (cache, issuer) = (KeyCache::new(source), issuer(false));
+        cache.key(&issuer, "k1").await.unwrap();
+        source.set_down(true);
+        (cache, issuer)
+    }
+
     fn publishing(kids: &[&str]) -> StaticJwks {
         let source = StaticJwks::new();
         source.set(DISCOVERY, json!({"issuer": ISSUER, "jwks_uri": JWKS}));
@@ -493,8 +501,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_unknown_kid_refetches_at_most_once_a_minute() {
         let source = publishing(&["old"]);
-        let cache = KeyCache::new(&source);
-        let issuer = issuer(false);
+        let (cache, issuer) = (KeyCache::new(&source), issuer(false));
         cache.key(&issuer, "old").await.unwrap();
         // Rotation: the IdP now publishes "new"; a token with "new" refetches once.
         source.set(JWKS, jwks(&["old", "new"]));
@@ -616,9 +623,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn expired_keys_serve_until_24_h_after_the_last_fetch_while_refetches_fail() {
         let source = publishing(&["k1"]);
-        let (cache, issuer) = (KeyCache::new(&source), issuer(false));
-        cache.key(&issuer, "k1").await.unwrap();
-        source.set_down(true);
+        let (cache, issuer) = holding_k1_then_down(&source).await;
         advance(3_600).await;
         assert!(cache.key(&issuer, "k1").await.is_ok(), "expired, kept");
         assert_eq!(source.fetches(JWKS), 2);
@@ -644,10 +649,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_failed_unknown_kid_refetch_keeps_the_cached_keys() {
         let source = publishing(&["k1"]);
-        let cache = KeyCache::new(&source);
-        let issuer = issuer(false);
-        cache.key(&issuer, "k1").await.unwrap();
-        source.set_down(true);
+        let (cache, issuer) = holding_k1_then_down(&source).await;
         advance(61).await;
         unavailable(cache.key(&issuer, "k2").await);
         assert!(cache.key(&issuer, "k1").await.is_ok());

@@ -199,21 +199,13 @@ mod tests {
 
     #[test]
     fn throttling_and_outages_are_retryable_denials_are_not() {
-        assert_eq!(
-            IssueError::Throttled("x".into()).class(),
-            ErrorClass::Retryable
-        );
-        assert_eq!(
-            IssueError::Unavailable("x".into()).class(),
-            ErrorClass::Retryable
-        );
-        assert_eq!(
-            IssueError::Denied("x".into()).class(),
-            ErrorClass::Permanent
-        );
-        assert_eq!(
-            IssueError::Rejected("x".into()).class(),
-            ErrorClass::Permanent
-        );
+        for (error, class) in [
+            (IssueError::Throttled("x".into()), ErrorClass::Retryable),
+            (IssueError::Unavailable("x".into()), ErrorClass::Retryable),
+            (IssueError::Denied("x".into()), ErrorClass::Permanent),
+            (IssueError::Rejected("x".into()), ErrorClass::Permanent),
+        ] {
+            assert_eq!(error.class(), class, "{error:?}");
+        }
     }
 }

@@ -521,15 +521,20 @@ mod tests {
         }
     }
 
+    /// A `ConfirmForgotPassword` trigger for the user `SUB` named `name`.
+    fn forgot_password(name: &str) -> Value {
+        event(
+            "PostConfirmation_ConfirmForgotPassword",
+            json!({"sub": SUB, "name": name}),
+        )
+    }
+
     #[tokio::test]
     async fn forgot_password_heals_a_missing_user_directly_whatever_chime_answers() {
         for missing in MissingAnswer::BOTH {
             let d = deps();
             d.directory.set_missing_answer(missing);
-            let e = event(
-                "PostConfirmation_ConfirmForgotPassword",
-                json!({"sub": SUB, "name": "Ada"}),
-            );
+            let e = forgot_password("Ada");
             let (_, outcome) = handle(e, &d, None).await.unwrap();
             assert_eq!(
                 outcome,
@@ -543,16 +548,10 @@ mod tests {
     #[tokio::test]
     async fn forgot_password_heals_a_missing_user_and_leaves_an_existing_one() {
         let d = deps();
-        let e = event(
-            "PostConfirmation_ConfirmForgotPassword",
-            json!({"sub": SUB, "name": "Ada"}),
-        );
+        let e = forgot_password("Ada");
         let (_, outcome) = handle(e.clone(), &d, None).await.unwrap();
         assert_eq!(outcome, ConfirmationOutcome::Provisioned(Applied::Created));
-        let renamed = event(
-            "PostConfirmation_ConfirmForgotPassword",
-            json!({"sub": SUB, "name": "Other"}),
-        );
+        let renamed = forgot_password("Other");
         let (_, outcome) = handle(renamed, &d, None).await.unwrap();
         assert_eq!(
             outcome,

@@ -121,22 +121,11 @@ async fn an_explicit_deletion_deletes_a_user_another_source_owns() {
 async fn a_user_created_again_after_its_deletion_belongs_to_its_new_creator() {
     let (d, l) = (directory(MissingAnswer::NotFound), InMemoryLedger::new());
     let id = UserId::parse(&sub(1)).unwrap();
-    apply(
-        &d,
-        &l,
-        &rules(),
-        &message("user.created", 1, "issuer:okta", Some(T1), json!({})),
-    )
-    .await
-    .unwrap();
-    apply(
-        &d,
-        &l,
-        &rules(),
-        &message("user.deleted", 1, "feed", Some(T1), json!({})),
-    )
-    .await
-    .unwrap();
+    let created = message("user.created", 1, "issuer:okta", Some(T1), json!({}));
+    let deleted = message("user.deleted", 1, "feed", Some(T1), json!({}));
+    for m in [&created, &deleted] {
+        apply(&d, &l, &rules(), m).await.unwrap();
+    }
     assert_eq!(
         l.get(&id).unwrap().owner,
         Some(Source::issuer("okta").unwrap())
