@@ -957,7 +957,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use testkit::env_lookup as bare;
 
     use super::*;
 
@@ -967,23 +967,9 @@ mod tests {
 
     /// The variables `pairs` set; `LEDGER_TABLE` is `ledger` unless they
     /// set it (the tests of the other settings), [`bare`] without it.
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let mut map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        map.entry(LEDGER_TABLE.to_owned())
-            .or_insert_with(|| "ledger".to_owned());
-        move |name| map.get(name).cloned()
-    }
-
-    /// `pairs` and nothing else.
-    fn bare(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |name| map.get(name).cloned()
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let set = bare(pairs);
+        move |name| set(name).or_else(|| (name == LEDGER_TABLE).then(|| "ledger".to_owned()))
     }
 
     #[test]

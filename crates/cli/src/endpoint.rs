@@ -125,9 +125,8 @@ pub async fn resolve(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use aws_types::service_config::LoadServiceConfig;
+    use testkit::env_lookup as env;
 
     use super::*;
 
@@ -151,14 +150,6 @@ mod tests {
             builder = builder.endpoint_url(url);
         }
         builder.build()
-    }
-
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |name| map.get(name).cloned()
     }
 
     const FAKE: &str = "http://127.0.0.1:4566";
