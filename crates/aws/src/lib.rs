@@ -208,30 +208,23 @@ fn static_credentials(lookup: impl Fn(&str) -> Option<String>) -> Option<Credent
 #[cfg(test)]
 mod tests {
     use aws_sdk_sts::config::ProvideCredentials;
+    use testkit::env_lookup as env;
 
     use super::*;
 
-    fn env(vars: &[(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        let vars = vars.to_vec();
-        move |name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        }
+    /// The Lambda SDK configuration these variables make, with no extra roots.
+    fn lambda_config(vars: &[(&str, &str)]) -> SdkConfig {
+        let roots = TrustRoots::from_lookup(|_| None).unwrap();
+        lambda_sdk_config_from(&roots, env(vars)).unwrap()
     }
 
     #[tokio::test]
     async fn lambda_credentials_are_read_once_and_stalled_stream_protection_is_off() {
-        let roots = TrustRoots::from_lookup(|_| None).unwrap();
-        let sdk = lambda_sdk_config_from(
-            &roots,
-            env(&[
-                ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
-                ("AWS_SECRET_ACCESS_KEY", "secret"),
-                ("AWS_SESSION_TOKEN", "token"),
-            ]),
-        )
-        .unwrap();
+        let sdk = lambda_config(&[
+            ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", "token"),
+        ]);
         let provider = sdk.credentials_provider().unwrap();
         let credentials = provider.provide_credentials().await.unwrap();
         assert_eq!(credentials.access_key_id(), "ASIAEXAMPLE");
@@ -263,22 +256,17 @@ mod tests {
 
     #[test]
     fn region_endpoints_and_flags_come_from_the_environment() {
-        let roots = TrustRoots::from_lookup(|_| None).unwrap();
-        let sdk = lambda_sdk_config_from(
-            &roots,
-            env(&[
-                ("AWS_REGION", "eu-west-1"),
-                ("AWS_DEFAULT_REGION", "us-east-1"),
-                ("AWS_ENDPOINT_URL", "https://everything.example"),
-                (
-                    "AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY",
-                    "https://chime.example:8443",
-                ),
-                ("AWS_USE_FIPS_ENDPOINT", "true"),
-                ("AWS_USE_DUALSTACK_ENDPOINT", "false"),
-            ]),
-        )
-        .unwrap();
+        let sdk = lambda_config(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", "https://everything.example"),
+            (
+                "AWS_ENDPOINT_URL_CHIME_SDK_IDENTITY",
+                "https://chime.example:8443",
+            ),
+            ("AWS_USE_FIPS_ENDPOINT", "true"),
+            ("AWS_USE_DUALSTACK_ENDPOINT", "false"),
+        ]);
         assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-1"));
         assert_eq!(sdk.use_fips(), Some(true));
         assert_eq!(sdk.use_dual_stack(), Some(false));
@@ -296,9 +284,7 @@ mod tests {
 
     #[test]
     fn endpoint_overrides_are_optional_and_can_be_ignored() {
-        let roots = TrustRoots::from_lookup(|_| None).unwrap();
-        let defaults =
-            lambda_sdk_config_from(&roots, env(&[("AWS_DEFAULT_REGION", "us-east-1")])).unwrap();
+        let defaults = lambda_config(&[("AWS_DEFAULT_REGION", "us-east-1")]);
         assert_eq!(defaults.region().map(|r| r.as_ref()), Some("us-east-1"));
         assert_eq!(
             (defaults.use_fips(), defaults.use_dual_stack()),
@@ -307,15 +293,11 @@ mod tests {
         let (chime, sqs) = chime_and_sqs(&defaults);
         assert_eq!((chime, sqs), (None, None));
 
-        let ignored = lambda_sdk_config_from(
-            &roots,
-            env(&[
-                ("AWS_ENDPOINT_URL", "https://everything.example"),
-                ("AWS_ENDPOINT_URL_SQS", "https://sqs.example"),
-                ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "TRUE"),
-            ]),
-        )
-        .unwrap();
+        let ignored = lambda_config(&[
+            ("AWS_ENDPOINT_URL", "https://everything.example"),
+            ("AWS_ENDPOINT_URL_SQS", "https://sqs.example"),
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "TRUE"),
+        ]);
         assert_eq!(ignored.region(), None);
         let (chime, sqs) = chime_and_sqs(&ignored);
         assert_eq!((chime, sqs), (None, None));
@@ -323,8 +305,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_credentials_the_first_call_fails_as_not_loaded() {
-        let roots = TrustRoots::from_lookup(|_| None).unwrap();
-        let sdk = lambda_sdk_config_from(&roots, env(&[("AWS_REGION", "eu-west-1")])).unwrap();
+        let sdk = lambda_config(&[("AWS_REGION", "eu-west-1")]);
         let error = sdk
             .credentials_provider()
             .unwrap()
