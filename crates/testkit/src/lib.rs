@@ -105,14 +105,15 @@ pub const PII: [&str; 14] = [
     "alice.wrongtype@example.com",
 ];
 
-/// An environment of `pairs` and nothing else, for the `from_lookup` constructors under test.
+/// An environment of `pairs` and nothing else (a name set twice has its last value), for the
+/// `from_lookup` constructors under test.
 pub fn env_lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
     let pairs: Vec<(String, String)> = pairs
         .iter()
         .map(|&(name, value)| (name.to_owned(), value.to_owned()))
         .collect();
     move |wanted| {
-        let found = pairs.iter().find(|(name, _)| name == wanted);
+        let found = pairs.iter().rev().find(|(name, _)| name == wanted);
         found.map(|(_, value)| value.clone())
     }
 }
