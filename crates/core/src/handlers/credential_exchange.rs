@@ -824,24 +824,35 @@ mod tests {
         deps: Deps,
     }
 
-    fn world() -> World {
-        let (rsa, ec) = (TestKey::rsa("rsa-1"), TestKey::ec("ec-1"));
+    /// The OIDC issuer's discovery document and keys (RSA and EC), and the pool's (RSA).
+    fn publishing(rsa: &TestKey, ec: &TestKey) -> StaticJwks {
         let jwks = StaticJwks::new();
         jwks.set(
             &format!("{ISSUER}/.well-known/openid-configuration"),
             json!({"issuer": ISSUER, "jwks_uri": JWKS}),
         );
-        jwks.set(JWKS, keys::jwks(&[&rsa, &ec]));
-        jwks.set(COGNITO_JWKS, keys::jwks(&[&rsa]));
-        let issuers = TrustedIssuers::parse(
+        jwks.set(JWKS, keys::jwks(&[rsa, ec]));
+        jwks.set(COGNITO_JWKS, keys::jwks(&[rsa]));
+        jwks
+    }
+
+    /// The OIDC issuer with these settings, and the Cognito pool.
+    fn issuers(okta: Value) -> TrustedIssuers {
+        TrustedIssuers::parse(
             &json!({
-                ISSUER: {"audiences": ["chat-app"], "key": "okta"},
+                ISSUER: okta,
                 COGNITO: {"audiences": ["client-1"], "tokenUse": "id", "jwksUri": COGNITO_JWKS,
                           "source": "pool"},
             })
             .to_string(),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    fn world() -> World {
+        let (rsa, ec) = (TestKey::rsa("rsa-1"), TestKey::ec("ec-1"));
+        let jwks = publishing(&rsa, &ec);
+        let issuers = issuers(json!({"audiences": ["chat-app"], "key": "okta"}));
         let directory = InMemoryDirectory::new(AppInstanceArn::parse(ARN).unwrap());
         let mut deps = CredentialExchange::new(
             directory,
@@ -950,6 +961,11 @@ mod tests {
         for part in token_text.split(['.', ' ', '"']).filter(|p| p.len() > 20) {
             assert!(!body.contains(part), "{code}: body echoes the token");
         }
+    }
+
+    /// [`refused`] for a POST of a token of [`claims`] with `extra`, signed by the RSA key.
+    async fn refused_claims(w: &World, extra: Value, status: i64, code: &str, says: &str) {
+        refused(w, post(&w.rsa.sign(&claims(extra))), status, code, says).await;
     }
 
     /// [`refused`] for each `(event, status, code, message fragment)`.
@@ -1085,22 +1101,15 @@ mod tests {
             "issuer",
         )
         .await;
-        refused(
+        refused_claims(
             &w,
-            post(&w.rsa.sign(&claims(json!({"aud": "another-app"})))),
+            json!({"aud": "another-app"}),
             401,
             "wrong_audience",
             "aud",
         )
         .await;
-        refused(
-            &w,
-            post(&w.rsa.sign(&claims(json!({"iss": null})))),
-            401,
-            "missing_claim",
-            "iss",
-        )
-        .await;
+        refused_claims(&w, json!({"iss": null}), 401, "missing_claim", "iss").await;
     }
 
     #[tokio::test]
@@ -1136,14 +1145,7 @@ mod tests {
     /// A fresh world (no STS requests yet) trusting the same keys.
     fn world_sharing(w: &World) -> World {
         let mut fresh = world();
-        let jwks = StaticJwks::new();
-        jwks.set(
-            &format!("{ISSUER}/.well-known/openid-configuration"),
-            json!({"issuer": ISSUER, "jwks_uri": JWKS}),
-        );
-        jwks.set(JWKS, keys::jwks(&[&w.rsa, &w.ec]));
-        jwks.set(COGNITO_JWKS, keys::jwks(&[&w.rsa]));
-        fresh.deps.keys = KeyCache::new(jwks);
+        fresh.deps.keys = KeyCache::new(publishing(&w.rsa, &w.ec));
         fresh
     }
 
@@ -1151,48 +1153,24 @@ mod tests {
     async fn forged_algorithms_are_refused() {
         let w = world();
         let c = claims(json!({}));
-        refused(
-            &w,
-            post(&unsigned(&c, "rsa-1")),
-            401,
-            "algorithm_not_allowed",
-            "not allowed",
-        )
-        .await;
+        // (token, message fragment): each refused as algorithm_not_allowed.
+        let mut forged = vec![(unsigned(&c, "rsa-1"), "not allowed")];
         // Alg confusion: HS256 with the RSA public key as the HMAC secret.
         for secret in [w.rsa.public_key_der(), w.rsa.jwk().to_string().into_bytes()] {
-            refused(
-                &w,
-                post(&hs256(&c, "rsa-1", &secret)),
-                401,
-                "algorithm_not_allowed",
-                "not allowed",
-            )
-            .await;
+            forged.push((hs256(&c, "rsa-1", &secret), "not allowed"));
         }
         // The header may not pick another algorithm than the key's.
         let rs384 = w
             .rsa
             .sign_with_header(&json!({"alg": "RS384", "kid": "rsa-1"}), &c);
-        refused(
-            &w,
-            post(&rs384),
-            401,
-            "algorithm_not_allowed",
-            "issuer's key",
-        )
-        .await;
+        forged.push((rs384, "issuer's key"));
         let cross = w
             .rsa
             .sign_with_header(&json!({"alg": "RS256", "kid": "ec-1"}), &c);
-        refused(
-            &w,
-            post(&cross),
-            401,
-            "algorithm_not_allowed",
-            "not allowed",
-        )
-        .await;
+        forged.push((cross, "not allowed"));
+        for (token, says) in forged {
+            refused(&w, post(&token), 401, "algorithm_not_allowed", says).await;
+        }
     }
 
     #[tokio::test]
@@ -1209,32 +1187,14 @@ mod tests {
         // refetch waits for the minute to pass (tested with paused time in keys.rs).
         let stranger = TestKey::rsa("rsa-unknown");
         let fresh = world_sharing(&w);
-        refused(
-            &fresh,
-            post(&stranger.sign(&claims(json!({})))),
-            401,
-            "unknown_key",
-            "kid",
-        )
-        .await;
-        assert_eq!(
-            fresh.deps.keys.source().fetches(JWKS),
-            1,
-            "cold cache: one fetch, no retry"
-        );
-        refused(
-            &fresh,
-            post(&stranger.sign(&claims(json!({})))),
-            401,
-            "unknown_key",
-            "kid",
-        )
-        .await;
-        assert_eq!(
-            fresh.deps.keys.source().fetches(JWKS),
-            1,
-            "within the minute: no refetch"
-        );
+        for after in [
+            "cold cache: one fetch, no retry",
+            "within the minute: no refetch",
+        ] {
+            let token = stranger.sign(&claims(json!({})));
+            refused(&fresh, post(&token), 401, "unknown_key", "kid").await;
+            assert_eq!(fresh.deps.keys.source().fetches(JWKS), 1, "{after}");
+        }
     }
 
     #[tokio::test]
@@ -1344,14 +1304,7 @@ mod tests {
     async fn jwks_down_is_503_not_401() {
         let w = world();
         w.deps.keys.source().set_down(true);
-        refused(
-            &w,
-            post(&w.rsa.sign(&claims(json!({})))),
-            503,
-            "jwks_unavailable",
-            "retry",
-        )
-        .await;
+        refused_claims(&w, json!({}), 503, "jwks_unavailable", "retry").await;
     }
 
     #[tokio::test]
@@ -1474,25 +1427,11 @@ mod tests {
         w.deps
             .directory
             .fail_next([DirectoryError::Unavailable("503".into())]);
-        refused(
-            &w,
-            post(&w.rsa.sign(&claims(json!({})))),
-            503,
-            "chime_unavailable",
-            "retry",
-        )
-        .await;
+        refused_claims(&w, json!({}), 503, "chime_unavailable", "retry").await;
         w.deps
             .directory
             .fail_next([DirectoryError::AccessDenied("403".into())]);
-        refused(
-            &w,
-            post(&w.rsa.sign(&claims(json!({})))),
-            500,
-            "chime_user_failed",
-            "operators",
-        )
-        .await;
+        refused_claims(&w, json!({}), 500, "chime_user_failed", "operators").await;
     }
 
     #[tokio::test]
@@ -1712,15 +1651,7 @@ mod tests {
         for (k, v) in settings.as_object().cloned().unwrap_or_default() {
             okta[k] = v;
         }
-        w.deps.issuers = TrustedIssuers::parse(
-            &json!({
-                ISSUER: okta,
-                COGNITO: {"audiences": ["client-1"], "tokenUse": "id", "jwksUri": COGNITO_JWKS,
-                          "source": "pool"},
-            })
-            .to_string(),
-        )
-        .unwrap();
+        w.deps.issuers = issuers(okta);
         w
     }
 
@@ -1771,14 +1702,7 @@ mod tests {
     #[tokio::test]
     async fn configured_authorized_parties_are_required_of_every_token() {
         let w = world_with(json!({"authorizedParties": ["chat-web"]}));
-        refused(
-            &w,
-            post(&w.rsa.sign(&claims(json!({})))),
-            401,
-            "wrong_authorized_party",
-            "",
-        )
-        .await;
+        refused_claims(&w, json!({}), 401, "wrong_authorized_party", "").await;
         let ok = claims(json!({"azp": "chat-web"}));
         assert_eq!(call(&w.deps, post(&w.rsa.sign(&ok))).await.status, 200);
     }
