@@ -83,6 +83,34 @@ fn deps(users: Vec<PoolUser>, settings: Settings) -> Deps {
     }
 }
 
+/// Settings that delete at once, the others their defaults.
+fn immediate() -> Settings {
+    Settings {
+        delete_mode: DeleteMode::Immediate,
+        ..Settings::default()
+    }
+}
+
+/// [`deps`] deleting at once, reading one ListUsers call a second with a 1 s margin: a pool
+/// of `users` that takes several invocations.
+fn slow_reading(users: u32, shards: ShardSetting) -> Deps {
+    let deps = deps(
+        pool(users),
+        Settings {
+            shards,
+            read_margin: Duration::from_secs(1),
+            ..immediate()
+        },
+    );
+    Reconcile {
+        settings: Settings {
+            pool_rate: 1.0,
+            ..deps.settings
+        },
+        ..deps
+    }
+}
+
 async fn create(d: &InMemoryDirectory, n: u32, name: &str) {
     d.create(&UserProfile {
         id: id(n),
@@ -227,13 +255,7 @@ async fn a_run_converges_chime_on_the_pool_and_a_second_publishes_nothing() {
 #[tokio::test(start_paused = true)]
 async fn the_breaker_withholds_every_deletion_above_its_limit_and_publishes_the_rest() {
     for (gone, withheld) in [(50, 0), (51, 51)] {
-        let deps = deps(
-            pool(20),
-            Settings {
-                delete_mode: DeleteMode::Immediate,
-                ..Settings::default()
-            },
-        );
+        let deps = deps(pool(20), immediate());
         for n in 0..gone {
             create(&deps.directory, 10_000 + n, "Gone").await;
         }
@@ -268,13 +290,7 @@ fn the_breaker_message_names_the_counts_and_the_release() {
 
 #[tokio::test(start_paused = true)]
 async fn an_invocation_counts_what_it_published_and_withheld_beyond_where_it_began() {
-    let deps = deps(
-        pool(20),
-        Settings {
-            delete_mode: DeleteMode::Immediate,
-            ..Settings::default()
-        },
-    );
+    let deps = deps(pool(20), immediate());
     for n in 0..51 {
         create(&deps.directory, 10_000 + n, "Gone").await;
     }
@@ -320,24 +336,12 @@ async fn an_unusable_or_empty_listing_deletes_nothing() {
     users.push(PoolUser::from_json(
         &json!({"Username": "x", "UserStatus": "CONFIRMED", "Enabled": true, "Attributes": []}),
     ));
-    let deps = deps(
-        users,
-        Settings {
-            delete_mode: DeleteMode::Immediate,
-            ..Settings::default()
-        },
-    );
+    let deps = deps(users, immediate());
     create(&deps.directory, 7777, "Gone").await;
     let t = run(fresh(), &deps, None).await.unwrap().totals;
     assert_eq!((t.creates, t.deletes, t.refused), (8, 0, 1), "{t:?}");
 
-    let empty = self::deps(
-        Vec::new(),
-        Settings {
-            delete_mode: DeleteMode::Immediate,
-            ..Settings::default()
-        },
-    );
+    let empty = self::deps(Vec::new(), immediate());
     create(&empty.directory, 7777, "Kept").await;
     let t = run(fresh(), &empty, None).await.unwrap().totals;
     assert_eq!((t.deletes, t.refused), (0, 1));
@@ -372,22 +376,7 @@ async fn run_to_the_end(deps: &Deps, budget: Duration) -> (u32, Vec<RunReport>) 
 async fn a_pool_larger_than_an_invocation_continues_where_it_stopped() {
     // 16 shards, one ListUsers call a second: about 16 s of reading; each
     // invocation has 5 s before its margin.
-    let deps = deps(
-        pool(600),
-        Settings {
-            shards: ShardSetting::Fixed(16),
-            delete_mode: DeleteMode::Immediate,
-            read_margin: Duration::from_secs(1),
-            ..Settings::default()
-        },
-    );
-    let deps = Reconcile {
-        settings: Settings {
-            pool_rate: 1.0,
-            ..deps.settings
-        },
-        ..deps
-    };
+    let deps = slow_reading(600, ShardSetting::Fixed(16));
     for gone in [6000, 6001] {
         create(&deps.directory, gone, "Gone").await;
     }
@@ -420,21 +409,7 @@ async fn a_pool_larger_than_an_invocation_continues_where_it_stopped() {
 
 #[tokio::test(start_paused = true)]
 async fn auto_starts_unsharded_and_reshards_a_pool_that_does_not_fit() {
-    let deps = deps(
-        pool(1200),
-        Settings {
-            delete_mode: DeleteMode::Immediate,
-            read_margin: Duration::from_secs(1),
-            ..Settings::default()
-        },
-    );
-    let deps = Reconcile {
-        settings: Settings {
-            pool_rate: 1.0,
-            ..deps.settings
-        },
-        ..deps
-    };
+    let deps = slow_reading(1200, ShardSetting::Auto);
     // Unsharded, 1,200 users take 20 calls: more than 10 s.
     let (_, reports) = run_to_the_end(&deps, Duration::from_secs(11)).await;
     assert_eq!(reports[0].continuation.as_ref().unwrap().shards, 16);
@@ -445,13 +420,7 @@ async fn auto_starts_unsharded_and_reshards_a_pool_that_does_not_fit() {
 
 #[tokio::test(start_paused = true)]
 async fn throttling_slows_the_read_and_the_run_still_finishes() {
-    let deps = deps(
-        pool(300),
-        Settings {
-            delete_mode: DeleteMode::Immediate,
-            ..Settings::default()
-        },
-    );
+    let deps = deps(pool(300), immediate());
     deps.pool.throttle_next(4);
     let report = run(fresh(), &deps, None).await.unwrap();
     assert!(report.done);
