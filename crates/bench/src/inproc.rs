@@ -124,9 +124,11 @@ fn deps(endpoint: String, roots: &TrustRoots) -> Result<Deps, String> {
 
 type Deps = IdpSync<Recording<ChimeDirectory>, InMemoryQueue, InMemoryLedger>;
 
-fn sqs_event<'a>(messages: impl IntoIterator<Item = &'a Message>) -> SqsEvent {
+/// The batch as Lambda's typed SQS event; refused with why if the generated JSON does not fit
+/// `aws_lambda_events`' shape (a change to `events::sqs_event` that broke it).
+fn sqs_event<'a>(messages: impl IntoIterator<Item = &'a Message>) -> Result<SqsEvent, String> {
     serde_json::from_value(events::sqs_event(messages))
-        .expect("the benchmark's SQS events are valid")
+        .map_err(|e| format!("the benchmark's SQS event is not an SqsEvent: {e}"))
 }
 
 async fn run(event: &SqsEvent, deps: &Deps) -> (Duration, BatchReport) {
@@ -208,7 +210,7 @@ async fn measure_batches(deps: Deps, runs: usize, latency_ms: u64) -> Result<Con
     };
     // Warm-up: opens the ten pooled connections the measured batches reuse.
     let warm = ten_messages(next() * 100, None);
-    run(&sqs_event(&warm), &deps).await;
+    run(&sqs_event(&warm)?, &deps).await;
     let mut total_calls = deps.directory.take().len();
 
     let (mut one, mut ten, mut seq) = (Vec::new(), Vec::new(), Vec::new());
@@ -273,7 +275,7 @@ fn ten_messages(first: u64, group: Option<&str>) -> Vec<Message> {
 /// One batch of `messages` through the handler, every one applied: its wall time and the
 /// directory calls it made.
 async fn applied_batch(messages: &[Message], deps: &Deps) -> Result<(Duration, Vec<Call>), String> {
-    let (t, report) = run(&sqs_event(messages), deps).await;
+    let (t, report) = run(&sqs_event(messages)?, deps).await;
     expect_applied(&report)?;
     Ok((t, deps.directory.take()))
 }
@@ -438,7 +440,7 @@ async fn drain(
     };
     while !queue.is_empty() {
         let batch: Vec<Message> = queue.drain(..queue.len().min(10)).collect();
-        let (_, report) = run(&sqs_event(&batch), deps).await;
+        let (_, report) = run(&sqs_event(&batch)?, deps).await;
         drained.invocations += 1;
         drained.calls += deps.directory.take().len();
         for (mut message, outcome) in batch.into_iter().zip(&report.messages) {
