@@ -51,6 +51,8 @@ const TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// The local services, ready to be served beside the Chime fake.
 pub(crate) struct LocalLoop {
     origin: String,
+    /// The demo key: its JWKS is the local issuer's, and it signs the demo token.
+    key: TestKey,
     cognito: CognitoPools,
     sts: StsEndpoint,
     sqs: SqsEndpoint,
@@ -76,6 +78,7 @@ impl LocalLoop {
             .map_err(|e| format!("cannot create the local queues: {e}"))?;
         Ok(Self {
             origin: origin.to_owned(),
+            key: TestKey::try_demo_rsa()?,
             cognito,
             sts: StsEndpoint::new(),
             sqs: SqsEndpoint::new(Arc::new(sqs)),
@@ -95,7 +98,7 @@ impl LocalLoop {
             .with_state(services);
         aws.merge(testkit::credentials::idp::publisher(
             &self.origin,
-            jwks(&[&TestKey::demo_rsa()]),
+            jwks(&[&self.key]),
         ))
     }
 
@@ -129,12 +132,12 @@ impl LocalLoop {
 
     /// An ID token of the demo user (Annie Easley), signed by the demo key,
     /// good for [`TOKEN_LIFETIME`].
-    pub(crate) fn demo_token(&self) -> String {
+    pub(crate) fn demo_token(&self) -> Result<String, String> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        TestKey::demo_rsa().sign(&json!({
+        self.key.try_sign(&json!({
             "iss": self.issuer(),
             "aud": AUDIENCE,
             "sub": "4a7c1e9b-3d5f-4b2a-8c6e-0f1d3b5a7c92",
@@ -154,7 +157,7 @@ impl LocalLoop {
             .iter()
             .map(|(name, value)| format!("{name}={}\n", env_file_value(value)))
             .collect();
-        let request = function_url_request(&self.demo_token());
+        let request = function_url_request(&self.demo_token()?);
         let files = [
             (dir.join("lambda.env"), env),
             (

@@ -68,7 +68,7 @@ pub(crate) async fn serve_fake(args: ServeFakeArgs) -> Result<(), Failure> {
         "  cargo lambda invoke credential-exchange --data-file {}",
         files[1].display()
     );
-    outln!("  DEMO_TOKEN={}", local.demo_token());
+    outln!("  DEMO_TOKEN={}", local.demo_token()?);
     let stopped = tokio::signal::ctrl_c()
         .await
         .map_err(|e| format!("cannot wait for Ctrl-C: {e}"));

@@ -56,18 +56,26 @@ impl TestKey {
     }
 
     /// The fixed RSA key that signed the tokens in `events/credential-exchange/`.
-    /// A demo key, published on purpose: never trust it anywhere.
+    /// A demo key, published on purpose: never trust it anywhere. Panics, as a test helper
+    /// may; code outside tests (the CLI's local loop) takes [`TestKey::try_demo_rsa`].
     pub fn demo_rsa() -> Self {
-        let der = demo_der(DEMO_RSA_PKCS8, "RSA");
-        Self {
+        Self::try_demo_rsa().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`TestKey::demo_rsa`], a failure to read it as an error.
+    pub fn try_demo_rsa() -> Result<Self, String> {
+        let der = demo_der(DEMO_RSA_PKCS8, "RSA")?;
+        let pair = RsaKeyPair::from_pkcs8(&der)
+            .map_err(|e| format!("the demo RSA key is not PKCS#8: {e}"))?;
+        Ok(Self {
             kid: DEMO_RSA_KID.to_owned(),
-            inner: Inner::Rsa(RsaKeyPair::from_pkcs8(&der).expect("demo RSA key is PKCS#8")),
-        }
+            inner: Inner::Rsa(pair),
+        })
     }
 
     /// The fixed EC key of the samples, like [`TestKey::demo_rsa`].
     pub fn demo_ec() -> Self {
-        let der = demo_der(DEMO_EC_PKCS8, "EC");
+        let der = demo_der(DEMO_EC_PKCS8, "EC").unwrap_or_else(|e| panic!("{e}"));
         Self {
             kid: DEMO_EC_KID.to_owned(),
             inner: Inner::Ec(
@@ -115,9 +123,15 @@ impl TestKey {
         }
     }
 
-    /// A token with header `{alg, typ: JWT, kid}` and these claims.
+    /// A token with header `{alg, typ: JWT, kid}` and these claims. Panics, as a test helper
+    /// may; code outside tests takes [`TestKey::try_sign`].
     pub fn sign(&self, claims: &Value) -> String {
-        self.sign_with_header(
+        self.try_sign(claims).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`TestKey::sign`], a signing failure as an error.
+    pub fn try_sign(&self, claims: &Value) -> Result<String, String> {
+        self.try_sign_with_header(
             &json!({"alg": self.alg(), "typ": "JWT", "kid": self.kid}),
             claims,
         )
@@ -125,22 +139,27 @@ impl TestKey {
 
     /// A token with exactly this header and these claims, signed by this key.
     pub fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
+        self.try_sign_with_header(header, claims)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_sign_with_header(&self, header: &Value, claims: &Value) -> Result<String, String> {
         let input = signing_input(header, claims);
         let rng = SystemRandom::new();
         let sig = match &self.inner {
             Inner::Rsa(pair) => {
                 let mut sig = vec![0; pair.public().modulus_len()];
                 pair.sign(&RSA_PKCS1_SHA256, &rng, input.as_bytes(), &mut sig)
-                    .expect("RSA signing");
+                    .map_err(|e| format!("RSA signing failed: {e}"))?;
                 sig
             }
             Inner::Ec(pair) => pair
                 .sign(&rng, input.as_bytes())
-                .expect("EC signing")
+                .map_err(|e| format!("EC signing failed: {e}"))?
                 .as_ref()
                 .to_vec(),
         };
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
     }
 }
 
@@ -203,10 +222,10 @@ pub fn now() -> u64 {
 
 // PKCS#8 of the demo keys, generated once for the samples (published on purpose).
 /// A demo key's PKCS#8 DER from its base64 `parts`; `kind` names it if they do not decode.
-fn demo_der(parts: &[&str], kind: &str) -> Vec<u8> {
+fn demo_der(parts: &[&str], kind: &str) -> Result<Vec<u8>, String> {
     STANDARD
         .decode(parts.concat())
-        .unwrap_or_else(|e| panic!("demo {kind} key is not base64: {e}"))
+        .map_err(|e| format!("the demo {kind} key is not base64: {e}"))
 }
 
 const DEMO_RSA_PKCS8: &[&str] = &[
