@@ -29,8 +29,8 @@ fn deployed_binaries() -> Vec<String> {
     binaries
 }
 
-/// memchr's substring search: a byte-by-byte scan of a debug binary (tens of MB) in an
-/// unoptimised test takes tens of seconds.
+/// memchr's substring search: a byte-by-byte scan of a debug binary in an unoptimised test
+/// was most of this theme's time.
 fn contains(haystack: &[u8], needle: &str) -> bool {
     memchr::memmem::find(haystack, needle.as_bytes()).is_some()
 }
